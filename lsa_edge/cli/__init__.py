@@ -1,0 +1,66 @@
+"""The ``lsa-edge`` command. One module per command, each with ``register(subparsers)`` and
+``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` is instant and torch-free.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import LsaEdgeError
+from . import eval as eval_cmd
+from . import prior as prior_cmd
+from . import train as train_cmd
+
+COMMANDS = (train_cmd, eval_cmd, prior_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lsa-edge",
+        description="Face attributes with language-driven spatial-semantic cross-attention: train, evaluate, inspect.",
+        epilog="Run 'lsa-edge COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"lsa-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS:
+        cmd.register(sub)
+    return parser
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    try:
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+        fmt = "%(message)s"
+    except ImportError:  # pragma: no cover - rich is a core dependency
+        handler, fmt = logging.StreamHandler(), "%(levelname)s %(message)s"
+    logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
+    for noisy in ("transformers", "urllib3", "matplotlib", "PIL", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    setup_logging(args.verbose, args.quiet)
+    try:
+        return int(args.run(args) or 0)
+    except LsaEdgeError as err:
+        logging.getLogger("lsa_edge").error("%s", err)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

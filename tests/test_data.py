@@ -1,0 +1,134 @@
+"""Loaders on the real data in ../shared/data (all three layouts) and bad inputs."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from lsa_edge import ATTRIBUTES, ConfigError, DataError
+from lsa_edge.data import LFW_FRAME, carve_validation, detect_format, load_dataset, read_image, select_labelled
+
+from _helpers import make_celeba_copy
+
+
+def test_celeba_layout(celeba_dir):
+    ds = load_dataset(celeba_dir)
+    assert ds.layout == "celeba" and ds.aligned and ds.frame is None
+    assert len(ds) == 10000
+    assert ds.split_sizes() == {"train": 8041, "val": 979, "test": 980}
+    assert ds.labels.shape == (10000, 40) and set(np.unique(ds.labels)) == {0, 1}
+    # 000001.jpg: Arched_Eyebrows=1, Attractive=1, Male=-1 (from list_attr_celeba.txt)
+    i = ds.image_ids.index("000001.jpg")
+    assert ds.labels[i, ATTRIBUTES.index("Attractive")] == 1 and ds.labels[i, ATTRIBUTES.index("Male")] == 0
+    # identity-disjoint splits
+    ids = {s: set(ds.split(s).identity) for s in ("train", "val", "test")}
+    assert not (ids["train"] & ids["test"]) and not (ids["train"] & ids["val"])
+    img = read_image(ds.path(0))
+    assert img is not None and img.shape == (109, 89, 3) and img.dtype == np.uint8
+
+
+def test_csv_layout_lfwa(lfwa_dir):
+    ds = load_dataset(lfwa_dir)
+    assert ds.layout == "csv" and not ds.aligned and ds.frame == LFW_FRAME
+    assert ds.split_sizes() == {"train": 6263, "val": 0, "test": 6880}
+    assert ds.identity is not None and len(set(ds.identity)) == 5721
+    assert not set(ds.split("train").identity) & set(ds.split("test").identity)
+
+
+def test_lfwa_mat_layout_matches_csv(lfwa_dir):
+    mat = load_dataset(lfwa_dir / "raw", format="lfwa-mat")
+    csv = load_dataset(lfwa_dir)
+    assert detect_format(lfwa_dir / "raw") == "lfwa-mat"
+    assert mat.image_ids == csv.image_ids
+    assert np.array_equal(mat.labels, csv.labels)
+    assert np.array_equal(mat.partition, csv.partition)  # v7.3 (HDF5) split file read through h5py
+    assert mat.path(0).exists()
+
+
+def test_full_celeba_nested_layout(celeba_dir, tmp_path):
+    root = make_celeba_copy(celeba_dir, tmp_path / "CelebA", n=30, nested=True)
+    ds = load_dataset(root)
+    assert ds.layout == "celeba" and len(ds) == 30 and all(ds.path(i).exists() for i in range(len(ds)))
+    assert set(ds.split_sizes().values()) == {10}
+
+
+def test_csv_with_reordered_and_pm1_columns(tmp_path, celeba_dir):
+    src = load_dataset(celeba_dir).subset(range(5))
+    (tmp_path / "images").mkdir()
+    order = list(reversed(range(40)))
+    lines = ["image_id," + ",".join(ATTRIBUTES[k] for k in order)]
+    for i in range(5):
+        shutil.copy(src.path(i), tmp_path / "images" / src.image_ids[i])
+        lines.append(src.image_ids[i] + "," + ",".join(str(2 * int(src.labels[i, k]) - 1) for k in order))
+    (tmp_path / "attributes.csv").write_text("\n".join(lines) + "\n")
+    ds = load_dataset(tmp_path)
+    assert np.array_equal(ds.labels, src.labels)
+    assert ds.frame is None and (ds.partition == -1).all()
+    with pytest.raises(DataError, match="no 'train' split"):
+        ds.split("train")
+
+
+def test_wrong_attribute_names_are_reported(tmp_path):
+    (tmp_path / "images").mkdir()
+    names = list(ATTRIBUTES)
+    names[20] = "Gender"
+    (tmp_path / "attributes.csv").write_text("image_id," + ",".join(names) + "\nx.jpg," + ",".join(["0"] * 40) + "\n")
+    with pytest.raises(DataError, match="unexpected 'Gender'.*missing 'Male'"):
+        load_dataset(tmp_path)
+
+
+def test_missing_folder_and_unknown_layout(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(tmp_path / "nope")
+    with pytest.raises(DataError, match="cannot tell the layout.*--format"):
+        load_dataset(tmp_path)
+
+
+def test_corrupt_missing_and_odd_images(tmp_path, caplog):
+    import cv2
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with caplog.at_level(logging.WARNING):
+        assert read_image(bad) is None
+        assert read_image(tmp_path / "missing.jpg") is None
+    assert "bad.jpg" in caplog.text and "missing.jpg" in caplog.text
+    gray16 = (np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) * 20)
+    cv2.imwrite(str(tmp_path / "g16.png"), gray16)
+    img = read_image(tmp_path / "g16.png")
+    assert img.shape == (64, 48, 3) and img.dtype == np.uint8
+    rgba = np.zeros((10, 12, 4), np.uint8)
+    rgba[..., 2] = 255  # BGRA red
+    cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
+    assert read_image(tmp_path / "rgba.png")[0, 0].tolist() == [255, 0, 0]
+
+
+def test_selection_modes(celeba_dir):
+    train = load_dataset(celeba_dir).split("train")
+    s25 = select_labelled(train, select_rate=25)
+    assert len(s25) == 322 and s25.image_ids[:2] == (train.image_ids[0], train.image_ids[25])
+    f = select_labelled(train, fraction=0.1, seed=1)
+    assert len(f) == 804 and f.image_ids != select_labelled(train, fraction=0.1, seed=2).image_ids
+    assert f.image_ids == select_labelled(train, fraction=0.1, seed=1).image_ids
+    assert len(select_labelled(train, count=100, seed=0)) == 100
+    assert select_labelled(train) is train
+    with pytest.raises(ConfigError, match="at most one"):
+        select_labelled(train, select_rate=5, count=3)
+    with pytest.raises(ConfigError):
+        select_labelled(train, select_rate=0)
+
+
+def test_empty_selection_is_a_clear_error(celeba_dir):
+    empty = load_dataset(celeba_dir).split("train").subset([])
+    with pytest.raises(DataError, match="picked no image"):
+        select_labelled(empty, select_rate=5)
+
+
+def test_carve_validation_is_identity_disjoint(lfwa_dir):
+    ds = carve_validation(load_dataset(lfwa_dir), 0.1, seed=0)
+    sizes = ds.split_sizes()
+    assert sizes["val"] > 300 and sizes["train"] + sizes["val"] == 6263 and sizes["test"] == 6880
+    assert not set(ds.split("val").identity) & set(ds.split("train").identity)

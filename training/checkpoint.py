@@ -1,0 +1,101 @@
+"""Checkpoints: weights plus everything needed to rebuild, feed and trace the model.
+
+``best.pt`` holds: format, model config, state dict, the model card (preprocessing, attributes,
+thresholds), the correlation dictionary with its prompts and encoder, data and label budget, seed,
+metrics, git commit and library versions. ``last.pt`` adds optimizer, scheduler and RNG state for resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lsa_edge.card import ModelCard
+from lsa_edge.errors import CheckpointError
+
+from .model import LSAConfig, LSAModel
+from .prior import CorrelationDictionary
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "lsa-edge-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def state_sha256(state: dict[str, torch.Tensor]) -> str:
+    """Hash of a state dict's tensors (names, dtypes, shapes and bytes), independent of pickling."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def git_commit(path: Path | None = None) -> str:
+    try:
+        cwd = str(path or Path(__file__).resolve().parent)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def save_checkpoint(path: Path, model: LSAModel, card: ModelCard, meta: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    card = card.with_updates(weights_sha256=state_sha256(state))
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "model_config": model.config.to_dict(),
+        "state_dict": state,
+        "card": card.to_dict(),
+        "prior": model.prior_info.to_state() if model.prior_info is not None else None,
+        "meta": meta,
+        "versions": {"torch": torch.__version__},
+        **(extra or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)  # atomic: an interrupted save never leaves a half-written checkpoint
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; train one with: lsa-edge train --data DIR --out RUN_DIR")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a bad file
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an lsa-edge checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
+    if int(ckpt.get("version", 0)) > CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer lsa-edge (checkpoint version {ckpt['version']}); upgrade")
+    return ckpt
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[LSAModel, ModelCard, dict[str, Any]]:
+    """Rebuild the model from a checkpoint (no text encoder needed). Returns (model in eval mode, card, raw)."""
+    ckpt = read_checkpoint(path)
+    config = LSAConfig.from_dict({**ckpt["model_config"], "pretrained": False})
+    prior = CorrelationDictionary.from_state(ckpt["prior"]) if ckpt.get("prior") else None
+    model = LSAModel(config, prior)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the stored model config ({err})") from err
+    return model.to(device).eval(), ModelCard.from_dict(ckpt["card"]), ckpt

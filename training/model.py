@@ -1,0 +1,304 @@
+"""The LSA model: a backbone, and attribute queries that cross-attend to its tokens with an attention that
+balances learned scaled-dot-product attention against a language prior (design.md §3).
+
+    tokens  X = proj16(C16) + up(proj32(C32)) + pos      B×N×d   (N = H/16 · W/16)
+    queries Q = q_proj(E_attr) + q_delta                  40×d    (E_attr: text embeddings)
+    per head h:  Â_h = α_h · softmax(Q_h K_hᵀ / √d_h) + β_h · P,   P = D·S  (40×N, rows sum to 1)
+    O = Â V → residual + FFN → per-attribute linear → 40 logits
+
+Ablation switches (LSAConfig.balance / prior_source / region_set): prior off (β=0), learned attention
+off (α=0), fixed α=β, shuffled or random text embeddings, coarse 4-group regions; and head="linear", the
+plain global-pool + linear baseline on the same backbone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lsa_edge.attributes import NUM_ATTRIBUTES
+from lsa_edge.card import Preprocessing, celeba_preprocessing
+from lsa_edge.errors import ConfigError
+from lsa_edge.regions import REGION_SETS, region_maps
+
+from .backbones import BACKBONES, PRETRAINED_AVAILABLE, create_backbone
+from .prior import CorrelationDictionary, build_dictionary
+
+Balance = Literal["learned", "equal", "no_prior", "prior_only"]
+
+
+@dataclass
+class LSAConfig:
+    """Model configuration; serialised into every checkpoint and model card."""
+
+    backbone: str = "mobilenet_v2"  # one of backbones.BACKBONES
+    pretrained: bool = False  # ImageNet init (mobilenet_v2 only); the paper's setting is random init
+    input_size: tuple[int, int] = (128, 112)  # (H, W) pixels of the aligned face
+    head: Literal["lsa", "linear"] = "lsa"  # "linear": global average pool + linear (baseline)
+    d_model: int = 256  # token / query width
+    heads: int = 4  # attention heads
+    layers: int = 1  # cross-attention decoder layers
+    ffn: int = 512  # hidden width of the feed-forward block
+    dropout: float = 0.1  # dropout in the head
+    balance: Balance = "learned"  # how α, β are set: learned | equal (α=β=½, fixed) | no_prior (β=0) | prior_only (α=0)
+    prior_source: Literal["text", "shuffled", "random"] = "text"  # control: shuffled/random text embeddings
+    region_set: str = "fine"  # "fine" (15 regions) or "coarse" (4 groups)
+    tau: float = 0.05  # softmax temperature of the correlation dictionary
+    normalization: Literal["none", "center", "zscore"] = "center"  # per-region normalisation of similarities
+    num_attributes: int = NUM_ATTRIBUTES
+
+    def __post_init__(self) -> None:
+        self.input_size = tuple(int(x) for x in self.input_size)  # type: ignore[assignment]
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {self.backbone!r}; available: {', '.join(BACKBONES)}")
+        if self.pretrained and self.backbone not in PRETRAINED_AVAILABLE:
+            raise ConfigError(f"--pretrained is available for {', '.join(sorted(PRETRAINED_AVAILABLE))}, not {self.backbone}")
+        if self.head not in ("lsa", "linear"):
+            raise ConfigError(f"head must be lsa or linear, got {self.head!r}")
+        if self.balance not in ("learned", "equal", "no_prior", "prior_only"):
+            raise ConfigError(f"balance must be learned, equal, no_prior or prior_only, got {self.balance!r}")
+        if self.region_set not in REGION_SETS:
+            raise ConfigError(f"region_set must be one of {REGION_SETS}, got {self.region_set!r}")
+        if self.d_model % self.heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        h, w = self.input_size
+        if h % 32 or w % 16:
+            raise ConfigError(f"input_size (H, W) must have H divisible by 32 and W by 16, got {h}×{w}")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Token grid (h, w) at stride 16."""
+        return self.input_size[0] // 16, self.input_size[1] // 16
+
+    @property
+    def uses_prior(self) -> bool:
+        return self.head == "lsa" and self.balance != "no_prior"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LSAConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine positions, (h·w)×dim."""
+    if dim % 4:
+        raise ConfigError(f"d_model must be divisible by 4 for 2-D positions, got {dim}")
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    omega = 1.0 / (10000 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4)))
+    out = [f(c.reshape(-1, 1) * omega) for c in (yy, xx) for f in (torch.sin, torch.cos)]
+    return torch.cat(out, dim=1)
+
+
+class BalancedCrossAttention(nn.Module):
+    """Multi-head cross-attention Â = α·softmax(QKᵀ/√d) + β·P with per-head α, β."""
+
+    def __init__(self, d: int, heads: int, balance: str, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dh = heads, d // heads
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.out = nn.Linear(d, d)
+        self.drop = nn.Dropout(dropout)
+        self.balance = balance
+        init = math.log(math.expm1(0.5))  # softplus⁻¹(½): α = β = ½ at the start, rows of Â sum to 1
+        if balance == "learned":
+            self.alpha_raw = nn.Parameter(torch.full((heads,), init))
+            self.beta_raw = nn.Parameter(torch.full((heads,), init))
+        a, b = {"learned": (0.5, 0.5), "equal": (0.5, 0.5), "no_prior": (1.0, 0.0), "prior_only": (0.0, 1.0)}[balance]
+        self.register_buffer("alpha_fixed", torch.full((heads,), a), persistent=False)
+        self.register_buffer("beta_fixed", torch.full((heads,), b), persistent=False)
+
+    def coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.balance == "learned":
+            return F.softplus(self.alpha_raw), F.softplus(self.beta_raw)
+        return self.alpha_fixed, self.beta_fixed
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prior: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """q: B×A×d, k/v: B×N×d, prior: A×N (rows sum to 1) → (B×A×d, attention B×heads×A×N)."""
+        b, a, d = q.shape
+        n = k.shape[1]
+        qh = self.q(q).view(b, a, self.heads, self.dh).transpose(1, 2)
+        kh = self.k(k).view(b, n, self.heads, self.dh).transpose(1, 2)
+        vh = self.v(v).view(b, n, self.heads, self.dh).transpose(1, 2)
+        alpha, beta = self.coefficients()
+        attn = alpha.view(1, -1, 1, 1) * torch.softmax(qh @ kh.transpose(-1, -2) * self.dh**-0.5, dim=-1)
+        if prior is not None and self.balance != "no_prior":
+            attn = attn + beta.view(1, -1, 1, 1) * prior.to(attn.dtype)
+        out = (self.drop(attn) @ vh).transpose(1, 2).reshape(b, a, d)
+        return self.out(out), attn
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, d: int, heads: int, ffn: int, balance: str, dropout: float) -> None:
+        super().__init__()
+        self.attn = BalancedCrossAttention(d, heads, balance, dropout)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, d))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prior: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        out, attn = self.attn(q, k, v, prior)
+        q = self.norm1(q + self.drop(out))
+        q = self.norm2(q + self.drop(self.mlp(q)))
+        return q, attn
+
+
+class LSAModel(nn.Module):
+    """Backbone + LSA head. forward(x: B×3×H×W normalised float) → B×40 logits."""
+
+    def __init__(self, config: LSAConfig, prior: CorrelationDictionary | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.prior_info = prior
+        self.backbone = create_backbone(config.backbone, config.pretrained)
+        c16, c32 = self.backbone.channels
+        d, a = config.d_model, config.num_attributes
+        if config.head == "linear":
+            self.pool_norm = nn.Identity()
+            self.classifier = nn.Linear(c32, a)
+            return
+        if prior is None:
+            raise ConfigError("the LSA head needs a correlation dictionary (build_dictionary()); or use head='linear'")
+        if prior.dictionary.shape[0] != a:
+            raise ConfigError(f"dictionary has {prior.dictionary.shape[0]} attributes, the model {a}")
+        gh, gw = config.grid
+        self.proj16 = nn.Sequential(nn.Conv2d(c16, d, 1, bias=False), nn.BatchNorm2d(d))
+        self.proj32 = nn.Sequential(nn.Conv2d(c32, d, 1, bias=False), nn.BatchNorm2d(d))
+        self.token_norm = nn.LayerNorm(d)
+        self.register_buffer("pos", sincos_2d(gh, gw, d), persistent=True)
+        # Attribute queries, initialised from the attribute phrases' text embeddings.
+        self.register_buffer("query_text", torch.as_tensor(prior.attribute_embeddings, dtype=torch.float32))
+        self.query_proj = nn.Linear(self.query_text.shape[1], d)
+        self.query_delta = nn.Parameter(torch.zeros(a, d))
+        # Language attention P = D·S (A×N), fixed.
+        from lsa_edge.card import celeba_preprocessing as _pre
+
+        template = _pre(config.input_size).template
+        s = region_maps(template, (gh, gw), config.region_set).reshape(len(prior.regions), -1)
+        self.register_buffer("prior_attention", torch.as_tensor(prior.dictionary @ s, dtype=torch.float32))
+        self.layers = nn.ModuleList(
+            DecoderLayer(d, config.heads, config.ffn, config.balance, config.dropout) for _ in range(config.layers)
+        )
+        self.cls_weight = nn.Parameter(torch.randn(a, d) * d**-0.5)
+        self.cls_bias = nn.Parameter(torch.zeros(a))
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        c16, c32 = self.backbone(x)
+        t = self.proj16(c16) + F.interpolate(self.proj32(c32), size=c16.shape[-2:], mode="nearest")
+        return self.token_norm(t.flatten(2).transpose(1, 2))  # B×N×d
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        if self.config.head == "linear":
+            _, c32 = self.backbone(x)
+            logits = self.classifier(c32.mean(dim=(2, 3)))
+            return (logits, []) if return_attention else logits
+        t = self.tokens(x)
+        k = t + self.pos.to(t.dtype)
+        q = (self.query_proj(self.query_text) + self.query_delta).unsqueeze(0).expand(x.shape[0], -1, -1)
+        prior = self.prior_attention if self.config.uses_prior else None
+        maps = []
+        for layer in self.layers:
+            q, attn = layer(q, k, t, prior)
+            maps.append(attn)
+        logits = (q * self.cls_weight).sum(-1) + self.cls_bias
+        return (logits, maps) if return_attention else logits
+
+    def balance_coefficients(self) -> dict[str, list[float]]:
+        """α, β per layer (mean over heads) for logging."""
+        if self.config.head != "lsa":
+            return {}
+        out: dict[str, list[float]] = {"alpha": [], "beta": []}
+        for layer in self.layers:
+            a, b = layer.attn.coefficients()
+            out["alpha"].append(float(a.detach().mean()))
+            out["beta"].append(float(b.detach().mean()))
+        return out
+
+
+# ------------------------------------------------------------------------------------- registry/factory
+_MODELS: dict[str, dict[str, Any]] = {}
+
+
+def register_model(name: str, **defaults: Any) -> None:
+    if name in _MODELS:
+        raise ConfigError(f"model {name!r} is already registered")
+    _MODELS[name] = defaults
+
+
+for _bb in ("resnet18", "resnet34", "resnet50", "mobilenet_v2"):
+    register_model(f"lsa_{_bb}", backbone=_bb)
+    register_model(f"linear_{_bb}", backbone=_bb, head="linear")
+register_model("lsa_test_tiny", backbone="test_tiny", d_model=32, heads=2, ffn=64, input_size=(64, 48))
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    import fnmatch
+
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def create_model(
+    name: str = "lsa_mobilenet_v2", prior: CorrelationDictionary | None = None, encoder: Any | None = None, **overrides: Any
+) -> LSAModel:
+    """Build a registered model. ``prior`` defaults to a dictionary built with ``encoder`` (or the default
+    text encoder) for the config's region set; the plain ``linear_*`` heads need none."""
+    if name not in _MODELS:
+        import difflib
+
+        close = difflib.get_close_matches(name, _MODELS, n=1)
+        raise ConfigError(f"unknown model {name!r}; see list_models()." + (f" Did you mean {close[0]!r}?" if close else ""))
+    config = LSAConfig(**{**_MODELS[name], **overrides})
+    if prior is None and config.head == "lsa":
+        prior = build_dictionary(encoder, config.region_set, config.normalization, config.tau, config.prior_source)
+    return LSAModel(config, prior)
+
+
+def preprocessing_for(config: LSAConfig) -> Preprocessing:
+    """The preprocessing a model of this config was trained with."""
+    return celeba_preprocessing(config.input_size)
+
+
+def count_flops(model: LSAModel) -> int:
+    """Multiply-accumulates of one forward pass at batch 1 (convolutions, linears, attention matmuls)."""
+    macs = 0
+
+    def conv_hook(m: nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal macs
+        macs += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    def lin_hook(m: nn.Linear, inp: Any, out: torch.Tensor) -> None:
+        nonlocal macs
+        macs += out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_hook(lin_hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        h, w = model.config.input_size
+        model(torch.zeros(1, 3, h, w))
+    model.train(was)
+    for hk in hooks:
+        hk.remove()
+    if model.config.head == "lsa":
+        n = int(np.prod(model.config.grid))
+        macs += 2 * model.config.layers * model.config.num_attributes * n * model.config.d_model
+    return macs
+
+
+__all__ = ["LSAConfig", "LSAModel", "count_flops", "create_model", "list_models", "preprocessing_for", "register_model"]
+_ = field

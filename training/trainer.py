@@ -1,0 +1,404 @@
+"""The training loop: limited-label selection, in-memory crops, batch augmentation, AdamW with warm-up and
+cosine decay, AMP on CUDA (bf16 optional on CPU), validation-based selection, resume, and data-parallel
+training through torchrun + DistributedDataParallel (gloo on CPU, NCCL on CUDA).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from lsa_edge.card import ModelCard, Preprocessing
+from lsa_edge.data import FaceDataset, carve_validation, load_dataset, select_labelled
+from lsa_edge.errors import ConfigError
+from lsa_edge.metrics import attribute_metrics, majority_accuracy, tune_thresholds
+
+from .checkpoint import git_commit, read_checkpoint, save_checkpoint, state_sha256
+from .data import AugmentConfig, CropSet, augment, load_crops, to_tensor
+from .model import LSAConfig, LSAModel, count_flops, create_model, preprocessing_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; written to RUN_DIR/config.json."""
+
+    data: str = ""  # data set folder (CelebA, CSV or LFWA layout)
+    out: str = "runs/lsa"  # run folder: best.pt, last.pt, log.csv, config.json
+    format: str | None = None  # data layout; None = detect
+    model: LSAConfig = field(default_factory=LSAConfig)
+    epochs: int = 12  # passes over the labelled images
+    batch_size: int = 64  # per process
+    lr: float = 2e-3  # peak AdamW learning rate (head; the backbone gets lr × backbone_lr_mult)
+    backbone_lr_mult: float = 1.0  # lower (e.g. 0.5) to fine-tune an ImageNet backbone gently
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0  # linear warm-up, then cosine decay to zero
+    select_rate: int | None = None  # limited labels: every K-th training image (SSPL)
+    label_fraction: float | None = None  # limited labels: a random fraction (seeded)
+    label_count: int | None = None  # limited labels: a fixed random count (seeded)
+    val_fraction: float | None = None  # carve an identity-disjoint val split from train (data sets without one)
+    max_val: int | None = None  # evaluate on at most this many validation images (speed)
+    eval_every: int = 1  # validate every N epochs (and always after the last)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (fp16/bf16 on CUDA, off on CPU) | off | bf16 | fp16
+    workers: int = 4  # image decoding threads
+    threads: int | None = None  # torch CPU threads (None = torch's default)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    resume: bool = False  # continue from out/last.pt
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(known)}")
+        if isinstance(d.get("model"), dict):
+            d["model"] = LSAConfig.from_dict(d["model"])
+        if isinstance(d.get("augment"), dict):
+            d["augment"] = AugmentConfig(**d["augment"])
+        return cls(**d)
+
+
+# ------------------------------------------------------------------------------------------ distributed
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return DistInfo(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda was asked for, but torch sees no CUDA device (torch built for CPU, or no GPU)")
+        if dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp in ("bf16", "fp16"):
+        if amp == "fp16" and device.type == "cpu":
+            raise ConfigError("--amp fp16 is for CUDA; on CPU use --amp bf16 (fast on CPUs with AMX) or off")
+        return torch.bfloat16 if amp == "bf16" else torch.float16
+    raise ConfigError(f"--amp must be auto, off, bf16 or fp16, got {amp!r}")
+
+
+# ------------------------------------------------------------------------------------------------ data
+@dataclass
+class Splits:
+    train: CropSet
+    val: CropSet
+    train_full: FaceDataset  # the whole training partition (before label selection)
+    labelled: FaceDataset
+    source: FaceDataset
+
+
+def prepare_data(cfg: TrainConfig, progress: bool = True) -> Splits:
+    ds = load_dataset(cfg.data, cfg.format)
+    if cfg.val_fraction:
+        ds = carve_validation(ds, cfg.val_fraction, cfg.seed)
+    train_full = ds.split("train")
+    labelled = select_labelled(train_full, cfg.select_rate, cfg.label_fraction, cfg.label_count, cfg.seed)
+    val_ds = ds.split("val")
+    if cfg.max_val and len(val_ds) > cfg.max_val:
+        val_ds = val_ds.subset(np.arange(cfg.max_val))
+    pre = preprocessing_for(cfg.model)
+    train = load_crops(labelled, pre, ds.frame, cfg.workers, progress)
+    val = load_crops(val_ds, pre, ds.frame, cfg.workers, progress)
+    return Splits(train=train, val=val, train_full=train_full, labelled=labelled, source=ds)
+
+
+# ----------------------------------------------------------------------------------------------- train
+def lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        p = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(p, 1.0)))
+
+    return f
+
+
+def make_optimizer(model: LSAModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay, bb_decay, bb_no_decay = [], [], [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_bb = name.startswith("backbone.")
+        flat = p.ndim <= 1 or name.endswith(("alpha_raw", "beta_raw", "query_delta"))
+        (bb_no_decay if is_bb and flat else bb_decay if is_bb else no_decay if flat else decay).append(p)
+    m = cfg.backbone_lr_mult
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay, "lr": cfg.lr},
+        {"params": no_decay, "weight_decay": 0.0, "lr": cfg.lr},
+        {"params": bb_decay, "weight_decay": cfg.weight_decay, "lr": cfg.lr * m},
+        {"params": bb_no_decay, "weight_decay": 0.0, "lr": cfg.lr * m},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], betas=(0.9, 0.999))
+
+
+@torch.no_grad()
+def predict_crops(model: LSAModel, images: np.ndarray, device: torch.device, batch_size: int = 256,
+                  amp: torch.dtype | None = None, pre: Preprocessing | None = None) -> np.ndarray:
+    """N×H×W×3 uint8 RGB crops → N×40 probabilities (normalised with ``pre``, default: the config's)."""
+    pre = pre or preprocessing_for(model.config)
+    mean = torch.tensor(pre.mean, device=device)
+    std = torch.tensor(pre.std, device=device)
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(images[i : i + batch_size]).to(device)
+        if pre.color_order == "BGR":
+            x = x.flip(-1)
+        x = to_tensor(x, mean, std)
+        with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            out.append(torch.sigmoid(model(x).float()).cpu().numpy())
+    model.train(was)
+    return np.concatenate(out)
+
+
+def _set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
+    """Train, select on validation, tune thresholds; returns a summary. Writes RUN_DIR/{best,last}.pt."""
+    out = Path(cfg.out)
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    di = init_distributed(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    amp = resolve_amp(cfg.amp, device)
+    _set_seed(cfg.seed)
+    progress = cfg.progress and di.main
+    splits = prepare_data(cfg, progress)
+    train_set, val_set = splits.train, splits.val
+    model = create_model_from_config(cfg.model, encoder).to(device)
+    pre = preprocessing_for(cfg.model)
+    steps_per_epoch = len(train_set) // (cfg.batch_size * di.world)
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"{len(train_set)} labelled images make no full batch of {cfg.batch_size} × {di.world} process(es); "
+            "lower --batch-size or label more images"
+        )
+    total_steps = steps_per_epoch * cfg.epochs
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total_steps, int(cfg.warmup_epochs * steps_per_epoch)))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
+    start_epoch, best_acc, history = 0, -1.0, []
+    if cfg.resume and (out / "last.pt").exists():
+        ck = read_checkpoint(out / "last.pt")
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        scaler.load_state_dict(ck["scaler"])
+        start_epoch, best_acc, history = ck["epoch"] + 1, ck["best_val_mean_accuracy"], ck["history"]
+        torch.set_rng_state(ck["rng"]["torch"])
+        if di.main:
+            log.info("resumed from %s at epoch %d (best val %.4f)", out / "last.pt", start_epoch, best_acc)
+    net: torch.nn.Module = model
+    if di.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    macs = count_flops(model)
+    card = ModelCard(
+        name=f"lsa-{cfg.model.backbone}" if cfg.model.head == "lsa" else f"linear-{cfg.model.backbone}",
+        preprocessing=pre,
+        regions=tuple(model.prior_info.regions) if model.prior_info is not None else (),
+        model={**cfg.model.to_dict(), "macs": macs, "params": sum(p.numel() for p in model.parameters())},
+    )
+    meta = {
+        "data": {
+            "name": splits.source.name,
+            "layout": splits.source.layout,
+            "splits": splits.source.split_sizes(),
+            "train_images": len(splits.train_full),
+            "labelled_images": len(train_set),
+            "selection": splits.labelled.name,
+            "val_images": len(val_set),
+            "skipped_images": len(train_set.skipped) + len(val_set.skipped),
+            "majority_val_accuracy": majority_accuracy(splits.train_full.labels, val_set.labels),
+        },
+        "seed": cfg.seed,
+        "train_config": cfg.to_dict(),
+        "git_commit": git_commit(),
+        "world_size": di.world,
+        "device": str(device),
+        "amp": str(amp) if amp else "off",
+    }
+    if di.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        log.info(
+            "training %s (%.1f M params, %.0f MMACs) on %d labelled images (%s), val %d, %d epochs × %d steps, device %s%s",
+            card.name, card.model["params"] / 1e6, macs / 1e6, len(train_set), splits.labelled.name, len(val_set),
+            cfg.epochs, steps_per_epoch, device, f", {di.world} processes" if di.world > 1 else "",
+        )
+    images_t = torch.from_numpy(train_set.images)
+    labels_t = torch.from_numpy(train_set.labels.astype(np.float32))
+    mean = torch.tensor(pre.mean, device=device)
+    std = torch.tensor(pre.std, device=device)
+    aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + di.rank)
+    log_path = out / "log.csv"
+    if di.main and start_epoch == 0 and log_path.exists():
+        log_path.unlink()  # a fresh run starts a fresh log; a resumed one appends
+    from tqdm.auto import tqdm
+
+    for epoch in range(start_epoch, cfg.epochs):
+        net.train()
+        perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+        per_rank = steps_per_epoch * cfg.batch_size
+        shard = perm[di.rank * per_rank : (di.rank + 1) * per_rank]
+        t0, loss_sum = time.perf_counter(), 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress, leave=False)
+        for step in bar:
+            idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            x = augment(images_t[idx].to(device, non_blocking=True), cfg.augment, aug_gen)
+            x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+            y = labels_t[idx].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                logits = net(x)
+            loss = F.binary_cross_entropy_with_logits(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            loss_sum += float(loss.detach())
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
+        train_time = time.perf_counter() - t0
+        ips = steps_per_epoch * cfg.batch_size * di.world / train_time
+        validate = (epoch + 1) % max(1, cfg.eval_every) == 0 or epoch + 1 == cfg.epochs
+        if di.main and validate:
+            probs = predict_crops(model, val_set.images, device, amp=amp)
+            m = attribute_metrics(probs, val_set.labels)
+            val_loss = float(F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6), torch.from_numpy(val_set.labels.astype(np.float32))))
+            coef = model.balance_coefficients()
+            row = {
+                "epoch": epoch + 1, "lr": sched.get_last_lr()[0], "train_loss": loss_sum / steps_per_epoch,
+                "val_loss": val_loss, "val_mean_accuracy": m.mean_accuracy, "val_balanced_accuracy": m.mean_balanced_accuracy,
+                "alpha": np.mean(coef.get("alpha", [np.nan])), "beta": np.mean(coef.get("beta", [np.nan])),
+                "train_images_per_s": ips, "epoch_s": time.perf_counter() - t0,
+            }
+            history.append(row)
+            with log_path.open("a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(row))
+                if f.tell() == 0:
+                    w.writeheader()
+                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            log.info(
+                "epoch %d/%d  loss %.4f  val acc %.2f%%  bal %.2f%%  α %.2f β %.2f  %.0f img/s",
+                epoch + 1, cfg.epochs, row["train_loss"], 100 * m.mean_accuracy, 100 * m.mean_balanced_accuracy,
+                row["alpha"], row["beta"], ips,
+            )
+            if m.mean_accuracy > best_acc:  # selection on validation, never on test
+                best_acc = m.mean_accuracy
+                save_checkpoint(out / "best.pt", model, card, {**meta, "epoch": epoch + 1, "metrics": {"val": m.to_dict()}})
+        if di.main:
+            save_checkpoint(
+                out / "last.pt", model, card, {**meta, "epoch": epoch + 1},
+                extra={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                       "epoch": epoch, "best_val_mean_accuracy": best_acc, "history": history,
+                       "rng": {"torch": torch.get_rng_state()}},
+            )
+    # All ranks must end with the same weights: gather each rank's hash and record them.
+    final_hash = state_sha256(model.state_dict())
+    hashes = [final_hash]
+    if di.world > 1:
+        hashes = [None] * di.world
+        dist.all_gather_object(hashes, final_hash)
+    summary: dict[str, Any] = {"run": str(out), "history": history, "rank_weight_sha256": hashes}
+    if di.main:
+        summary.update(finalize(out, device, val_set, amp, hashes))
+    if di.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def finalize(out: Path, device: torch.device, val_set: CropSet, amp: torch.dtype | None, rank_hashes: list[str]) -> dict[str, Any]:
+    """Tune per-attribute thresholds on validation with the best weights and store them in best.pt."""
+    from .checkpoint import load_model
+
+    model, card, ck = load_model(out / "best.pt", str(device))
+    probs = predict_crops(model, val_set.images, device, amp=amp)
+    thr = tune_thresholds(probs, val_set.labels)
+    m05 = attribute_metrics(probs, val_set.labels)
+    mt = attribute_metrics(probs, val_set.labels, thr)
+    meta = dict(ck["meta"])
+    meta["metrics"] = {"val": m05.to_dict(), "val_tuned": mt.to_dict()}
+    meta["rank_weight_sha256"] = rank_hashes
+    card = card.with_updates(
+        thresholds=tuple(float(t) for t in thr),
+        training={
+            "data": meta["data"], "seed": meta["seed"], "epoch": meta["epoch"], "git_commit": meta["git_commit"],
+            "val_mean_accuracy": m05.mean_accuracy, "val_balanced_accuracy": m05.mean_balanced_accuracy,
+            "val_mean_accuracy_tuned": mt.mean_accuracy, "thresholds_tuned_on": "val",
+        },
+    )
+    save_checkpoint(out / "best.pt", model, card, meta)
+    log.info("best epoch %d: val mean accuracy %.2f%% (tuned thresholds %.2f%%), saved %s",
+             meta["epoch"], 100 * m05.mean_accuracy, 100 * mt.mean_accuracy, out / "best.pt")
+    return {"best_epoch": meta["epoch"], "val_mean_accuracy": m05.mean_accuracy,
+            "val_balanced_accuracy": m05.mean_balanced_accuracy, "val_mean_accuracy_tuned": mt.mean_accuracy}
+
+
+def create_model_from_config(config: LSAConfig, encoder: Any | None = None) -> LSAModel:
+    from .prior import build_dictionary
+
+    prior = None
+    if config.head == "lsa":
+        prior = build_dictionary(encoder, config.region_set, config.normalization, config.tau, config.prior_source)
+    return LSAModel(config, prior)
+
+
+__all__ = ["TrainConfig", "create_model", "predict_crops", "train"]

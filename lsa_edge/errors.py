@@ -5,6 +5,8 @@ Messages say what was received, what is accepted, and what to do next. Imports n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = [
     "CalibrationError",
     "CheckpointError",
@@ -13,6 +15,7 @@ __all__ = [
     "EngineMismatchError",
     "LsaEdgeError",
     "MissingDependencyError",
+    "unknown_choice",
 ]
 
 
@@ -42,3 +45,13 @@ class EngineMismatchError(LsaEdgeError):
 
 class CalibrationError(LsaEdgeError):
     """INT8 calibration failed or lost more accuracy than allowed."""
+
+
+def unknown_choice(kind: str, name: object, choices: Iterable[str]) -> str:
+    """'unknown backbone 'resnet19'; available: a, b. Did you mean 'resnet18'?'"""
+    import difflib
+
+    options = list(choices)
+    close = difflib.get_close_matches(str(name), options, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}; available: {', '.join(options)}.{hint}"

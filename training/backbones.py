@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from lsa_edge._lazy import require
-from lsa_edge.errors import ConfigError
+from lsa_edge.errors import ConfigError, unknown_choice
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +214,5 @@ PRETRAINED_AVAILABLE = {"mobilenet_v2"}
 
 def create_backbone(name: str, pretrained: bool = False) -> nn.Module:
     if name not in BACKBONES:
-        import difflib
-
-        close = difflib.get_close_matches(name, BACKBONES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown backbone {name!r}; available: {', '.join(BACKBONES)}.{hint}")
+        raise ConfigError(unknown_choice("backbone", name, BACKBONES))
     return BACKBONES[name](pretrained)

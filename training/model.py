@@ -24,7 +24,7 @@ from torch import nn
 
 from lsa_edge.attributes import NUM_ATTRIBUTES
 from lsa_edge.card import Preprocessing, celeba_preprocessing
-from lsa_edge.errors import ConfigError
+from lsa_edge.errors import ConfigError, unknown_choice
 from lsa_edge.regions import REGION_SETS, region_maps
 
 from .backbones import BACKBONES, PRETRAINED_AVAILABLE, create_backbone
@@ -51,12 +51,13 @@ class LSAConfig:
     region_set: str = "fine"  # "fine" (15 regions) or "coarse" (4 groups)
     tau: float = 0.05  # softmax temperature of the correlation dictionary
     normalization: Literal["none", "center", "zscore"] = "center"  # per-region normalisation of similarities
+    global_branch: bool = True  # add a global-average-pool linear term to the attribute logits
     num_attributes: int = NUM_ATTRIBUTES
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(x) for x in self.input_size)  # type: ignore[assignment]
         if self.backbone not in BACKBONES:
-            raise ConfigError(f"unknown backbone {self.backbone!r}; available: {', '.join(BACKBONES)}")
+            raise ConfigError(unknown_choice("backbone", self.backbone, BACKBONES))
         if self.pretrained and self.backbone not in PRETRAINED_AVAILABLE:
             raise ConfigError(f"--pretrained is available for {', '.join(sorted(PRETRAINED_AVAILABLE))}, not {self.backbone}")
         if self.head not in ("lsa", "linear"):
@@ -195,9 +196,10 @@ class LSAModel(nn.Module):
         )
         self.cls_weight = nn.Parameter(torch.randn(a, d) * d**-0.5)
         self.cls_bias = nn.Parameter(torch.zeros(a))
+        # The global term gives every attribute the pooled features at once; the attention adds where to look.
+        self.global_fc = nn.Linear(c32, a) if config.global_branch else None
 
-    def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        c16, c32 = self.backbone(x)
+    def tokens(self, c16: torch.Tensor, c32: torch.Tensor) -> torch.Tensor:
         t = self.proj16(c16) + F.interpolate(self.proj32(c32), size=c16.shape[-2:], mode="nearest")
         return self.token_norm(t.flatten(2).transpose(1, 2))  # B×N×d
 
@@ -206,7 +208,8 @@ class LSAModel(nn.Module):
             _, c32 = self.backbone(x)
             logits = self.classifier(c32.mean(dim=(2, 3)))
             return (logits, []) if return_attention else logits
-        t = self.tokens(x)
+        c16, c32 = self.backbone(x)
+        t = self.tokens(c16, c32)
         k = t + self.pos.to(t.dtype)
         q = (self.query_proj(self.query_text) + self.query_delta).unsqueeze(0).expand(x.shape[0], -1, -1)
         prior = self.prior_attention if self.config.uses_prior else None
@@ -215,6 +218,8 @@ class LSAModel(nn.Module):
             q, attn = layer(q, k, t, prior)
             maps.append(attn)
         logits = (q * self.cls_weight).sum(-1) + self.cls_bias
+        if self.global_fc is not None:
+            logits = logits + self.global_fc(c32.mean(dim=(2, 3)))
         return (logits, maps) if return_attention else logits
 
     def balance_coefficients(self) -> dict[str, list[float]]:
@@ -257,10 +262,7 @@ def create_model(
     """Build a registered model. ``prior`` defaults to a dictionary built with ``encoder`` (or the default
     text encoder) for the config's region set; the plain ``linear_*`` heads need none."""
     if name not in _MODELS:
-        import difflib
-
-        close = difflib.get_close_matches(name, _MODELS, n=1)
-        raise ConfigError(f"unknown model {name!r}; see list_models()." + (f" Did you mean {close[0]!r}?" if close else ""))
+        raise ConfigError(unknown_choice("model", name, list_models()))
     config = LSAConfig(**{**_MODELS[name], **overrides})
     if prior is None and config.head == "lsa":
         prior = build_dictionary(encoder, config.region_set, config.normalization, config.tau, config.prior_source)

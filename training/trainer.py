@@ -60,6 +60,7 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads (None = torch's default)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     resume: bool = False  # continue from out/last.pt
+    stop_after: int | None = None  # stop after this epoch (for time-limited jobs); continue later with resume
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,6 +236,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total_steps, int(cfg.warmup_epochs * steps_per_epoch)))
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     start_epoch, best_acc, history = 0, -1.0, []
+    resume_aug_state = None
     if cfg.resume and (out / "last.pt").exists():
         ck = read_checkpoint(out / "last.pt")
         model.load_state_dict(ck["state_dict"])
@@ -243,6 +245,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         scaler.load_state_dict(ck["scaler"])
         start_epoch, best_acc, history = ck["epoch"] + 1, ck["best_val_mean_accuracy"], ck["history"]
         torch.set_rng_state(ck["rng"]["torch"])
+        resume_aug_state = ck["rng"].get("augment", {}).get(str(di.rank))
         if di.main:
             log.info("resumed from %s at epoch %d (best val %.4f)", out / "last.pt", start_epoch, best_acc)
     net: torch.nn.Module = model
@@ -287,11 +290,14 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     mean = torch.tensor(pre.mean, device=device)
     std = torch.tensor(pre.std, device=device)
     aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + di.rank)
+    if resume_aug_state is not None:
+        aug_gen.set_state(resume_aug_state)
     log_path = out / "log.csv"
     if di.main and start_epoch == 0 and log_path.exists():
         log_path.unlink()  # a fresh run starts a fresh log; a resumed one appends
     from tqdm.auto import tqdm
 
+    completed = start_epoch
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
         perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
@@ -343,13 +349,24 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             if m.mean_accuracy > best_acc:  # selection on validation, never on test
                 best_acc = m.mean_accuracy
                 save_checkpoint(out / "best.pt", model, card, {**meta, "epoch": epoch + 1, "metrics": {"val": m.to_dict()}})
+        # Each rank's augmentation stream, so a resumed run continues exactly where it stopped.
+        aug_states = {str(di.rank): aug_gen.get_state()}
+        if di.world > 1:
+            gathered: list[Any] = [None] * di.world
+            dist.all_gather_object(gathered, aug_gen.get_state())
+            aug_states = {str(r): st for r, st in enumerate(gathered)}
         if di.main:
             save_checkpoint(
                 out / "last.pt", model, card, {**meta, "epoch": epoch + 1},
                 extra={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
                        "epoch": epoch, "best_val_mean_accuracy": best_acc, "history": history,
-                       "rng": {"torch": torch.get_rng_state()}},
+                       "rng": {"torch": torch.get_rng_state(), "augment": aug_states}},
             )
+        completed = epoch + 1
+        if cfg.stop_after is not None and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
+            if di.main:
+                log.info("stopping after epoch %d as asked; continue with --resume", epoch + 1)
+            break
     # All ranks must end with the same weights: gather each rank's hash and record them.
     final_hash = state_sha256(model.state_dict())
     hashes = [final_hash]
@@ -357,7 +374,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         hashes = [None] * di.world
         dist.all_gather_object(hashes, final_hash)
     summary: dict[str, Any] = {"run": str(out), "history": history, "rank_weight_sha256": hashes}
-    if di.main:
+    if di.main and completed == cfg.epochs:
         summary.update(finalize(out, device, val_set, amp, hashes))
     if di.world > 1:
         dist.barrier()

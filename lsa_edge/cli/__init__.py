@@ -37,13 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
-    try:
+    handler: logging.Handler
+    if sys.stderr.isatty():
         from rich.logging import RichHandler
 
-        handler: logging.Handler = RichHandler(show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+        handler = RichHandler(show_path=False, show_time=False, markup=False, rich_tracebacks=False)
         fmt = "%(message)s"
-    except ImportError:  # pragma: no cover - rich is a core dependency
-        handler, fmt = logging.StreamHandler(), "%(levelname)s %(message)s"
+    else:  # logs to a file or a pipe: plain lines that do not wrap
+        handler, fmt = logging.StreamHandler(), "%(asctime)s %(levelname)s %(message)s"
     logging.basicConfig(level=level, format=fmt, handlers=[handler], force=True)
     for noisy in ("transformers", "urllib3", "matplotlib", "PIL", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--threads", type=int, help="torch CPU threads")
     t.add_argument("--seed", type=int, help="seed for selection, init, order and augmentation (default: 0)")
     t.add_argument("--resume", action="store_true", default=None, help="continue from RUN_DIR/last.pt")
+    t.add_argument("--stop-after", type=int, metavar="EPOCH", help="stop after this epoch (time-limited jobs); continue with --resume")
     lab = p.add_argument_group("limited labels (at most one)")
     lab.add_argument("--select-rate", type=int, metavar="K", help="label every K-th training image (SSPL's protocol)")
     lab.add_argument("--label-fraction", type=float, metavar="F", help="label a random fraction of training images")
@@ -66,7 +67,7 @@ _MODEL_FLAGS = {
 }
 _TRAIN_FLAGS = (
     "epochs", "batch_size", "lr", "backbone_lr_mult", "weight_decay", "warmup_epochs", "amp", "threads", "seed",
-    "resume", "select_rate", "label_fraction", "label_count", "val_fraction", "max_val", "eval_every", "workers", "format",
+    "resume", "stop_after", "select_rate", "label_fraction", "label_count", "val_fraction", "max_val", "eval_every", "workers", "format",
 )
 
 

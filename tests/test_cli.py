@@ -1,0 +1,100 @@
+"""The CLI contract, and that the core and `lsa-edge --help` work where torch is not installed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lsa_edge.cli import main
+
+HEAVY = ("torch", "transformers", "onnx", "onnxruntime", "onnxsim", "tensorrt", "pycuda", "scipy", "h5py", "matplotlib")
+
+NO_HEAVY = textwrap.dedent(
+    f"""
+    import sys
+    class _Block:
+        # Behave as if these packages were not installed.
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {HEAVY!r}:
+                raise ModuleNotFoundError(f"No module named {{name!r}}")
+    sys.meta_path.insert(0, _Block())
+    """
+)
+
+
+def _run_py(code: str, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", NO_HEAVY + textwrap.dedent(code)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+
+def test_core_and_help_without_heavy_dependencies(tmp_path):
+    code = """
+    import importlib, pkgutil, contextlib, io
+    import lsa_edge, lsa_edge.cli
+    from lsa_edge.errors import MissingDependencyError
+    for mod in pkgutil.walk_packages(lsa_edge.__path__, "lsa_edge."):
+        if mod.name.startswith("lsa_edge.training"):
+            continue
+        importlib.import_module(mod.name)
+    try:
+        import lsa_edge.training
+    except MissingDependencyError as e:
+        assert "lsa-edge[train]" in str(e), e
+    else:
+        raise AssertionError("lsa_edge.training imported without torch")
+    from lsa_edge.cli import main
+    for cmd in ([], ["train"], ["eval"], ["prior"]):
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            try:
+                main([*cmd, "--help"])
+            except SystemExit as e:
+                assert e.code == 0, (cmd, e.code)
+        assert "usage: lsa-edge" in out.getvalue()
+    rc = main(["train", "--data", ".", "--out", "run"])
+    assert rc == 1, rc
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy})
+    assert not heavy, heavy
+    print("OK")
+    """.replace("{heavy}", repr(set(HEAVY)))
+    res = _run_py(code, tmp_path)
+    assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr
+    assert "pip install 'lsa-edge[train]'" in res.stderr  # the training command names the extra to install
+
+
+def test_console_script_and_module_entry_points(tmp_path):
+    script = Path(sys.executable).parent / "lsa-edge"
+    assert script.exists(), f"console script not installed beside {sys.executable}"
+    for argv in ([str(script), "--help"], [sys.executable, "-m", "lsa_edge", "--version"]):
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert "lsa-edge" in res.stdout
+
+
+def test_no_command_is_a_usage_error(capsys):
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--bogus"])
+    assert e.value.code == 2
+
+
+def test_bad_data_folder_is_one_clear_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    rc = main(["eval", str(tmp_path / "missing.pt"), "--data", str(tmp_path)])
+    assert rc == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_prior_command_table_json_and_png(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    pytest.importorskip("matplotlib")
+    rc = main(["prior", "--json", str(tmp_path / "p.json"), "--png", str(tmp_path / "p.png")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Eyeglasses" in out and "correlation dictionary" in out
+    d = json.loads((tmp_path / "p.json").read_text())
+    assert len(d["dictionary"]) == 40 and d["regions"][0] == "head_top"
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

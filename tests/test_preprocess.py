@@ -1,0 +1,88 @@
+"""Alignment and normalisation: the one preprocessing implementation."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from lsa_edge import ConfigError, ModelCard
+from lsa_edge.card import KEYPOINTS, Preprocessing, celeba_preprocessing
+from lsa_edge.data import read_image
+from lsa_edge.preprocess import align_keypoints, crop_aligned, normalize, similarity_transform
+
+
+def test_celeba_preprocessing_keeps_the_input_aspect():
+    pre = celeba_preprocessing((128, 112))
+    x0, y0, x1, y1 = pre.aligned_crop
+    assert (x0, x1) == (0.0, 1.0)
+    # crop aspect (in CelebA's 178×218 frame) equals the input's 112/128
+    assert (x1 - x0) * 178 / ((y1 - y0) * 218) == pytest.approx(112 / 128, rel=1e-3)
+    eyes = np.array(pre.template.points[:2])
+    assert eyes[0, 0] < 0.5 < eyes[1, 0] and eyes[0, 1] == eyes[1, 1]  # image-left is the subject's right eye
+    assert pre.template.points[3][1] > pre.template.points[2][1] > eyes[0, 1]  # mouth below nose below eyes
+
+
+def test_crop_aligned_same_result_at_any_source_resolution(celeba_dir):
+    pre = celeba_preprocessing((128, 112))
+    half = read_image(celeba_dir / "img_align_celeba" / "000002.jpg")
+    full = cv2.resize(half, (178, 218), interpolation=cv2.INTER_CUBIC)
+    a, b = crop_aligned(half, pre), crop_aligned(full, pre)
+    assert a.shape == b.shape == (128, 112, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 6  # same geometry, different blur
+
+
+def test_similarity_transform_recovers_a_known_transform():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (6, 2))
+    ang, s, t = np.deg2rad(17), 1.8, np.array([12.0, -7.0])
+    r = s * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+    dst = src @ r.T + t
+    m = similarity_transform(src, dst)
+    assert np.allclose(m[:, :2], r, atol=1e-9) and np.allclose(m[:, 2], t, atol=1e-9)
+    # zero weights ignore outliers
+    dst_bad = dst.copy()
+    dst_bad[5] += 50
+    m2 = similarity_transform(src, dst_bad, [1, 1, 1, 1, 1, 0])
+    assert np.allclose(m2[:, :2], r, atol=1e-9)
+    with pytest.raises(ConfigError):
+        similarity_transform(src, dst, [1, 0, 0, 0, 0, 0])
+
+
+def test_align_keypoints_undoes_a_rotation_and_zoom(celeba_dir):
+    pre = celeba_preprocessing((128, 112))
+    face = crop_aligned(read_image(celeba_dir / "img_align_celeba" / "000003.jpg"), pre)
+    h, w = pre.input_size
+    pts = np.array(pre.template.points) * [w, h]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.6)
+    m[:, 2] += [120, 90]
+    scene = cv2.warpAffine(face, m, (400, 360))
+    kps = pts @ m[:, :2].T + m[:, 2]
+    back = align_keypoints(scene, kps, pre)
+    err = np.abs(back.astype(int) - face.astype(int))[4:-4, 4:-4].mean()
+    assert err < 4.0, f"mean abs pixel error {err:.2f} after align"
+
+
+def test_normalize_layout_and_colour_order():
+    pre = Preprocessing(input_size=(16, 16), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    img = np.zeros((16, 16, 3), np.uint8)
+    img[..., 0] = 255
+    x = normalize(img, pre)
+    assert x.shape == (1, 3, 16, 16) and x.dtype == np.float32
+    assert x[0, 0].min() == 1.0 and x[0, 1].max() == -1.0
+    bgr = normalize(img, Preprocessing(input_size=(16, 16), color_order="BGR", mean=(0.5,) * 3, std=(0.5,) * 3))
+    assert bgr[0, 2].min() == 1.0
+
+
+def test_card_round_trip_and_validation():
+    card = ModelCard(name="x", preprocessing=celeba_preprocessing((128, 112)), regions=("eyes",), model={"backbone": "resnet18"})
+    again = ModelCard.from_json(card.to_json())
+    assert again == card and again.preprocessing.template.keypoints == KEYPOINTS
+    d = card.to_dict()
+    d["format_version"] = 99
+    with pytest.raises(ConfigError, match="newer"):
+        ModelCard.from_dict(d)
+    with pytest.raises(ConfigError):
+        Preprocessing(input_size=(8, 8))
+    with pytest.raises(ConfigError):
+        ModelCard(name="x", preprocessing=celeba_preprocessing(), thresholds=(0.5,))

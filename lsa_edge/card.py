@@ -23,7 +23,14 @@ KEYPOINTS: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth_center
 # mouth centre is the corners' midpoint. Ear tragions are rough guesses (face width ≈ 2.5 × eye distance)
 # and get weight 0 in the similarity fit until the detector-estimated template replaces this one.
 CELEBA_FRAME_SIZE = (218, 178)  # (H, W) pixels
-_CELEBA_POINTS_PX = ((69.0, 111.0), (108.0, 111.0), (88.5, 135.0), (89.0, 152.0), (40.0, 124.0), (137.0, 124.0))
+_CELEBA_POINTS_PX = (
+    (69.0, 111.0),
+    (108.0, 111.0),
+    (88.5, 135.0),
+    (89.0, 152.0),
+    (40.0, 124.0),
+    (137.0, 124.0),
+)
 _CELEBA_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 0.0, 0.0)
 
 
@@ -67,7 +74,9 @@ class Preprocessing:
             raise ConfigError(f"color_order must be RGB or BGR, got {self.color_order!r}")
         x0, y0, x1, y1 = self.aligned_crop
         if not (x1 > x0 and y1 > y0):
-            raise ConfigError(f"aligned_crop must be (x0, y0, x1, y1) with x1 > x0, y1 > y0, got {self.aligned_crop}")
+            raise ConfigError(
+                f"aligned_crop must be (x0, y0, x1, y1) with x1 > x0, y1 > y0, got {self.aligned_crop}"
+            )
 
 
 def celeba_preprocessing(input_size: tuple[int, int] = (128, 112)) -> Preprocessing:

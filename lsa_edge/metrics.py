@@ -42,13 +42,17 @@ class AttributeMetrics:
                     "positive_rate": float(p),
                     "threshold": float(t),
                 }
-                for n, a, b, p, t in zip(self.names, self.accuracy, self.balanced_accuracy, self.positive_rate, self.thresholds)
+                for n, a, b, p, t in zip(
+                    self.names, self.accuracy, self.balanced_accuracy, self.positive_rate, self.thresholds
+                )
             },
         }
 
 
 def attribute_metrics(
-    probs: np.ndarray, labels: np.ndarray, thresholds: float | Sequence[float] | np.ndarray = 0.5,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    thresholds: float | Sequence[float] | np.ndarray = 0.5,
     names: Sequence[str] = ATTRIBUTES,
 ) -> AttributeMetrics:
     """probs: N×A probabilities; labels: N×A in {0, 1}; thresholds: scalar or (A,)."""

@@ -32,12 +32,16 @@ def crop_aligned(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
         px0, py0 = int(np.floor(x0 * w)), int(np.floor(y0 * h))
         px1, py1 = int(np.ceil(x1 * w)), int(np.ceil(y1 * h))
         sub = image[max(py0, 0) : min(py1, h), max(px0, 0) : min(px1, w)]
-        if sub.shape[:2] == (py1 - py0, px1 - px0) and np.allclose([x0 * w, y0 * h, x1 * w, y1 * h], [px0, py0, px1, py1]):
+        if sub.shape[:2] == (py1 - py0, px1 - px0) and np.allclose(
+            [x0 * w, y0 * h, x1 * w, y1 * h], [px0, py0, px1, py1]
+        ):
             return cv2.resize(sub, (out_w, out_h), interpolation=cv2.INTER_AREA)
     return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def similarity_transform(src: np.ndarray, dst: np.ndarray, weights: Sequence[float] | None = None) -> np.ndarray:
+def similarity_transform(
+    src: np.ndarray, dst: np.ndarray, weights: Sequence[float] | None = None
+) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, translation) taking ``src`` points onto ``dst``.
 
     src, dst: K×2 (x, y). weights: K non-negative weights (None = all 1). Returns a 2×3 float64 matrix

@@ -59,7 +59,10 @@ REGION_SETS = ("fine", "coarse")
 
 
 def _anchors(template: AlignmentTemplate, width: float, height: float) -> tuple[dict[str, np.ndarray], float]:
-    pts = {k: np.asarray(p, dtype=np.float64) * [width, height] for k, p in zip(template.keypoints, template.points)}
+    pts = {
+        k: np.asarray(p, dtype=np.float64) * [width, height]
+        for k, p in zip(template.keypoints, template.points)
+    }
     reye, leye = pts["right_eye"], pts["left_eye"]
     eye_dist = float(np.linalg.norm(leye - reye))
     if eye_dist <= 0:
@@ -73,8 +76,8 @@ def _anchors(template: AlignmentTemplate, width: float, height: float) -> tuple[
         "nose": pts["nose_tip"],
         "mouth": pts["mouth_center"],
         # The ears only serve as map anchors; where the template's ear guess is unreliable, use the eyes.
-        "rear": pts.get("right_ear", eyes + [-half_face, 0.3 * eye_dist]),
-        "lear": pts.get("left_ear", eyes + [half_face, 0.3 * eye_dist]),
+        "rear": pts.get("right_ear", eyes + np.array([-half_face, 0.3 * eye_dist])),
+        "lear": pts.get("left_ear", eyes + np.array([half_face, 0.3 * eye_dist])),
     }
     return anchors, eye_dist
 

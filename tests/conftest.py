@@ -15,7 +15,9 @@ LFWA = DATA / "lfwa"
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"real data not found at {path} (set LSA_EDGE_DATA to the folder holding celeba-10k and lfwa)")
+        pytest.skip(
+            f"real data not found at {path} (set LSA_EDGE_DATA to the folder holding celeba-10k and lfwa)"
+        )
     return path
 
 

@@ -12,7 +12,18 @@ import pytest
 
 from lsa_edge.cli import main
 
-HEAVY = ("torch", "transformers", "onnx", "onnxruntime", "onnxsim", "tensorrt", "pycuda", "scipy", "h5py", "matplotlib")
+HEAVY = (
+    "torch",
+    "transformers",
+    "onnx",
+    "onnxruntime",
+    "onnxsim",
+    "tensorrt",
+    "pycuda",
+    "scipy",
+    "h5py",
+    "matplotlib",
+)
 
 NO_HEAVY = textwrap.dedent(
     f"""
@@ -28,7 +39,13 @@ NO_HEAVY = textwrap.dedent(
 
 
 def _run_py(code: str, tmp_path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", NO_HEAVY + textwrap.dedent(code)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", NO_HEAVY + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
 
 
 def test_core_and_help_without_heavy_dependencies(tmp_path):

@@ -7,11 +7,17 @@ import shutil
 
 import numpy as np
 import pytest
+from _helpers import make_celeba_copy
 
 from lsa_edge import ATTRIBUTES, ConfigError, DataError
-from lsa_edge.data import LFW_FRAME, carve_validation, detect_format, load_dataset, read_image, select_labelled
-
-from _helpers import make_celeba_copy
+from lsa_edge.data import (
+    LFW_FRAME,
+    carve_validation,
+    detect_format,
+    load_dataset,
+    read_image,
+    select_labelled,
+)
 
 
 def test_celeba_layout(celeba_dir):
@@ -75,15 +81,17 @@ def test_wrong_attribute_names_are_reported(tmp_path):
     (tmp_path / "images").mkdir()
     names = list(ATTRIBUTES)
     names[20] = "Gender"
-    (tmp_path / "attributes.csv").write_text("image_id," + ",".join(names) + "\nx.jpg," + ",".join(["0"] * 40) + "\n")
-    with pytest.raises(DataError, match="unexpected 'Gender'.*missing 'Male'"):
+    (tmp_path / "attributes.csv").write_text(
+        "image_id," + ",".join(names) + "\nx.jpg," + ",".join(["0"] * 40) + "\n"
+    )
+    with pytest.raises(DataError, match=r"unexpected 'Gender'.*missing 'Male'"):
         load_dataset(tmp_path)
 
 
 def test_missing_folder_and_unknown_layout(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(tmp_path / "nope")
-    with pytest.raises(DataError, match="cannot tell the layout.*--format"):
+    with pytest.raises(DataError, match=r"cannot tell the layout.*--format"):
         load_dataset(tmp_path)
 
 
@@ -96,7 +104,7 @@ def test_corrupt_missing_and_odd_images(tmp_path, caplog):
         assert read_image(bad) is None
         assert read_image(tmp_path / "missing.jpg") is None
     assert "bad.jpg" in caplog.text and "missing.jpg" in caplog.text
-    gray16 = (np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) * 20)
+    gray16 = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48) * 20
     cv2.imwrite(str(tmp_path / "g16.png"), gray16)
     img = read_image(tmp_path / "g16.png")
     assert img.shape == (64, 48, 3) and img.dtype == np.uint8

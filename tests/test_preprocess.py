@@ -70,12 +70,19 @@ def test_normalize_layout_and_colour_order():
     x = normalize(img, pre)
     assert x.shape == (1, 3, 16, 16) and x.dtype == np.float32
     assert x[0, 0].min() == 1.0 and x[0, 1].max() == -1.0
-    bgr = normalize(img, Preprocessing(input_size=(16, 16), color_order="BGR", mean=(0.5,) * 3, std=(0.5,) * 3))
+    bgr = normalize(
+        img, Preprocessing(input_size=(16, 16), color_order="BGR", mean=(0.5,) * 3, std=(0.5,) * 3)
+    )
     assert bgr[0, 2].min() == 1.0
 
 
 def test_card_round_trip_and_validation():
-    card = ModelCard(name="x", preprocessing=celeba_preprocessing((128, 112)), regions=("eyes",), model={"backbone": "resnet18"})
+    card = ModelCard(
+        name="x",
+        preprocessing=celeba_preprocessing((128, 112)),
+        regions=("eyes",),
+        model={"backbone": "resnet18"},
+    )
     again = ModelCard.from_json(card.to_json())
     assert again == card and again.preprocessing.template.keypoints == KEYPOINTS
     d = card.to_dict()

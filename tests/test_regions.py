@@ -24,7 +24,16 @@ def test_regions_are_where_the_face_has_them():
     t = celeba_preprocessing((128, 112)).template
     s = dict(zip(region_names(), region_maps(t, (32, 28))))
     y = {k: _centroid(v)[0] for k, v in s.items()}
-    assert y["head_top"] < y["forehead"] < y["eyebrows"] < y["eyes"] < y["nose"] < y["mouth"] < y["chin"] < y["neck"]
+    assert (
+        y["head_top"]
+        < y["forehead"]
+        < y["eyebrows"]
+        < y["eyes"]
+        < y["nose"]
+        < y["mouth"]
+        < y["chin"]
+        < y["neck"]
+    )
     # symmetric regions are centred horizontally
     for name in ("eyes", "ears", "cheeks", "mouth"):
         assert _centroid(s[name])[1] == pytest.approx(13.5, abs=0.6)

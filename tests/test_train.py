@@ -15,8 +15,23 @@ torch = pytest.importorskip("torch")
 from lsa_edge.cli import main  # noqa: E402
 
 # A small real run: 1,006 labelled CelebA faces (every 8th), ImageNet MobileNetV2 at 64×48, 3 epochs.
-TINY_REAL = ["--backbone", "mobilenet_v2", "--input-size", "64x48", "--select-rate", "8", "--epochs", "3",
-             "--batch-size", "32", "--d-model", "64", "--no-progress", "--threads", "2"]
+TINY_REAL = [
+    "--backbone",
+    "mobilenet_v2",
+    "--input-size",
+    "64x48",
+    "--select-rate",
+    "8",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "32",
+    "--d-model",
+    "64",
+    "--no-progress",
+    "--threads",
+    "2",
+]
 # Majority-class mean accuracy on this test split is 80.6%; the tiny run must clear it by this many points.
 MARGIN_POINTS = 2.0
 TINY_MODEL = ["--backbone", "test_tiny", "--input-size", "64x48", "--d-model", "32", "--no-progress"]
@@ -32,7 +47,21 @@ def trained(celeba_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_tiny_real_training_beats_majority_on_test(trained, celeba_dir, tmp_path):
     res_path = tmp_path / "test.json"
-    assert main(["eval", str(trained / "best.pt"), "--data", str(celeba_dir), "--split", "test", "--json", str(res_path)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(trained / "best.pt"),
+                "--data",
+                str(celeba_dir),
+                "--split",
+                "test",
+                "--json",
+                str(res_path),
+            ]
+        )
+        == 0
+    )
     res = json.loads(res_path.read_text())
     assert res["n_images"] == 980 and set(res["per_attribute"]) and len(res["per_attribute"]) == 40
     assert {"accuracy", "balanced_accuracy"} <= set(res["per_attribute"]["Smiling"])
@@ -47,7 +76,7 @@ def test_tiny_real_training_beats_majority_on_test(trained, celeba_dir, tmp_path
 def test_checkpoint_carries_its_metadata(trained):
     from lsa_edge.training.checkpoint import load_model, read_checkpoint, state_sha256
 
-    model, card, ck = load_model(trained / "best.pt")
+    _, card, ck = load_model(trained / "best.pt")
     assert card.weights_sha256 == state_sha256(ck["state_dict"])
     assert card.preprocessing.input_size == (64, 48) and card.preprocessing.template is not None
     assert len(card.thresholds) == 40 and card.training["thresholds_tuned_on"] == "val"
@@ -73,11 +102,26 @@ def test_eval_on_other_layouts(trained, lfwa_dir, tmp_path):
 def test_resume_continues_exactly(celeba_dir, tmp_path):
     from lsa_edge.training.checkpoint import read_checkpoint
 
-    common = ["--data", str(celeba_dir), *TINY_MODEL, "--select-rate", "40", "--epochs", "2", "--batch-size", "32",
-              "--max-val", "64", "--threads", "1"]
+    common = [
+        "--data",
+        str(celeba_dir),
+        *TINY_MODEL,
+        "--select-rate",
+        "40",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--max-val",
+        "64",
+        "--threads",
+        "1",
+    ]
     assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
     assert main(["train", "--out", str(tmp_path / "b"), *common, "--stop-after", "1"]) == 0
-    assert not (tmp_path / "b" / "best.pt").exists() or read_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 0
+    assert (
+        not (tmp_path / "b" / "best.pt").exists() or read_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 0
+    )
     assert main(["train", "--out", str(tmp_path / "b"), *common, "--resume"]) == 0
     a, b = read_checkpoint(tmp_path / "a" / "last.pt"), read_checkpoint(tmp_path / "b" / "last.pt")
     assert b["epoch"] == 1 and [h["epoch"] for h in b["history"]] == [1, 2]
@@ -115,9 +159,33 @@ def test_corrupt_image_is_skipped_and_counted(celeba_dir, tmp_path):
 def test_ddp_two_processes_end_with_identical_weights(celeba_dir, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "lsa_edge", "train", "--data", str(celeba_dir), "--out", str(out), *TINY_MODEL,
-           "--select-rate", "20", "--epochs", "2", "--batch-size", "16", "--max-val", "64", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "lsa_edge",
+        "train",
+        "--data",
+        str(celeba_dir),
+        "--out",
+        str(out),
+        *TINY_MODEL,
+        "--select-rate",
+        "20",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--max-val",
+        "64",
+        "--device",
+        "cpu",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     from lsa_edge.training.checkpoint import read_checkpoint

@@ -71,7 +71,9 @@ class Bottleneck(nn.Module):
 class ResNet(nn.Module):
     """ResNet (He et al. 2016) returning (stride-16, stride-32) feature maps."""
 
-    def __init__(self, block: type[nn.Module], layers: tuple[int, ...], widths: tuple[int, ...] = (64, 128, 256, 512)):
+    def __init__(
+        self, block: type[nn.Module], layers: tuple[int, ...], widths: tuple[int, ...] = (64, 128, 256, 512)
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
@@ -136,7 +138,15 @@ class MobileNetV2(nn.Module):
     """MobileNetV2 (Sandler et al. 2018), torchvision's layout; returns (stride-16, stride-32) maps."""
 
     # (expansion, channels, repeats, stride)
-    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    SETTINGS = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
 
     def __init__(self, width_mult: float = 1.0, last_channel: int = 1280) -> None:
         super().__init__()
@@ -186,7 +196,9 @@ def _mobilenet_v2(pretrained: bool = False) -> MobileNetV2:
         state = {k: v for k, v in state.items() if k.startswith("features.")}
         missing, unexpected = net.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise ConfigError(f"ImageNet weights do not fit MobileNetV2: missing {missing}, unexpected {unexpected}")
+            raise ConfigError(
+                f"ImageNet weights do not fit MobileNetV2: missing {missing}, unexpected {unexpected}"
+            )
         log.info("mobilenet_v2: ImageNet weights loaded (torchvision's mobilenet_v2-b0353104)")
     return net
 
@@ -206,7 +218,9 @@ BACKBONES: dict[str, Callable[[bool], nn.Module]] = {
     "resnet50": _no_pretrained("resnet50", lambda: ResNet(Bottleneck, (3, 4, 6, 3))),
     "mobilenet_v2": _mobilenet_v2,
     # A few thousand parameters: CPU tests run in milliseconds.
-    "test_tiny": _no_pretrained("test_tiny", lambda: ResNet(BasicBlock, (1, 1, 1, 1), widths=(8, 16, 32, 48))),
+    "test_tiny": _no_pretrained(
+        "test_tiny", lambda: ResNet(BasicBlock, (1, 1, 1, 1), widths=(8, 16, 32, 48))
+    ),
 }
 
 PRETRAINED_AVAILABLE = {"mobilenet_v2"}

@@ -49,7 +49,9 @@ def git_commit(path: Path | None = None) -> str:
         return ""
 
 
-def save_checkpoint(path: Path, model: LSAModel, card: ModelCard, meta: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: Path, model: LSAModel, card: ModelCard, meta: dict[str, Any], extra: dict[str, Any] | None = None
+) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     card = card.with_updates(weights_sha256=state_sha256(state))
     ckpt = {
@@ -76,15 +78,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / "best.pt"
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist; train one with: lsa-edge train --data DIR --out RUN_DIR")
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; train one with: lsa-edge train --data DIR --out RUN_DIR"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a bad file
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(
+            f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an lsa-edge checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
     if int(ckpt.get("version", 0)) > CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer lsa-edge (checkpoint version {ckpt['version']}); upgrade")
+        raise CheckpointError(
+            f"{path} was written by a newer lsa-edge (checkpoint version {ckpt['version']}); upgrade"
+        )
     return ckpt
 
 

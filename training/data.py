@@ -39,8 +39,11 @@ class CropSet:
 
 
 def load_crops(
-    ds: FaceDataset, pre: Preprocessing, frame: tuple[float, float, float, float] | None = None,
-    workers: int = 4, progress: bool = True,
+    ds: FaceDataset,
+    pre: Preprocessing,
+    frame: tuple[float, float, float, float] | None = None,
+    workers: int = 4,
+    progress: bool = True,
 ) -> CropSet:
     """Decode and crop every image of ``ds``. frame: the box of each image (fractions) that corresponds to
     CelebA's aligned frame; None = the whole image (aligned data)."""
@@ -55,7 +58,6 @@ def load_crops(
         if img is None:
             return
         if frame is not None:
-            ih, iw = img.shape[:2]
             x0, y0, x1, y1 = frame
             ax0, ay0, ax1, ay1 = pre.aligned_crop
             # Compose the data set's frame with the model's crop of that frame.
@@ -70,11 +72,19 @@ def load_crops(
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         it = pool.map(work, range(len(ds)), chunksize=64)
-        for _ in tqdm(it, total=len(ds), desc=f"decoding {ds.name}", unit="img", disable=not progress, leave=False):
+        for _ in tqdm(
+            it, total=len(ds), desc=f"decoding {ds.name}", unit="img", disable=not progress, leave=False
+        ):
             pass
     skipped = [ds.image_ids[i] for i in np.flatnonzero(~ok)]
     if skipped:
-        log.warning("%s: skipped %d of %d images that could not be read (first: %s)", ds.name, len(skipped), len(ds), skipped[0])
+        log.warning(
+            "%s: skipped %d of %d images that could not be read (first: %s)",
+            ds.name,
+            len(skipped),
+            len(ds),
+            skipped[0],
+        )
     if not ok.any():
         raise DataError(f"{ds.name}: none of its {len(ds)} images could be read (first: {ds.path(0)})")
     keep = np.flatnonzero(ok)
@@ -123,7 +133,7 @@ def augment(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | Non
         m = x.mean(dim=(1, 2, 3), keepdim=True)
         x = (x - m) * (1 + (rand(b, 1, 1, 1) * 2 - 1) * cfg.contrast) + m
     if cfg.saturation:
-        g = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+        g = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         x = (x - g) * (1 + (rand(b, 1, 1, 1) * 2 - 1) * cfg.saturation) + g
     if cfg.erase:
         h, w = x.shape[-2:]

@@ -38,7 +38,9 @@ class LSAConfig:
     """Model configuration; serialised into every checkpoint and model card."""
 
     backbone: str = "mobilenet_v2"  # one of backbones.BACKBONES
-    pretrained: bool = False  # ImageNet init (mobilenet_v2 only); the paper's setting is random init
+    pretrained: bool | None = (
+        None  # ImageNet init; None = where available (mobilenet_v2). The paper's setting is False
+    )
     input_size: tuple[int, int] = (128, 112)  # (H, W) pixels of the aligned face
     head: Literal["lsa", "linear"] = "lsa"  # "linear": global average pool + linear (baseline)
     d_model: int = 256  # token / query width
@@ -46,7 +48,9 @@ class LSAConfig:
     layers: int = 1  # cross-attention decoder layers
     ffn: int = 512  # hidden width of the feed-forward block
     dropout: float = 0.1  # dropout in the head
-    balance: Balance = "learned"  # how α, β are set: learned | equal (α=β=½, fixed) | no_prior (β=0) | prior_only (α=0)
+    balance: Balance = (
+        "learned"  # how α, β are set: learned | equal (α=β=½, fixed) | no_prior (β=0) | prior_only (α=0)
+    )
     prior_source: Literal["text", "shuffled", "random"] = "text"  # control: shuffled/random text embeddings
     region_set: str = "fine"  # "fine" (15 regions) or "coarse" (4 groups)
     tau: float = 0.05  # softmax temperature of the correlation dictionary
@@ -56,10 +60,14 @@ class LSAConfig:
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(x) for x in self.input_size)  # type: ignore[assignment]
+        if self.pretrained is None:
+            self.pretrained = self.backbone in PRETRAINED_AVAILABLE
         if self.backbone not in BACKBONES:
             raise ConfigError(unknown_choice("backbone", self.backbone, BACKBONES))
         if self.pretrained and self.backbone not in PRETRAINED_AVAILABLE:
-            raise ConfigError(f"--pretrained is available for {', '.join(sorted(PRETRAINED_AVAILABLE))}, not {self.backbone}")
+            raise ConfigError(
+                f"--pretrained is available for {', '.join(sorted(PRETRAINED_AVAILABLE))}, not {self.backbone}"
+            )
         if self.head not in ("lsa", "linear"):
             raise ConfigError(f"head must be lsa or linear, got {self.head!r}")
         if self.balance not in ("learned", "equal", "no_prior", "prior_only"):
@@ -96,7 +104,9 @@ def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
     """Fixed 2-D sine-cosine positions, (h·w)×dim."""
     if dim % 4:
         raise ConfigError(f"d_model must be divisible by 4 for 2-D positions, got {dim}")
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+    )
     omega = 1.0 / (10000 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4)))
     out = [f(c.reshape(-1, 1) * omega) for c in (yy, xx) for f in (torch.sin, torch.cos)]
     return torch.cat(out, dim=1)
@@ -118,7 +128,9 @@ class BalancedCrossAttention(nn.Module):
         if balance == "learned":
             self.alpha_raw = nn.Parameter(torch.full((heads,), init))
             self.beta_raw = nn.Parameter(torch.full((heads,), init))
-        a, b = {"learned": (0.5, 0.5), "equal": (0.5, 0.5), "no_prior": (1.0, 0.0), "prior_only": (0.0, 1.0)}[balance]
+        a, b = {"learned": (0.5, 0.5), "equal": (0.5, 0.5), "no_prior": (1.0, 0.0), "prior_only": (0.0, 1.0)}[
+            balance
+        ]
         self.register_buffer("alpha_fixed", torch.full((heads,), a), persistent=False)
         self.register_buffer("beta_fixed", torch.full((heads,), b), persistent=False)
 
@@ -127,7 +139,9 @@ class BalancedCrossAttention(nn.Module):
             return F.softplus(self.alpha_raw), F.softplus(self.beta_raw)
         return self.alpha_fixed, self.beta_fixed
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prior: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prior: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """q: B×A×d, k/v: B×N×d, prior: A×N (rows sum to 1) → (B×A×d, attention B×heads×A×N)."""
         b, a, d = q.shape
         n = k.shape[1]
@@ -151,7 +165,9 @@ class DecoderLayer(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, d))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prior: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, prior: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         out, attn = self.attn(q, k, v, prior)
         q = self.norm1(q + self.drop(out))
         q = self.norm2(q + self.drop(self.mlp(q)))
@@ -173,7 +189,9 @@ class LSAModel(nn.Module):
             self.classifier = nn.Linear(c32, a)
             return
         if prior is None:
-            raise ConfigError("the LSA head needs a correlation dictionary (build_dictionary()); or use head='linear'")
+            raise ConfigError(
+                "the LSA head needs a correlation dictionary (build_dictionary()); or use head='linear'"
+            )
         if prior.dictionary.shape[0] != a:
             raise ConfigError(f"dictionary has {prior.dictionary.shape[0]} attributes, the model {a}")
         gh, gw = config.grid
@@ -192,7 +210,8 @@ class LSAModel(nn.Module):
         s = region_maps(template, (gh, gw), config.region_set).reshape(len(prior.regions), -1)
         self.register_buffer("prior_attention", torch.as_tensor(prior.dictionary @ s, dtype=torch.float32))
         self.layers = nn.ModuleList(
-            DecoderLayer(d, config.heads, config.ffn, config.balance, config.dropout) for _ in range(config.layers)
+            DecoderLayer(d, config.heads, config.ffn, config.balance, config.dropout)
+            for _ in range(config.layers)
         )
         self.cls_weight = nn.Parameter(torch.randn(a, d) * d**-0.5)
         self.cls_bias = nn.Parameter(torch.zeros(a))
@@ -203,7 +222,9 @@ class LSAModel(nn.Module):
         t = self.proj16(c16) + F.interpolate(self.proj32(c32), size=c16.shape[-2:], mode="nearest")
         return self.token_norm(t.flatten(2).transpose(1, 2))  # B×N×d
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, x: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         if self.config.head == "linear":
             _, c32 = self.backbone(x)
             logits = self.classifier(c32.mean(dim=(2, 3)))
@@ -257,7 +278,10 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def create_model(
-    name: str = "lsa_mobilenet_v2", prior: CorrelationDictionary | None = None, encoder: Any | None = None, **overrides: Any
+    name: str = "lsa_mobilenet_v2",
+    prior: CorrelationDictionary | None = None,
+    encoder: Any | None = None,
+    **overrides: Any,
 ) -> LSAModel:
     """Build a registered model. ``prior`` defaults to a dictionary built with ``encoder`` (or the default
     text encoder) for the config's region set; the plain ``linear_*`` heads need none."""
@@ -265,7 +289,9 @@ def create_model(
         raise ConfigError(unknown_choice("model", name, list_models()))
     config = LSAConfig(**{**_MODELS[name], **overrides})
     if prior is None and config.head == "lsa":
-        prior = build_dictionary(encoder, config.region_set, config.normalization, config.tau, config.prior_source)
+        prior = build_dictionary(
+            encoder, config.region_set, config.normalization, config.tau, config.prior_source
+        )
     return LSAModel(config, prior)
 
 
@@ -302,5 +328,13 @@ def count_flops(model: LSAModel) -> int:
     return macs
 
 
-__all__ = ["LSAConfig", "LSAModel", "count_flops", "create_model", "list_models", "preprocessing_for", "register_model"]
+__all__ = [
+    "LSAConfig",
+    "LSAModel",
+    "count_flops",
+    "create_model",
+    "list_models",
+    "preprocessing_for",
+    "register_model",
+]
 _ = field

@@ -145,7 +145,8 @@ def build_dictionary(
         encoder = TextEncoder()
     attr_prompts = {a: [t.format(ATTRIBUTE_PHRASES[a]) for t in ATTRIBUTE_TEMPLATES] for a in ATTRIBUTES}
     reg_prompts = {
-        r: [t.format(p) for p in phrases for t in REGION_TEMPLATES] for r, phrases in region_phrases(region_set).items()
+        r: [t.format(p) for p in phrases for t in REGION_TEMPLATES]
+        for r, phrases in region_phrases(region_set).items()
     }
     regions = region_names(region_set)
     ea = encoder.encode_groups([attr_prompts[a] for a in ATTRIBUTES])

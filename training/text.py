@@ -56,9 +56,14 @@ class TextEncoder:
                 "(nothing is downloaded)"
             )
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+        self.model = (
+            transformers.AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+        )
         self.device = device
-        weights = next((p for p in (Path(path) / f for f in ("model.safetensors", "pytorch_model.bin")) if p.exists()), None)
+        weights = next(
+            (p for p in (Path(path) / f for f in ("model.safetensors", "pytorch_model.bin")) if p.exists()),
+            None,
+        )
         digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights else ""
         self.info = EncoderInfo(name=name, sha256=digest, dim=int(self.model.config.hidden_size))
 
@@ -69,7 +74,11 @@ class TextEncoder:
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
                 tok = self.tokenizer(
-                    list(texts[i : i + batch_size]), padding=True, truncation=True, max_length=64, return_tensors="pt"
+                    list(texts[i : i + batch_size]),
+                    padding=True,
+                    truncation=True,
+                    max_length=64,
+                    return_tensors="pt",
                 ).to(self.device)
                 hidden = self.model(**tok).last_hidden_state
                 mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)

@@ -50,7 +50,9 @@ class TrainConfig:
     select_rate: int | None = None  # limited labels: every K-th training image (SSPL)
     label_fraction: float | None = None  # limited labels: a random fraction (seeded)
     label_count: int | None = None  # limited labels: a fixed random count (seeded)
-    val_fraction: float | None = None  # carve an identity-disjoint val split from train (data sets without one)
+    val_fraction: float | None = (
+        None  # carve an identity-disjoint val split from train (data sets without one)
+    )
     max_val: int | None = None  # evaluate on at most this many validation images (speed)
     eval_every: int = 1  # validate every N epochs (and always after the last)
     seed: int = 0
@@ -101,7 +103,9 @@ def init_distributed(device: torch.device) -> DistInfo:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
-    return DistInfo(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return DistInfo(
+        rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0"))
+    )
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -110,7 +114,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda was asked for, but torch sees no CUDA device (torch built for CPU, or no GPU)")
+            raise ConfigError(
+                "--device cuda was asked for, but torch sees no CUDA device (torch built for CPU, or no GPU)"
+            )
         if dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
     return dev
@@ -183,8 +189,14 @@ def make_optimizer(model: LSAModel, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def predict_crops(model: LSAModel, images: np.ndarray, device: torch.device, batch_size: int = 256,
-                  amp: torch.dtype | None = None, pre: Preprocessing | None = None) -> np.ndarray:
+def predict_crops(
+    model: LSAModel,
+    images: np.ndarray,
+    device: torch.device,
+    batch_size: int = 256,
+    amp: torch.dtype | None = None,
+    pre: Preprocessing | None = None,
+) -> np.ndarray:
     """N×H×W×3 uint8 RGB crops → N×40 probabilities (normalised with ``pre``, default: the config's)."""
     pre = pre or preprocessing_for(model.config)
     mean = torch.tensor(pre.mean, device=device)
@@ -233,7 +245,9 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         )
     total_steps = steps_per_epoch * cfg.epochs
     opt = make_optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(total_steps, int(cfg.warmup_epochs * steps_per_epoch)))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lr_lambda(total_steps, int(cfg.warmup_epochs * steps_per_epoch))
+    )
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     start_epoch, best_acc, history = 0, -1.0, []
     resume_aug_state = None
@@ -250,7 +264,9 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             log.info("resumed from %s at epoch %d (best val %.4f)", out / "last.pt", start_epoch, best_acc)
     net: torch.nn.Module = model
     if di.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     macs = count_flops(model)
     card = ModelCard(
         name=f"lsa-{cfg.model.backbone}" if cfg.model.head == "lsa" else f"linear-{cfg.model.backbone}",
@@ -282,8 +298,16 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         log.info(
             "training %s (%.1f M params, %.0f MMACs) on %d labelled images (%s), val %d, %d epochs × %d steps, device %s%s",
-            card.name, card.model["params"] / 1e6, macs / 1e6, len(train_set), splits.labelled.name, len(val_set),
-            cfg.epochs, steps_per_epoch, device, f", {di.world} processes" if di.world > 1 else "",
+            card.name,
+            card.model["params"] / 1e6,
+            macs / 1e6,
+            len(train_set),
+            splits.labelled.name,
+            len(val_set),
+            cfg.epochs,
+            steps_per_epoch,
+            device,
+            f", {di.world} processes" if di.world > 1 else "",
         )
     images_t = torch.from_numpy(train_set.images)
     labels_t = torch.from_numpy(train_set.labels.astype(np.float32))
@@ -300,11 +324,19 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     completed = start_epoch
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
-        perm = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+        perm = torch.randperm(
+            len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+        )
         per_rank = steps_per_epoch * cfg.batch_size
         shard = perm[di.rank * per_rank : (di.rank + 1) * per_rank]
         t0, loss_sum = time.perf_counter(), 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress, leave=False)
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit="batch",
+            disable=not progress,
+            leave=False,
+        )
         for step in bar:
             idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = augment(images_t[idx].to(device, non_blocking=True), cfg.augment, aug_gen)
@@ -327,13 +359,24 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         if di.main and validate:
             probs = predict_crops(model, val_set.images, device, amp=amp)
             m = attribute_metrics(probs, val_set.labels)
-            val_loss = float(F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6), torch.from_numpy(val_set.labels.astype(np.float32))))
+            val_loss = float(
+                F.binary_cross_entropy(
+                    torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6),
+                    torch.from_numpy(val_set.labels.astype(np.float32)),
+                )
+            )
             coef = model.balance_coefficients()
             row = {
-                "epoch": epoch + 1, "lr": sched.get_last_lr()[0], "train_loss": loss_sum / steps_per_epoch,
-                "val_loss": val_loss, "val_mean_accuracy": m.mean_accuracy, "val_balanced_accuracy": m.mean_balanced_accuracy,
-                "alpha": np.mean(coef.get("alpha", [np.nan])), "beta": np.mean(coef.get("beta", [np.nan])),
-                "train_images_per_s": ips, "epoch_s": time.perf_counter() - t0,
+                "epoch": epoch + 1,
+                "lr": sched.get_last_lr()[0],
+                "train_loss": loss_sum / steps_per_epoch,
+                "val_loss": val_loss,
+                "val_mean_accuracy": m.mean_accuracy,
+                "val_balanced_accuracy": m.mean_balanced_accuracy,
+                "alpha": np.mean(coef.get("alpha", [np.nan])),
+                "beta": np.mean(coef.get("beta", [np.nan])),
+                "train_images_per_s": ips,
+                "epoch_s": time.perf_counter() - t0,
             }
             history.append(row)
             with log_path.open("a", newline="") as f:
@@ -343,12 +386,23 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
                 w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
             log.info(
                 "epoch %d/%d  loss %.4f  val acc %.2f%%  bal %.2f%%  α %.2f β %.2f  %.0f img/s",
-                epoch + 1, cfg.epochs, row["train_loss"], 100 * m.mean_accuracy, 100 * m.mean_balanced_accuracy,
-                row["alpha"], row["beta"], ips,
+                epoch + 1,
+                cfg.epochs,
+                row["train_loss"],
+                100 * m.mean_accuracy,
+                100 * m.mean_balanced_accuracy,
+                row["alpha"],
+                row["beta"],
+                ips,
             )
             if m.mean_accuracy > best_acc:  # selection on validation, never on test
                 best_acc = m.mean_accuracy
-                save_checkpoint(out / "best.pt", model, card, {**meta, "epoch": epoch + 1, "metrics": {"val": m.to_dict()}})
+                save_checkpoint(
+                    out / "best.pt",
+                    model,
+                    card,
+                    {**meta, "epoch": epoch + 1, "metrics": {"val": m.to_dict()}},
+                )
         # Each rank's augmentation stream, so a resumed run continues exactly where it stopped.
         aug_states = {str(di.rank): aug_gen.get_state()}
         if di.world > 1:
@@ -357,10 +411,19 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             aug_states = {str(r): st for r, st in enumerate(gathered)}
         if di.main:
             save_checkpoint(
-                out / "last.pt", model, card, {**meta, "epoch": epoch + 1},
-                extra={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                       "epoch": epoch, "best_val_mean_accuracy": best_acc, "history": history,
-                       "rng": {"torch": torch.get_rng_state(), "augment": aug_states}},
+                out / "last.pt",
+                model,
+                card,
+                {**meta, "epoch": epoch + 1},
+                extra={
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "epoch": epoch,
+                    "best_val_mean_accuracy": best_acc,
+                    "history": history,
+                    "rng": {"torch": torch.get_rng_state(), "augment": aug_states},
+                },
             )
         completed = epoch + 1
         if cfg.stop_after is not None and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
@@ -382,7 +445,9 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     return summary
 
 
-def finalize(out: Path, device: torch.device, val_set: CropSet, amp: torch.dtype | None, rank_hashes: list[str]) -> dict[str, Any]:
+def finalize(
+    out: Path, device: torch.device, val_set: CropSet, amp: torch.dtype | None, rank_hashes: list[str]
+) -> dict[str, Any]:
     """Tune per-attribute thresholds on validation with the best weights and store them in best.pt."""
     from .checkpoint import load_model
 
@@ -397,16 +462,30 @@ def finalize(out: Path, device: torch.device, val_set: CropSet, amp: torch.dtype
     card = card.with_updates(
         thresholds=tuple(float(t) for t in thr),
         training={
-            "data": meta["data"], "seed": meta["seed"], "epoch": meta["epoch"], "git_commit": meta["git_commit"],
-            "val_mean_accuracy": m05.mean_accuracy, "val_balanced_accuracy": m05.mean_balanced_accuracy,
-            "val_mean_accuracy_tuned": mt.mean_accuracy, "thresholds_tuned_on": "val",
+            "data": meta["data"],
+            "seed": meta["seed"],
+            "epoch": meta["epoch"],
+            "git_commit": meta["git_commit"],
+            "val_mean_accuracy": m05.mean_accuracy,
+            "val_balanced_accuracy": m05.mean_balanced_accuracy,
+            "val_mean_accuracy_tuned": mt.mean_accuracy,
+            "thresholds_tuned_on": "val",
         },
     )
     save_checkpoint(out / "best.pt", model, card, meta)
-    log.info("best epoch %d: val mean accuracy %.2f%% (tuned thresholds %.2f%%), saved %s",
-             meta["epoch"], 100 * m05.mean_accuracy, 100 * mt.mean_accuracy, out / "best.pt")
-    return {"best_epoch": meta["epoch"], "val_mean_accuracy": m05.mean_accuracy,
-            "val_balanced_accuracy": m05.mean_balanced_accuracy, "val_mean_accuracy_tuned": mt.mean_accuracy}
+    log.info(
+        "best epoch %d: val mean accuracy %.2f%% (tuned thresholds %.2f%%), saved %s",
+        meta["epoch"],
+        100 * m05.mean_accuracy,
+        100 * mt.mean_accuracy,
+        out / "best.pt",
+    )
+    return {
+        "best_epoch": meta["epoch"],
+        "val_mean_accuracy": m05.mean_accuracy,
+        "val_balanced_accuracy": m05.mean_balanced_accuracy,
+        "val_mean_accuracy_tuned": mt.mean_accuracy,
+    }
 
 
 def create_model_from_config(config: LSAConfig, encoder: Any | None = None) -> LSAModel:
@@ -414,7 +493,9 @@ def create_model_from_config(config: LSAConfig, encoder: Any | None = None) -> L
 
     prior = None
     if config.head == "lsa":
-        prior = build_dictionary(encoder, config.region_set, config.normalization, config.tau, config.prior_source)
+        prior = build_dictionary(
+            encoder, config.region_set, config.normalization, config.tau, config.prior_source
+        )
     return LSAModel(config, prior)
 
 

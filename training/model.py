@@ -97,7 +97,10 @@ class LSAConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LSAConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown model option(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
 
 
 def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
@@ -318,7 +321,7 @@ def count_flops(model: LSAModel) -> int:
     model.eval()
     with torch.no_grad():
         h, w = model.config.input_size
-        model(torch.zeros(1, 3, h, w))
+        model(torch.zeros(1, 3, h, w, device=next(model.parameters()).device))
     model.train(was)
     for hk in hooks:
         hk.remove()

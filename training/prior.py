@@ -115,8 +115,10 @@ def normalize_similarity(sim: np.ndarray, normalization: str, tau: float) -> np.
     if normalization == "center":
         s = s - s.mean(axis=0, keepdims=True)
     elif normalization == "zscore":
-        s = (s - s.mean(axis=0, keepdims=True)) / (s.std(axis=0, keepdims=True) + 1e-6)
-        s = s * s.std()  # back to cosine-like units so one tau suits every normalisation
+        centred = s - s.mean(axis=0, keepdims=True)
+        # Equalise the spread per region, then return to the centred similarities' overall spread so that one
+        # tau suits every normalisation.
+        s = centred / (centred.std(axis=0, keepdims=True) + 1e-6) * centred.std()
     elif normalization != "none":
         raise ConfigError(f"unknown normalization {normalization!r}; choose none, center or zscore")
     z = s / tau
@@ -137,7 +139,8 @@ def build_dictionary(
     and build the dictionary.
 
     source: "text" (the prior), or a control — "shuffled" permutes which attribute gets which row of
-    similarities, "random" replaces every embedding with a random unit vector.
+    similarities, "random" computes the similarities from random unit vectors. Controls change only the
+    prior; the attribute queries still start from the real text embeddings.
     """
     if encoder is None:
         from .text import TextEncoder
@@ -152,12 +155,13 @@ def build_dictionary(
     ea = encoder.encode_groups([attr_prompts[a] for a in ATTRIBUTES])
     er = encoder.encode_groups([reg_prompts[r] for r in regions])
     rng = np.random.default_rng(seed)
+    sa, sr = ea, er  # the vectors the prior is computed from; the queries always start from the real text
     if source == "random":
-        ea = rng.standard_normal(ea.shape).astype(np.float32)
-        er = rng.standard_normal(er.shape).astype(np.float32)
-        ea /= np.linalg.norm(ea, axis=1, keepdims=True)
-        er /= np.linalg.norm(er, axis=1, keepdims=True)
-    sim = ea @ er.T
+        sa = rng.standard_normal(ea.shape).astype(np.float32)
+        sr = rng.standard_normal(er.shape).astype(np.float32)
+        sa /= np.linalg.norm(sa, axis=1, keepdims=True)
+        sr /= np.linalg.norm(sr, axis=1, keepdims=True)
+    sim = sa @ sr.T
     if source == "shuffled":
         sim = sim[rng.permutation(len(ATTRIBUTES))]
     elif source not in ("text", "random"):

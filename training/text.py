@@ -55,10 +55,16 @@ class TextEncoder:
                 f"text encoder folder {path} has no config.json; pass a local Hugging Face model folder "
                 "(nothing is downloaded)"
             )
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = (
-            transformers.AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
-        )
+        try:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self.model = (
+                transformers.AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+            )
+        except (OSError, ValueError) as err:
+            raise ConfigError(
+                f"cannot load a text encoder from {path} ({err}); it needs the tokenizer files and weights "
+                "of a Hugging Face model saved locally"
+            ) from err
         self.device = device
         weights = next(
             (p for p in (Path(path) / f for f in ("model.safetensors", "pytorch_model.bin")) if p.exists()),

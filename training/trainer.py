@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from lsa_edge.card import ModelCard, Preprocessing
 from lsa_edge.data import FaceDataset, carve_validation, load_dataset, select_labelled
-from lsa_edge.errors import ConfigError
+from lsa_edge.errors import CheckpointError, ConfigError
 from lsa_edge.metrics import attribute_metrics, majority_accuracy, tune_thresholds
 
 from .checkpoint import git_commit, read_checkpoint, save_checkpoint, state_sha256
@@ -80,6 +80,10 @@ class TrainConfig:
         if isinstance(d.get("model"), dict):
             d["model"] = LSAConfig.from_dict(d["model"])
         if isinstance(d.get("augment"), dict):
+            known_aug = {f.name for f in fields(AugmentConfig)}
+            bad = set(d["augment"]) - known_aug
+            if bad:
+                raise ConfigError(f"unknown augment option(s) {sorted(bad)}; known: {sorted(known_aug)}")
             d["augment"] = AugmentConfig(**d["augment"])
         return cls(**d)
 
@@ -215,6 +219,32 @@ def predict_crops(
     return np.concatenate(out)
 
 
+# Options that may change between a run and its resumption; everything else must match.
+_RESUME_MAY_CHANGE = {
+    "resume",
+    "stop_after",
+    "progress",
+    "out",
+    "data",
+    "threads",
+    "workers",
+    "device",
+    "eval_every",
+}
+
+
+def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
+    now = {**cfg.to_dict(), "data": Path(cfg.data).name, "out": Path(cfg.out).name}
+    diff = sorted(
+        k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
+    )
+    if diff:
+        pairs = "; ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in diff)
+        raise ConfigError(
+            f"--resume with different settings than the saved run ({pairs}); use the original flags"
+        )
+
+
 def _set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -251,14 +281,24 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     start_epoch, best_acc, history = 0, -1.0, []
     resume_aug_state = None
-    if cfg.resume and (out / "last.pt").exists():
+    if cfg.resume:
+        if not (out / "last.pt").exists():
+            raise ConfigError(
+                f"--resume: there is no {out / 'last.pt'} to continue from; drop --resume to start afresh"
+            )
         ck = read_checkpoint(out / "last.pt")
-        model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
+        check_resumable(ck["meta"]["train_config"], cfg)
+        try:
+            model.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(f"{out / 'last.pt'} does not fit this model and optimizer ({err})") from err
         sched.load_state_dict(ck["scheduler"])
         scaler.load_state_dict(ck["scaler"])
         start_epoch, best_acc, history = ck["epoch"] + 1, ck["best_val_mean_accuracy"], ck["history"]
         torch.set_rng_state(ck["rng"]["torch"])
+        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
         resume_aug_state = ck["rng"].get("augment", {}).get(str(di.rank))
         if di.main:
             log.info("resumed from %s at epoch %d (best val %.4f)", out / "last.pt", start_epoch, best_acc)
@@ -341,6 +381,8 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         for step in bar:
             idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = augment(images_t[idx].to(device, non_blocking=True), cfg.augment, aug_gen)
+            if pre.color_order == "BGR":  # crops are RGB; the card decides what the model sees
+                x = x.flip(1)
             x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
             y = labels_t[idx].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
@@ -374,8 +416,8 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
                 "val_loss": val_loss,
                 "val_mean_accuracy": m.mean_accuracy,
                 "val_balanced_accuracy": m.mean_balanced_accuracy,
-                "alpha": np.mean(coef.get("alpha", [np.nan])),
-                "beta": np.mean(coef.get("beta", [np.nan])),
+                "alpha": float(np.mean(coef.get("alpha", [np.nan]))),
+                "beta": float(np.mean(coef.get("beta", [np.nan]))),
                 "train_images_per_s": ips,
                 "epoch_s": time.perf_counter() - t0,
             }
@@ -423,7 +465,11 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
                     "epoch": epoch,
                     "best_val_mean_accuracy": best_acc,
                     "history": history,
-                    "rng": {"torch": torch.get_rng_state(), "augment": aug_states},
+                    "rng": {
+                        "torch": torch.get_rng_state(),
+                        "augment": aug_states,
+                        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    },
                 },
             )
         completed = epoch + 1
@@ -431,13 +477,15 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             if di.main:
                 log.info("stopping after epoch %d as asked; continue with --resume", epoch + 1)
             break
-    # All ranks must end with the same weights: gather each rank's hash and record them.
-    final_hash = state_sha256(model.state_dict())
+    # All ranks must end with the same parameters (DDP averages gradients): gather each rank's hash of its
+    # final parameters and record them. BatchNorm running statistics are per rank by design (no SyncBN);
+    # the checkpoint keeps rank 0's, as DDP itself broadcasts rank 0's buffers before every forward.
+    final_hash = state_sha256(dict(model.named_parameters()))
     hashes = [final_hash]
     if di.world > 1:
         hashes = [None] * di.world
         dist.all_gather_object(hashes, final_hash)
-    summary: dict[str, Any] = {"run": str(out), "history": history, "rank_weight_sha256": hashes}
+    summary: dict[str, Any] = {"run": str(out), "history": history, "rank_parameter_sha256": hashes}
     if di.main and completed == cfg.epochs:
         summary.update(finalize(out, device, val_set, amp, hashes))
     if di.world > 1:
@@ -459,7 +507,7 @@ def finalize(
     mt = attribute_metrics(probs, val_set.labels, thr)
     meta = dict(ck["meta"])
     meta["metrics"] = {"val": m05.to_dict(), "val_tuned": mt.to_dict()}
-    meta["rank_weight_sha256"] = rank_hashes
+    meta["rank_parameter_sha256"] = rank_hashes
     card = card.with_updates(
         thresholds=tuple(float(t) for t in thr),
         training={

@@ -65,3 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (
+        Exception
+    ) as err:  # a bug or an environment problem we did not anticipate: one line, then details on -vv
+        log = logging.getLogger("lsa_edge")
+        log.error(
+            "%s failed: %s: %s. Re-run with -vv for the traceback, and please report it with that output.",
+            args.command,
+            type(err).__name__,
+            err,
+        )
+        log.debug("traceback", exc_info=True)
+        return 1

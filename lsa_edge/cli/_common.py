@@ -19,13 +19,13 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
         help="data set folder: CelebA, generic CSV or LFWA .mat layout",
     )
     g.add_argument("--format", choices=FORMATS, default=None, help="data layout (default: detected)")
-    g.add_argument("--workers", type=int, default=4, metavar="N", help="image decoding threads (default: 4)")
+    g.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="image decoding threads (default: 4)"
+    )
 
 
 def add_device_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)"
-    )
+    p.add_argument("--device", default=None, metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from typing import Any
 
+from ..errors import ConfigError
 from ._common import add_data_args, add_device_args, pct, write_json
 
 HELP = "evaluate a checkpoint: mean and balanced accuracy, per attribute"
@@ -30,6 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="OUT", help="write the metrics as JSON")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument(
+        "--frame",
+        default="auto",
+        metavar="BOX",
+        help="unaligned data without a detector: auto (the data set's, e.g. LFW's), full, or x0,y0,x1,y1 fractions",
+    )
+    p.add_argument(
         "--sort", choices=["name", "accuracy", "balanced"], default="name", help="table order (default: name)"
     )
     add_device_args(p)
@@ -45,8 +53,13 @@ def evaluate_checkpoint(
     batch_size: int = 256,
     workers: int = 4,
     progress: bool = True,
+    frame: str = "auto",
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on a split; returns the JSON-ready result."""
+    """Evaluate a checkpoint on a split; returns the JSON-ready result.
+
+    frame: for unaligned data without a detector, the box (fractions) of each image that matches CelebA's
+    aligned frame — "auto" (the data set's own, e.g. LFW's), "full" (the whole image) or "x0,y0,x1,y1".
+    """
     from lsa_edge.data import load_dataset
     from lsa_edge.metrics import attribute_metrics, majority_accuracy
     from lsa_edge.training.checkpoint import load_model
@@ -56,6 +69,8 @@ def evaluate_checkpoint(
     dev = resolve_device(device)
     model, card, _ = load_model(checkpoint, str(dev))
     ds = load_dataset(data, fmt)
+    if frame != "auto":
+        ds = replace(ds, frame=parse_frame(frame))
     part = ds.split(split)
     crops = load_crops(part, card.preprocessing, ds.frame, workers, progress)
     probs = predict_crops(model, crops.images, dev, batch_size, pre=card.preprocessing)
@@ -86,6 +101,18 @@ def evaluate_checkpoint(
     return result
 
 
+def parse_frame(text: str) -> tuple[float, float, float, float] | None:
+    if text == "full":
+        return None
+    try:
+        x0, y0, x1, y1 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--frame must be auto, full or x0,y0,x1,y1 (fractions), got {text!r}") from None
+    if not (x1 > x0 and y1 > y0):
+        raise ConfigError(f"--frame needs x1 > x0 and y1 > y0, got {text!r}")
+    return (x0, y0, x1, y1)
+
+
 def print_result(result: dict[str, Any], sort: str = "name") -> None:
     from rich.table import Table
 
@@ -100,7 +127,7 @@ def print_result(result: dict[str, Any], sort: str = "name") -> None:
         title=f"{result['model']} on {result['data']}:{result['split']} ({result['n_images']} images)"
     )
     for col in ("attribute", "pos. rate %", "acc %", "bal. acc %", "thr", "acc % (thr)", "bal. % (thr)"):
-        tab.add_column(col, justify="left" if col == "attribute" else "right")
+        tab.add_column(col, justify="left" if col == "attribute" else "right", no_wrap=col == "attribute")
     for name, d in rows:
         tab.add_row(
             name,
@@ -145,7 +172,14 @@ def run(args: argparse.Namespace) -> int:
 
     require("torch", "evaluating a checkpoint")
     result = evaluate_checkpoint(
-        args.checkpoint, args.data, args.split, args.format, args.device, args.batch_size, args.workers
+        args.checkpoint,
+        args.data,
+        args.split,
+        args.format,
+        args.device or "auto",
+        args.batch_size,
+        args.workers or 4,
+        frame=args.frame,
     )
     print_result(result, args.sort)
     if args.json:

@@ -148,10 +148,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if path.suffix == ".json":
         import json
 
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path} is not valid JSON: {err}") from err
     import yaml
 
-    data = yaml.safe_load(text) or {}
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of TrainConfig fields, got {type(data).__name__}")
     return data
@@ -185,7 +191,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if v is not None:
             d[key] = v
     d["data"], d["out"] = args.data, args.out
-    d["device"] = args.device
+    if args.device is not None:
+        d["device"] = args.device
     if args.no_progress:
         d["progress"] = False
     return d

@@ -46,16 +46,9 @@ def read_image(path: str | Path) -> np.ndarray | None:
     except OSError as err:
         log.warning("skipping %s: cannot read the file (%s)", path, err)
         return None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    # IMREAD_COLOR: always 8-bit with 3 channels, EXIF orientation applied (phone pictures come upright).
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if image is None:
         log.warning("skipping %s: not a decodable image (%d bytes)", path, data.size)
         return None
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    try:
-        return to_rgb_uint8(image, str(path))
-    except ValueError as err:
-        log.warning("skipping %s: %s", path, err)
-        return None
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

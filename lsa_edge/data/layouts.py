@@ -87,6 +87,23 @@ def _read_lines(path: Path) -> list[str]:
         raise DataError(f"{path} is not a text file ({err})") from err
 
 
+def _read_pairs(path: Path) -> dict[str, str]:
+    """Lines of "<file> <value>" (list_eval_partition.txt, identity_CelebA.txt)."""
+    out: dict[str, str] = {}
+    for lineno, ln in enumerate(_read_lines(path), start=1):
+        parts = ln.split()
+        if len(parts) < 2:
+            raise DataError(f"{path}:{lineno}: expected '<file> <value>', got {ln.strip()!r}")
+        out[parts[0]] = parts[1]
+    return out
+
+
+def _partition_code(value: str, where: str) -> int:
+    if value not in ("0", "1", "2"):
+        raise DataError(f"{where}: partition must be 0 (train), 1 (val) or 2 (test), got {value!r}")
+    return int(value)
+
+
 def _load_celeba(root: Path) -> FaceDataset:
     attr_file = _find(root, ["list_attr_celeba.txt", "Anno/list_attr_celeba.txt"])
     part_file = _find(root, ["list_eval_partition.txt", "Eval/list_eval_partition.txt"])
@@ -120,16 +137,15 @@ def _load_celeba(root: Path) -> FaceDataset:
     partition = np.full(len(ids), -1, dtype=np.int8)
     if part_file is not None:
         index = {name: i for i, name in enumerate(ids)}
-        for ln in _read_lines(part_file):
-            name, p = ln.split()[:2]
+        for name, p in _read_pairs(part_file).items():
             i = index.get(name)
             if i is not None:
-                partition[i] = int(p)
+                partition[i] = _partition_code(p, str(part_file))
     else:
         log.warning("%s: no list_eval_partition.txt; every image is unsplit", root)
     identity = None
     if id_file is not None:
-        idmap = dict(ln.split()[:2] for ln in _read_lines(id_file))
+        idmap = _read_pairs(id_file)
         identity = np.asarray([idmap.get(i, "") for i in ids], dtype=object)
     return FaceDataset(
         name=root.name,
@@ -144,19 +160,27 @@ def _load_celeba(root: Path) -> FaceDataset:
 
 
 # ------------------------------------------------------------------------------------------------ CSV
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"{path} is empty") from None
-        return [h.strip() for h in header], [r for r in reader if r]
+def _read_csv(path: Path, columns: int = 2) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV file; every row must have at least ``columns`` fields."""
+    try:
+        with path.open(newline="") as f:
+            reader = csv.reader(f)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise DataError(f"{path} is empty") from None
+            rows = [r for r in reader if r]
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path} is not a readable CSV text file ({err})") from err
+    for k, r in enumerate(rows, start=2):
+        if len(r) < columns:
+            raise DataError(f"{path}:{k}: expected at least {columns} comma-separated fields, got {len(r)}")
+    return [h.strip() for h in header], rows
 
 
 def _load_csv(root: Path) -> FaceDataset:
     attr_path = root / "attributes.csv"
-    header, rows = _read_csv(attr_path)
+    header, rows = _read_csv(attr_path, columns=41)
     if not header or header[0] != "image_id":
         raise DataError(f"{attr_path}: the first column must be 'image_id', got {header[:1]}")
     order = match_attribute_columns(header[1:], str(attr_path))
@@ -177,7 +201,7 @@ def _load_csv(root: Path) -> FaceDataset:
         for r in prow:
             i = index.get(r[0])
             if i is not None:
-                partition[i] = int(r[1])
+                partition[i] = _partition_code(r[1].strip(), str(root / "partition.csv"))
     identity = None
     if (root / "identity.csv").exists():
         _, irow = _read_csv(root / "identity.csv")
@@ -209,13 +233,30 @@ def _loadmat(path: Path) -> dict[str, np.ndarray]:
         head = f.read(128)
     if b"MATLAB 7.3" in head or head[:8] == b"\x89HDF\r\n\x1a\n":
         h5py = require("h5py", "reading MATLAB v7.3 files")
-        with h5py.File(path, "r") as f:
-            return {k: np.asarray(f[k]) for k in f if isinstance(f[k], h5py.Dataset)}
+        try:
+            with h5py.File(path, "r") as f:
+                return {k: _h5_value(h5py, f, f[k]) for k in f if isinstance(f[k], h5py.Dataset)}
+        except (OSError, KeyError, ValueError) as err:
+            raise DataError(f"{path}: cannot read this MATLAB v7.3 (HDF5) file ({err})") from err
     sio = require("scipy.io", "reading MATLAB v7 files")
     try:
         return {k: v for k, v in sio.loadmat(str(path)).items() if not k.startswith("__")}
-    except (ValueError, NotImplementedError) as err:
-        raise DataError(f"{path}: cannot read this .mat file ({err})") from err
+    except Exception as err:  # scipy raises MatReadError, ValueError, NotImplementedError, ...
+        raise DataError(f"{path}: cannot read this .mat file ({type(err).__name__}: {err})") from err
+
+
+def _h5_value(h5py, f, ds) -> np.ndarray | str:
+    """A MATLAB v7.3 variable: cell arrays are object references, char arrays uint16 codes, and every
+    array is stored column-major (so transposed)."""
+    data = ds[()]
+    if ds.dtype == h5py.ref_dtype:
+        out = np.empty(data.shape, dtype=object)
+        for idx, ref in np.ndenumerate(data):
+            out[idx] = _h5_value(h5py, f, f[ref])
+        return out.T
+    if ds.attrs.get("MATLAB_class", b"") in (b"char", "char"):
+        return "".join(chr(c) for c in np.asarray(data).ravel())
+    return np.asarray(data).T
 
 
 def _mat_strings(cell: np.ndarray) -> list[str]:

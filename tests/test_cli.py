@@ -115,3 +115,32 @@ def test_prior_command_table_json_and_png(tmp_path, capsys):
     d = json.loads((tmp_path / "p.json").read_text())
     assert len(d["dictionary"]) == 40 and d["regions"][0] == "head_top"
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_config_file_gives_defaults_and_flags_override(tmp_path):
+    from lsa_edge import ConfigError
+    from lsa_edge.cli import build_parser
+    from lsa_edge.cli.train import config_from_args
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epochs: 5\nlr: 0.01\ndevice: cpu\nmodel:\n  backbone: resnet18\n  d_model: 128\n")
+    args = build_parser().parse_args(
+        ["train", "--data", "d", "--out", "o", "--config", str(cfg), "--lr", "0.002", "--prior", "off"]
+    )
+    d = config_from_args(args)
+    assert (
+        d["epochs"] == 5 and d["lr"] == 0.002 and d["device"] == "cpu"
+    )  # file, flag, file (no flag default wins)
+    assert d["model"] == {"backbone": "resnet18", "d_model": 128, "balance": "no_prior"}
+    cfg.write_text("epochs: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config_from_args(
+            build_parser().parse_args(["train", "--data", "d", "--out", "o", "--config", str(cfg)])
+        )
+    pytest.importorskip("torch")
+    from lsa_edge.training.trainer import TrainConfig
+
+    with pytest.raises(ConfigError, match="unknown training option"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ConfigError, match="unknown model option"):
+        TrainConfig.from_dict({"model": {"backbnoe": "resnet18"}})

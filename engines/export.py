@@ -1,0 +1,154 @@
+"""Checkpoint → ONNX: a dedicated export wrapper, dynamic batch, onnxsim, the model card in metadata_props,
+and a parity check against torch on real face crops.
+
+Imports torch, onnx, onnxsim and onnxruntime lazily (the ``train`` and ``build`` extras).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lsa_edge._lazy import require
+from lsa_edge.card import ModelCard
+from lsa_edge.errors import LsaEdgeError
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "faces"  # B×3×H×W float32, normalised with the card's mean/std, in the card's colour order
+OUTPUT_NAME = "probs"  # B×40 float32 attribute probabilities
+CARD_KEY = "lsa_edge.card"  # metadata_props key holding the model card JSON
+FP32_PARITY_TOLERANCE = 1e-4  # max |p_torch − p_onnx| over the parity crops
+
+
+class ExportError(LsaEdgeError):
+    """Export produced a graph that does not match the torch model."""
+
+
+def export_wrapper(model: Any) -> Any:
+    """The inference graph of an LSA model: normalised faces → probabilities.
+
+    Kept out of the training model (no ``if export:`` branches): constant query projections are folded here
+    and the sigmoid is part of the graph, so every backend returns probabilities.
+    """
+    torch = require("torch", "ONNX export")
+
+    class LSAExport(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner.eval()
+
+        def forward(self, faces: Any) -> Any:
+            return torch.sigmoid(self.inner(faces))
+
+    return LSAExport(model).eval()
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    opset: int
+    simplified: bool
+    parity_max_abs_diff: float
+    parity_images: int
+
+
+def export_onnx(
+    model: Any,
+    card: ModelCard,
+    out: str | Path,
+    parity_faces: np.ndarray,
+    opset: int = 17,
+    simplify: bool = True,
+    tolerance: float = FP32_PARITY_TOLERANCE,
+) -> ExportResult:
+    """Export ``model`` to ``out`` and check it against torch.
+
+    parity_faces: N×3×H×W float32 normalised crops (real faces, through the card's preprocessing).
+    Raises :class:`ExportError` when ONNX Runtime's probabilities differ by more than ``tolerance``.
+    """
+    torch = require("torch", "ONNX export")
+    onnx = require("onnx", "ONNX export")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    h, w = card.preprocessing.input_size
+    wrapper = export_wrapper(model.cpu())
+    dummy = torch.zeros(2, 3, h, w)
+    torch.onnx.export(
+        wrapper,
+        (dummy,),
+        str(out),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        opset_version=opset,
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        # The TorchScript exporter: it needs no onnxscript and gives TensorRT-friendly opset-17 graphs. The
+        # torch.export-based one (torch's default since 2.9) is the next thing to evaluate here.
+        dynamo=False,
+    )
+    proto = onnx.load(str(out))
+    simplified = False
+    if simplify:
+        onnxsim = require("onnxsim", "ONNX simplification")
+        proto, ok = onnxsim.simplify(proto)
+        if not ok:
+            raise ExportError("onnxsim could not validate the simplified graph; export with --no-simplify")
+        simplified = True
+    set_card(proto, card)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+    diff = parity(wrapper, out, parity_faces)
+    log.info(
+        "exported %s (opset %d%s): max |Δp| vs torch %.2e on %d faces",
+        out,
+        opset,
+        ", simplified" if simplified else "",
+        diff,
+        len(parity_faces),
+    )
+    if diff > tolerance:
+        raise ExportError(
+            f"{out}: ONNX Runtime differs from torch by {diff:.3g} (> {tolerance:g}) in probability"
+        )
+    return ExportResult(out, opset, simplified, diff, len(parity_faces))
+
+
+def set_card(proto: Any, card: ModelCard) -> None:
+    """Store the model card JSON in the model's metadata_props (replacing an older one)."""
+    kept = [p for p in proto.metadata_props if p.key != CARD_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = CARD_KEY, card.to_json(indent=None)
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """The model card stored in an exported ONNX file."""
+    onnx = require("onnx", "reading an ONNX model card")
+    proto = onnx.load(str(path), load_external_data=False)
+    for p in proto.metadata_props:
+        if p.key == CARD_KEY:
+            return ModelCard.from_dict(json.loads(p.value))
+    raise ExportError(
+        f"{path} has no lsa-edge model card ({CARD_KEY!r} in metadata_props); was it exported by lsa-edge?"
+    )
+
+
+def parity(wrapper: Any, onnx_path: Path, faces: np.ndarray, batch: int = 64) -> float:
+    """Max absolute difference of probabilities between torch and ONNX Runtime (CPU) on ``faces``."""
+    torch = require("torch", "ONNX parity")
+    ort = require("onnxruntime", "ONNX parity")
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    with torch.no_grad():
+        for i in range(0, len(faces), batch):
+            x = np.ascontiguousarray(faces[i : i + batch], dtype=np.float32)
+            ref = wrapper(torch.from_numpy(x)).numpy()
+            got = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+            worst = max(worst, float(np.abs(ref - got).max()))
+    return worst

@@ -12,31 +12,46 @@ import numpy as np
 from .card import Preprocessing
 from .errors import ConfigError
 
-_INTERP = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
+
+def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int], resize: str = "area") -> np.ndarray:
+    """Apply the 2×3 affine ``m`` (source pixels → output pixels), output (H, W).
+
+    When ``m`` shrinks the image, the image is first shrunk with INTER_AREA by the map's scale and the
+    remaining warp is near 1:1, so a large face is averaged, not aliased (warpAffine alone only samples).
+    """
+    out_h, out_w = out_size
+    m = np.asarray(m, dtype=np.float64)
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    if resize == "area" and scale < 0.8:
+        h, w = image.shape[:2]
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        # Small-image pixel → original pixel, with resize's centre convention: x + ½ = (x_small + ½) · w/nw.
+        sx, sy = w / nw, h / nh
+        small_to_orig = np.array([[sx, 0.0, 0.5 * (sx - 1)], [0.0, sy, 0.5 * (sy - 1)], [0.0, 0.0, 1.0]])
+        m = (np.vstack([m, [0.0, 0.0, 1.0]]) @ small_to_orig)[:2]
+    return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def crop_aligned(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
+def crop_aligned(
+    image: np.ndarray, pre: Preprocessing, frame: tuple[float, float, float, float] | None = None
+) -> np.ndarray:
     """An already aligned face (CelebA's ``img_align_celeba`` geometry, any resolution) → model input.
 
-    image: H×W×3 uint8 in the model's colour order. Returns input_size[0]×input_size[1]×3 uint8.
+    image: H×W×3 uint8 in the model's colour order. frame: the box of ``image`` (fractions) that holds
+    CelebA's aligned frame, for unaligned pictures framed like it (LFW); None = the whole image.
+    Returns input_size[0]×input_size[1]×3 uint8.
     """
     h, w = image.shape[:2]
-    x0, y0, x1, y1 = pre.aligned_crop
+    fx0, fy0, fx1, fy1 = frame or (0.0, 0.0, 1.0, 1.0)
+    ax0, ay0, ax1, ay1 = pre.aligned_crop
+    # The model's crop of the aligned frame, in fractions of the image; an affine map keeps sub-pixel edges.
+    x0, x1 = fx0 + ax0 * (fx1 - fx0), fx0 + ax1 * (fx1 - fx0)
+    y0, y1 = fy0 + ay0 * (fy1 - fy0), fy0 + ay1 * (fy1 - fy0)
     out_h, out_w = pre.input_size
-    # An affine map keeps sub-pixel crop edges exact at any source resolution.
     sx, sy = out_w / ((x1 - x0) * w), out_h / ((y1 - y0) * h)
     m = np.array([[sx, 0.0, -x0 * w * sx], [0.0, sy, -y0 * h * sy]], dtype=np.float64)
-    shrink = sx < 1.0 or sy < 1.0
-    if shrink and pre.resize == "area":
-        # INTER_AREA is only honoured by resize: crop first (whole pixels, then exact affine on the rest).
-        px0, py0 = int(np.floor(x0 * w)), int(np.floor(y0 * h))
-        px1, py1 = int(np.ceil(x1 * w)), int(np.ceil(y1 * h))
-        sub = image[max(py0, 0) : min(py1, h), max(px0, 0) : min(px1, w)]
-        if sub.shape[:2] == (py1 - py0, px1 - px0) and np.allclose(
-            [x0 * w, y0 * h, x1 * w, y1 * h], [px0, py0, px1, py1]
-        ):
-            return cv2.resize(sub, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return warp(image, m, (out_h, out_w), pre.resize)
 
 
 def similarity_transform(
@@ -82,7 +97,7 @@ def align_keypoints(image: np.ndarray, keypoints: np.ndarray, pre: Preprocessing
     out_h, out_w = pre.input_size
     dst = np.asarray(pre.template.points, dtype=np.float64) * [out_w, out_h]
     m = similarity_transform(keypoints, dst, pre.template.weights)
-    return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return warp(image, m, (out_h, out_w), pre.resize)
 
 
 def normalize(batch: np.ndarray, pre: Preprocessing, input_order: str = "RGB") -> np.ndarray:

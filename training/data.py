@@ -57,14 +57,7 @@ def load_crops(
         img = read_image(ds.path(i))
         if img is None:
             return
-        if frame is not None:
-            x0, y0, x1, y1 = frame
-            ax0, ay0, ax1, ay1 = pre.aligned_crop
-            # Compose the data set's frame with the model's crop of that frame.
-            box = (x0 + ax0 * (x1 - x0), y0 + ay0 * (y1 - y0), x0 + ax1 * (x1 - x0), y0 + ay1 * (y1 - y0))
-            img = crop_aligned(img, Preprocessing(**{**pre.__dict__, "aligned_crop": box}))
-        else:
-            img = crop_aligned(img, pre)
+        img = crop_aligned(img, pre, frame)
         out[i] = img
         ok[i] = True
 

@@ -43,7 +43,7 @@ class TrainConfig:
     model: LSAConfig = field(default_factory=LSAConfig)
     epochs: int = 12  # passes over the labelled images
     batch_size: int = 64  # per process
-    lr: float = 2e-3  # peak AdamW learning rate (head; the backbone gets lr × backbone_lr_mult)
+    lr: float = 1e-3  # peak AdamW learning rate (head; the backbone gets lr × backbone_lr_mult)
     backbone_lr_mult: float = 1.0  # lower (e.g. 0.5) to fine-tune an ImageNet backbone gently
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0  # linear warm-up, then cosine decay to zero

@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = p.add_argument_group("optimisation")
     t.add_argument("--epochs", type=int, help="epochs (default: 12)")
     t.add_argument("--batch-size", type=int, help="images per step per process (default: 64)")
-    t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3)")
     t.add_argument("--backbone-lr-mult", type=float, help="backbone learning-rate factor (default: 1.0)")
     t.add_argument("--weight-decay", type=float, help="AdamW weight decay (default: 0.05)")
     t.add_argument("--warmup-epochs", type=float, help="linear warm-up before cosine decay (default: 1)")

@@ -14,7 +14,7 @@ plain global-pool + linear baseline on the same backbone.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -188,7 +188,6 @@ class LSAModel(nn.Module):
         c16, c32 = self.backbone.channels
         d, a = config.d_model, config.num_attributes
         if config.head == "linear":
-            self.pool_norm = nn.Identity()
             self.classifier = nn.Linear(c32, a)
             return
         if prior is None:
@@ -206,10 +205,9 @@ class LSAModel(nn.Module):
         self.register_buffer("query_text", torch.as_tensor(prior.attribute_embeddings, dtype=torch.float32))
         self.query_proj = nn.Linear(self.query_text.shape[1], d)
         self.query_delta = nn.Parameter(torch.zeros(a, d))
-        # Language attention P = D·S (A×N), fixed.
-        from lsa_edge.card import celeba_preprocessing as _pre
-
-        template = _pre(config.input_size).template
+        # Language attention P = D·S (A×N), fixed; S from the template of the crops the model is trained on
+        # (the model card records it). Saved in the state dict, so a checkpoint keeps the P it was trained with.
+        template = celeba_preprocessing(config.input_size).template
         s = region_maps(template, (gh, gw), config.region_set).reshape(len(prior.regions), -1)
         self.register_buffer("prior_attention", torch.as_tensor(prior.dictionary @ s, dtype=torch.float32))
         self.layers = nn.ModuleList(
@@ -340,4 +338,3 @@ __all__ = [
     "preprocessing_for",
     "register_model",
 ]
-_ = field

@@ -15,6 +15,7 @@ import json
 import logging
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -181,12 +182,15 @@ def main() -> None:
                 f"{s['wall_min']:.1f}",
                 s["alpha_beta"],
             )
-    Console().print(tab)
+    Console(width=None if sys.stdout.isatty() else 160).print(tab)
     out = Path(args.out)
     (out / "summary.json").write_text(
         json.dumps({"rows": rows, "summary": summary, "machine": platform.platform()}, indent=2)
     )
-    print(f"majority-class test accuracy: {100 * rows[0]['majority']:.2f}%; results in {out}/summary.json")
+    print(
+        f"majority-class test accuracy (train rates): {100 * rows[0]['majority']:.2f}%; "
+        f"rows and summary in {out}/summary.json"
+    )
 
 
 if __name__ == "__main__":

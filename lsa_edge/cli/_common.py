@@ -48,9 +48,12 @@ def _json_default(o: Any) -> Any:
 
 
 def console():
+    """The CLI's console: the terminal's width, or 160 columns when output goes to a file or pipe."""
+    import sys
+
     from rich.console import Console
 
-    return Console()
+    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 def pct(x: float) -> str:

@@ -94,7 +94,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     try:
         # weights_only: a checkpoint is data (tensors, numbers, strings); loading never runs pickled code.
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # TorchVersion (a str subclass) was stored by early 0.1 checkpoints; it is safe to allow.
+        with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a bad file
         raise CheckpointError(
             f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})"

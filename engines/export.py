@@ -6,6 +6,7 @@ Imports torch, onnx, onnxsim and onnxruntime lazily (the ``train`` and ``build``
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass
@@ -33,15 +34,15 @@ class ExportError(LsaEdgeError):
 def export_wrapper(model: Any) -> Any:
     """The inference graph of an LSA model: normalised faces → probabilities.
 
-    Kept out of the training model (no ``if export:`` branches): constant query projections are folded here
-    and the sigmoid is part of the graph, so every backend returns probabilities.
+    Kept out of the training model (no ``if export:`` branches): the sigmoid is part of the graph, so every
+    backend returns probabilities; constant subgraphs (the query projection) are folded by onnxsim.
     """
     torch = require("torch", "ONNX export")
 
     class LSAExport(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
             super().__init__()
-            self.inner = inner.eval()
+            self.inner = copy.deepcopy(inner).cpu().eval()  # never move or switch the caller's model
 
         def forward(self, faces: Any) -> Any:
             return torch.sigmoid(self.inner(faces))
@@ -74,10 +75,13 @@ def export_onnx(
     """
     torch = require("torch", "ONNX export")
     onnx = require("onnx", "ONNX export")
+    if len(parity_faces) == 0:
+        raise ExportError("the parity check needs at least one real face crop")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    final, out = out, out.with_suffix(".partial.onnx")  # only a checked graph gets the real name
     h, w = card.preprocessing.input_size
-    wrapper = export_wrapper(model.cpu())
+    wrapper = export_wrapper(model)
     dummy = torch.zeros(2, 3, h, w)
     torch.onnx.export(
         wrapper,
@@ -112,10 +116,12 @@ def export_onnx(
         len(parity_faces),
     )
     if diff > tolerance:
+        out.unlink(missing_ok=True)
         raise ExportError(
-            f"{out}: ONNX Runtime differs from torch by {diff:.3g} (> {tolerance:g}) in probability"
+            f"{final}: ONNX Runtime differs from torch by {diff:.3g} (> {tolerance:g}) in probability"
         )
-    return ExportResult(out, opset, simplified, diff, len(parity_faces))
+    out.replace(final)
+    return ExportResult(final, opset, simplified, diff, len(parity_faces))
 
 
 def set_card(proto: Any, card: ModelCard) -> None:

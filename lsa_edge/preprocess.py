@@ -14,23 +14,27 @@ from .errors import ConfigError
 
 
 def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int], resize: str = "area") -> np.ndarray:
-    """Apply the 2×3 affine ``m`` (source pixels → output pixels), output (H, W).
+    """Apply the 2×3 affine ``m``, output (H, W).
 
-    When ``m`` shrinks the image, the image is first shrunk with INTER_AREA by the map's scale and the
-    remaining warp is near 1:1, so a large face is averaged, not aliased (warpAffine alone only samples).
+    ``m`` maps continuous image coordinates (pixel i spans [i, i+1); keypoints and templates use these)
+    from the source to the output. When it shrinks the image, the image is first shrunk with INTER_AREA
+    by the least shrinking direction's scale and the rest of the warp is near 1:1, so a large face is
+    averaged, not aliased (warpAffine alone only samples).
     """
     out_h, out_w = out_size
     m = np.asarray(m, dtype=np.float64)
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+    scale = float(np.linalg.svd(m[:, :2], compute_uv=False).max())
     if resize == "area" and scale < 0.8:
         h, w = image.shape[:2]
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        # Small-image pixel → original pixel, with resize's centre convention: x + ½ = (x_small + ½) · w/nw.
-        sx, sy = w / nw, h / nh
-        small_to_orig = np.array([[sx, 0.0, 0.5 * (sx - 1)], [0.0, sy, 0.5 * (sy - 1)], [0.0, 0.0, 1.0]])
-        m = (np.vstack([m, [0.0, 0.0, 1.0]]) @ small_to_orig)[:2]
-    return cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        m = np.concatenate([m[:, :2] @ np.diag([w / nw, h / nh]), m[:, 2:]], axis=1)  # small → original
+    # OpenCV indexes pixel centres: index = continuous − ½ on both sides of the map.
+    m_idx = m.copy()
+    m_idx[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    return cv2.warpAffine(
+        image, m_idx, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def crop_aligned(

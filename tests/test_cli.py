@@ -144,3 +144,21 @@ def test_config_file_gives_defaults_and_flags_override(tmp_path):
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ConfigError, match="unknown model option"):
         TrainConfig.from_dict({"model": {"backbnoe": "resnet18"}})
+
+
+def test_prior_flag_conflicts_and_resume_comparison():
+    from lsa_edge import ConfigError
+    from lsa_edge.cli import build_parser
+    from lsa_edge.cli.train import config_from_args
+
+    base = ["train", "--data", "d", "--out", "o"]
+    with pytest.raises(ConfigError, match="contradicts"):
+        config_from_args(build_parser().parse_args([*base, "--prior", "off", "--balance", "prior_only"]))
+    pytest.importorskip("torch")
+    from lsa_edge.training.trainer import TrainConfig, check_resumable
+
+    cfg = TrainConfig(data="d", out="o")
+    saved = json.loads(json.dumps({**cfg.to_dict(), "data": "d", "out": "o"}))  # tuples became lists
+    check_resumable(saved, cfg)  # equal settings: no error
+    with pytest.raises(ConfigError, match="lr: saved"):
+        check_resumable(saved, TrainConfig(data="d", out="o", lr=0.5))

@@ -205,3 +205,23 @@ def test_to_rgb_uint8_accepts_common_frames_and_names_bad_ones():
     ):
         with pytest.raises(ValueError, match=what):
             to_rgb_uint8(bad, "frame 7")
+
+
+def test_csv_partition_without_header_and_with_bom(tmp_path, celeba_dir):
+    src = load_dataset(celeba_dir).subset(range(3))
+    (tmp_path / "images").mkdir()
+    lines = ["image_id," + ",".join(ATTRIBUTES)]
+    for i in range(3):
+        shutil.copy(src.path(i), tmp_path / "images" / src.image_ids[i])
+        lines.append(src.image_ids[i] + "," + ",".join(str(int(v)) for v in src.labels[i]))
+    (tmp_path / "attributes.csv").write_bytes(
+        b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n"
+    )  # Excel's BOM
+    ids = src.image_ids
+    (tmp_path / "partition.csv").write_text(f"{ids[0]},2\n{ids[1]},0\n{ids[2]},1\n")  # no header line
+    ds = load_dataset(tmp_path)
+    assert ds.partition.tolist() == [2, 0, 1]
+    lines[1] = lines[1].rsplit(",", 1)[0] + ",2"
+    (tmp_path / "attributes.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match="must be 0/1 or -1/1"):
+        load_dataset(tmp_path)

@@ -139,11 +139,11 @@ def test_resume_continues_exactly(celeba_dir, tmp_path):
 
 def test_bad_training_inputs(celeba_dir, tmp_path, capsys):
     base = ["train", "--data", str(celeba_dir), "--out", str(tmp_path / "r"), *TINY_MODEL]
-    assert main([*base, "--select-rate", "100000"]) == 1  # 1 image: no full batch
+    assert main([*base, "--select-rate", "100000"]) == 2  # 1 image: no full batch (a usage error)
     assert "no full batch" in capsys.readouterr().err
-    assert main([*base, "--input-size", "65x48"]) == 1
+    assert main([*base, "--input-size", "65x48"]) == 2
     assert "divisible" in capsys.readouterr().err
-    assert main([*base, "--backbone", "resnet19"]) == 1
+    assert main([*base, "--backbone", "resnet19"]) == 2
     assert "Did you mean 'resnet18'" in capsys.readouterr().err
 
 

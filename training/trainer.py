@@ -65,6 +65,15 @@ class TrainConfig:
     stop_after: int | None = None  # stop after this epoch (for time-limited jobs); continue later with resume
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.backbone_lr_mult < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ConfigError(
+                "lr must be positive; backbone_lr_mult, weight_decay and warmup_epochs non-negative"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["model"] = self.model.to_dict()
@@ -234,7 +243,9 @@ _RESUME_MAY_CHANGE = {
 
 
 def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
-    now = {**cfg.to_dict(), "data": Path(cfg.data).name, "out": Path(cfg.out).name}
+    # Through JSON on both sides, so a tuple from the run and a list from a config file compare equal.
+    saved = json.loads(json.dumps(saved))
+    now = json.loads(json.dumps({**cfg.to_dict(), "data": Path(cfg.data).name, "out": Path(cfg.out).name}))
     diff = sorted(
         k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
     )
@@ -288,13 +299,19 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             )
         ck = read_checkpoint(out / "last.pt")
         check_resumable(ck["meta"]["train_config"], cfg)
+        now_amp = str(amp) if amp else "off"
+        if ck["meta"].get("world_size", 1) != di.world or ck["meta"].get("amp") != now_amp:
+            raise ConfigError(
+                f"--resume: the run used {ck['meta'].get('world_size')} process(es) and amp "
+                f"{ck['meta'].get('amp')}; now {di.world} and {now_amp}. Resume the same way."
+            )
         try:
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            scaler.load_state_dict(ck["scaler"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise CheckpointError(f"{out / 'last.pt'} does not fit this model and optimizer ({err})") from err
-        sched.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck["scaler"])
         start_epoch, best_acc, history = ck["epoch"] + 1, ck["best_val_mean_accuracy"], ck["history"]
         torch.set_rng_state(ck["rng"]["torch"])
         if device.type == "cuda" and ck["rng"].get("cuda") is not None:
@@ -485,6 +502,8 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     if di.world > 1:
         hashes = [None] * di.world
         dist.all_gather_object(hashes, final_hash)
+        if di.main and len(set(hashes)) > 1:
+            log.warning("ranks ended with different parameters (%s); the checkpoint holds rank 0's", hashes)
     summary: dict[str, Any] = {"run": str(out), "history": history, "rank_parameter_sha256": hashes}
     if di.main and completed == cfg.epochs:
         summary.update(finalize(out, device, val_set, amp, hashes))

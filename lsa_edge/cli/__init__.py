@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import LsaEdgeError
+from ..errors import ConfigError, LsaEdgeError
 from . import eval as eval_cmd
 from . import prior as prior_cmd
 from . import train as train_cmd
@@ -59,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose, args.quiet)
     try:
         return int(args.run(args) or 0)
+    except ConfigError as err:  # a bad flag or config value: a usage error
+        logging.getLogger("lsa_edge").error("%s", err)
+        return 2
     except LsaEdgeError as err:
         logging.getLogger("lsa_edge").error("%s", err)
         return 1

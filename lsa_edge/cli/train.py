@@ -180,11 +180,15 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
             model[key] = v
     if args.input_size:
         model["input_size"] = parse_size(args.input_size)
-    if args.prior is not None:
+    if (
+        args.prior is not None
+    ):  # a shorthand for --balance; conflicting flags are an error, flags beat the file
+        if args.balance is not None and (args.balance == "no_prior") != (args.prior == "off"):
+            raise ConfigError(f"--prior {args.prior} contradicts --balance {args.balance}")
         if args.prior == "off":
             model["balance"] = "no_prior"
         elif model.get("balance") == "no_prior":
-            raise ConfigError("--prior on contradicts --balance no_prior")
+            model["balance"] = "learned"
     d["model"] = model
     for key in _TRAIN_FLAGS:
         v = getattr(args, key, None)

@@ -133,6 +133,9 @@ def _load_celeba(root: Path) -> FaceDataset:
         values = np.asarray(rows, dtype=np.int8)[:, order]
     except ValueError as err:
         raise DataError(f"{attr_file}: attribute values must be -1/1 or 0/1 ({err})") from err
+    bad = sorted(set(np.unique(values).tolist()) - {-1, 0, 1})
+    if bad:
+        raise DataError(f"{attr_file}: attribute values must be -1/1 or 0/1, found {bad}")
     labels = (values > 0).astype(np.uint8)
     partition = np.full(len(ids), -1, dtype=np.int8)
     if part_file is not None:
@@ -163,7 +166,7 @@ def _load_celeba(root: Path) -> FaceDataset:
 def _read_csv(path: Path, columns: int = 2) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a CSV file; every row must have at least ``columns`` fields."""
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # tolerate a spreadsheet's byte-order mark
             reader = csv.reader(f)
             try:
                 header = next(reader)
@@ -176,6 +179,12 @@ def _read_csv(path: Path, columns: int = 2) -> tuple[list[str], list[list[str]]]
         if len(r) < columns:
             raise DataError(f"{path}:{k}: expected at least {columns} comma-separated fields, got {len(r)}")
     return [h.strip() for h in header], rows
+
+
+def _rows_with_optional_header(path: Path, index: dict[str, int]) -> list[list[str]]:
+    """Rows of partition.csv / identity.csv; the first line is data, not a header, when it names an image."""
+    header, rows = _read_csv(path)
+    return [header, *rows] if header and header[0] in index else rows
 
 
 def _load_csv(root: Path) -> FaceDataset:
@@ -193,19 +202,21 @@ def _load_csv(root: Path) -> FaceDataset:
         raise DataError(
             f"{attr_path}: every row needs an image_id and 40 numbers 0/1 or -1/1 ({err})"
         ) from err
+    bad = sorted(set(np.unique(values).tolist()) - {-1.0, 0.0, 1.0})
+    if bad:
+        raise DataError(f"{attr_path}: attribute values must be 0/1 or -1/1, found {bad[:5]}")
     labels = (values > 0).astype(np.uint8)
     partition = np.full(len(ids), -1, dtype=np.int8)
     index = {name: i for i, name in enumerate(ids)}
     if (root / "partition.csv").exists():
-        _, prow = _read_csv(root / "partition.csv")
+        prow = _rows_with_optional_header(root / "partition.csv", index)
         for r in prow:
             i = index.get(r[0])
             if i is not None:
                 partition[i] = _partition_code(r[1].strip(), str(root / "partition.csv"))
     identity = None
     if (root / "identity.csv").exists():
-        _, irow = _read_csv(root / "identity.csv")
-        idmap = {r[0]: r[1] for r in irow}
+        idmap = {r[0]: r[1] for r in _rows_with_optional_header(root / "identity.csv", index)}
         identity = np.asarray([idmap.get(i, "") for i in ids], dtype=object)
     image_root = root / "images"
     if not image_root.is_dir():
@@ -283,7 +294,7 @@ def _load_lfwa_mat(root: Path) -> FaceDataset:
         for key, code in (("indices_img_train", 0), ("indices_img_test", 2)):
             if key in s:
                 idx = np.asarray(s[key]).astype(np.int64).ravel() - 1  # MATLAB is 1-based
-                if idx.min() < 0 or idx.max() >= len(ids):
+                if idx.size and (idx.min() < 0 or idx.max() >= len(ids)):
                     raise DataError(f"{split_file}: {key} indexes outside 1..{len(ids)}")
                 partition[idx] = code
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,17 @@ import numpy as np
 
 from lsa_edge._lazy import require
 from lsa_edge.card import ModelCard
-from lsa_edge.errors import LsaEdgeError
+from lsa_edge.errors import ConfigError, LsaEdgeError
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "faces"  # B×3×H×W float32, normalised with the card's mean/std, in the card's colour order
 OUTPUT_NAME = "probs"  # B×40 float32 attribute probabilities
 CARD_KEY = "lsa_edge.card"  # metadata_props key holding the model card JSON
-FP32_PARITY_TOLERANCE = 1e-4  # max |p_torch − p_onnx| over the parity crops
+FP32_PARITY_TOLERANCE = 1e-4
+MAX_OPSET = (
+    20  # the newest opset torch's TorchScript exporter writes  # max |p_torch − p_onnx| over the parity crops
+)
 
 
 class ExportError(LsaEdgeError):
@@ -57,6 +61,8 @@ class ExportResult:
     simplified: bool
     parity_max_abs_diff: float
     parity_images: int
+    export_seconds: float = 0.0  # torch.onnx.export
+    simplify_seconds: float = 0.0  # onnxsim
 
 
 def export_onnx(
@@ -75,6 +81,11 @@ def export_onnx(
     """
     torch = require("torch", "ONNX export")
     onnx = require("onnx", "ONNX export")
+    if not 13 <= opset <= MAX_OPSET:
+        raise ConfigError(
+            f"opset {opset} is not supported: choose 13–{MAX_OPSET} (per-channel Q/DQ needs ≥ 13; TensorRT 8.5 "
+            "parses up to 17, the default)"
+        )
     if len(parity_faces) == 0:
         raise ExportError("the parity check needs at least one real face crop")
     out = Path(out)
@@ -83,6 +94,7 @@ def export_onnx(
     h, w = card.preprocessing.input_size
     wrapper = export_wrapper(model)
     dummy = torch.zeros(2, 3, h, w)
+    t0 = time.perf_counter()
     torch.onnx.export(
         wrapper,
         (dummy,),
@@ -96,6 +108,7 @@ def export_onnx(
         dynamo=False,
     )
     proto = onnx.load(str(out))
+    t1 = time.perf_counter()
     simplified = False
     if simplify:
         onnxsim = require("onnxsim", "ONNX simplification")
@@ -103,6 +116,7 @@ def export_onnx(
         if not ok:
             raise ExportError("onnxsim could not validate the simplified graph; export with --no-simplify")
         simplified = True
+    t2 = time.perf_counter()
     set_card(proto, card)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
@@ -120,8 +134,18 @@ def export_onnx(
         raise ExportError(
             f"{final}: ONNX Runtime differs from torch by {diff:.3g} (> {tolerance:g}) in probability"
         )
+    # Record how the graph was made and checked in its own card (an ONNX handed to `build` later keeps it).
+    export_info = {
+        "opset": opset,
+        "simplified": simplified,
+        "parity_max_abs_diff": diff,
+        "parity_faces": len(parity_faces),
+        "exporter": f"torch {torch.__version__} (TorchScript)",
+    }
+    set_card(proto, card.with_updates(build={**card.build, "export": export_info}))
+    onnx.save(proto, str(out))
     out.replace(final)
-    return ExportResult(final, opset, simplified, diff, len(parity_faces))
+    return ExportResult(final, opset, simplified, diff, len(parity_faces), t1 - t0, t2 - t1)
 
 
 def set_card(proto: Any, card: ModelCard) -> None:

@@ -21,6 +21,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "onnx": ("build", ""),
     "onnxsim": ("build", ""),
     "onnxruntime": ("build", ""),
+    "tflite2onnx": ("convert", "Only for lsa-edge convert-detector, a developer step."),
     "tensorrt": ("trt", "On Jetson, TensorRT ships with JetPack (apt install nvidia-tensorrt), not pip."),
     "pycuda": ("trt", "On Jetson: pip install pycuda after JetPack's CUDA toolkit is on PATH."),
 }

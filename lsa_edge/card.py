@@ -116,6 +116,9 @@ class ModelCard:
     regions: tuple[str, ...] = ()  # facial regions of the language prior
     model: dict[str, Any] = field(default_factory=dict)  # backbone and head configuration
     training: dict[str, Any] = field(default_factory=dict)  # data, label budget, seed, metrics
+    build: dict[str, Any] = field(
+        default_factory=dict
+    )  # precision, calibration, accuracy gate (lsa-edge build)
     weights_sha256: str = ""
     format_version: int = CARD_FORMAT_VERSION
 
@@ -161,6 +164,7 @@ class ModelCard:
             regions=tuple(d.get("regions", ())),
             model=dict(d.get("model", {})),
             training=dict(d.get("training", {})),
+            build=dict(d.get("build", {})),
             weights_sha256=d.get("weights_sha256", ""),
             format_version=version or CARD_FORMAT_VERSION,
         )

@@ -46,3 +46,46 @@ def dictionary(text_encoder):
     from lsa_edge.training.prior import build_dictionary
 
     return build_dictionary(text_encoder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(dictionary):
+    """A tiny LSA model (64×48 input) with non-trivial BatchNorm statistics, and its card."""
+    torch = pytest.importorskip("torch")
+    from lsa_edge.card import ModelCard
+    from lsa_edge.training import LSAConfig, LSAModel
+    from lsa_edge.training.model import preprocessing_for
+
+    torch.manual_seed(0)
+    model = LSAModel(
+        LSAConfig(backbone="test_tiny", d_model=32, heads=2, ffn=64, input_size=(64, 48)), dictionary
+    )
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(8, 3, 64, 48))
+    model.eval()
+    pre = preprocessing_for(model.config)
+    card = ModelCard(
+        name="lsa-test", preprocessing=pre, regions=dictionary.regions, model=model.config.to_dict()
+    )
+    return model, card
+
+
+@pytest.fixture(scope="session")
+def tiny_faces(tiny_model, celeba_dir):
+    """40 real validation faces (labelled) through the tiny model's preprocessing."""
+    from lsa_edge.calibration.dataset import load_faces
+
+    return load_faces(celeba_dir, tiny_model[1].preprocessing, split="val", count=40)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_model, tiny_faces, tmp_path_factory):
+    """The tiny model exported to ONNX (FP32, simplified, parity-checked): an ExportResult."""
+    pytest.importorskip("onnxsim")
+    from lsa_edge.engines.export import export_onnx
+
+    model, card = tiny_model
+    path = tmp_path_factory.mktemp("onnx") / "lsa.onnx"
+    return export_onnx(model, card, path, tiny_faces.tensors(card.preprocessing))

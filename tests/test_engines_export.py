@@ -10,35 +10,13 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxsim")
 
-from lsa_edge.card import ModelCard  # noqa: E402
-from lsa_edge.data import load_dataset  # noqa: E402
-from lsa_edge.engines.export import INPUT_NAME, OUTPUT_NAME, export_onnx, read_card  # noqa: E402
-from lsa_edge.preprocess import normalize  # noqa: E402
-from lsa_edge.training import LSAConfig, LSAModel  # noqa: E402
-from lsa_edge.training.data import load_crops  # noqa: E402
-from lsa_edge.training.model import preprocessing_for  # noqa: E402
+from lsa_edge.engines.export import INPUT_NAME, OUTPUT_NAME, read_card  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def exported(dictionary, celeba_dir, tmp_path_factory):
-    torch.manual_seed(0)
-    model = LSAModel(
-        LSAConfig(backbone="test_tiny", d_model=32, heads=2, ffn=64, input_size=(64, 48)), dictionary
-    )
-    # Non-trivial BatchNorm statistics, as after training.
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(8, 3, 64, 48))
-    model.eval()
-    pre = preprocessing_for(model.config)
-    card = ModelCard(
-        name="lsa-test", preprocessing=pre, regions=dictionary.regions, model=model.config.to_dict()
-    )
-    faces = load_crops(load_dataset(celeba_dir).split("val").subset(range(40)), pre, progress=False)
-    x = normalize(faces.images, pre)
-    path = tmp_path_factory.mktemp("onnx") / "lsa.onnx"
-    return model, card, x, export_onnx(model, card, path, x)
+def exported(tiny_model, tiny_faces, tiny_onnx):
+    model, card = tiny_model
+    return model, card, tiny_faces.tensors(card.preprocessing), tiny_onnx
 
 
 def test_fp32_parity_on_real_faces(exported):
@@ -57,6 +35,19 @@ def test_dynamic_batch_and_card(exported):
     for n in (1, 5):
         got = sess.run([OUTPUT_NAME], {INPUT_NAME: x[:n]})[0]
         assert got.shape == (n, 40) and np.abs(got - ref[:n]).max() < 1e-4
-    assert read_card(res.path) == card
+    stored = read_card(res.path)
+    assert stored.with_updates(build={}) == card
+    assert stored.build["export"]["parity_max_abs_diff"] == res.parity_max_abs_diff
+    assert stored.build["export"]["opset"] == 17
     ops = {n.op_type for n in onnx.load(str(res.path)).graph.node}
     assert "Sigmoid" in ops and not ops & {"Dropout", "BatchNormalization"}  # folded for inference
+
+
+def test_opset_outside_the_supported_range_is_a_usage_error(exported, tmp_path):
+    from lsa_edge.engines.export import export_onnx
+    from lsa_edge.errors import ConfigError
+
+    model, card, x, _ = exported
+    with pytest.raises(ConfigError, match="opset 11"):
+        export_onnx(model, card, tmp_path / "m.onnx", x, opset=11)
+    assert not list(tmp_path.iterdir())

@@ -151,8 +151,7 @@ def test_corrupt_image_is_skipped_and_counted(celeba_dir, tmp_path):
     from _helpers import make_celeba_copy
 
     from lsa_edge.card import celeba_preprocessing
-    from lsa_edge.data import load_dataset
-    from lsa_edge.training.data import load_crops
+    from lsa_edge.data import load_crops, load_dataset
 
     root = make_celeba_copy(celeba_dir, tmp_path / "c", n=30)
     ds = load_dataset(root)

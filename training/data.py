@@ -1,87 +1,24 @@
-"""Decoding a split into memory as model-input crops, and batch augmentation in torch.
+"""Batch augmentation of aligned faces in torch, on the training device.
 
-Images are decoded once (threads; OpenCV releases the GIL), cropped through the one preprocessing
-implementation (lsa_edge.preprocess), and kept as uint8: 43 KB per face at 128×112, so CelebA-10k
-takes 0.4 GB. Unreadable images are skipped with a warning and counted.
+Decoding into memory lives in the core (:mod:`lsa_edge.data.crops`), shared with evaluation and INT8
+calibration; it is re-exported here for the trainer.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lsa_edge.card import Preprocessing
-from lsa_edge.data import FaceDataset, read_image
-from lsa_edge.errors import DataError
-from lsa_edge.preprocess import crop_aligned
+from lsa_edge.data.crops import CropSet, load_crops
+
+__all__ = ["AugmentConfig", "CropSet", "augment", "load_crops", "to_tensor"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CropSet:
-    """Decoded crops of a data set split. images: N×H×W×3 uint8 RGB; labels: N×40 uint8."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    index: np.ndarray  # positions in the source FaceDataset of the kept images
-    skipped: list[str]
-    name: str
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-
-def load_crops(
-    ds: FaceDataset,
-    pre: Preprocessing,
-    frame: tuple[float, float, float, float] | None = None,
-    workers: int = 4,
-    progress: bool = True,
-) -> CropSet:
-    """Decode and crop every image of ``ds``. frame: the box of each image (fractions) that corresponds to
-    CelebA's aligned frame; None = the whole image (aligned data)."""
-    if len(ds) == 0:
-        raise DataError(f"{ds.name} has no images")
-    h, w = pre.input_size
-    out = np.zeros((len(ds), h, w, 3), dtype=np.uint8)
-    ok = np.zeros(len(ds), dtype=bool)
-
-    def work(i: int) -> None:
-        img = read_image(ds.path(i))
-        if img is None:
-            return
-        img = crop_aligned(img, pre, frame)
-        out[i] = img
-        ok[i] = True
-
-    from tqdm.auto import tqdm
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        it = pool.map(work, range(len(ds)), chunksize=64)
-        for _ in tqdm(
-            it, total=len(ds), desc=f"decoding {ds.name}", unit="img", disable=not progress, leave=False
-        ):
-            pass
-    skipped = [ds.image_ids[i] for i in np.flatnonzero(~ok)]
-    if skipped:
-        log.warning(
-            "%s: skipped %d of %d images that could not be read (first: %s)",
-            ds.name,
-            len(skipped),
-            len(ds),
-            skipped[0],
-        )
-    if not ok.any():
-        raise DataError(f"{ds.name}: none of its {len(ds)} images could be read (first: {ds.path(0)})")
-    keep = np.flatnonzero(ok)
-    return CropSet(images=out[keep], labels=ds.labels[keep], index=keep, skipped=skipped, name=ds.name)
 
 
 @dataclass

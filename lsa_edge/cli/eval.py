@@ -60,10 +60,9 @@ def evaluate_checkpoint(
     frame: for unaligned data without a detector, the box (fractions) of each image that matches CelebA's
     aligned frame — "auto" (the data set's own, e.g. LFW's), "full" (the whole image) or "x0,y0,x1,y1".
     """
-    from lsa_edge.data import load_dataset
+    from lsa_edge.data import load_crops, load_dataset
     from lsa_edge.metrics import attribute_metrics, majority_accuracy
     from lsa_edge.training.checkpoint import load_model
-    from lsa_edge.training.data import load_crops
     from lsa_edge.training.trainer import predict_crops, resolve_device
 
     dev = resolve_device(device)

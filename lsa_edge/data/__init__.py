@@ -6,6 +6,7 @@ missing image is reported and skipped. Nothing here imports torch.
 
 from __future__ import annotations
 
+from .crops import CropSet, load_crops
 from .images import read_image
 from .layouts import FORMATS, LFW_FRAME, detect_format, load_dataset
 from .records import SPLITS, FaceDataset
@@ -15,9 +16,11 @@ __all__ = [
     "FORMATS",
     "LFW_FRAME",
     "SPLITS",
+    "CropSet",
     "FaceDataset",
     "carve_validation",
     "detect_format",
+    "load_crops",
     "load_dataset",
     "read_image",
     "select_labelled",

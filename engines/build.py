@@ -1,0 +1,703 @@
+"""``lsa-edge build``: checkpoint or ONNX → a deployable folder for one precision.
+
+One artifact step at a time: checkpoint → FP32 ONNX (parity-checked) → FP16 ONNX or Q/DQ INT8 ONNX
+(accuracy-gated against FP32 on labelled validation faces) → TensorRT engines where TensorRT is importable,
+otherwise a *build bundle* with the exact device commands. The output folder::
+
+    DIR/manifest.json            what was built, how it was checked, the device commands (+ the card)
+    DIR/model.onnx               FP32, model card in metadata_props
+    DIR/model_fp16.onnx          fp16: FP16 weights/activations, softmax/norms/sigmoid FP32 (TensorRT 11)
+    DIR/model_int8_trt.onnx      int8: Q/DQ s8/s8, per-channel weights (TensorRT 8.5/10/11)
+    DIR/model_int8_cpu.onnx      int8: Q/DQ u8/s8 (ONNX Runtime on CPUs)
+    DIR/calibration.cache        int8: TensorRT's implicit-quantization cache (TensorRT 8.5)
+    DIR/detector/                the face detector's ONNX (+ licence notice), built beside the model
+    DIR/engines/                 TensorRT engines + sidecars (only where TensorRT ran)
+    DIR/DEPLOY.md                the commands to run on the device
+
+torch is needed only when the input is a checkpoint; everything else needs onnx and onnxruntime.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from lsa_edge import __version__
+from lsa_edge.card import ModelCard
+from lsa_edge.errors import CalibrationError, ConfigError, DataError, LsaEdgeError, unknown_choice
+
+from .accuracy import AccuracyCheck, compare_accuracy, enforce
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+GENERATIONS = ("8.5", "10", "11")
+DEFAULT_GENERATION = "10"  # JetPack 6 (Orin): the TensorRT most Jetsons in the field run today
+MANIFEST = "manifest.json"
+DETECTOR_BATCH = (1, 1, 4)  # frames per detector call: one camera, up to four
+MANIFEST_FORMAT = 1
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Options of one build (the CLI's flags)."""
+
+    precision: Precision = "fp16"
+    out: Path = Path("build")
+    opset: int | None = None  # ONNX opset; None = 17, or 16 for TensorRT 8.5 (no LayerNormalization)
+    simplify: bool = True  # onnxsim after export
+    calib_data: str | None = None  # data set or image folder: INT8 calibration faces (train split)
+    val_data: str | None = None  # labelled data set for parity and the accuracy gate (val split)
+    data_format: str | None = None  # layout of the data sets (default: detected)
+    calib_count: int = 512  # calibration faces
+    val_count: int | None = 2000  # validation faces for the gate (None = the whole split)
+    calib_method: str = "percentile"  # minmax | entropy | percentile
+    calib_batch: int = 16  # faces per calibration batch
+    max_accuracy_drop: float = 0.5  # mean-accuracy points an FP16/INT8 artifact may lose against FP32
+    batch: tuple[int, int, int] = (1, 8, 16)  # TensorRT optimisation profile: min, opt, max faces
+    workspace_mib: int = 1024  # TensorRT builder workspace (Orin Nano has 8 GB shared with the CPU)
+    dla_core: int | None = None  # build for this DLA core (GPU fallback on); None = GPU
+    tensorrt: str | None = None  # target TensorRT generation for the manifest's `onnx`; None = local or 10
+    exclude_nodes: tuple[str, ...] = ()  # INT8: nodes kept in float
+    fp32_ops: tuple[str, ...] = ()  # FP16: op types kept in FP32 besides the default sensitive ones
+    detector: bool = True  # build the face detector beside the model
+    require_engine: bool = False  # fail when no TensorRT engine could be built here
+    seed: int = 0  # sampling of calibration and validation faces
+    workers: int = 4
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(unknown_choice("precision", self.precision, PRECISIONS))
+        if self.tensorrt is not None and self.tensorrt not in GENERATIONS:
+            raise ConfigError(unknown_choice("TensorRT generation", self.tensorrt, GENERATIONS))
+        lo, opt, hi = self.batch
+        if not 1 <= lo <= opt <= hi:
+            raise ConfigError(f"--batch must be MIN,OPT,MAX with 1 ≤ MIN ≤ OPT ≤ MAX, got {self.batch}")
+        if self.max_accuracy_drop < 0:
+            raise ConfigError(f"--max-accuracy-drop must be ≥ 0 points, got {self.max_accuracy_drop}")
+        if self.calib_count < 1 or (self.val_count is not None and self.val_count < 1):
+            raise ConfigError("--calib-count and --val-count must be positive")
+        if self.dla_core is not None and self.dla_core < 0:
+            raise ConfigError(f"--dla-core must be ≥ 0, got {self.dla_core}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Build:
+    """One build run; call :meth:`run`. Keeps the manifest, timings and checks as it goes."""
+
+    def __init__(self, model: str | Path, cfg: BuildConfig) -> None:
+        self.model = Path(model)
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.timings: dict[str, float] = {}
+        self.checks: dict[str, AccuracyCheck] = {}
+        self.files: dict[str, Path] = {}
+        self.card: ModelCard | None = None
+        self.parity: float | None = None
+
+    # -- steps --------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from lsa_edge.calibration.dataset import load_faces  # noqa: F401  (fail early on a broken install)
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._fp32_onnx()
+        val = self._val_faces() if self.cfg.precision != "fp32" or self._needs_parity_faces else None
+        if self._needs_parity_faces:
+            self._export(val)
+        if self.cfg.precision == "fp16":
+            self._fp16(val)
+        elif self.cfg.precision == "int8":
+            self._int8(val)
+        if self.cfg.detector:
+            self._detector()
+        manifest = self._manifest()
+        self._engines(manifest)
+        write_manifest(self.out, manifest)
+        (self.out / "DEPLOY.md").write_text(deploy_text(manifest))
+        return read_manifest(self.out)  # as JSON has it (lists, not tuples), like every later reader
+
+    @property
+    def _opset(self) -> int:
+        """17 (native LayerNormalization, what TensorRT 10/11 fuse best) unless 8.5 is the target: its parser
+        has no LayerNormalization, and at opset 16 torch writes the decomposed form every generation parses."""
+        if self.cfg.opset is not None:
+            return self.cfg.opset
+        return 16 if self.cfg.tensorrt == "8.5" else 17
+
+    @property
+    def _needs_parity_faces(self) -> bool:
+        return self.model.suffix != ".onnx"
+
+    def _fp32_onnx(self) -> None:
+        from .export import read_card
+
+        dst = self.out / "model.onnx"
+        if self.model.suffix == ".onnx":
+            if not self.model.is_file():
+                raise ConfigError(f"{self.model} does not exist")
+            self.card = read_card(self.model)
+            if self.model.resolve() != dst.resolve():
+                shutil.copyfile(self.model, dst)
+            self.parity = self.card.build.get("export", {}).get("parity_max_abs_diff")
+            if self.parity is None:
+                log.warning("%s carries no export parity figure (exported by an older lsa-edge?)", self.model)
+        else:
+            from lsa_edge.training.checkpoint import read_checkpoint
+
+            self.card = ModelCard.from_dict(read_checkpoint(self.model)["card"])
+        self.files["model.onnx"] = dst
+
+    def _val_faces(self) -> Any:
+        from lsa_edge.calibration.dataset import is_dataset, load_faces
+
+        src = self.cfg.val_data or self.cfg.calib_data
+        if src is None:
+            raise ConfigError(
+                "this build needs real, labelled faces (parity check and accuracy gate): pass "
+                "--calib-data DIR (a data set: CelebA, generic CSV or LFWA layout), e.g. "
+                "--calib-data ../shared/data/celeba-10k"
+            )
+        if not (self.cfg.data_format or is_dataset(src)):
+            raise ConfigError(
+                f"{src} is an image folder without labels; the accuracy gate needs a labelled data set: "
+                "add --val-data DIR (CelebA, generic CSV or LFWA layout)"
+            )
+        assert self.card is not None
+        last: Exception | None = None
+        for split in ("val", "test"):
+            try:
+                t0 = time.perf_counter()
+                faces = load_faces(
+                    src,
+                    self.card.preprocessing,
+                    split=split,
+                    count=self.cfg.val_count,
+                    seed=self.cfg.seed,
+                    fmt=self.cfg.data_format,
+                    workers=self.cfg.workers,
+                    progress=self.cfg.progress,
+                )
+                self.timings["load_validation_faces"] = time.perf_counter() - t0
+                if split != "val":
+                    log.warning("%s has no validation split; the accuracy gate uses its %s split", src, split)
+                log.info("validation faces: %s", faces.source)
+                return faces
+            except DataError as err:
+                last = err
+        raise DataError(f"no validation faces in {src}: {last}")
+
+    def _export(self, val: Any) -> None:
+        from lsa_edge.training.checkpoint import load_model
+
+        from .export import export_onnx
+
+        assert self.card is not None
+        model, card, _ = load_model(self.model, "cpu")
+        parity_faces = val.tensors(card.preprocessing)[:256]
+        res = export_onnx(
+            model,
+            card,
+            self.out / "model.onnx",
+            parity_faces,
+            opset=self._opset,
+            simplify=self.cfg.simplify,
+        )
+        self.parity = res.parity_max_abs_diff
+        self.timings["export"] = res.export_seconds
+        self.timings["simplify"] = res.simplify_seconds
+        from .export import read_card
+
+        self.card = read_card(res.path)
+
+    def _reference(self, val: Any) -> np.ndarray:
+        if not hasattr(self, "_ref"):
+            from lsa_edge.backends import OnnxRuntimeBackend
+
+            assert self.card is not None
+            self._x = val.tensors(self.card.preprocessing)
+            t0 = time.perf_counter()
+            self._ref = OnnxRuntimeBackend(self.out / "model.onnx").predict(self._x)
+            self.timings["evaluate_fp32"] = time.perf_counter() - t0
+        return self._ref
+
+    def _gate(
+        self, name: str, path: Path, val: Any, precision: str, label: str | None = None
+    ) -> AccuracyCheck:
+        from lsa_edge.backends import OnnxRuntimeBackend
+
+        assert self.card is not None
+        ref = self._reference(val)
+        t0 = time.perf_counter()
+        probs = OnnxRuntimeBackend(path).predict(self._x)
+        self.timings[f"evaluate_{name}"] = time.perf_counter() - t0
+        check = compare_accuracy(
+            path.name, ref, probs, val.labels, self.card.thresholds, self.card.attributes
+        )
+        self.checks[name] = check
+        log.info("accuracy gate: %s", check.describe())
+        enforce(check, self.cfg.max_accuracy_drop, precision)
+        return check
+
+    def _fp16(self, val: Any) -> None:
+        from .fp16 import FP32_OPS, convert_fp16
+
+        t0 = time.perf_counter()
+        path = convert_fp16(
+            self.out / "model.onnx", self.out / "model_fp16.onnx", (*FP32_OPS, *self.cfg.fp32_ops)
+        )
+        self.timings["fp16"] = time.perf_counter() - t0
+        self.files["model_fp16.onnx"] = path
+        self._gate("fp16", path, val, "fp16")
+
+    def _int8(self, val: Any) -> None:
+        from lsa_edge.calibration.cache import scales_from_ranges, write_cache
+        from lsa_edge.calibration.dataset import load_faces, require_enough
+        from lsa_edge.calibration.quantize import calibrate, quantize
+
+        assert self.card is not None
+        pre = self.card.preprocessing
+        src = self.cfg.calib_data or self.cfg.val_data
+        assert src is not None  # _val_faces raised otherwise
+        t0 = time.perf_counter()
+        calib = load_faces(
+            src,
+            pre,
+            split="train",
+            count=self.cfg.calib_count,
+            seed=self.cfg.seed,
+            fmt=self.cfg.data_format,
+            workers=self.cfg.workers,
+            progress=self.cfg.progress,
+        )
+        require_enough(calib, min(self.cfg.calib_count, 32), "INT8 calibration")
+        overlap = set(calib.names) & set(val.names)
+        if overlap and self.cfg.calib_data and self.cfg.val_data is None:
+            log.warning(
+                "%d calibration faces are also validation faces; the gate is optimistic", len(overlap)
+            )
+        self.timings["load_calibration_faces"] = time.perf_counter() - t0
+        log.info("calibration faces: %s", calib.source)
+        batches = list(calib.batches(pre, self.cfg.calib_batch))
+        ranges = calibrate(
+            self.out / "model.onnx",
+            batches,
+            self.out,
+            method=self.cfg.calib_method,
+            progress=self.cfg.progress,
+        )
+        self.timings["calibrate"] = ranges.seconds
+        self.files[ranges.ort_cache.name] = ranges.ort_cache
+        cache = write_cache(self.out / "calibration.cache", scales_from_ranges(ranges.ranges))
+        self.files["calibration.cache"] = Path(cache)
+        for flavour in ("tensorrt", "cpu"):
+            name = f"model_int8_{'trt' if flavour == 'tensorrt' else 'cpu'}.onnx"
+            t0 = time.perf_counter()
+            path = quantize(
+                self.out / "model.onnx",
+                self.out / name,
+                ranges,
+                flavour,
+                exclude_nodes=self.cfg.exclude_nodes,
+            )
+            self.timings[f"quantize_{flavour}"] = time.perf_counter() - t0
+            self.files[name] = path
+        self.calibration = {
+            "method": ranges.method,
+            "faces": ranges.images,
+            "source": calib.source,
+            "tensors": len(ranges.ranges),
+            "excluded_nodes": list(self.cfg.exclude_nodes),
+            "tensorrt_cache": "calibration.cache",
+            "onnxruntime_cache": ranges.ort_cache.name,
+        }
+        failures = []
+        for name, file in (("int8_trt", "model_int8_trt.onnx"), ("int8_cpu", "model_int8_cpu.onnx")):
+            try:
+                self._gate(name, self.out / file, val, "int8")
+            except CalibrationError as err:
+                failures.append(err)
+        # TensorRT 8.5/10 build INT8 with FP16 for the layers left without Q/DQ (attention, norms, sigmoid):
+        # gate that combination too, emulated by casting the float parts of the Q/DQ graph to FP16.
+        from .fp16 import FP32_OPS, convert_fp16
+
+        with tempfile.TemporaryDirectory(prefix="lsa-int8-fp16-") as tmp:
+            mixed = convert_fp16(
+                self.out / "model_int8_trt.onnx",
+                Path(tmp) / "model_int8_trt_fp16.onnx",
+                (*FP32_OPS, "QuantizeLinear", "DequantizeLinear"),
+            )
+            try:
+                self._gate(
+                    "int8_trt_fp16",
+                    mixed,
+                    val,
+                    "int8",
+                    "model_int8_trt.onnx + FP16 fallback (TensorRT 8.5/10)",
+                )
+            except CalibrationError as err:
+                failures.append(err)
+        if failures:
+            raise failures[0]
+
+    def _detector(self) -> None:
+        from lsa_edge.models import detector_path
+
+        src = detector_path()
+        dst_dir = self.out / "detector"
+        dst_dir.mkdir(exist_ok=True)
+        dst = dst_dir / src.name
+        shutil.copyfile(src, dst)
+        for extra in ("NOTICE", "PROVENANCE.json"):
+            if (src.parent / extra).exists():
+                shutil.copyfile(src.parent / extra, dst_dir / extra)
+        self.files[f"detector/{src.name}"] = dst
+        if self.cfg.precision != "fp32":  # strongly typed TensorRT 11 takes FP16 from the graph
+            from .fp16 import convert_fp16
+
+            half = convert_fp16(dst, dst_dir / f"{src.stem}_fp16.onnx")
+            self.files[f"detector/{half.name}"] = half
+
+    # -- manifest and engines -----------------------------------------------------------------------------
+    def _target(self) -> tuple[str, str | None]:
+        """(TensorRT generation the manifest's `onnx` is for, the local TensorRT version or None)."""
+        from .tensorrt import generation, tensorrt_version
+
+        local = tensorrt_version()
+        if self.cfg.tensorrt:
+            return self.cfg.tensorrt, local
+        return (generation(local) if local else DEFAULT_GENERATION), local
+
+    def _onnx_by_generation(self) -> dict[str, str]:
+        p = self.cfg.precision
+        if p == "fp32":
+            return {g: "model.onnx" for g in GENERATIONS}
+        if p == "fp16":  # ≤ 10: FP32 ONNX + builder flag; 11 is strongly typed: FP16 baked into the ONNX
+            return {"8.5": "model.onnx", "10": "model.onnx", "11": "model_fp16.onnx"}
+        return {g: "model_int8_trt.onnx" for g in GENERATIONS}
+
+    def _manifest(self) -> dict[str, Any]:
+        assert self.card is not None
+        target, local = self._target()
+        by_gen = self._onnx_by_generation()
+        cpu = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8_cpu.onnx"}[
+            self.cfg.precision
+        ]
+        main_check = {"fp16": "fp16", "int8": "int8_trt"}.get(self.cfg.precision)
+        delta = self.checks[main_check].delta_points if main_check else 0.0
+        build_info = {
+            "precision": self.cfg.precision,
+            "accuracy_delta": delta,
+            "accuracy": {k: c.to_dict() for k, c in self.checks.items()},
+            "max_accuracy_drop": self.cfg.max_accuracy_drop,
+            **({"calibration": self.calibration} if hasattr(self, "calibration") else {}),
+        }
+        card = self.card.with_updates(build={**self.card.build, **build_info})
+        self._store_card(card)
+        h, w = card.preprocessing.input_size
+        manifest: dict[str, Any] = {
+            "format": MANIFEST_FORMAT,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "lsa_edge": __version__,
+            "source": self.model.name,
+            "precision": self.cfg.precision,
+            "onnx": by_gen[target],
+            "onnx_by_tensorrt": by_gen,
+            "tensorrt_target": target,
+            "cpu_onnx": cpu,
+            "engine": None,
+            "parity_max_abs_diff": self.parity,
+            "accuracy_delta": delta,
+            "accuracy": build_info["accuracy"],
+            "input": {"name": "faces", "shape": ["batch", 3, h, w], "dtype": "float32"},
+            "output": {"name": "probs", "shape": ["batch", len(card.attributes)], "dtype": "float32"},
+            "batch": list(self.cfg.batch),
+            "workspace_mib": self.cfg.workspace_mib,
+            "dla_core": self.cfg.dla_core,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+        if hasattr(self, "calibration"):
+            manifest["calibration"] = self.calibration
+        manifest["detector"] = self._detector_entry() if self.cfg.detector else None
+        manifest["tensorrt_compatibility"] = self._compatibility(manifest, target)
+        manifest["tensorrt_commands"] = tensorrt_commands(manifest, str(self.out))
+        manifest["tensorrt_local"] = local
+        manifest["files"] = {
+            name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for name, p in sorted(self.files.items())
+        }
+        manifest["card"] = card.to_dict()
+        return manifest
+
+    def _compatibility(self, manifest: dict[str, Any], target: str) -> dict[str, Any]:
+        """Lint every ONNX against every TensorRT generation (lsa-edge check); the target must pass."""
+        from .lint import lint_report
+
+        result: dict[str, Any] = {}
+        for gen in GENERATIONS:
+            files = {"model": manifest["onnx_by_tensorrt"][gen]}
+            if manifest.get("detector"):
+                files["detector"] = manifest["detector"]["onnx_by_tensorrt"][gen]
+            errors = []
+            for role, name in files.items():
+                rep = lint_report(self.out / name, gen)
+                errors += [
+                    f"{role} {name}: {f.rule}: {f.message}" for f in rep.findings if f.severity == "error"
+                ]
+            result[gen] = {"ok": not errors, "errors": errors}
+        if not result[target]["ok"]:
+            raise LsaEdgeError(
+                f"this build cannot be built by TensorRT {target}: " + " | ".join(result[target]["errors"])
+            )
+        for gen, r in result.items():
+            if not r["ok"]:
+                log.warning("not buildable with TensorRT %s: %s", gen, r["errors"][0])
+        return result
+
+    def _store_card(self, card: ModelCard) -> None:
+        """Write the card with the build's precision and accuracy into every ONNX of the build."""
+        onnx = __import__("lsa_edge._lazy", fromlist=["require"]).require("onnx", "writing the model card")
+        from .export import set_card
+
+        for name, path in self.files.items():
+            if name.startswith("model") and name.endswith(".onnx"):
+                proto = onnx.load(str(path))
+                set_card(proto, card)
+                onnx.save(proto, str(path))
+
+    def _detector_entry(self) -> dict[str, Any]:
+        onnx = __import__("lsa_edge._lazy", fromlist=["require"]).require("onnx", "reading the detector")
+        name, *half = sorted(k for k in self.files if k.startswith("detector/"))
+        proto = onnx.load(str(self.files[name]), load_external_data=False)
+        inp = proto.graph.input[0]
+        dims = [
+            d.dim_value if d.HasField("dim_value") else d.dim_param for d in inp.type.tensor_type.shape.dim
+        ]
+        return {
+            "onnx": name,
+            "onnx_by_tensorrt": {"8.5": name, "10": name, "11": half[0] if half else name},
+            "input": {"name": inp.name, "shape": dims},
+            # One frame per call; up to 4 (cameras) in one batch where the ONNX has a dynamic batch.
+            "batch": None if isinstance(dims[0], int) else list(DETECTOR_BATCH),
+            # The detector runs once per frame; FP16 is its precision wherever the model is reduced
+            # (BlazeFace is not INT8-calibrated here: its few MACs gain little and its boxes lose a lot).
+            "precision": "fp32" if self.cfg.precision == "fp32" else "fp16",
+            "engine": None,
+        }
+
+    def _engines(self, manifest: dict[str, Any]) -> None:
+        local = manifest["tensorrt_local"]
+        if local is None:
+            msg = (
+                f"TensorRT is not installed here, so no engine was built. {self.out} is a build bundle: copy it to "
+                f"the device and run: {manifest['tensorrt_commands']['lsa_edge']}"
+            )
+            if self.cfg.require_engine:
+                raise LsaEdgeError(msg.replace("so no engine was built", "and --require-engine was given"))
+            log.warning("%s", msg)
+            return
+        build_from_manifest(self.out, manifest, self.cfg)
+
+
+def tensorrt_commands(manifest: dict[str, Any], bundle: str) -> dict[str, Any]:
+    """The device commands for every TensorRT generation (paths relative to the bundle folder)."""
+    from .tensorrt import trtexec_command
+
+    p = manifest["precision"]
+    lo, opt, hi = manifest["batch"]
+    chw = tuple(manifest["input"]["shape"][1:])
+    stem = {"fp32": "model_fp32", "fp16": "model_fp16", "int8": "model_int8"}[p]
+    cmds: dict[str, Any] = {
+        "lsa_edge": f"lsa-edge build --from-bundle {bundle}",
+        "trtexec": {},
+    }
+    det = manifest.get("detector")
+    compat = manifest.get("tensorrt_compatibility", {})
+    for gen in GENERATIONS:
+        if not compat.get(gen, {"ok": True})["ok"]:
+            hint = (
+                " (for TensorRT 8.5: lsa-edge build MODEL --trt 8.5 exports opset 16)" if gen == "8.5" else ""
+            )
+            cmds.setdefault("not_buildable", {})[gen] = compat[gen]["errors"][0] + hint
+            continue
+        lines = [
+            trtexec_command(
+                manifest["onnx_by_tensorrt"][gen],
+                f"engines/{stem}_trt{gen}.engine",
+                p,
+                gen,
+                batch=(lo, opt, hi),
+                input_name=manifest["input"]["name"],
+                input_chw=chw,
+                workspace_mib=manifest["workspace_mib"],
+                timing_cache="timing.cache",
+                dla_core=manifest["dla_core"],
+            )
+        ]
+        if det:
+            lines.append(
+                trtexec_command(
+                    det["onnx_by_tensorrt"][gen],
+                    f"engines/detector_{det['precision']}_trt{gen}.engine",
+                    det["precision"] if gen != "11" else "fp32",  # 11: the types come from the ONNX
+                    gen,
+                    batch=tuple(det["batch"]) if det["batch"] else None,
+                    input_name=det["input"]["name"],
+                    input_chw=tuple(det["input"]["shape"][1:]) if det["batch"] else None,
+                    workspace_mib=manifest["workspace_mib"],
+                    timing_cache="timing.cache",
+                )
+            )
+        cmds["trtexec"][gen] = lines
+    if p == "int8" and "8.5" in cmds["trtexec"]:  # 8.5 can also quantize implicitly with our cache
+        cmds["trtexec_implicit_int8_8.5"] = trtexec_command(
+            "model.onnx",
+            "engines/model_int8_implicit_trt8.5.engine",
+            "int8",
+            "8.5",
+            batch=(lo, opt, hi),
+            input_name=manifest["input"]["name"],
+            input_chw=chw,
+            workspace_mib=manifest["workspace_mib"],
+            calibration_cache="calibration.cache",
+            timing_cache="timing.cache",
+        )
+    return cmds
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> Path:
+    path = Path(out) / MANIFEST
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def read_manifest(bundle: str | Path) -> dict[str, Any]:
+    bundle = Path(bundle)
+    path = bundle / MANIFEST if bundle.is_dir() else bundle
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; create a bundle with: lsa-edge build MODEL --out {bundle}")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err})") from err
+    if int(manifest.get("format", 0)) > MANIFEST_FORMAT:
+        raise ConfigError(
+            f"{path} was written by a newer lsa-edge (format {manifest['format']}); upgrade lsa-edge"
+        )
+    return manifest
+
+
+def build_from_manifest(
+    bundle: Path, manifest: dict[str, Any], cfg: BuildConfig | None = None
+) -> dict[str, Any]:
+    """Build the TensorRT engines a bundle describes, with the local TensorRT; updates the manifest."""
+    from .tensorrt import build_engine, generation, tensorrt_version
+
+    local = tensorrt_version()
+    if local is None:
+        raise LsaEdgeError(
+            "TensorRT is not importable here. On Jetson it comes with JetPack (python3 -c 'import tensorrt'); "
+            f"elsewhere run one of the trtexec commands in {bundle / 'DEPLOY.md'}"
+        )
+    gen = generation(local)
+    compat = manifest.get("tensorrt_compatibility", {}).get(gen, {"ok": True})
+    if not compat["ok"]:
+        raise LsaEdgeError(
+            f"this bundle cannot be built by TensorRT {local}: {compat['errors'][0]}. Rebuild the bundle on the "
+            f"desktop with: lsa-edge build MODEL --precision {manifest['precision']} --trt {gen}"
+        )
+    onnx_name = manifest["onnx_by_tensorrt"][gen]
+    batch = tuple(cfg.batch if cfg else manifest["batch"])
+    engines = bundle / "engines"
+    engine = build_engine(
+        bundle / onnx_name,
+        engines,
+        manifest["precision"],
+        batch=batch,
+        input_name=manifest["input"]["name"],
+        workspace_mib=cfg.workspace_mib if cfg else manifest["workspace_mib"],
+        dla_core=cfg.dla_core if cfg else manifest["dla_core"],
+        timing_cache=bundle / "timing.cache",
+        card=manifest["card"],
+        model_sha256=sha256_file(bundle / onnx_name),
+    )
+    manifest["engine"] = str(Path(engine).relative_to(bundle))
+    manifest["tensorrt_local"] = local
+    det = manifest.get("detector")
+    if det:
+        det_onnx = bundle / det["onnx_by_tensorrt"][gen]
+        det_engine = build_engine(
+            det_onnx,
+            engines,
+            det["precision"] if gen != "11" else "fp32",  # 11: the types come from the ONNX
+            batch=tuple(det["batch"]) if det["batch"] else None,
+            input_name=det["input"]["name"],
+            workspace_mib=manifest["workspace_mib"],
+            timing_cache=bundle / "timing.cache",
+            card=None,
+            model_sha256=sha256_file(det_onnx),
+        )
+        det["engine"] = str(Path(det_engine).relative_to(bundle))
+    write_manifest(bundle, manifest)
+    log.info("built %s with TensorRT %s", manifest["engine"], local)
+    return manifest
+
+
+def deploy_text(manifest: dict[str, Any]) -> str:
+    cmds = manifest["tensorrt_commands"]
+    lines = [
+        "# Deploying this build",
+        "",
+        f"Precision {manifest['precision']}, model `{manifest['source']}`, built by lsa-edge {manifest['lsa_edge']}"
+        f" on {manifest['created']}.",
+        "",
+        "On the device (Jetson with JetPack, or any machine with TensorRT and `pip install lsa-edge`), in this folder:",
+        "",
+        "```",
+        "lsa-edge build --from-bundle .",
+        "```",
+        "",
+        "builds the engines for the device's TensorRT and GPU and records them (with sidecars keyed by model hash,",
+        "precision, TensorRT version, GPU and batch profile) in manifest.json. Without lsa-edge, trtexec works too:",
+        "",
+    ]
+    for gen, gen_cmds in cmds["trtexec"].items():
+        lines += [f"TensorRT {gen}:", "", "```", *gen_cmds, "```", ""]
+    for gen, why in cmds.get("not_buildable", {}).items():
+        lines += [f"TensorRT {gen}: not buildable from this bundle — {why}", ""]
+    if "trtexec_implicit_int8_8.5" in cmds:
+        lines += [
+            "TensorRT 8.5, implicit INT8 from the FP32 ONNX and this calibration cache (alternative):",
+            "",
+            "```",
+            cmds["trtexec_implicit_int8_8.5"],
+            "```",
+            "",
+        ]
+    lines += [
+        "Engines built with trtexec carry no lsa-edge sidecar, so the runtime cannot check them against the",
+        "device's TensorRT and GPU; prefer `lsa-edge build --from-bundle`.",
+        "",
+    ]
+    return "\n".join(lines)

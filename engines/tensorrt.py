@@ -1,0 +1,724 @@
+"""ONNX → TensorRT engine, for the three TensorRT generations the Jetson line ships, plus the exact
+``trtexec`` line that does the same build.
+
+* "8.5" (8.5 and 8.6; JetPack 5 on Xavier/Orin): explicit batch needs the EXPLICIT_BATCH network flag;
+  FP16 is BuilderFlag.FP16; INT8 is the Q/DQ ONNX + BuilderFlag.INT8, or implicit INT8 from a calibration
+  cache.
+* "10" (JetPack 6 on Orin, JetPack 7.0 on Thor): explicit batch is the default (the flag is deprecated
+  and ignored); FP16 and INT8 as on 8.5; implicit INT8 still works but is deprecated since 10.1.
+* "11" (JetPack 7.2.2+ on Thor and AGX Orin): every network is strongly typed (STRONGLY_TYPED is accepted
+  and ignored); FP16 must be baked into the ONNX (the FP16 ONNX), INT8 must be Q/DQ; the FP16/INT8
+  builder flags, calibrators and caches are removed.
+
+Facts behind the table (NVIDIA's docs): TensorRT 10 migration guide and deprecated-API list (implicit batch
+removed, IInt8*Calibrator deprecated in 10.1); TensorRT 10.x→11.x migration guide (BuilderFlag.FP16/INT8,
+int8_calibrator, set_calibration_profile removed; trtexec --fp16/--int8/--calib removed, --stronglyTyped
+always on); "Working with DLA" (DLA needs FP16 or INT8, has no dynamic shapes; absent from TensorRT
+11.0-11.3, back in 11.4.1 on AGX Orin with JetPack 7.2.2+; Thor has no DLA).
+
+Everything TensorRT is imported lazily (``tensorrt`` through :func:`lsa_edge._lazy.require`; cuda-python or
+pycuda for :func:`gpu_info`); :func:`trtexec_command` and :func:`generation` are pure.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.version import InvalidVersion, Version
+
+from lsa_edge._lazy import require
+from lsa_edge.engine_meta import PRECISIONS, EngineKey, check_engine, sha256_file, write_sidecar
+from lsa_edge.errors import ConfigError, EngineMismatchError, LsaEdgeError, MissingDependencyError
+
+__all__ = [
+    "DEFAULT_WORKSPACE_MIB",
+    "build_engine",
+    "generation",
+    "gpu_info",
+    "load_engine",
+    "tensorrt_version",
+    "trtexec_command",
+]
+
+_LOG = logging.getLogger(__name__)
+
+Generation = Literal["8.5", "10", "11"]
+
+# Workspace = scratch memory a layer's kernel may use (MemoryPoolType.WORKSPACE). TensorRT's default is
+# the device's whole memory; on a Jetson that memory is shared with the CPU, the camera pipeline, the
+# face detector and ROS, so cap it. 1 GiB is far above what this model's kernels ask for (a few MiB at
+# batch 16) while leaving a Jetson Orin Nano (8 GB) room; tactics needing more are skipped, not failed.
+DEFAULT_WORKSPACE_MIB = 1024
+
+
+# --------------------------------------------------------------------------------------------- versions
+
+
+def tensorrt_version() -> str | None:
+    """The importable TensorRT's version ("10.3.0.26"), or None when TensorRT cannot be imported."""
+    try:
+        import tensorrt
+    except Exception:  # ImportError, or OSError from a missing libnvinfer / a stub wheel
+        return None
+    return getattr(tensorrt, "__version__", None)
+
+
+def generation(version: str) -> Generation:
+    """Which API family a TensorRT version belongs to: "8.5" (8.5 and 8.6), "10" or "11" (11 and later).
+
+    8.6 behaves like 8.5 for everything done here (explicit-batch flag, FP16/INT8 builder flags,
+    calibrators); it adds version-compatible engines. 9.x (an LLM-only, x86-only line) and anything
+    before 8.5 are refused.
+    """
+    try:
+        v = Version(version)
+    except InvalidVersion as err:
+        raise ConfigError(f"not a TensorRT version: {version!r}") from err
+    if v >= Version("11"):
+        return "11"
+    if v >= Version("10"):
+        return "10"
+    if Version("8.5") <= v < Version("9"):
+        return "8.5"
+    raise ConfigError(
+        f"TensorRT {version} is not supported; lsa-edge builds with 8.5/8.6 (JetPack 5), 10.x (JetPack 6) or "
+        "11.x (JetPack 7)"
+    )
+
+
+# --------------------------------------------------------------------------------------------------- GPU
+
+
+def _gpu_info_cuda_python(device: int) -> tuple[str, str]:
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        from cuda import cudart  # older cuda-python; ImportError propagates when neither exists
+    err, count = cudart.cudaGetDeviceCount()
+    ok = cudart.cudaError_t.cudaSuccess
+    if err != ok or not count:
+        _, text = cudart.cudaGetErrorString(err)
+        detail = text.decode() if isinstance(text, bytes) else str(text)
+        raise LsaEdgeError(
+            f"no CUDA GPU is visible (cudaGetDeviceCount: {getattr(err, 'name', err)}: {detail})"
+        )
+    if device >= count:
+        raise LsaEdgeError(f"CUDA device {device} does not exist; this machine has {count}")
+    err, props = cudart.cudaGetDeviceProperties(device)
+    if err != ok:
+        raise LsaEdgeError(f"cudaGetDeviceProperties({device}) failed: {getattr(err, 'name', err)}")
+    name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
+    return name.rstrip("\x00").strip(), f"{props.major}.{props.minor}"
+
+
+def _gpu_info_pycuda(device: int) -> tuple[str, str]:
+    import importlib
+
+    cuda = importlib.import_module("pycuda.driver")
+    try:
+        cuda.init()
+        count = cuda.Device.count()
+    except Exception as err:  # pycuda raises its own LogicError/RuntimeError family
+        raise LsaEdgeError(f"no CUDA GPU is visible (pycuda: {err})") from err
+    if device >= count:
+        raise LsaEdgeError(f"CUDA device {device} does not exist; this machine has {count}")
+    dev = cuda.Device(device)
+    major, minor = dev.compute_capability()
+    return str(dev.name()).strip(), f"{major}.{minor}"
+
+
+def gpu_info(device: int = 0) -> tuple[str, str]:
+    """(device name, compute capability) of CUDA device ``device``, e.g. ("Orin", "8.7").
+
+    Uses cuda-python (``cuda.bindings.runtime``, or ``cuda.cudart`` in older releases), else pycuda.
+    Raises :class:`LsaEdgeError` when no GPU is visible, :class:`MissingDependencyError` when neither
+    binding is installed.
+    """
+    tried: list[str] = []
+    failure: LsaEdgeError | None = None
+    for probe, what in ((_gpu_info_cuda_python, "cuda-python"), (_gpu_info_pycuda, "pycuda")):
+        try:
+            return probe(device)
+        except ImportError as err:
+            tried.append(f"{what}: {err}")
+        except LsaEdgeError as err:  # e.g. a cuda-python built for a newer CUDA than the driver: try pycuda
+            failure = failure or err
+            tried.append(f"{what}: {err}")
+    if failure is not None:
+        hint = ""
+        if "InsufficientDriver" in str(failure):
+            hint = (
+                " The CUDA driver is older than the installed cuda-python expects (or there is no "
+                "driver): on a Jetson install the cuda-python matching JetPack's CUDA, e.g. "
+                "pip install 'cuda-python~=12.6' on JetPack 6."
+            )
+        raise LsaEdgeError("; ".join(tried) + "." + hint) from failure
+    raise MissingDependencyError(
+        "reading the GPU needs cuda-python or pycuda (" + "; ".join(tried) + "). Install one: "
+        "pip install cuda-python (or pip install 'lsa-edge[trt]' for pycuda)."
+    )
+
+
+# ---------------------------------------------------------------------------------------------- trtexec
+
+
+def _shape(batch: int, chw: Sequence[int]) -> str:
+    return "x".join(str(d) for d in (batch, *chw))
+
+
+def trtexec_command(
+    onnx: str | Path,
+    engine: str | Path,
+    precision: str,
+    generation: str,
+    *,
+    batch: tuple[int, int, int] | None = (1, 8, 16),
+    input_name: str = "faces",
+    input_chw: Sequence[int] | None = (3, 128, 112),
+    workspace_mib: int = DEFAULT_WORKSPACE_MIB,
+    calibration_cache: str | Path | None = None,
+    timing_cache: str | Path | None = None,
+    dla_core: int | None = None,
+    int8_fp16_fallback: bool = True,
+) -> str:
+    """The ``trtexec`` line that builds the same engine as :func:`build_engine` (pure; no tensorrt).
+
+    Per generation (from each version's ``trtexec --help`` and NVIDIA's migration guides):
+
+    * shapes ``--minShapes/--optShapes/--maxShapes=name:NxCxHxW``: all three; none when ``batch`` is None
+      (a model whose input shape is fixed in the ONNX, like the face detector).
+    * ``--memPoolSize=workspace:N``: 8.5 takes MiB only ("pool:sizeInMiB"); 10/11 accept B/K/M/G suffixes
+      (MiB when none), so 10/11 get an explicit ``M``. (``--workspace`` is deprecated in 8.x, gone in 10.)
+    * precision: 8.5/10 ``--fp16``; ``--int8`` (+ ``--fp16`` for layers left unquantized) for the Q/DQ
+      ONNX, ``--calib=FILE`` for a calibration cache; fp32 adds ``--noTF32``. 11 has none of these flags
+      (removed): the ONNX's types decide, and ``--stronglyTyped`` is always on, so it is left out.
+    * ``--timingCacheFile``: all. DLA: ``--useDLACore=N --allowGPUFallback`` (FP16/INT8 only).
+    """
+    gen = generation
+    if gen not in ("8.5", "10", "11"):
+        raise ConfigError(f"generation must be '8.5', '10' or '11', got {gen!r}")
+    _validate(precision, batch, dla_core, workspace_mib)
+    q = shlex.quote
+    args = ["trtexec", f"--onnx={q(str(onnx))}", f"--saveEngine={q(str(engine))}"]
+    if batch is not None:
+        if input_chw is None:
+            raise ConfigError("a batch profile needs input_chw, the input's non-batch dimensions")
+        args += [
+            f"--{which}Shapes={q(input_name)}:{_shape(n, input_chw)}"
+            for which, n in zip(("min", "opt", "max"), batch)
+        ]
+    if gen == "11":
+        if calibration_cache is not None:
+            raise ConfigError("TensorRT 11 removed calibration caches (--calib); build from the Q/DQ ONNX")
+    elif precision == "fp16":
+        args.append("--fp16")
+    elif precision == "int8":
+        args.append("--int8")
+        if int8_fp16_fallback:
+            args.append("--fp16")
+        if calibration_cache is not None:
+            args.append(f"--calib={q(str(calibration_cache))}")
+    else:  # fp32: a reference engine, so no TF32 (on by default on Ampere and later)
+        args.append("--noTF32")
+    args.append(f"--memPoolSize=workspace:{workspace_mib}" + ("" if gen == "8.5" else "M"))
+    if timing_cache is not None:
+        args.append(f"--timingCacheFile={q(str(timing_cache))}")
+    if dla_core is not None:
+        args += [f"--useDLACore={dla_core}", "--allowGPUFallback"]
+    return " ".join(args)
+
+
+def _validate(precision: str, batch: Sequence[int] | None, dla_core: int | None, workspace_mib: int) -> None:
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if batch is not None and (len(batch) != 3 or not (1 <= batch[0] <= batch[1] <= batch[2])):
+        raise ConfigError(f"batch must be (min, opt, max) with 1 <= min <= opt <= max, got {tuple(batch)}")
+    if workspace_mib < 1:
+        raise ConfigError(f"workspace_mib must be >= 1, got {workspace_mib}")
+    if dla_core is not None:
+        if dla_core < 0:
+            raise ConfigError(f"dla_core must be >= 0, got {dla_core}")
+        if precision == "fp32":
+            raise ConfigError("DLA runs FP16 or INT8 only; use --precision fp16 or int8 with a DLA core")
+        if batch is not None and not (batch[0] == batch[1] == batch[2]):
+            raise ConfigError(
+                "DLA has no dynamic shapes (min, opt and max batch must be equal), got batch "
+                f"{tuple(batch)}; pass e.g. batch=({batch[1]}, {batch[1]}, {batch[1]})"
+            )
+
+
+# ------------------------------------------------------------------------------------ TensorRT plumbing
+
+_SEVERITY = {
+    "INTERNAL_ERROR": logging.CRITICAL,
+    "ERROR": logging.ERROR,
+    "WARNING": logging.WARNING,
+    "INFO": logging.INFO,
+    "VERBOSE": logging.DEBUG,
+}
+_TRT_LOGGER: Any = None
+_RUNTIMES: dict[tuple[int, bool], Any] = {}  # (module, host code allowed) → Runtime; must outlive its engines
+
+
+def _trt_logger(trt: Any) -> Any:
+    """The process-wide TensorRT logger, forwarding to Python ``logging`` ("lsa_edge.engines.tensorrt.trt").
+
+    One instance only: TensorRT keeps the first logger it is given and warns when another one follows.
+    """
+    global _TRT_LOGGER
+    if _TRT_LOGGER is not None and isinstance(_TRT_LOGGER, trt.ILogger):
+        return _TRT_LOGGER
+    target = logging.getLogger(__name__ + ".trt")
+
+    class _Forward(trt.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)  # trampoline: must be called explicitly
+
+        def log(self, severity: Any, msg: str) -> None:
+            name = getattr(severity, "name", str(severity)).rsplit(".", 1)[-1]
+            target.log(_SEVERITY.get(name, logging.INFO), "%s", msg)
+
+    _TRT_LOGGER = _Forward()
+    return _TRT_LOGGER
+
+
+def _network_flags(trt: Any, gen: str) -> int:
+    flags = 0
+    if gen == "8.5":  # implicit batch is still the default in 8.x
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    elif gen == "11":  # always strongly typed; the flag is accepted and ignored (kept while it exists)
+        strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+        if strongly_typed is not None:
+            flags |= 1 << int(strongly_typed)
+    return flags  # 10: explicit batch by default; weak typing so the FP16/INT8 flags apply
+
+
+def _parse(trt: Any, network: Any, onnx_path: Path, logger: Any) -> Any:
+    parser = trt.OnnxParser(network, logger)
+    if parser.parse_from_file(str(onnx_path)):
+        return parser
+    errors = []
+    for i in range(parser.num_errors):
+        e = parser.get_error(i)
+        node = e.node()
+        extra = []
+        for attr in ("node_name", "node_operator"):  # TensorRT 10+
+            fn = getattr(e, attr, None)
+            value = fn() if callable(fn) else None
+            if value:
+                extra.append(f"{attr.split('_')[1]} {value}")
+        where = f"node {node}" + (f" ({', '.join(extra)})" if extra else "")
+        text = f"{e.desc()} [{where}, code {getattr(e.code(), 'name', e.code())}]"
+        _LOG.error("ONNX parser error %d/%d: %s", i + 1, parser.num_errors, text)
+        errors.append(text)
+    raise LsaEdgeError(
+        f"TensorRT's ONNX parser rejected {onnx_path} with {len(errors)} error(s):\n  "
+        + "\n  ".join(errors or ["(no details; see the TensorRT log above)"])
+        + "\nCheck the ONNX opset and operators against this TensorRT version "
+        "(try 'polygraphy inspect model')."
+    )
+
+
+def _find_input(network: Any, input_name: str) -> tuple[int, ...]:
+    names = []
+    for i in range(network.num_inputs):
+        t = network.get_input(i)
+        names.append(t.name)
+        if t.name == input_name:
+            shape = tuple(int(d) for d in t.shape)
+            if not shape or any(d < 1 for d in shape[1:]):
+                raise LsaEdgeError(
+                    f"input {input_name!r} has shape {shape}; only the batch (first) dimension may be dynamic"
+                )
+            return shape
+    raise LsaEdgeError(f"the ONNX model has no input {input_name!r}; its inputs are {names}")
+
+
+def _layers(network: Any) -> list[Any]:
+    return [network.get_layer(i) for i in range(network.num_layers)]
+
+
+def _has_qdq(trt: Any, network: Any) -> bool:
+    kinds = {trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE}
+    return any(layer.type in kinds for layer in _layers(network))
+
+
+def _has_half(trt: Any, network: Any) -> bool:
+    return any(
+        layer.get_output(j).dtype == trt.DataType.HALF
+        for layer in _layers(network)
+        for j in range(layer.num_outputs)
+    )
+
+
+def _set_flag(trt: Any, config: Any, name: str) -> None:
+    config.set_flag(getattr(trt.BuilderFlag, name))
+
+
+def _configure_precision(
+    trt: Any,
+    gen: str,
+    builder: Any,
+    network: Any,
+    config: Any,
+    precision: str,
+    *,
+    calibrator: Any,
+    calib_shape: tuple[int, ...] | None,
+    input_name: str,
+    int8_fp16_fallback: bool,
+) -> str:
+    """Set the precision flags for ``gen``; returns how INT8 is obtained ("qdq", "calibrator" or "")."""
+    if precision == "fp32":
+        tf32 = getattr(trt.BuilderFlag, "TF32", None)
+        if tf32 is not None:  # TF32 is on by default on Ampere+; an fp32 engine is the reference
+            config.clear_flag(tf32)
+        return ""
+    if precision == "fp16":
+        if gen == "11":
+            if not _has_half(trt, network):
+                raise LsaEdgeError(
+                    "TensorRT 11 builds strongly typed networks only: FP16 must be in the ONNX itself, "
+                    "but this graph has no FP16 tensors. Build from the FP16 ONNX that "
+                    "'lsa-edge build --precision fp16' writes (or convert with ModelOpt AutoCast)."
+                )
+            return ""
+        _set_flag(trt, config, "FP16")
+        return ""
+    # int8
+    qdq = _has_qdq(trt, network)
+    if gen == "11":
+        if calibrator is not None:
+            raise LsaEdgeError(
+                "TensorRT 11 removed implicit INT8 (calibrators and caches); build from the Q/DQ ONNX"
+            )
+        if not qdq:
+            raise LsaEdgeError(
+                "TensorRT 11 supports explicit quantization only, and this ONNX has no "
+                "QuantizeLinear/DequantizeLinear nodes; build from the Q/DQ ONNX that "
+                "'lsa-edge build --precision int8' writes"
+            )
+        return "qdq"
+    _set_flag(trt, config, "INT8")
+    if int8_fp16_fallback:  # layers without Q/DQ (and DLA) run FP16 instead of FP32
+        _set_flag(trt, config, "FP16")
+    if qdq:
+        if calibrator is not None:
+            _LOG.warning("the ONNX has Q/DQ nodes (explicit quantization): the calibration cache is ignored")
+        return "qdq"
+    if calibrator is None:
+        raise LsaEdgeError(
+            "INT8 needs either a Q/DQ ONNX (explicit quantization) or a calibration cache, and this "
+            "ONNX has no Q/DQ nodes and no cache was given"
+        )
+    if gen == "10":
+        _LOG.warning("implicit INT8 (calibration cache) is deprecated since TensorRT 10.1 and removed in 11")
+    config.int8_calibrator = calibrator
+    if calib_shape is not None:
+        profile = builder.create_optimization_profile()
+        profile.set_shape(input_name, calib_shape, calib_shape, calib_shape)
+        config.set_calibration_profile(profile)
+    return "calibrator"
+
+
+def _configure_dla(trt: Any, builder: Any, network: Any, config: Any, dla_core: int) -> None:
+    cores = int(getattr(builder, "num_DLA_cores", 0))
+    if dla_core >= cores:
+        raise LsaEdgeError(
+            f"DLA core {dla_core} requested but this device has {cores} DLA core(s) (AGX Orin and "
+            "Orin NX have 2, Orin Nano and Thor none; TensorRT 11.0-11.3 has no DLA)"
+        )
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = dla_core
+    _set_flag(trt, config, "GPU_FALLBACK")
+    can_run = getattr(config, "can_run_on_DLA", None)
+    if can_run is not None:
+        layers = _layers(network)
+        on_gpu = [layer.name for layer in layers if not can_run(layer)]
+        if on_gpu:  # GPU fallback is silent in TensorRT: say it here
+            _LOG.warning(
+                "DLA core %d: %d of %d layers cannot run on DLA and fall back to the GPU: %s%s",
+                dla_core,
+                len(on_gpu),
+                len(layers),
+                ", ".join(on_gpu[:8]),
+                " ..." if len(on_gpu) > 8 else "",
+            )
+
+
+def _load_timing_cache(config: Any, path: Path | None) -> Any:
+    if path is None:
+        return None
+    data = path.read_bytes() if path.exists() else b""
+    cache = config.create_timing_cache(data)
+    if not config.set_timing_cache(cache, False):
+        _LOG.warning("timing cache %s does not match this TensorRT/GPU; starting a new one", path)
+        cache = config.create_timing_cache(b"")
+        config.set_timing_cache(cache, False)
+    elif data:
+        _LOG.info("using timing cache %s", path)
+    return cache
+
+
+def _save_timing_cache(config: Any, path: Path | None) -> None:
+    if path is None:
+        return
+    cache = config.get_timing_cache()
+    if cache is None:
+        return
+    _atomic_write(path, memoryview(cache.serialize()))
+    _LOG.info("saved timing cache %s", path)
+
+
+def _atomic_write(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    tmp.replace(path)
+
+
+def _card_dict(card: Any, onnx_path: Path) -> dict[str, Any] | None:
+    """The card for the sidecar: the one given, else the ONNX's own (``metadata_props``), else None."""
+    if card is None:
+        from .export import read_card
+
+        try:
+            card = read_card(onnx_path)
+        except Exception as err:  # no card (the detector), onnx not installed, unreadable: TensorRT decides
+            _LOG.warning("%s: the engine's sidecar will carry no model card (%s)", onnx_path.name, err)
+            return None
+    return card.to_dict() if hasattr(card, "to_dict") else dict(card)
+
+
+# -------------------------------------------------------------------------------------------------- build
+
+
+def build_engine(
+    onnx_path: str | Path,
+    out_dir: str | Path,
+    precision: str,
+    *,
+    batch: tuple[int, int, int] | None = (1, 8, 16),
+    input_name: str = "faces",
+    workspace_mib: int = DEFAULT_WORKSPACE_MIB,
+    dla_core: int | None = None,
+    timing_cache: str | Path | None = None,
+    calibration_cache: str | Path | None = None,
+    calibrator: Any = None,
+    card: Any = None,
+    model_sha256: str | None = None,
+    int8_fp16_fallback: bool = True,
+    version_compatible: bool = False,
+    rebuild_command: str | None = None,
+    log: logging.Logger | None = None,
+) -> Path:
+    """Build a TensorRT engine from ``onnx_path`` into ``out_dir``; returns the engine path.
+
+    The file is named :meth:`EngineKey.file_stem` + ``.engine`` and gets a sidecar ``.engine.json`` with
+    the key, the model card, the build options and the rebuild commands.
+
+    onnx_path: for fp16 on TensorRT 11 the FP16 ONNX; for int8 the Q/DQ ONNX (or, on 8.5/10, the FP32
+        ONNX plus ``calibration_cache``).
+    precision: "fp32" | "fp16" | "int8".
+    batch: (min, opt, max) faces per call; the profile of the input's batch dimension (C, H, W come from
+        the ONNX). DLA needs min == opt == max. None: the ONNX input's shape is fixed (the face detector);
+        no profile, and the key's batch is the fixed one.
+    workspace_mib: cap of TensorRT's scratch memory (see DEFAULT_WORKSPACE_MIB).
+    dla_core: run on this DLA core with GPU fallback (FP16/INT8 only).
+    timing_cache: file of measured tactic timings; loaded when it exists, saved after the build (makes
+        rebuilds on the same device much faster).
+    calibration_cache: implicit INT8 on 8.5/10 from a cache written on the desktop (no data on the device);
+        ``calibrator`` instead takes an :func:`lsa_edge.calibration.trt_calibrator.entropy_calibrator`.
+    card: the model card (ModelCard or dict); read from the ONNX's metadata when None (a model without
+        one, like the detector, gets ``"card": null`` and a warning).
+    model_sha256: sha256 of the ONNX the engine is keyed by (defaults to ``onnx_path``'s).
+    int8_fp16_fallback: with int8 on 8.5/10 also allow FP16, so layers left unquantized (and DLA) run FP16.
+    version_compatible: build a version-compatible engine (TensorRT 8.6+; loads on later versions, slower).
+    rebuild_command: the ``lsa-edge build ...`` line the CLI was called with, stored in the sidecar.
+    log: where this function's messages go (TensorRT's own go to "lsa_edge.engines.tensorrt.trt").
+    """
+    out_log = log or _LOG
+    _validate(precision, batch, dla_core, workspace_mib)
+    onnx_path, out_dir = Path(onnx_path), Path(out_dir)
+    if not onnx_path.is_file():
+        raise LsaEdgeError(f"ONNX model not found: {onnx_path}")
+    if calibration_cache is not None and calibrator is not None:
+        raise ConfigError("pass either calibration_cache or calibrator, not both")
+    if calibrator is not None and precision != "int8":
+        raise ConfigError(f"a calibrator applies to --precision int8 only, got {precision}")
+    trt = require("tensorrt", "building TensorRT engines")
+    version = str(trt.__version__)
+    gen = generation(version)
+    if version_compatible and Version(version) < Version("8.6"):
+        raise ConfigError(f"version-compatible engines need TensorRT 8.6 or later; this is {version}")
+    gpu, cc = gpu_info()
+    card_dict = _card_dict(card, onnx_path)
+    sha = model_sha256 or sha256_file(onnx_path)
+    timing_path = Path(timing_cache) if timing_cache is not None else None
+    if calibration_cache is not None and precision == "int8" and gen != "11":
+        from lsa_edge.calibration.trt_calibrator import cache_calibrator
+
+        calibrator = cache_calibrator(calibration_cache)
+    elif calibration_cache is not None:
+        raise ConfigError(
+            "a calibration cache applies to --precision int8 on TensorRT 8.5/10 only "
+            f"(got precision {precision}, TensorRT {version})"
+        )
+
+    trt_logger = _trt_logger(trt)
+    builder = trt.Builder(trt_logger)
+    network = builder.create_network(_network_flags(trt, gen))
+    _parser = _parse(trt, network, onnx_path, trt_logger)  # keep alive until the build ends
+    input_shape = _find_input(network, input_name)
+    chw = input_shape[1:]
+    if batch is None:
+        if input_shape[0] < 1:
+            raise LsaEdgeError(
+                f"the ONNX input {input_name!r} has a dynamic batch; pass batch=(min, opt, max)"
+            )
+        batch = (input_shape[0],) * 3
+        static = True
+    elif input_shape[0] != -1 and not (batch[0] == batch[2] == input_shape[0]):
+        raise LsaEdgeError(
+            f"the ONNX input {input_name!r} has a fixed batch of {input_shape[0]}; export it with a "
+            f"dynamic batch to build the profile {tuple(batch)}"
+        )
+    else:
+        static = input_shape[0] != -1
+    lo, opt, hi = batch
+
+    config = builder.create_builder_config()
+    if not static:  # a network without dynamic dimensions gets TensorRT's default profile
+        profile = builder.create_optimization_profile()
+        profile.set_shape(input_name, (lo, *chw), (opt, *chw), (hi, *chw))
+        config.add_optimization_profile(profile)
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
+    calib_shape = getattr(calibrator, "shape", None) or (opt, *chw)
+    int8_source = _configure_precision(
+        trt,
+        gen,
+        builder,
+        network,
+        config,
+        precision,
+        calibrator=calibrator,
+        calib_shape=None if static else tuple(calib_shape),
+        input_name=input_name,
+        int8_fp16_fallback=int8_fp16_fallback,
+    )
+    if dla_core is not None:
+        _configure_dla(trt, builder, network, config, dla_core)
+    if version_compatible:
+        _set_flag(trt, config, "VERSION_COMPATIBLE")
+    _load_timing_cache(config, timing_path)
+
+    key = EngineKey(sha, precision, version, gpu, cc, batch, dla_core)  # type: ignore[arg-type]
+    engine_path = out_dir / f"{key.file_stem()}.engine"
+    out_log.info(
+        "building %s (%s, TensorRT %s, %s sm_%s, batch %s%s)",
+        engine_path.name,
+        precision,
+        version,
+        gpu,
+        cc.replace(".", ""),
+        batch,
+        f", DLA {dla_core}" if dla_core is not None else "",
+    )
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise LsaEdgeError(
+            f"TensorRT {version} could not build an engine from {onnx_path} ({precision}); its errors "
+            "are logged above (logger 'lsa_edge.engines.tensorrt.trt')"
+        )
+    _save_timing_cache(config, timing_path)
+    _atomic_write(engine_path, memoryview(serialized))
+
+    # trtexec's --calib reads the same cache (the on-device calibrator has written its own by now).
+    calib_file = None
+    if int8_source == "calibrator":
+        calib_file = calibration_cache or getattr(calibrator, "cache_path", None)
+    trtexec = trtexec_command(
+        onnx_path,
+        engine_path,
+        precision,
+        gen,
+        batch=None if static else batch,
+        input_name=input_name,
+        input_chw=chw,
+        workspace_mib=workspace_mib,
+        calibration_cache=calib_file,
+        timing_cache=timing_path,
+        dla_core=dla_core,
+        int8_fp16_fallback=int8_fp16_fallback,
+    )
+    lsa = rebuild_command or " ".join(
+        [
+            "lsa-edge build",
+            shlex.quote(str(onnx_path)),
+            f"--precision {precision}",
+            *([] if static else [f"--batch {lo},{opt},{hi}"]),
+            f"--out {shlex.quote(str(out_dir))}",
+            *([f"--dla-core {dla_core}"] if dla_core is not None else []),
+        ]
+    )
+    write_sidecar(
+        engine_path,
+        key,
+        card_dict,
+        build_options={
+            "generation": gen,
+            "onnx_file": onnx_path.name,
+            "input_name": input_name,
+            "input_chw": list(chw),
+            "static_shape": static,
+            "workspace_mib": workspace_mib,
+            "int8": int8_source or None,
+            "int8_fp16_fallback": bool(int8_fp16_fallback) if precision == "int8" else None,
+            "calibration_cache": str(calib_file) if calib_file is not None else None,
+            "timing_cache": str(timing_path) if timing_path is not None else None,
+            "dla_core": dla_core,
+            "gpu_fallback": dla_core is not None,
+            "version_compatible": bool(version_compatible),
+            "engine_bytes": engine_path.stat().st_size,
+        },
+        rebuild_command={"lsa_edge": lsa, "trtexec": trtexec},
+    )
+    out_log.info("wrote %s (%.1f MB) and its sidecar", engine_path, engine_path.stat().st_size / 1e6)
+    return engine_path
+
+
+# --------------------------------------------------------------------------------------------------- load
+
+
+def load_engine(path: str | Path, *, precision: str | None = None, model_sha256: str | None = None) -> Any:
+    """Deserialize an engine after checking its sidecar against the running TensorRT and GPU.
+
+    Raises :class:`EngineMismatchError` (what differs + the rebuild command) before TensorRT ever sees a
+    foreign engine. The sidecar is available as ``lsa_edge.engine_meta.read_sidecar(path)``.
+    """
+    path = Path(path)
+    trt = require("tensorrt", "running TensorRT engines")
+    gpu, cc = gpu_info()
+    doc = check_engine(path, str(trt.__version__), gpu, cc, precision=precision, model_sha256=model_sha256)
+    host_code = bool((doc.get("build") or {}).get("version_compatible", False))
+    runtime = _RUNTIMES.get((id(trt), host_code))
+    if runtime is None:
+        runtime = trt.Runtime(_trt_logger(trt))
+        if host_code:  # version-compatible plans embed the lean runtime; trust only our own sidecar'd files
+            runtime.engine_host_code_allowed = True
+        _RUNTIMES[(id(trt), host_code)] = runtime
+    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        cmds = doc.get("rebuild_command") or {}
+        hint = cmds.get("lsa_edge") or cmds.get("trtexec") or "lsa-edge build"
+        raise EngineMismatchError(
+            f"TensorRT {trt.__version__} could not deserialize {path.name} although its sidecar matches this "
+            f"machine (see the TensorRT errors above; a JetPack update within the same version?). Rebuild it "
+            f"with:\n  {hint}"
+        )
+    return engine

@@ -1,0 +1,124 @@
+"""``lsa-edge check``: a static TensorRT-compatibility lint of an ONNX model, on any CPU."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from ._common import write_json
+
+HELP = "lint an ONNX model for TensorRT 8.5 / 10 / 11 on the CPU: operators, opset, shapes, types, Q/DQ"
+GENERATIONS = ("8.5", "10", "11")  # mirrors lsa_edge.engines.lint.TRT_GENERATIONS without importing onnx
+log = logging.getLogger(__name__)
+
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check",
+        help=HELP,
+        description=HELP
+        + ". Reads the graph only (no TensorRT, no GPU): what the generation's ONNX parser lacks, dynamic "
+        "dimensions other than the batch, INT64/DOUBLE data, Q/DQ placement, and what strong typing "
+        "(TensorRT 11) builds. Exit status 1 when there is an error (or, with --strict, a warning).",
+        epilog="Example: lsa-edge check model.onnx --trt all --json check.json",
+    )
+    p.add_argument("model", metavar="MODEL.onnx", help="the ONNX model to check")
+    p.add_argument(
+        "--trt",
+        choices=[*GENERATIONS, "all"],
+        default="10",
+        help="TensorRT generation: 8.5 (JetPack 5), 10 (JetPack 6), 11 (Thor), or all (default: 10)",
+    )
+    p.add_argument("--json", metavar="OUT", help="write the findings and the model summary as JSON")
+    p.add_argument("--strict", action="store_true", help="warnings fail too (exit status 1)")
+    p.add_argument("--no-info", action="store_true", help="hide info findings in the table")
+    p.add_argument(
+        "--nodes",
+        action="store_true",
+        help="also list the graph's nodes (name, op, output), e.g. to pick names for --exclude-nodes",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lsa_edge.engines.lint import lint_report, load_onnx
+
+    proto = load_onnx(args.model)  # once, for every generation
+    gens = GENERATIONS if args.trt == "all" else (args.trt,)
+    reports = [lint_report(proto, g) for g in gens]
+    if args.nodes:
+        print_nodes(proto)
+    print_reports(reports, args.model, show_info=not args.no_info)
+    failed = any(r.failed(args.strict) for r in reports)
+    if args.json:
+        out: dict[str, Any] = {
+            "model": str(args.model),
+            "strict": bool(args.strict),
+            "passed": not failed,
+            "summary": reports[0].summary.to_dict(),
+            "results": {r.trt: {k: v for k, v in r.to_dict().items() if k != "summary"} for r in reports},
+        }
+        log.info("wrote %s", write_json(args.json, out))
+    return 1 if failed else 0
+
+
+def print_reports(reports: list[Any], model: str, show_info: bool = True) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ._common import console
+
+    c = console()
+    s = reports[0].summary
+    c.print(
+        f"[bold]{escape(str(model))}[/]: opset {s.opset}, IR {s.ir_version}, {s.n_nodes} nodes, "
+        f"{s.n_parameters:,} parameters{', ' + escape(s.producer) if s.producer else ''}"
+    )
+    for kind, tensors in (("input", s.inputs), ("output", s.outputs)):
+        for t in tensors:
+            shape = "×".join(str(d) for d in t.shape) if t.shape is not None else "unknown rank"
+            c.print(f"  {kind} {escape(t.name)}: {t.dtype} " + escape(f"[{shape}]"))
+    qdq = f"{s.qdq_nodes} Q/DQ nodes" if s.qdq_nodes else "no Q/DQ"
+    fp16 = f"{s.fp16_tensors} float16 tensors" if s.fp16_tensors else "no float16 tensors"
+    c.print(f"  {qdq}; {fp16}; types {', '.join(s.dtypes) or '-'}")
+    c.print("  ops: " + escape(", ".join(f"{op}×{k}" for op, k in s.op_counts)))
+    many = len(reports) > 1
+    tab = Table(title="TensorRT compatibility", show_lines=False)
+    if many:
+        tab.add_column("TensorRT", no_wrap=True)
+    for col in ("severity", "rule", "where"):
+        tab.add_column(col, no_wrap=col != "where", overflow="fold")
+    tab.add_column("message", ratio=1, overflow="fold")
+    rows = 0
+    for r in reports:
+        for f in r.findings:
+            if f.severity == "info" and not show_info:
+                continue
+            cells = [f"[{_STYLE[f.severity]}]{f.severity}[/]", f.rule, escape(f.location), escape(f.message)]
+            tab.add_row(*([r.trt] if many else []), *cells)
+            rows += 1
+    if rows:
+        c.print(tab)
+    for r in reports:
+        verdict = "[bold red]fails[/]" if r.errors else "[green]passes[/]"
+        c.print(
+            f"TensorRT {escape(r.baseline)}: {verdict} — {r.errors} error(s), {r.warnings} warning(s), "
+            f"{len(r.findings) - r.errors - r.warnings} note(s)"
+        )
+
+
+def print_nodes(proto: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ._common import console
+
+    tab = Table(title=f"{len(proto.graph.node)} nodes (main graph, in execution order)")
+    for col in ("#", "name", "op", "first output"):
+        tab.add_column(col, justify="right" if col == "#" else "left", overflow="fold")
+    for k, n in enumerate(proto.graph.node):
+        tab.add_row(str(k), escape(n.name or "-"), n.op_type, escape(n.output[0] if n.output else "-"))
+    console().print(tab)

@@ -1,0 +1,114 @@
+"""On-device calibrators against a fake tensorrt and a fake pycuda: base class, batches, cache I/O."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+from _fake_tensorrt import make_tensorrt
+
+from lsa_edge.calibration.cache import write_cache
+from lsa_edge.calibration.trt_calibrator import cache_calibrator, entropy_calibrator
+from lsa_edge.errors import CalibrationError, MissingDependencyError
+
+
+@pytest.fixture
+def device(monkeypatch):
+    """Fake tensorrt 8.5 + pycuda; returns the dict standing for GPU memory (pointer → bytes)."""
+    memory: dict[int, bytes] = {}
+
+    class DevicePtr:
+        def __init__(self, nbytes: int) -> None:
+            self.nbytes = nbytes
+            self.ptr = 0x1000 + len(memory)
+            memory[self.ptr] = b""
+
+        def __int__(self) -> int:
+            return self.ptr
+
+    driver = types.ModuleType("pycuda.driver")
+    driver.mem_alloc = DevicePtr
+
+    def memcpy_htod(dst, src):
+        assert src.nbytes == dst.nbytes
+        memory[int(dst)] = src.tobytes()
+
+    driver.memcpy_htod = memcpy_htod
+    pycuda = types.ModuleType("pycuda")
+    pycuda.driver = driver
+    monkeypatch.setitem(sys.modules, "pycuda", pycuda)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
+    monkeypatch.setitem(sys.modules, "pycuda.autoinit", types.ModuleType("pycuda.autoinit"))
+    monkeypatch.setitem(sys.modules, "tensorrt", make_tensorrt("8.5.2.2"))
+    return memory
+
+
+def batches(n=3, shape=(4, 3, 16, 16)):
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
+
+
+def test_entropy_calibrator_feeds_batches_and_writes_cache(device, tmp_path):
+    trt = sys.modules["tensorrt"]
+    data = batches()
+    cal = entropy_calibrator(iter([*data, data[0][:2]]), tmp_path / "lsa.calib")
+    assert isinstance(cal, trt.IInt8EntropyCalibrator2) and cal.base_initialised  # base __init__ called
+    assert cal.shape == (4, 3, 16, 16) and cal.get_batch_size() == 1
+    assert cal.read_calibration_cache() is None  # no cache yet: TensorRT calibrates
+    for expected in data:
+        (ptr,) = cal.get_batch(["faces"])
+        assert device[ptr] == expected.tobytes()
+    assert cal.get_batch(["faces"]) is None  # the short last batch was dropped
+    assert cal.batches_seen == 3
+    cal.write_calibration_cache(memoryview(b"TRT-8502-EntropyCalibration2\nfaces: 3c010204\n"))
+    assert cal.read_calibration_cache().startswith(b"TRT-8502-EntropyCalibration2")
+
+
+def test_minmax_and_wrong_input(device, tmp_path):
+    trt = sys.modules["tensorrt"]
+    cal = entropy_calibrator(batches(1), tmp_path / "c.calib", input_name="faces", algorithm="minmax")
+    assert isinstance(cal, trt.IInt8MinMaxCalibrator)
+    with pytest.raises(CalibrationError, match="feeds 'faces'"):
+        cal.get_batch(["images"])
+    with pytest.raises(CalibrationError, match="unknown calibration algorithm"):
+        entropy_calibrator(batches(1), tmp_path / "c.calib", algorithm="percentile")
+
+
+def test_no_data_and_no_cache(device, tmp_path):
+    with pytest.raises(CalibrationError, match="nothing to calibrate with"):
+        entropy_calibrator([], tmp_path / "none.calib")
+    with pytest.raises(CalibrationError, match="N×3×H×W"):
+        entropy_calibrator([np.zeros((3, 16, 16), np.float32)], tmp_path / "none.calib")
+
+
+def test_existing_cache_is_used(device, tmp_path, caplog):
+    cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127}, algorithm="minmax")
+    cal = entropy_calibrator([], cache)  # entropy2 calibrator, minmax cache: TensorRT would recalibrate
+    assert cal.read_calibration_cache() == cache.read_bytes()
+    assert any("will ignore it and calibrate again" in r.getMessage() for r in caplog.records)
+
+
+def test_cache_calibrator_follows_header(device, tmp_path):
+    trt = sys.modules["tensorrt"]
+    cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127}, algorithm="minmax")
+    cal = cache_calibrator(cache)
+    assert isinstance(cal, trt.IInt8MinMaxCalibrator) and cal.base_initialised
+    assert cal.read_calibration_cache() == cache.read_bytes()
+    cal.write_calibration_cache(b"overwritten?")
+    assert cache.read_bytes().startswith(b"TRT-")  # the desktop's cache is never overwritten
+    with pytest.raises(CalibrationError, match="missing or empty"):
+        cache_calibrator(tmp_path / "absent.calib")
+
+
+def test_refused_on_tensorrt_11(monkeypatch, device, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", make_tensorrt("11.4.1"))
+    with pytest.raises(CalibrationError, match="removed in TensorRT 11"):
+        entropy_calibrator(batches(1), tmp_path / "c.calib")
+
+
+def test_needs_tensorrt(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(MissingDependencyError, match="JetPack"):
+        entropy_calibrator(batches(1), tmp_path / "c.calib")

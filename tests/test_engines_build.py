@@ -1,0 +1,313 @@
+"""`lsa-edge build` end to end on CPU: checkpoint → ONNX → INT8/FP16 (accuracy-gated) → build bundle, the
+manifest contract, TensorRT compatibility per generation, `--from-bundle` against a fake TensorRT, and
+`lsa-edge compare`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxsim")
+
+from lsa_edge.cli import main
+from lsa_edge.engines.accuracy import AccuracyCheck, AccuracyGateError, enforce
+from lsa_edge.engines.build import Build, BuildConfig, build_from_manifest, read_manifest
+from lsa_edge.engines.export import read_card
+from lsa_edge.errors import ConfigError, LsaEdgeError
+
+REQUIRED_KEYS = {
+    "precision",
+    "onnx",
+    "cpu_onnx",
+    "engine",
+    "parity_max_abs_diff",
+    "accuracy_delta",
+    "tensorrt_commands",
+    "card",
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_model, tmp_path_factory):
+    from lsa_edge.training.checkpoint import save_checkpoint
+
+    model, card = tiny_model
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    save_checkpoint(path, model, card, meta={"data": {"name": "celeba-10k"}})
+    return path
+
+
+def _cfg(out, celeba_dir, **kw):
+    base = dict(
+        out=out,
+        calib_data=str(celeba_dir),
+        calib_count=48,
+        val_count=60,
+        max_accuracy_drop=100.0,
+        progress=False,
+    )
+    return BuildConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(checkpoint, celeba_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8")
+    manifest = Build(checkpoint, _cfg(out, celeba_dir, precision="int8")).run()
+    return out, manifest
+
+
+def test_manifest_contract(int8_bundle):
+    out, manifest = int8_bundle
+    assert set(manifest) >= REQUIRED_KEYS
+    assert manifest == read_manifest(out)
+    assert manifest["precision"] == "int8"
+    assert manifest["onnx"] == "model_int8_trt.onnx" and manifest["cpu_onnx"] == "model_int8_cpu.onnx"
+    assert manifest["engine"] is None and manifest["tensorrt_local"] is None  # no TensorRT here
+    assert 0 <= manifest["parity_max_abs_diff"] <= 1e-4
+    assert manifest["accuracy_delta"] == pytest.approx(manifest["accuracy"]["int8_trt"]["delta_points"])
+    assert set(manifest["accuracy"]) == {"int8_trt", "int8_cpu", "int8_trt_fp16"}
+    assert manifest["calibration"]["faces"] == 48 and manifest["calibration"]["method"] == "percentile"
+    for name, info in manifest["files"].items():
+        from lsa_edge.engines.build import sha256_file
+
+        assert sha256_file(out / name) == info["sha256"], name
+    assert (out / "calibration.cache").read_text().startswith("TRT-")
+    assert (out / "detector" / "NOTICE").exists() and manifest["detector"]["onnx"].startswith("detector/")
+
+
+def test_card_carries_the_build_and_its_gate(int8_bundle):
+    out, manifest = int8_bundle
+    card = read_card(out / "model_int8_trt.onnx")
+    assert card.build["precision"] == "int8"
+    assert card.build["accuracy"]["int8_trt"]["faces"] == 60
+    assert card.build["export"]["parity_max_abs_diff"] == manifest["parity_max_abs_diff"]
+    assert manifest["card"] == json.loads(json.dumps(card.to_dict()))
+
+
+def test_commands_per_tensorrt_generation(int8_bundle):
+    out, manifest = int8_bundle
+    cmds = manifest["tensorrt_commands"]
+    assert cmds["lsa_edge"] == f"lsa-edge build --from-bundle {out}"
+    # opset 17 writes LayerNormalization, which TensorRT 8.5 cannot parse: the bundle says so.
+    assert not manifest["tensorrt_compatibility"]["8.5"]["ok"]
+    assert (
+        "LayerNormalization" in cmds["not_buildable"]["8.5"] and "--trt 8.5" in cmds["not_buildable"]["8.5"]
+    )
+    model10, det10 = cmds["trtexec"]["10"]
+    assert "--onnx=model_int8_trt.onnx" in model10 and "--int8" in model10
+    assert "--maxShapes=faces:16x3x64x48" in model10
+    assert "--int8" not in cmds["trtexec"]["11"][0]  # strongly typed: the Q/DQ graph decides
+    assert "--onnx=detector/blazeface_full_range.onnx" in det10 and "--fp16" in det10
+    assert "blazeface_full_range_fp16.onnx" in cmds["trtexec"]["11"][1]
+    deploy = (out / "DEPLOY.md").read_text()
+    assert (
+        "lsa-edge build --from-bundle ." in deploy
+        and model10 in deploy
+        and "TensorRT 8.5: not buildable" in deploy
+    )
+
+
+def test_trt85_target_exports_opset16_without_layernorm(checkpoint, celeba_dir, tmp_path):
+    import onnx
+
+    manifest = Build(checkpoint, _cfg(tmp_path, celeba_dir, precision="fp32", tensorrt="8.5")).run()
+    model = onnx.load(str(tmp_path / "model.onnx"))
+    assert model.opset_import[0].version == 16
+    assert "LayerNormalization" not in {n.op_type for n in model.graph.node}
+    assert all(v["ok"] for v in manifest["tensorrt_compatibility"].values())
+    assert manifest["tensorrt_target"] == "8.5" and manifest["accuracy_delta"] == 0.0
+    assert "--noTF32" in manifest["tensorrt_commands"]["trtexec"]["8.5"][0]
+
+
+def test_fp16_from_an_exported_onnx_needs_no_checkpoint(int8_bundle, celeba_dir, tmp_path):
+    src, _ = int8_bundle
+    manifest = Build(src / "model.onnx", _cfg(tmp_path, celeba_dir, precision="fp16", detector=False)).run()
+    assert manifest["onnx_by_tensorrt"] == {"8.5": "model.onnx", "10": "model.onnx", "11": "model_fp16.onnx"}
+    assert manifest["cpu_onnx"] == "model_fp16.onnx" and manifest["detector"] is None
+    fp16 = manifest["accuracy"]["fp16"]
+    assert fp16["faces"] == 60 and fp16["max_abs_diff"] < 5e-3 and abs(fp16["delta_points"]) < 1.0
+    assert (
+        manifest["parity_max_abs_diff"]
+        == read_card(src / "model.onnx").build["export"]["parity_max_abs_diff"]
+    )
+
+
+def test_accuracy_gate_failure_says_what_to_try():
+    check = AccuracyCheck("model_int8_trt.onnx", 500, 90.0, 89.2, 0.8, 97.0, 0.4, 0.01, (("Young", 2.1),))
+    enforce(check, 1.0, "int8")
+    with pytest.raises(AccuracyGateError) as err:
+        enforce(check, 0.5, "int8")
+    msg = str(err.value)
+    assert "0.5 points" in msg and "Young" in msg and "--calib-method" in msg and "--exclude-nodes" in msg
+
+
+def test_cli_gate_failure_exits_1(checkpoint, celeba_dir, tmp_path, monkeypatch, capsys):
+    import lsa_edge.engines.build as build_mod
+
+    real = build_mod.compare_accuracy
+
+    def worse(*args, **kwargs):
+        res = real(*args, **kwargs)
+        from dataclasses import replace
+
+        return replace(res, accuracy=res.accuracy - 3, delta_points=res.delta_points + 3)
+
+    monkeypatch.setattr(build_mod, "compare_accuracy", worse)
+    argv = [
+        "build",
+        str(checkpoint),
+        "--precision",
+        "fp16",
+        "--calib-data",
+        str(celeba_dir),
+        "--val-count",
+        "40",
+    ]
+    assert main([*argv, "--out", str(tmp_path / "b"), "--no-progress", "--no-detector"]) == 1
+    err = capsys.readouterr().err
+    assert "FP16 accuracy gate failed" in err and "--max-accuracy-drop" in err and "--fp32-ops" in err
+
+
+def test_cli_usage_errors(checkpoint, tmp_path, capsys):
+    assert main(["build", str(checkpoint), "--precision", "fp16", "--out", str(tmp_path / "x")]) == 2
+    assert "--calib-data" in capsys.readouterr().err
+    assert main(["build", str(checkpoint), "--batch", "8,4,16", "--out", str(tmp_path / "y")]) == 2
+    assert main(["build", "--out", str(tmp_path / "z")]) == 2
+
+
+def test_require_engine_without_tensorrt_exits_1(int8_bundle, tmp_path, capsys):
+    src, _ = int8_bundle
+    argv = [
+        "build",
+        str(src / "model.onnx"),
+        "--precision",
+        "fp32",
+        "--out",
+        str(tmp_path / "b"),
+        "--no-detector",
+    ]
+    assert main([*argv, "--require-engine"]) == 1
+    assert "--require-engine" in capsys.readouterr().err
+    assert main(argv) == 0  # without it, a bundle is a success
+
+
+@pytest.fixture
+def fake_trt(monkeypatch):
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from _fake_tensorrt import make_tensorrt
+
+    import lsa_edge.engines.tensorrt as trt_mod
+
+    def install(version):
+        trt = make_tensorrt(
+            version, input_shape=(-1, 3, 64, 48), layer_kinds=("QUANTIZE", "DEQUANTIZE", "CONVOLUTION")
+        )
+        monkeypatch.setitem(sys.modules, "tensorrt", trt)
+        monkeypatch.setattr(trt_mod, "gpu_info", lambda device=0: ("Orin", "8.7"))
+        return trt
+
+    yield install
+    sys.path.remove(str(__import__("pathlib").Path(__file__).parent))
+
+
+def test_from_bundle_builds_the_engine_with_a_sidecar(int8_bundle, tmp_path, fake_trt):
+    import shutil
+
+    from lsa_edge.engine_meta import read_sidecar
+
+    src, _ = int8_bundle
+    bundle = tmp_path / "bundle"
+    shutil.copytree(src, bundle)
+    manifest = read_manifest(bundle)
+    manifest["detector"] = None  # the fake TensorRT models the attribute network only
+    fake_trt("10.3.0.26")
+    manifest = build_from_manifest(bundle, manifest)
+    engine = bundle / manifest["engine"]
+    assert engine.exists() and manifest["tensorrt_local"] == "10.3.0.26"
+    key = read_sidecar(engine)["key"]
+    assert key.precision == "int8" and key.compute_capability == "8.7" and key.batch == (1, 8, 16)
+    assert read_manifest(bundle)["engine"] == manifest["engine"]
+
+
+def test_from_bundle_refuses_a_generation_the_bundle_cannot_serve(int8_bundle, fake_trt):
+    src, _ = int8_bundle
+    fake_trt("8.5.2.2")
+    with pytest.raises(LsaEdgeError, match=r"--trt 8\.5"):
+        build_from_manifest(src, read_manifest(src))
+
+
+def test_compare_checkpoint_with_its_onnx_and_int8(checkpoint, int8_bundle, celeba_dir, tmp_path):
+    src, _ = int8_bundle
+    out = tmp_path / "cmp.json"
+    argv = ["compare", str(checkpoint), str(src / "model.onnx"), "--data", str(celeba_dir), "--count", "24"]
+    assert main([*argv, "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["faces"] == 24 and res["max_abs_diff"] < 1e-4 and res["decision_agreement"] > 99.5
+    assert len(res["per_attribute"]) == 40 and res["accuracy_a"] == pytest.approx(res["accuracy_b"], abs=0.5)
+    argv = ["compare", str(src / "model.onnx"), str(src), "--data", str(celeba_dir), "--count", "24"]
+    assert main([*argv, "--json", str(out)]) == 0  # a build folder: its CPU ONNX (u8/s8 here)
+    res = json.loads(out.read_text())
+    assert res["b"].endswith("model_int8_cpu.onnx") and 0 < res["max_abs_diff"] < 0.5
+
+
+def test_an_onnx_without_card_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(g), str(path))
+    with pytest.raises(LsaEdgeError, match="exported by lsa-edge"):
+        Build(path, BuildConfig(precision="fp32", out=tmp_path / "o", detector=False, progress=False)).run()
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="unknown precision 'int4'"):
+        BuildConfig(precision="int4")
+    with pytest.raises(ConfigError, match="MIN,OPT,MAX"):
+        BuildConfig(batch=(4, 2, 8))
+    with pytest.raises(ConfigError, match="TensorRT generation"):
+        BuildConfig(tensorrt="9")
+
+
+def test_quantize_without_range_reuse_recalibrates_to_the_same_scales(
+    int8_bundle, tiny_model, celeba_dir, tmp_path, monkeypatch
+):
+    """Older onnxruntime (no calibration_cache_path): the same faces give the same Q/DQ scales."""
+    import onnx
+    import onnxruntime.quantization as q
+    from onnx import numpy_helper
+
+    from lsa_edge.calibration.dataset import load_faces
+    from lsa_edge.calibration.quantize import calibrate, quantize
+
+    src, _ = int8_bundle
+    pre = tiny_model[1].preprocessing
+    batches = list(load_faces(celeba_dir, pre, split="train", count=32).batches(pre, 16))
+    ranges = calibrate(src / "model.onnx", batches, tmp_path, method="minmax")
+    new = quantize(src / "model.onnx", tmp_path / "new.onnx", ranges, "cpu")
+    real = q.quantize_static
+
+    def old_api(model_input, model_output, calibration_data_reader=None, **kw):
+        return real(model_input, model_output, calibration_data_reader, **kw)
+
+    monkeypatch.setattr(q, "quantize_static", old_api)
+    old = quantize(src / "model.onnx", tmp_path / "old.onnx", ranges, "cpu", batches=batches)
+
+    def scales(path):
+        m = onnx.load(str(path))
+        return {t.name: numpy_helper.to_array(t) for t in m.graph.initializer if t.name.endswith("_scale")}
+
+    a, b = scales(new), scales(old)
+    assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], rtol=1e-5) for k in a)

@@ -1,0 +1,503 @@
+"""TensorRT engine building: trtexec lines per generation, version classification, the builder's flags
+per generation (against a fake ``tensorrt`` module), errors without TensorRT, and real-TensorRT builds
+(marked ``tensorrt``; skipped with the reason where TensorRT or a GPU is missing)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from _fake_tensorrt import make_tensorrt
+
+from lsa_edge.card import ModelCard, Preprocessing
+from lsa_edge.engine_meta import EngineKey, read_sidecar, sidecar_path
+from lsa_edge.engines import tensorrt as trt_mod
+from lsa_edge.engines.tensorrt import (
+    build_engine,
+    generation,
+    gpu_info,
+    load_engine,
+    tensorrt_version,
+    trtexec_command,
+)
+from lsa_edge.errors import ConfigError, EngineMismatchError, LsaEdgeError, MissingDependencyError
+
+CARD = ModelCard(name="lsa-test", preprocessing=Preprocessing()).to_dict()
+SHA = "c0ffee" * 10 + "abcd"
+
+# ------------------------------------------------------------------------------------ pure functions
+
+
+def test_generation_classifies_with_versions_not_strings():
+    assert generation("8.5.2.2") == "8.5"
+    assert generation("8.6.2") == "8.5"  # JetPack 6.0 DP; same API for our purposes
+    assert generation("10.0.1") == "10"  # "10.0.1" < "8.5" as strings: the torch2trt trap
+    assert generation("10.3.0.26") == "10"
+    assert generation("11.4.1") == "11"
+    assert generation("12.0.0") == "11"
+    for bad in ("8.4.1", "9.2.0", "7.1.3", "not-a-version"):
+        with pytest.raises(ConfigError):
+            generation(bad)
+
+
+def test_trtexec_command_per_generation():
+    common = dict(batch=(1, 8, 16), input_name="faces", input_chw=(3, 128, 112), workspace_mib=1024)
+    shapes = "--minShapes=faces:1x3x128x112 --optShapes=faces:8x3x128x112 --maxShapes=faces:16x3x128x112"
+    assert trtexec_command("m.onnx", "e.engine", "fp16", "8.5", **common) == (
+        f"trtexec --onnx=m.onnx --saveEngine=e.engine {shapes} --fp16 --memPoolSize=workspace:1024"
+    )
+    assert trtexec_command("m.onnx", "e.engine", "fp16", "10", **common) == (
+        f"trtexec --onnx=m.onnx --saveEngine=e.engine {shapes} --fp16 --memPoolSize=workspace:1024M"
+    )
+    # TensorRT 11: no precision flags; the FP16 ONNX decides, strong typing is always on.
+    assert trtexec_command("m_fp16.onnx", "e.engine", "fp16", "11", **common) == (
+        f"trtexec --onnx=m_fp16.onnx --saveEngine=e.engine {shapes} --memPoolSize=workspace:1024M"
+    )
+    assert trtexec_command("m.onnx", "e.engine", "fp32", "10", **common).count("--noTF32") == 1
+    assert "--noTF32" not in trtexec_command("m.onnx", "e.engine", "fp32", "11", **common)
+
+
+def test_trtexec_command_int8_calib_timing_cache_and_dla():
+    line = trtexec_command(
+        "model fp32.onnx",
+        "out/e.engine",
+        "int8",
+        "8.5",
+        batch=(4, 4, 4),
+        input_chw=(3, 64, 48),
+        workspace_mib=256,
+        calibration_cache="lsa.calib",
+        timing_cache="timing.cache",
+        dla_core=1,
+    )
+    assert line == (
+        "trtexec --onnx='model fp32.onnx' --saveEngine=out/e.engine --minShapes=faces:4x3x64x48 "
+        "--optShapes=faces:4x3x64x48 --maxShapes=faces:4x3x64x48 --int8 --fp16 --calib=lsa.calib "
+        "--memPoolSize=workspace:256 --timingCacheFile=timing.cache --useDLACore=1 --allowGPUFallback"
+    )
+    qdq_10 = trtexec_command("q.onnx", "e", "int8", "10", int8_fp16_fallback=False)
+    assert "--int8" in qdq_10 and "--fp16" not in qdq_10 and "--calib" not in qdq_10
+    qdq_11 = trtexec_command("q.onnx", "e", "int8", "11")
+    assert "--int8" not in qdq_11 and "--stronglyTyped" not in qdq_11
+    with pytest.raises(ConfigError, match="TensorRT 11 removed calibration caches"):
+        trtexec_command("m.onnx", "e", "int8", "11", calibration_cache="lsa.calib")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(precision="fp32", dla_core=0, batch=(8, 8, 8)), "DLA runs FP16 or INT8"),
+        (dict(precision="fp16", dla_core=0, batch=(1, 8, 16)), "DLA has no dynamic shapes"),
+        (dict(precision="bf16"), "precision must be one of"),
+        (dict(precision="fp16", batch=(8, 1, 16)), "min <= opt <= max"),
+    ],
+)
+def test_trtexec_command_rejects_bad_options(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        trtexec_command("m.onnx", "e", generation="10", **kwargs)
+
+
+# ------------------------------------------------------------------------------- without TensorRT
+
+
+def test_tensorrt_version_none_when_not_importable(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # makes `import tensorrt` raise ImportError
+    assert tensorrt_version() is None
+    monkeypatch.setitem(sys.modules, "tensorrt", make_tensorrt("8.5.2.2"))
+    assert tensorrt_version() == "8.5.2.2"
+
+
+def test_build_engine_without_tensorrt_names_extra_and_jetpack(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"not parsed: the import fails first")
+    with pytest.raises(MissingDependencyError) as info:
+        build_engine(onnx, tmp_path, "fp16", card=CARD)
+    assert "lsa-edge[trt]" in str(info.value) and "JetPack" in str(info.value)
+    assert isinstance(info.value, ImportError)
+
+
+def test_modules_import_without_heavy_dependencies():
+    code = (
+        "import sys, lsa_edge.engine_meta, lsa_edge.engines.tensorrt, lsa_edge.calibration.cache, "
+        "lsa_edge.calibration.trt_calibrator\n"
+        "heavy = [m for m in ('tensorrt', 'pycuda', 'onnx', 'torch', 'cuda') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ----------------------------------------------------------------------------- GPU probe (fakes)
+
+
+def _fake_cudart(monkeypatch, count_error="cudaSuccess", count=1, name=b"Orin", cc=(8, 7)):
+    import enum
+
+    err = enum.Enum(
+        "cudaError_t", ["cudaSuccess", "cudaErrorNoDevice", "cudaErrorInsufficientDriver"], start=0
+    )
+    rt = types.ModuleType("cuda.bindings.runtime")
+    rt.cudaError_t = err
+    rt.cudaGetDeviceCount = lambda: (err[count_error], count)
+    rt.cudaGetErrorString = lambda e: (err.cudaSuccess, b"no CUDA-capable device is detected")
+    props = types.SimpleNamespace(name=name + b"\x00" * 4, major=cc[0], minor=cc[1])
+    rt.cudaGetDeviceProperties = lambda device: (err.cudaSuccess, props)
+    bindings = types.ModuleType("cuda.bindings")
+    bindings.runtime = rt
+    cuda = types.ModuleType("cuda")
+    cuda.bindings = bindings
+    for mod_name, mod in (("cuda", cuda), ("cuda.bindings", bindings), ("cuda.bindings.runtime", rt)):
+        monkeypatch.setitem(sys.modules, mod_name, mod)
+
+
+def test_gpu_info_reads_name_and_compute_capability(monkeypatch):
+    _fake_cudart(monkeypatch)
+    assert gpu_info() == ("Orin", "8.7")
+
+
+def test_gpu_info_says_clearly_when_there_is_no_gpu(monkeypatch):
+    _fake_cudart(monkeypatch, count_error="cudaErrorNoDevice", count=0)
+    monkeypatch.setitem(sys.modules, "pycuda", None)  # no second opinion from pycuda
+    monkeypatch.setitem(sys.modules, "pycuda.driver", None)
+    with pytest.raises(LsaEdgeError, match=r"no CUDA GPU is visible.*cudaErrorNoDevice"):
+        gpu_info()
+
+
+def test_gpu_info_without_bindings(monkeypatch):
+    for name in ("cuda", "cuda.bindings", "cuda.bindings.runtime", "pycuda", "pycuda.driver"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingDependencyError, match="cuda-python or pycuda"):
+        gpu_info()
+
+
+# --------------------------------------------------------------------------- builder (fake tensorrt)
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """Install a fake tensorrt of the given version; returns (trt, onnx path)."""
+
+    def install(version: str, **kwargs):
+        trt = make_tensorrt(version, **kwargs)
+        monkeypatch.setitem(sys.modules, "tensorrt", trt)
+        monkeypatch.setattr(trt_mod, "gpu_info", lambda device=0: ("Orin", "8.7"))
+        onnx = tmp_path / "lsa.onnx"
+        onnx.write_bytes(b"fake onnx bytes")
+        return trt, onnx
+
+    return install
+
+
+def _flags(trt) -> set[str]:
+    return {f.name for f in trt.last_config.flags}
+
+
+@pytest.mark.parametrize(
+    ("version", "network_flag", "flags"),
+    [
+        ("8.5.2.2", "EXPLICIT_BATCH", {"FP16"}),
+        ("10.3.0.26", None, {"FP16"}),
+        ("11.4.1", "STRONGLY_TYPED", set()),
+    ],
+)
+def test_fp16_build_per_generation(fake, tmp_path, version, network_flag, flags):
+    trt, onnx = fake(version, half=version.startswith("11"))
+    path = build_engine(onnx, tmp_path / "engines", "fp16", card=CARD, model_sha256=SHA)
+
+    created = dict(trt.calls)["create_network"]
+    expected = 0 if network_flag is None else 1 << int(trt.NetworkDefinitionCreationFlag[network_flag])
+    assert created == expected
+    assert _flags(trt) == flags
+    cfg = trt.last_config
+    assert cfg.profiles[0].shapes["faces"] == ((1, 3, 128, 112), (8, 3, 128, 112), (16, 3, 128, 112))
+    assert cfg.pool_limits[trt.MemoryPoolType.WORKSPACE] == 1024 << 20
+    assert cfg.default_device_type == trt.DeviceType.GPU
+
+    key = EngineKey(SHA, "fp16", version, "Orin", "8.7", (1, 8, 16))
+    assert path == tmp_path / "engines" / f"{key.file_stem()}.engine"
+    assert path.read_bytes() == b"PLAN:" + version.encode()
+    doc = read_sidecar(path)
+    assert doc["key"] == key and doc["card"] == json.loads(json.dumps(CARD))
+    gen = generation(version)
+    assert doc["build"]["generation"] == gen
+    assert doc["rebuild_command"]["trtexec"] == trtexec_command(
+        onnx, path, "fp16", gen, batch=(1, 8, 16), input_chw=(3, 128, 112)
+    )
+    assert doc["rebuild_command"]["lsa_edge"].startswith("lsa-edge build ")
+
+
+def test_tensorrt11_fp16_needs_an_fp16_onnx(fake, tmp_path):
+    _, onnx = fake("11.4.1", half=False)
+    with pytest.raises(LsaEdgeError, match=r"strongly typed.*no FP16 tensors"):
+        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+    assert not list(tmp_path.glob("*.engine"))
+
+
+def test_fp32_clears_tf32(fake, tmp_path):
+    trt, onnx = fake("10.3.0.26")
+    build_engine(onnx, tmp_path, "fp32", card=CARD, model_sha256=SHA)
+    assert ("clear_flag", "TF32") in trt.calls and _flags(trt) == set()
+
+
+@pytest.mark.parametrize(
+    ("version", "flags"), [("8.5.2.2", {"INT8", "FP16"}), ("10.3.0.26", {"INT8", "FP16"}), ("11.4.1", set())]
+)
+def test_int8_from_qdq_onnx(fake, tmp_path, version, flags):
+    trt, onnx = fake(version, layer_kinds=("QUANTIZE", "DEQUANTIZE", "CONVOLUTION"))
+    path = build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA)
+    assert _flags(trt) == flags
+    if not version.startswith("11"):
+        assert trt.last_config.int8_calibrator is None  # explicit quantization: no calibrator
+    assert read_sidecar(path)["build"]["int8"] == "qdq"
+
+
+def test_int8_without_qdq_or_cache_is_refused(fake, tmp_path):
+    _, onnx = fake("10.3.0.26")
+    with pytest.raises(LsaEdgeError, match=r"Q/DQ ONNX .* or a calibration cache"):
+        build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA)
+    _, onnx = fake("11.4.1")
+    with pytest.raises(LsaEdgeError, match="explicit quantization only"):
+        build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA)
+
+
+def test_int8_with_calibration_cache_on_85(fake, tmp_path):
+    from lsa_edge.calibration.cache import write_cache
+
+    trt, onnx = fake("8.5.2.2")
+    cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127}, tensorrt_version="8.5.2")
+    path = build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
+    cfg = trt.last_config
+    cal = cfg.int8_calibrator
+    assert isinstance(cal, trt.IInt8EntropyCalibrator2) and cal.base_initialised
+    assert cal.read_calibration_cache() == cache.read_bytes()
+    assert cal.get_batch(["faces"]) is None  # a cache-only calibrator has no data
+    assert cfg.calibration_profile.shapes["faces"] == ((8, 3, 128, 112),) * 3
+    assert _flags(trt) == {"INT8", "FP16"}
+    doc = read_sidecar(path)
+    assert doc["build"]["int8"] == "calibrator"
+    assert "--int8 --fp16 --calib=" in doc["rebuild_command"]["trtexec"]
+
+
+def test_int8_with_on_device_calibrator_on_10(fake, tmp_path, caplog):
+    trt, onnx = fake("10.3.0.26")
+    calibrator = types.SimpleNamespace(shape=(4, 3, 128, 112), cache_path=tmp_path / "device.calib")
+    path = build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibrator=calibrator)
+    cfg = trt.last_config
+    assert cfg.int8_calibrator is calibrator
+    assert cfg.calibration_profile.shapes["faces"] == ((4, 3, 128, 112),) * 3  # the calibrator's batches
+    assert any("deprecated since TensorRT 10.1" in r.getMessage() for r in caplog.records)
+    assert f"--calib={tmp_path / 'device.calib'}" in read_sidecar(path)["rebuild_command"]["trtexec"]
+    with pytest.raises(ConfigError, match="int8 only"):
+        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, calibrator=calibrator)
+
+
+def test_calibration_cache_refused_on_11(fake, tmp_path):
+    from lsa_edge.calibration.cache import write_cache
+
+    _, onnx = fake("11.4.1", layer_kinds=("QUANTIZE", "DEQUANTIZE"))
+    cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127})
+    with pytest.raises(ConfigError, match=r"TensorRT 8\.5/10 only"):
+        build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
+
+
+def test_dla_build(fake, tmp_path, caplog):
+    trt, onnx = fake("8.5.2.2", dla_cores=2)
+    path = build_engine(onnx, tmp_path, "fp16", batch=(4, 4, 4), dla_core=1, card=CARD, model_sha256=SHA)
+    cfg = trt.last_config
+    assert cfg.default_device_type == trt.DeviceType.DLA and cfg.DLA_core == 1
+    assert _flags(trt) == {"FP16", "GPU_FALLBACK"}
+    assert path.name.endswith("-b4-4-4-dla1.engine")
+    assert "--useDLACore=1 --allowGPUFallback" in read_sidecar(path)["rebuild_command"]["trtexec"]
+
+
+def test_dla_core_missing_on_device(fake, tmp_path):
+    _, onnx = fake("10.3.0.26", dla_cores=0)
+    with pytest.raises(LsaEdgeError, match="DLA core 0 requested but this device has 0"):
+        build_engine(onnx, tmp_path, "fp16", batch=(2, 2, 2), dla_core=0, card=CARD, model_sha256=SHA)
+
+
+def test_every_parser_error_is_logged(fake, tmp_path, caplog):
+    _, onnx = fake("10.3.0.26", parse_errors=("unsupported op GridSample", "bad attribute on Resize"))
+    with (
+        caplog.at_level(logging.ERROR, logger="lsa_edge.engines.tensorrt"),
+        pytest.raises(LsaEdgeError) as info,
+    ):
+        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+    assert "2 error(s)" in str(info.value)
+    assert "GridSample" in str(info.value) and "Resize" in str(info.value)
+    logged = [r.getMessage() for r in caplog.records if "ONNX parser error" in r.getMessage()]
+    assert len(logged) == 2 and "node 1" in logged[1] and "UNSUPPORTED_NODE" in logged[1]
+
+
+def test_timing_cache_loaded_and_saved(fake, tmp_path):
+    trt, onnx = fake("10.3.0.26")
+    timing = tmp_path / "timing.cache"
+    build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, timing_cache=timing)
+    assert ("create_timing_cache", b"") in trt.calls and timing.read_bytes() == b"+timed"
+    build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, timing_cache=timing)
+    assert ("create_timing_cache", b"+timed") in trt.calls and timing.read_bytes() == b"+timed+timed"
+
+
+def test_failed_build_and_fixed_batch_are_errors(fake, tmp_path):
+    _, onnx = fake("10.3.0.26", build_ok=False)
+    with pytest.raises(LsaEdgeError, match="could not build an engine"):
+        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+    _, onnx = fake("10.3.0.26", input_shape=(1, 3, 128, 112))
+    with pytest.raises(LsaEdgeError, match="fixed batch of 1"):
+        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+    _, onnx = fake("10.3.0.26")
+    with pytest.raises(LsaEdgeError, match="no input 'images'"):
+        build_engine(onnx, tmp_path, "fp16", input_name="images", card=CARD, model_sha256=SHA)
+
+
+def test_static_shape_model_without_card(fake, tmp_path, caplog):
+    """The face detector: fixed 1×3×192×192 input, no lsa-edge card in its ONNX."""
+    trt, onnx = fake("10.3.0.26", input_shape=(1, 3, 192, 192))
+    path = build_engine(onnx, tmp_path, "fp16", batch=None, input_name="faces", model_sha256=SHA)
+    assert trt.last_config.profiles == []  # no dynamic dimension, no profile
+    assert path.name.endswith("-b1-1-1.engine")
+    doc = read_sidecar(path)
+    assert doc["card"] is None and doc["build"]["static_shape"] is True
+    assert (
+        "Shapes=" not in doc["rebuild_command"]["trtexec"]
+        and "--batch" not in doc["rebuild_command"]["lsa_edge"]
+    )
+    assert any("no model card" in r.getMessage() for r in caplog.records)
+    line = trtexec_command("det.onnx", "det.engine", "fp16", "10", batch=None, input_chw=None)
+    assert line == "trtexec --onnx=det.onnx --saveEngine=det.engine --fp16 --memPoolSize=workspace:1024M"
+    _, onnx = fake("10.3.0.26")  # dynamic batch but no profile given
+    with pytest.raises(LsaEdgeError, match="dynamic batch; pass batch"):
+        build_engine(onnx, tmp_path, "fp16", batch=None, card=CARD, model_sha256=SHA)
+
+
+def test_version_compatible_needs_86(fake, tmp_path):
+    trt, onnx = fake("8.6.1")
+    path = build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, version_compatible=True)
+    assert "VERSION_COMPATIBLE" in _flags(trt) and read_sidecar(path)["build"]["version_compatible"]
+    _, onnx = fake("8.5.2.2")
+    with pytest.raises(ConfigError, match=r"8\.6 or later"):
+        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, version_compatible=True)
+
+
+def test_tensorrt_messages_go_to_logging(fake, caplog):
+    trt, _ = fake("10.3.0.26")
+    logger = trt_mod._trt_logger(trt)
+    assert isinstance(logger, trt.ILogger) and logger.base_initialised
+    with caplog.at_level(logging.DEBUG, logger="lsa_edge.engines.tensorrt.trt"):
+        logger.log(trt.ILogger.Severity.WARNING, "tactic skipped")
+        logger.log(trt.ILogger.Severity.VERBOSE, "chatter")
+    levels = {r.getMessage(): r.levelno for r in caplog.records}
+    assert levels == {"tactic skipped": logging.WARNING, "chatter": logging.DEBUG}
+
+
+def test_load_engine_checks_sidecar_before_deserializing(fake, tmp_path):
+    _, onnx = fake("8.5.2.2")
+    path = build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+    assert load_engine(path, precision="fp16").plan == b"PLAN:8.5.2.2"
+
+    trt10, _ = fake("10.3.0.26")  # JetPack upgrade: same device, new TensorRT
+    with pytest.raises(
+        EngineMismatchError, match=r"built with TensorRT 8\.5\.2 .* runs TensorRT 10\.3\.0"
+    ) as info:
+        load_engine(path)
+    assert "lsa-edge build" in str(info.value) and "trtexec --onnx=" in str(info.value)
+    assert not [c for c in trt10.calls if c[0] == "deserialize_cuda_engine"]  # TensorRT never saw the file
+
+
+def test_card_read_from_onnx_metadata(fake, tmp_path):
+    onnx_lib = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from lsa_edge.engines.export import set_card
+
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["faces"], ["probs"])],
+        "g",
+        [helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["batch", 3, 128, 112])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 3, 128, 112])],
+    )
+    proto = helper.make_model(graph)
+    card = ModelCard(name="from-metadata", preprocessing=Preprocessing())
+    set_card(proto, card)
+    _, onnx_path = fake("10.3.0.26")
+    onnx_lib.save(proto, str(onnx_path))
+    path = build_engine(onnx_path, tmp_path, "fp16")
+    doc = read_sidecar(path)
+    assert doc["card"]["name"] == "from-metadata"
+    assert doc["key"].model_sha256 == trt_mod.sha256_file(onnx_path)
+
+
+# --------------------------------------------------------------------------------- real TensorRT
+
+
+def _tiny_onnx(path: Path) -> Path:
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lsa_edge.engines.export import set_card
+
+    w = numpy_helper.from_array(
+        np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w"
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["faces", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("GlobalAveragePool", ["c"], ["g"]),
+            helper.make_node("Flatten", ["g"], ["f"]),
+            helper.make_node("Sigmoid", ["f"], ["probs"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("faces", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 4])],
+        initializer=[w],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    set_card(proto, ModelCard(name="tiny", preprocessing=Preprocessing(input_size=(32, 32))))
+    onnx.save(proto, str(path))
+    return path
+
+
+@pytest.fixture
+def real_tensorrt():
+    version = tensorrt_version()
+    if version is None:
+        pytest.skip("TensorRT is not importable here (it comes with JetPack or NVIDIA's wheels)")
+    try:
+        gpu_info()
+    except LsaEdgeError as err:
+        pytest.skip(f"TensorRT {version} is installed but no GPU is usable: {err}")
+    return version
+
+
+@pytest.mark.tensorrt
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_real_build_and_load(real_tensorrt, tmp_path, precision):
+    if precision == "fp16" and generation(real_tensorrt) == "11":
+        pytest.skip("TensorRT 11 needs an FP16 ONNX (ModelOpt AutoCast), not made by this test")
+    onnx = _tiny_onnx(tmp_path / "tiny.onnx")
+    timing = tmp_path / "timing.cache"
+    path = build_engine(
+        onnx, tmp_path / "out", precision, batch=(1, 2, 4), timing_cache=timing, workspace_mib=64
+    )
+    assert path.exists() and sidecar_path(path).exists() and timing.stat().st_size > 0
+    engine = load_engine(path, precision=precision)
+    assert engine is not None
+    doc = read_sidecar(path)
+    assert doc["key"].tensorrt == real_tensorrt and doc["card"]["name"] == "tiny"
+
+
+@pytest.mark.gpu
+def test_real_gpu_info():
+    try:
+        name, cc = gpu_info()
+    except LsaEdgeError as err:
+        pytest.skip(f"no usable CUDA GPU here: {err}")
+    assert name and cc.count(".") == 1

@@ -2,8 +2,9 @@
 one preprocessing implementation (:func:`lsa_edge.preprocess.crop_aligned`), as the runtime will feed them.
 
 A *data set* is any of the three layouts (CelebA, generic CSV, LFWA .mat); its split and frame are honoured.
-An *image folder* holds face crops framed like CelebA's aligned images (the model card's frame); unaligned
-pictures would have to be detected and aligned first. numpy and OpenCV only.
+An *image folder* holds any pictures of faces (frames from the robot's own camera are best): each goes
+through the runtime's face detector and alignment, exactly as the deployed model will see it, and an
+image without a face is skipped. numpy and OpenCV (ONNX Runtime for the detector).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from lsa_edge.card import Preprocessing
 from lsa_edge.data import FaceDataset, load_crops, load_dataset
 from lsa_edge.data.layouts import detect_format
 from lsa_edge.errors import CalibrationError, DataError
-from lsa_edge.preprocess import crop_aligned, normalize
+from lsa_edge.preprocess import normalize
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,12 @@ def _from_dataset(
 
 def _from_folder(root: Path, pre: Preprocessing, count: int | None, seed: int) -> FaceSet:
     from lsa_edge.data import read_image
+    from lsa_edge.detector import FaceDetector
+    from lsa_edge.evaluation import choose_face
+    from lsa_edge.preprocess import align_keypoints
 
+    if pre.template is None:
+        raise DataError("the model card has no alignment template, so an image folder cannot be aligned")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DataError(
@@ -119,16 +125,25 @@ def _from_folder(root: Path, pre: Preprocessing, count: int | None, seed: int) -
             "(no list_attr_celeba.txt, attributes.csv or lfw_att_40*.mat)"
         )
     files = [files[i] for i in _sample(len(files), count, seed)]
-    images, names = [], []
-    for f in files:
-        img = read_image(f)  # warns and returns None for an unreadable file
-        if img is None:
-            continue
-        images.append(crop_aligned(img, pre))
-        names.append(str(f.relative_to(root)))
+    images, names, no_face = [], [], 0
+    with FaceDetector() as detector:
+        for f in files:
+            img = read_image(f)  # RGB; warns and returns None for an unreadable file
+            if img is None:
+                continue
+            faces = detector.detect(img, "RGB")
+            if not faces:
+                no_face += 1
+                continue
+            face = choose_face(faces, img.shape[:2], "central")
+            model_img = img if pre.color_order == "RGB" else img[..., ::-1]
+            images.append(align_keypoints(model_img, face.keypoints_array(), pre))
+            names.append(str(f.relative_to(root)))
+    if no_face:
+        log.warning("%s: no face found in %d of %d images; they are not used", root, no_face, len(files))
     if not images:
-        raise DataError(f"none of the {len(files)} images in {root} could be read")
-    return FaceSet(np.stack(images), None, tuple(names), f"{root.name}/ ({len(names)} face crops)")
+        raise DataError(f"no face could be read and detected in the {len(files)} images in {root}")
+    return FaceSet(np.stack(images), None, tuple(names), f"{root.name}/ ({len(names)} detected faces)")
 
 
 def require_enough(faces: FaceSet, minimum: int, what: str) -> None:

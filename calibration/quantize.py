@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
-import json
 import logging
 import tempfile
 import time
@@ -57,9 +56,6 @@ class Ranges:
     images: int
     seconds: float
     percentile: float = 99.99
-
-    def amax(self) -> dict[str, float]:
-        return {k: max(abs(lo), abs(hi)) for k, (lo, hi) in self.ranges.items()}
 
 
 def _ort_method(method: str) -> Any:
@@ -211,6 +207,8 @@ def quantize(
         reuse = {"calibration_data_reader": _reader(batches, input_name)}
         if ranges.method == "percentile":
             extra["CalibPercentile"] = ranges.percentile
+        if ranges.method in ("percentile", "entropy"):  # as calibrate() collected them
+            extra["CalibTensorRangeSymmetric"] = True
     else:
         raise CalibrationError(
             "this onnxruntime cannot reuse calibrated ranges and no calibration faces were given; "
@@ -252,11 +250,3 @@ def quantize(
 def qdq_counts(model: Any) -> dict[str, int]:
     ops = [n.op_type for n in model.graph.node]
     return {k: ops.count(k) for k in ("QuantizeLinear", "DequantizeLinear")}
-
-
-def write_ranges_json(path: str | Path, ranges: Ranges) -> Path:
-    """A human-readable dump of the calibrated ranges (tensor → min, max, amax)."""
-    path = Path(path)
-    rows = {k: {"min": lo, "max": hi, "amax": max(abs(lo), abs(hi))} for k, (lo, hi) in ranges.ranges.items()}
-    path.write_text(json.dumps({"method": ranges.method, "images": ranges.images, "tensors": rows}, indent=1))
-    return path

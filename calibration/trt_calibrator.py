@@ -130,18 +130,26 @@ def entropy_calibrator(
             return 1
 
         def get_batch(self, names: list[str], *_: Any) -> list[int] | None:
-            if input_name not in names:
-                raise CalibrationError(
-                    f"TensorRT asks for inputs {names}; the calibrator feeds {input_name!r}"
-                )
-            for batch in self._stream:
-                x = np.ascontiguousarray(batch, dtype=np.float32)
-                if x.shape != self.shape:
-                    log.warning("dropping calibration batch of shape %s (expected %s)", x.shape, self.shape)
-                    continue
-                cuda.memcpy_htod(self._device, x)
-                self.batches_seen += 1
-                return [int(self._device)]
+            # Called from TensorRT's C++ side: an exception must not cross it. Log, and end calibration
+            # (None); the build then fails with TensorRT's own error, after ours in the log.
+            try:
+                if input_name not in names:
+                    raise CalibrationError(
+                        f"TensorRT asks for inputs {names}; the calibrator feeds {input_name!r}"
+                    )
+                for batch in self._stream:
+                    x = np.ascontiguousarray(batch, dtype=np.float32)
+                    if x.shape != self.shape:
+                        log.warning(
+                            "dropping calibration batch of shape %s (expected %s)", x.shape, self.shape
+                        )
+                        continue
+                    cuda.memcpy_htod(self._device, x)
+                    self.batches_seen += 1
+                    return [int(self._device)]
+            except Exception:
+                log.exception("calibration batch %d failed; ending calibration", self.batches_seen + 1)
+                return None
             if self.batches_seen:
                 log.info("calibrated on %d batches of %s", self.batches_seen, self.shape)
             return None

@@ -1,6 +1,9 @@
-"""The build stage, imported as ``lsa_edge.engines``: ONNX export, simplification and TensorRT engines.
+"""The build stage, imported as ``lsa_edge.engines``: checkpoint → ONNX → FP16 / Q/DQ INT8 → TensorRT engines.
 
-Depends on the ``lsa_edge`` core and on torch/onnx/onnxruntime (imported lazily). So far: ``export``
-(checkpoint → ONNX with parity check and the model card). Precision, TensorRT engines and the
-``lsa-edge build`` command come with the build issue.
+One module per step: ``export`` (checkpoint → FP32 ONNX, parity-checked), ``fp16`` (FP16 ONNX for
+strongly typed TensorRT), ``accuracy`` (the gate against FP32), ``build`` (``lsa-edge build``: manifest,
+bundle, device commands), ``tensorrt`` (the thin TensorRT builder for 8.5/10/11), ``lint``
+(``lsa-edge check``), ``compare`` (``lsa-edge compare``), ``detector`` (BlazeFace .tflite → ONNX).
+INT8 calibration lives in ``lsa_edge.calibration``. Depends on the core; torch, onnx, onnxruntime and
+tensorrt are imported when a step needs them.
 """

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from lsa_edge.errors import CalibrationError
+from lsa_edge.errors import CalibrationError, LsaEdgeError
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class AccuracyCheck:
         worst = ", ".join(f"{a} {p:+.2f}" for a, p in self.worst if p > 0) or "none"
         return (
             f"{self.artifact}: {self.accuracy:.2f}% vs FP32 {self.reference_accuracy:.2f}% "
-            f"(Δ {-self.delta_points:+.2f} points on {self.faces} faces; decisions agree "
+            f"(Δ {-self.delta_points + 0.0:+.2f} points on {self.faces} faces; decisions agree "
             f"{self.decision_agreement:.2f}%; max |Δp| {self.max_abs_diff:.3g}); worst: {worst}"
         )
 
@@ -78,8 +78,8 @@ def compare_accuracy(
     )
 
 
-class AccuracyGateError(CalibrationError):
-    """A reduced-precision artifact lost more accuracy than allowed."""
+class AccuracyGateError(LsaEdgeError):
+    """A reduced-precision (FP16 or INT8) artifact lost more accuracy than allowed."""
 
 
 def enforce(check: AccuracyCheck, max_drop: float, precision: str) -> None:

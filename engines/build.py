@@ -1,4 +1,4 @@
-"""``lsa-edge build``: checkpoint or ONNX → a deployable folder for one precision.
+"""``lsa-edge build``: checkpoint or FP32 ONNX → a deployable folder for one precision.
 
 One artifact step at a time: checkpoint → FP32 ONNX (parity-checked) → FP16 ONNX or Q/DQ INT8 ONNX
 (accuracy-gated against FP32 on labelled validation faces) → TensorRT engines where TensorRT is importable,
@@ -6,7 +6,7 @@ otherwise a *build bundle* with the exact device commands. The output folder::
 
     DIR/manifest.json            what was built, how it was checked, the device commands (+ the card)
     DIR/model.onnx               FP32, model card in metadata_props
-    DIR/model_fp16.onnx          fp16: FP16 weights/activations, softmax/norms/sigmoid FP32 (TensorRT 11)
+    DIR/model_fp16.onnx          fp16: FP16 weights/activations, softmax/norms/sigmoid FP32 (TensorRT 10/11)
     DIR/model_int8_trt.onnx      int8: Q/DQ s8/s8, per-channel weights (TensorRT 8.5/10/11)
     DIR/model_int8_cpu.onnx      int8: Q/DQ u8/s8 (ONNX Runtime on CPUs)
     DIR/calibration.cache        int8: TensorRT's implicit-quantization cache (TensorRT 8.5)
@@ -14,13 +14,14 @@ otherwise a *build bundle* with the exact device commands. The output folder::
     DIR/engines/                 TensorRT engines + sidecars (only where TensorRT ran)
     DIR/DEPLOY.md                the commands to run on the device
 
-torch is needed only when the input is a checkpoint; everything else needs onnx and onnxruntime.
+Every ONNX carries its own card (its precision and its own accuracy check). The manifest is written before
+any engine is attempted, so a failed engine build still leaves a complete bundle. torch is needed only
+when the input is a checkpoint; everything else needs onnx and onnxruntime.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import shutil
@@ -31,12 +32,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from packaging.version import Version
 
 from lsa_edge import __version__
+from lsa_edge._lazy import require
 from lsa_edge.card import ModelCard
-from lsa_edge.errors import CalibrationError, ConfigError, DataError, LsaEdgeError, unknown_choice
+from lsa_edge.engine_meta import sha256_file
+from lsa_edge.errors import ConfigError, DataError, LsaEdgeError, unknown_choice
 
-from .accuracy import AccuracyCheck, compare_accuracy, enforce
+from .accuracy import AccuracyCheck, AccuracyGateError, compare_accuracy, enforce
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +48,34 @@ PRECISIONS = ("fp32", "fp16", "int8")
 GENERATIONS = ("8.5", "10", "11")
 DEFAULT_GENERATION = "10"  # JetPack 6 (Orin): the TensorRT most Jetsons in the field run today
 MANIFEST = "manifest.json"
-DETECTOR_BATCH = (1, 1, 4)  # frames per detector call: one camera, up to four
 MANIFEST_FORMAT = 1
+DETECTOR_BATCH = (1, 1, 4)  # frames per detector call: one camera, up to four
 Precision = Literal["fp32", "fp16", "int8"]
+
+# Which ONNX each TensorRT generation builds, per precision, and whether the build is strongly typed
+# (the ONNX's own types decide; what the accuracy gate measured is what runs).
+ONNX_BY_GENERATION = {
+    "fp32": {"8.5": "model.onnx", "10": "model.onnx", "11": "model.onnx"},
+    # 8.5: the FP32 ONNX + the FP16 builder flag (no strong typing there); 10 and 11: the FP16 ONNX.
+    "fp16": {"8.5": "model.onnx", "10": "model_fp16.onnx", "11": "model_fp16.onnx"},
+    "int8": {"8.5": "model_int8_trt.onnx", "10": "model_int8_trt.onnx", "11": "model_int8_trt.onnx"},
+}
+STRONGLY_TYPED = {
+    "fp32": {"8.5": False, "10": False, "11": True},
+    "fp16": {"8.5": False, "10": True, "11": True},
+    # 8.5/10: Q/DQ + INT8 flag + FP16 for the unquantized layers; 11: Q/DQ, the rest FP32.
+    "int8": {"8.5": False, "10": False, "11": True},
+}
+# The accuracy check that describes what each generation runs.
+GATE_BY_GENERATION = {
+    "fp16": {"8.5": "fp16_all_layers", "10": "fp16", "11": "fp16"},
+    "int8": {"8.5": "int8_trt_fp16", "10": "int8_trt_fp16", "11": "int8_trt"},
+}
+CPU_ONNX = {  # what ONNX Runtime on a CPU should run for each precision
+    "fp32": "model.onnx",
+    "fp16": "model.onnx",  # x86 ONNX Runtime has no FP16 kernels: model_fp16.onnx runs upcast and slower
+    "int8": "model_int8_cpu.onnx",
+}
 
 
 @dataclass(frozen=True)
@@ -79,10 +108,14 @@ class BuildConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from lsa_edge.calibration.quantize import METHODS
+
         if self.precision not in PRECISIONS:
             raise ConfigError(unknown_choice("precision", self.precision, PRECISIONS))
         if self.tensorrt is not None and self.tensorrt not in GENERATIONS:
             raise ConfigError(unknown_choice("TensorRT generation", self.tensorrt, GENERATIONS))
+        if self.calib_method not in METHODS:
+            raise ConfigError(unknown_choice("calibration method", self.calib_method, METHODS))
         lo, opt, hi = self.batch
         if not 1 <= lo <= opt <= hi:
             raise ConfigError(f"--batch must be MIN,OPT,MAX with 1 ≤ MIN ≤ OPT ≤ MAX, got {self.batch}")
@@ -90,16 +123,27 @@ class BuildConfig:
             raise ConfigError(f"--max-accuracy-drop must be ≥ 0 points, got {self.max_accuracy_drop}")
         if self.calib_count < 1 or (self.val_count is not None and self.val_count < 1):
             raise ConfigError("--calib-count and --val-count must be positive")
-        if self.dla_core is not None and self.dla_core < 0:
-            raise ConfigError(f"--dla-core must be ≥ 0, got {self.dla_core}")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        if self.workspace_mib < 1:
+            raise ConfigError(f"--workspace must be ≥ 1 MiB, got {self.workspace_mib}")
+        if self.dla_core is not None:
+            if self.dla_core < 0:
+                raise ConfigError(f"--dla-core must be ≥ 0, got {self.dla_core}")
+            if self.precision == "fp32":
+                raise ConfigError("DLA runs FP16 or INT8 only; use --precision fp16 or int8 with --dla-core")
+            if not lo == opt == hi:
+                raise ConfigError(
+                    f"DLA has no dynamic shapes: --batch must be N,N,N with --dla-core, got {lo},{opt},{hi}"
+                )
+        for path, flag in ((self.calib_data, "--calib-data"), (self.val_data, "--val-data")):
+            if path is not None and not Path(path).exists():
+                raise ConfigError(f"{flag} {path} does not exist")
+        if self.fp32_ops:
+            onnx = require("onnx", "checking --fp32-ops")
+            unknown = [op for op in self.fp32_ops if not onnx.defs.has(op)]
+            if unknown:
+                raise ConfigError(
+                    f"--fp32-ops: {', '.join(unknown)} are not ONNX operators (e.g. Softmax, Mul)"
+                )
 
 
 class Build:
@@ -114,16 +158,17 @@ class Build:
         self.files: dict[str, Path] = {}
         self.card: ModelCard | None = None
         self.parity: float | None = None
+        self.calibration: dict[str, Any] | None = None
 
     # -- steps --------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        from lsa_edge.calibration.dataset import load_faces  # noqa: F401  (fail early on a broken install)
-
         self.out.mkdir(parents=True, exist_ok=True)
         self._fp32_onnx()
-        val = self._val_faces() if self.cfg.precision != "fp32" or self._needs_parity_faces else None
-        if self._needs_parity_faces:
+        val = self._val_faces() if self.cfg.precision != "fp32" or self._from_checkpoint else None
+        if self._from_checkpoint:
             self._export(val)
+        self._check_exclusions()
+        self._template()
         if self.cfg.precision == "fp16":
             self._fp16(val)
         elif self.cfg.precision == "int8":
@@ -131,9 +176,9 @@ class Build:
         if self.cfg.detector:
             self._detector()
         manifest = self._manifest()
-        self._engines(manifest)
-        write_manifest(self.out, manifest)
+        write_manifest(self.out, manifest)  # a complete bundle before any engine is attempted
         (self.out / "DEPLOY.md").write_text(deploy_text(manifest))
+        self._engines(manifest)
         return read_manifest(self.out)  # as JSON has it (lists, not tuples), like every later reader
 
     @property
@@ -145,26 +190,32 @@ class Build:
         return 16 if self.cfg.tensorrt == "8.5" else 17
 
     @property
-    def _needs_parity_faces(self) -> bool:
+    def _from_checkpoint(self) -> bool:
         return self.model.suffix != ".onnx"
 
     def _fp32_onnx(self) -> None:
         from .export import read_card
 
         dst = self.out / "model.onnx"
-        if self.model.suffix == ".onnx":
+        if self._from_checkpoint:
+            from lsa_edge.training.checkpoint import read_checkpoint
+
+            self.card = ModelCard.from_dict(read_checkpoint(self.model)["card"])
+        else:
             if not self.model.is_file():
                 raise ConfigError(f"{self.model} does not exist")
             self.card = read_card(self.model)
+            _require_fp32(self.model, self.card)
+            if self.cfg.opset is not None or not self.cfg.simplify:
+                log.warning(
+                    "--opset/--no-simplify apply to exports from a checkpoint; %s is used as it is",
+                    self.model,
+                )
             if self.model.resolve() != dst.resolve():
                 shutil.copyfile(self.model, dst)
             self.parity = self.card.build.get("export", {}).get("parity_max_abs_diff")
             if self.parity is None:
                 log.warning("%s carries no export parity figure (exported by an older lsa-edge?)", self.model)
-        else:
-            from lsa_edge.training.checkpoint import read_checkpoint
-
-            self.card = ModelCard.from_dict(read_checkpoint(self.model)["card"])
         self.files["model.onnx"] = dst
 
     def _val_faces(self) -> Any:
@@ -209,25 +260,54 @@ class Build:
     def _export(self, val: Any) -> None:
         from lsa_edge.training.checkpoint import load_model
 
-        from .export import export_onnx
+        from .export import export_onnx, read_card
 
-        assert self.card is not None
         model, card, _ = load_model(self.model, "cpu")
         parity_faces = val.tensors(card.preprocessing)[:256]
         res = export_onnx(
-            model,
-            card,
-            self.out / "model.onnx",
-            parity_faces,
-            opset=self._opset,
-            simplify=self.cfg.simplify,
+            model, card, self.out / "model.onnx", parity_faces, opset=self._opset, simplify=self.cfg.simplify
         )
         self.parity = res.parity_max_abs_diff
         self.timings["export"] = res.export_seconds
         self.timings["simplify"] = res.simplify_seconds
-        from .export import read_card
-
         self.card = read_card(res.path)
+
+    def _check_exclusions(self) -> None:
+        """--exclude-nodes must name nodes of the FP32 graph; checked before calibration spends minutes."""
+        if not self.cfg.exclude_nodes:
+            return
+        onnx = require("onnx", "checking --exclude-nodes")
+        nodes = {n.name for n in onnx.load(str(self.out / "model.onnx")).graph.node}
+        missing = [n for n in self.cfg.exclude_nodes if n not in nodes]
+        if missing:
+            raise ConfigError(
+                f"--exclude-nodes names nodes the graph does not have: {', '.join(missing)}; list them with: "
+                f"lsa-edge check {self.out / 'model.onnx'} --nodes"
+            )
+
+    def _template(self) -> None:
+        """Measure the alignment template with the face detector when the card still has CelebA's means."""
+        from dataclasses import replace
+
+        from lsa_edge.alignment import estimate_for_dataset, is_estimated
+        from lsa_edge.calibration.dataset import is_dataset
+        from lsa_edge.data import load_dataset
+
+        assert self.card is not None
+        pre = self.card.preprocessing
+        src = self.cfg.calib_data or self.cfg.val_data
+        if is_estimated(pre.template):
+            return
+        if src is None or not (self.cfg.data_format or is_dataset(src)):
+            log.warning(
+                "the card's alignment template is CelebA's mean landmarks, not measured with the face "
+                "detector; give --calib-data DATASET to measure it (detect + align will be less exact)"
+            )
+            return
+        t0 = time.perf_counter()
+        est = estimate_for_dataset(load_dataset(src, self.cfg.data_format).split("train"), pre)
+        self.timings["alignment_template"] = time.perf_counter() - t0
+        self.card = self.card.with_updates(preprocessing=replace(pre, template=est.template))
 
     def _reference(self, val: Any) -> np.ndarray:
         if not hasattr(self, "_ref"):
@@ -243,6 +323,7 @@ class Build:
     def _gate(
         self, name: str, path: Path, val: Any, precision: str, label: str | None = None
     ) -> AccuracyCheck:
+        """Measure ``path`` against FP32 on the validation faces and enforce the allowed drop."""
         from lsa_edge.backends import OnnxRuntimeBackend
 
         assert self.card is not None
@@ -251,12 +332,23 @@ class Build:
         probs = OnnxRuntimeBackend(path).predict(self._x)
         self.timings[f"evaluate_{name}"] = time.perf_counter() - t0
         check = compare_accuracy(
-            path.name, ref, probs, val.labels, self.card.thresholds, self.card.attributes
+            label or path.name, ref, probs, val.labels, self.card.thresholds, self.card.attributes
         )
         self.checks[name] = check
         log.info("accuracy gate: %s", check.describe())
         enforce(check, self.cfg.max_accuracy_drop, precision)
         return check
+
+    def _gates(self, runs: list[tuple[str, Path, str]], val: Any) -> None:
+        """Run every gate (so all deltas are reported), then fail on the first that lost too much."""
+        failures = []
+        for name, path, label in runs:
+            try:
+                self._gate(name, path, val, self.cfg.precision, label)
+            except AccuracyGateError as err:
+                failures.append(err)
+        if failures:
+            raise failures[0]
 
     def _fp16(self, val: Any) -> None:
         from .fp16 import FP32_OPS, convert_fp16
@@ -267,12 +359,24 @@ class Build:
         )
         self.timings["fp16"] = time.perf_counter() - t0
         self.files["model_fp16.onnx"] = path
-        self._gate("fp16", path, val, "fp16")
+        with tempfile.TemporaryDirectory(prefix="lsa-fp16-") as tmp:
+            # TensorRT 8.5 has no strong typing: with the FP16 flag it may run any layer in FP16, the
+            # softmax and normalisations included. Gate that worst case too (every op in FP16).
+            every = convert_fp16(self.out / "model.onnx", Path(tmp) / "all.onnx", ())
+            self._gates(
+                [
+                    ("fp16", path, "model_fp16.onnx (TensorRT 10/11, strongly typed)"),
+                    ("fp16_all_layers", every, "every layer FP16 (TensorRT 8.5's --fp16 worst case)"),
+                ],
+                val,
+            )
 
     def _int8(self, val: Any) -> None:
         from lsa_edge.calibration.cache import scales_from_ranges, write_cache
         from lsa_edge.calibration.dataset import load_faces, require_enough
         from lsa_edge.calibration.quantize import calibrate, quantize
+
+        from .fp16 import FP32_OPS, convert_fp16
 
         assert self.card is not None
         pre = self.card.preprocessing
@@ -291,7 +395,7 @@ class Build:
         )
         require_enough(calib, min(self.cfg.calib_count, 32), "INT8 calibration")
         overlap = set(calib.names) & set(val.names)
-        if overlap and self.cfg.calib_data and self.cfg.val_data is None:
+        if overlap:
             log.warning(
                 "%d calibration faces are also validation faces; the gate is optimistic", len(overlap)
             )
@@ -306,21 +410,21 @@ class Build:
             progress=self.cfg.progress,
         )
         self.timings["calibrate"] = ranges.seconds
+        ranges.ort_cache.chmod(0o644)  # ONNX Runtime writes it through mkstemp (0600)
         self.files[ranges.ort_cache.name] = ranges.ort_cache
         cache = write_cache(self.out / "calibration.cache", scales_from_ranges(ranges.ranges))
         self.files["calibration.cache"] = Path(cache)
-        for flavour in ("tensorrt", "cpu"):
-            name = f"model_int8_{'trt' if flavour == 'tensorrt' else 'cpu'}.onnx"
+        for flavour, name in (("tensorrt", "model_int8_trt.onnx"), ("cpu", "model_int8_cpu.onnx")):
             t0 = time.perf_counter()
-            path = quantize(
+            self.files[name] = quantize(
                 self.out / "model.onnx",
                 self.out / name,
                 ranges,
-                flavour,
+                flavour,  # type: ignore[arg-type]
                 exclude_nodes=self.cfg.exclude_nodes,
+                batches=batches,
             )
             self.timings[f"quantize_{flavour}"] = time.perf_counter() - t0
-            self.files[name] = path
         self.calibration = {
             "method": ranges.method,
             "faces": ranges.images,
@@ -330,37 +434,27 @@ class Build:
             "tensorrt_cache": "calibration.cache",
             "onnxruntime_cache": ranges.ort_cache.name,
         }
-        failures = []
-        for name, file in (("int8_trt", "model_int8_trt.onnx"), ("int8_cpu", "model_int8_cpu.onnx")):
-            try:
-                self._gate(name, self.out / file, val, "int8")
-            except CalibrationError as err:
-                failures.append(err)
-        # TensorRT 8.5/10 build INT8 with FP16 for the layers left without Q/DQ (attention, norms, sigmoid):
-        # gate that combination too, emulated by casting the float parts of the Q/DQ graph to FP16.
-        from .fp16 import FP32_OPS, convert_fp16
-
         with tempfile.TemporaryDirectory(prefix="lsa-int8-fp16-") as tmp:
+            # TensorRT 8.5/10 build INT8 with FP16 for the layers left without Q/DQ (attention, norms,
+            # sigmoid): gate that combination too, emulated by casting the float parts to FP16.
             mixed = convert_fp16(
                 self.out / "model_int8_trt.onnx",
                 Path(tmp) / "model_int8_trt_fp16.onnx",
                 (*FP32_OPS, "QuantizeLinear", "DequantizeLinear"),
             )
-            try:
-                self._gate(
-                    "int8_trt_fp16",
-                    mixed,
-                    val,
-                    "int8",
-                    "model_int8_trt.onnx + FP16 fallback (TensorRT 8.5/10)",
-                )
-            except CalibrationError as err:
-                failures.append(err)
-        if failures:
-            raise failures[0]
+            self._gates(
+                [
+                    ("int8_trt", self.out / "model_int8_trt.onnx", "model_int8_trt.onnx (TensorRT 11)"),
+                    ("int8_trt_fp16", mixed, "model_int8_trt.onnx + FP16 for the rest (TensorRT 8.5/10)"),
+                    ("int8_cpu", self.out / "model_int8_cpu.onnx", "model_int8_cpu.onnx (ONNX Runtime CPU)"),
+                ],
+                val,
+            )
 
     def _detector(self) -> None:
         from lsa_edge.models import detector_path
+
+        from .fp16 import convert_fp16
 
         src = detector_path()
         dst_dir = self.out / "detector"
@@ -371,9 +465,9 @@ class Build:
             if (src.parent / extra).exists():
                 shutil.copyfile(src.parent / extra, dst_dir / extra)
         self.files[f"detector/{src.name}"] = dst
-        if self.cfg.precision != "fp32":  # strongly typed TensorRT 11 takes FP16 from the graph
-            from .fp16 import convert_fp16
-
+        if (
+            self.cfg.precision != "fp32"
+        ):  # strongly typed TensorRT (10 opt-in, 11 always) takes FP16 from the graph
             half = convert_fp16(dst, dst_dir / f"{src.stem}_fp16.onnx")
             self.files[f"detector/{half.name}"] = half
 
@@ -387,65 +481,51 @@ class Build:
             return self.cfg.tensorrt, local
         return (generation(local) if local else DEFAULT_GENERATION), local
 
-    def _onnx_by_generation(self) -> dict[str, str]:
-        p = self.cfg.precision
-        if p == "fp32":
-            return {g: "model.onnx" for g in GENERATIONS}
-        if p == "fp16":  # ≤ 10: FP32 ONNX + builder flag; 11 is strongly typed: FP16 baked into the ONNX
-            return {"8.5": "model.onnx", "10": "model.onnx", "11": "model_fp16.onnx"}
-        return {g: "model_int8_trt.onnx" for g in GENERATIONS}
-
     def _manifest(self) -> dict[str, Any]:
         assert self.card is not None
         target, local = self._target()
-        by_gen = self._onnx_by_generation()
-        cpu = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8_cpu.onnx"}[
-            self.cfg.precision
-        ]
-        main_check = {"fp16": "fp16", "int8": "int8_trt"}.get(self.cfg.precision)
-        delta = self.checks[main_check].delta_points if main_check else 0.0
-        build_info = {
-            "precision": self.cfg.precision,
-            "accuracy_delta": delta,
-            "accuracy": {k: c.to_dict() for k, c in self.checks.items()},
-            "max_accuracy_drop": self.cfg.max_accuracy_drop,
-            **({"calibration": self.calibration} if hasattr(self, "calibration") else {}),
-        }
-        card = self.card.with_updates(build={**self.card.build, **build_info})
-        self._store_card(card)
-        h, w = card.preprocessing.input_size
+        p = self.cfg.precision
+        by_gen = dict(ONNX_BY_GENERATION[p])
+        gate = GATE_BY_GENERATION.get(p, {})
+        delta = self.checks[gate[target]].delta_points if gate else 0.0
+        cards = self._store_cards()
+        h, w = self.card.preprocessing.input_size
         manifest: dict[str, Any] = {
             "format": MANIFEST_FORMAT,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "lsa_edge": __version__,
             "source": self.model.name,
-            "precision": self.cfg.precision,
+            "precision": p,
             "onnx": by_gen[target],
             "onnx_by_tensorrt": by_gen,
+            "strongly_typed_by_tensorrt": STRONGLY_TYPED[p],
             "tensorrt_target": target,
-            "cpu_onnx": cpu,
+            "cpu_onnx": CPU_ONNX[p],
             "engine": None,
             "parity_max_abs_diff": self.parity,
+            # Mean-accuracy points lost against FP32 by what the target TensorRT runs (see accuracy_by_tensorrt).
             "accuracy_delta": delta,
-            "accuracy": build_info["accuracy"],
+            "accuracy_by_tensorrt": {g: self.checks[c].delta_points for g, c in gate.items()},
+            "accuracy": {k: c.to_dict() for k, c in self.checks.items()},
+            "max_accuracy_drop": self.cfg.max_accuracy_drop,
             "input": {"name": "faces", "shape": ["batch", 3, h, w], "dtype": "float32"},
-            "output": {"name": "probs", "shape": ["batch", len(card.attributes)], "dtype": "float32"},
+            "output": {"name": "probs", "shape": ["batch", len(self.card.attributes)], "dtype": "float32"},
             "batch": list(self.cfg.batch),
             "workspace_mib": self.cfg.workspace_mib,
             "dla_core": self.cfg.dla_core,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
-        if hasattr(self, "calibration"):
+        if self.calibration:
             manifest["calibration"] = self.calibration
         manifest["detector"] = self._detector_entry() if self.cfg.detector else None
         manifest["tensorrt_compatibility"] = self._compatibility(manifest, target)
-        manifest["tensorrt_commands"] = tensorrt_commands(manifest, str(self.out))
+        manifest["tensorrt_commands"] = tensorrt_commands(manifest)
         manifest["tensorrt_local"] = local
         manifest["files"] = {
-            name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-            for name, p in sorted(self.files.items())
+            name: {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            for name, path in sorted(self.files.items())
         }
-        manifest["card"] = card.to_dict()
+        manifest["card"] = cards[by_gen[target]].to_dict()
         return manifest
 
     def _compatibility(self, manifest: dict[str, Any], target: str) -> dict[str, Any]:
@@ -465,36 +545,75 @@ class Build:
                 ]
             result[gen] = {"ok": not errors, "errors": errors}
         if not result[target]["ok"]:
+            hint = (
+                " Build from the checkpoint with --trt 8.5 (it exports opset 16)."
+                if target == "8.5" and not self._from_checkpoint
+                else ""
+            )
             raise LsaEdgeError(
-                f"this build cannot be built by TensorRT {target}: " + " | ".join(result[target]["errors"])
+                f"this build cannot be built by TensorRT {target}: "
+                + " | ".join(result[target]["errors"])
+                + hint
             )
         for gen, r in result.items():
             if not r["ok"]:
                 log.warning("not buildable with TensorRT %s: %s", gen, r["errors"][0])
         return result
 
-    def _store_card(self, card: ModelCard) -> None:
-        """Write the card with the build's precision and accuracy into every ONNX of the build."""
-        onnx = __import__("lsa_edge._lazy", fromlist=["require"]).require("onnx", "writing the model card")
+    def _store_cards(self) -> dict[str, ModelCard]:
+        """Write into every model ONNX a card describing *that* file: its precision and its own checks."""
+        onnx = require("onnx", "writing the model card")
         from .export import set_card
 
-        for name, path in self.files.items():
-            if name.startswith("model") and name.endswith(".onnx"):
-                proto = onnx.load(str(path))
-                set_card(proto, card)
-                onnx.save(proto, str(path))
+        assert self.card is not None
+        base = {"export": self.card.build.get("export", {})}
+        checks = {k: c.to_dict() for k, c in self.checks.items()}
+        per_file: dict[str, dict[str, Any]] = {
+            "model.onnx": {"precision": "fp32"},
+            "model_fp16.onnx": {
+                "precision": "fp16",
+                "accuracy": {k: v for k, v in checks.items() if k.startswith("fp16")},
+            },
+            "model_int8_trt.onnx": {
+                "precision": "int8",
+                "quantization": "Q/DQ s8/s8 per-channel (TensorRT)",
+                "accuracy": {k: v for k, v in checks.items() if k.startswith("int8_trt")},
+                "calibration": self.calibration,
+            },
+            "model_int8_cpu.onnx": {
+                "precision": "int8",
+                "quantization": "Q/DQ u8/s8 per-channel (ONNX Runtime CPU)",
+                "accuracy": {k: v for k, v in checks.items() if k == "int8_cpu"},
+                "calibration": self.calibration,
+            },
+        }
+        cards = {}
+        for name, info in per_file.items():
+            path = self.files.get(name)
+            if path is None:
+                continue
+            card = self.card.with_updates(
+                build={**base, **info, "max_accuracy_drop": self.cfg.max_accuracy_drop}
+            )
+            proto = onnx.load(str(path))
+            set_card(proto, card)
+            onnx.save(proto, str(path))
+            cards[name] = card
+        return cards
 
     def _detector_entry(self) -> dict[str, Any]:
-        onnx = __import__("lsa_edge._lazy", fromlist=["require"]).require("onnx", "reading the detector")
+        onnx = require("onnx", "reading the detector")
         name, *half = sorted(k for k in self.files if k.startswith("detector/"))
         proto = onnx.load(str(self.files[name]), load_external_data=False)
         inp = proto.graph.input[0]
         dims = [
             d.dim_value if d.HasField("dim_value") else d.dim_param for d in inp.type.tensor_type.shape.dim
         ]
+        fp16 = half[0] if half else name
         return {
             "onnx": name,
-            "onnx_by_tensorrt": {"8.5": name, "10": name, "11": half[0] if half else name},
+            "onnx_by_tensorrt": {"8.5": name, "10": fp16, "11": fp16},
+            "strongly_typed_by_tensorrt": {"8.5": False, "10": bool(half), "11": True},
             "input": {"name": inp.name, "shape": dims},
             # One frame per call; up to 4 (cameras) in one batch where the ONNX has a dynamic batch.
             "batch": None if isinstance(dims[0], int) else list(DETECTOR_BATCH),
@@ -506,30 +625,49 @@ class Build:
 
     def _engines(self, manifest: dict[str, Any]) -> None:
         local = manifest["tensorrt_local"]
+        how = f"copy {self.out} to the device and run in it: {manifest['tensorrt_commands']['lsa_edge']}"
         if local is None:
-            msg = (
-                f"TensorRT is not installed here, so no engine was built. {self.out} is a build bundle: copy it to "
-                f"the device and run: {manifest['tensorrt_commands']['lsa_edge']}"
-            )
             if self.cfg.require_engine:
-                raise LsaEdgeError(msg.replace("so no engine was built", "and --require-engine was given"))
-            log.warning("%s", msg)
+                raise LsaEdgeError(f"TensorRT is not installed here and --require-engine was given; {how}")
+            log.warning(
+                "TensorRT is not installed here, so no engine was built. %s is a build bundle: %s",
+                self.out,
+                how,
+            )
             return
-        build_from_manifest(self.out, manifest, self.cfg)
+        try:
+            build_from_manifest(self.out, manifest, self.cfg)
+        except LsaEdgeError as err:
+            if self.cfg.require_engine:
+                raise
+            log.warning(
+                "no engine was built (%s); %s is still a complete build bundle: %s", err, self.out, how
+            )
 
 
-def tensorrt_commands(manifest: dict[str, Any], bundle: str) -> dict[str, Any]:
-    """The device commands for every TensorRT generation (paths relative to the bundle folder)."""
+def _require_fp32(path: Path, card: ModelCard) -> None:
+    """``build`` reduces precision itself: its input must be the FP32 graph."""
+    onnx = require("onnx", "reading an ONNX model")
+    proto = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in proto.graph.node}
+    half = any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
+    stated = card.build.get("precision", "fp32")
+    if ops & {"QuantizeLinear", "DequantizeLinear"} or half or stated != "fp32":
+        what = "Q/DQ (INT8)" if ops & {"QuantizeLinear", "DequantizeLinear"} else "FP16" if half else stated
+        raise ConfigError(
+            f"{path} is a {what} model; lsa-edge build starts from the FP32 graph: pass the build's "
+            "model.onnx or the checkpoint"
+        )
+
+
+def tensorrt_commands(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The device commands for every TensorRT generation, run inside the bundle folder."""
     from .tensorrt import trtexec_command
 
     p = manifest["precision"]
     lo, opt, hi = manifest["batch"]
     chw = tuple(manifest["input"]["shape"][1:])
-    stem = {"fp32": "model_fp32", "fp16": "model_fp16", "int8": "model_int8"}[p]
-    cmds: dict[str, Any] = {
-        "lsa_edge": f"lsa-edge build --from-bundle {bundle}",
-        "trtexec": {},
-    }
+    cmds: dict[str, Any] = {"lsa_edge": "lsa-edge build --from-bundle .", "trtexec": {}}
     det = manifest.get("detector")
     compat = manifest.get("tensorrt_compatibility", {})
     for gen in GENERATIONS:
@@ -540,9 +678,10 @@ def tensorrt_commands(manifest: dict[str, Any], bundle: str) -> dict[str, Any]:
             cmds.setdefault("not_buildable", {})[gen] = compat[gen]["errors"][0] + hint
             continue
         lines = [
+            "mkdir -p engines",
             trtexec_command(
                 manifest["onnx_by_tensorrt"][gen],
-                f"engines/{stem}_trt{gen}.engine",
+                f"engines/model_{p}_trt{gen}.engine",
                 p,
                 gen,
                 batch=(lo, opt, hi),
@@ -551,20 +690,22 @@ def tensorrt_commands(manifest: dict[str, Any], bundle: str) -> dict[str, Any]:
                 workspace_mib=manifest["workspace_mib"],
                 timing_cache="timing.cache",
                 dla_core=manifest["dla_core"],
-            )
+                strongly_typed=manifest["strongly_typed_by_tensorrt"][gen] and gen == "10",
+            ),
         ]
         if det:
             lines.append(
                 trtexec_command(
                     det["onnx_by_tensorrt"][gen],
                     f"engines/detector_{det['precision']}_trt{gen}.engine",
-                    det["precision"] if gen != "11" else "fp32",  # 11: the types come from the ONNX
+                    det["precision"],
                     gen,
                     batch=tuple(det["batch"]) if det["batch"] else None,
                     input_name=det["input"]["name"],
                     input_chw=tuple(det["input"]["shape"][1:]) if det["batch"] else None,
                     workspace_mib=manifest["workspace_mib"],
                     timing_cache="timing.cache",
+                    strongly_typed=det["strongly_typed_by_tensorrt"][gen] and gen == "10",
                 )
             )
         cmds["trtexec"][gen] = lines
@@ -609,9 +750,15 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
 
 
 def build_from_manifest(
-    bundle: Path, manifest: dict[str, Any], cfg: BuildConfig | None = None
+    bundle: Path,
+    manifest: dict[str, Any],
+    cfg: BuildConfig | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build the TensorRT engines a bundle describes, with the local TensorRT; updates the manifest."""
+    """Build the TensorRT engines a bundle describes, with the local TensorRT; updates the manifest.
+
+    overrides: batch, workspace_mib, dla_core given on the device's command line (else the manifest's).
+    """
     from .tensorrt import build_engine, generation, tensorrt_version
 
     local = tensorrt_version()
@@ -622,25 +769,35 @@ def build_from_manifest(
         )
     gen = generation(local)
     compat = manifest.get("tensorrt_compatibility", {}).get(gen, {"ok": True})
-    if not compat["ok"]:
+    # The lint's 8.5 table is 8.5's; 8.6 parses more (LayerNormalization): let its own parser decide there.
+    if not compat["ok"] and not (gen == "8.5" and Version(local) >= Version("8.6")):
         raise LsaEdgeError(
             f"this bundle cannot be built by TensorRT {local}: {compat['errors'][0]}. Rebuild the bundle on the "
             f"desktop with: lsa-edge build MODEL --precision {manifest['precision']} --trt {gen}"
         )
+    opts = {
+        "batch": tuple(cfg.batch) if cfg else tuple(manifest["batch"]),
+        "workspace_mib": cfg.workspace_mib if cfg else manifest["workspace_mib"],
+        "dla_core": cfg.dla_core if cfg else manifest["dla_core"],
+        **{k: v for k, v in (overrides or {}).items() if v is not None},
+    }
     onnx_name = manifest["onnx_by_tensorrt"][gen]
-    batch = tuple(cfg.batch if cfg else manifest["batch"])
+    typed = bool(manifest.get("strongly_typed_by_tensorrt", {}).get(gen)) and gen == "10"
     engines = bundle / "engines"
+    rebuild = f"lsa-edge build --from-bundle {bundle}"
     engine = build_engine(
         bundle / onnx_name,
         engines,
         manifest["precision"],
-        batch=batch,
+        batch=tuple(opts["batch"]),
         input_name=manifest["input"]["name"],
-        workspace_mib=cfg.workspace_mib if cfg else manifest["workspace_mib"],
-        dla_core=cfg.dla_core if cfg else manifest["dla_core"],
+        workspace_mib=int(opts["workspace_mib"]),
+        dla_core=opts["dla_core"],
         timing_cache=bundle / "timing.cache",
         card=manifest["card"],
         model_sha256=sha256_file(bundle / onnx_name),
+        rebuild_command=rebuild,
+        strongly_typed=typed,
     )
     manifest["engine"] = str(Path(engine).relative_to(bundle))
     manifest["tensorrt_local"] = local
@@ -650,13 +807,15 @@ def build_from_manifest(
         det_engine = build_engine(
             det_onnx,
             engines,
-            det["precision"] if gen != "11" else "fp32",  # 11: the types come from the ONNX
+            det["precision"],
             batch=tuple(det["batch"]) if det["batch"] else None,
             input_name=det["input"]["name"],
-            workspace_mib=manifest["workspace_mib"],
+            workspace_mib=int(opts["workspace_mib"]),
             timing_cache=bundle / "timing.cache",
             card=None,
             model_sha256=sha256_file(det_onnx),
+            rebuild_command=rebuild,
+            strongly_typed=bool(det.get("strongly_typed_by_tensorrt", {}).get(gen)) and gen == "10",
         )
         det["engine"] = str(Path(det_engine).relative_to(bundle))
     write_manifest(bundle, manifest)
@@ -675,7 +834,7 @@ def deploy_text(manifest: dict[str, Any]) -> str:
         "On the device (Jetson with JetPack, or any machine with TensorRT and `pip install lsa-edge`), in this folder:",
         "",
         "```",
-        "lsa-edge build --from-bundle .",
+        cmds["lsa_edge"],
         "```",
         "",
         "builds the engines for the device's TensorRT and GPU and records them (with sidecars keyed by model hash,",
@@ -697,7 +856,7 @@ def deploy_text(manifest: dict[str, Any]) -> str:
         ]
     lines += [
         "Engines built with trtexec carry no lsa-edge sidecar, so the runtime cannot check them against the",
-        "device's TensorRT and GPU; prefer `lsa-edge build --from-bundle`.",
+        "device's TensorRT and GPU; prefer `lsa-edge build --from-bundle .`.",
         "",
     ]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Run two artifacts of one model on the same face crops and measure how far they agree.
 
-Artifacts: a checkpoint (torch), an ONNX (FP32, FP16 or Q/DQ INT8; ONNX Runtime), a build folder (its
-``cpu_onnx``, or its engine where TensorRT runs), a TensorRT engine (needs TensorRT and a GPU).
+Artifacts: a checkpoint (torch), an ONNX (FP32, FP16 or Q/DQ INT8; ONNX Runtime), a TensorRT engine
+(TensorRT, a GPU and pycuda), a build folder (its engine when it has one, else its ``cpu_onnx``).
 Both must share the card's preprocessing, so one batch of crops feeds both.
 """
 
@@ -42,11 +42,14 @@ def open_artifact(path: str | Path, device: str = "cpu") -> Artifact:
         from .build import read_manifest
 
         manifest = read_manifest(path)
-        if manifest.get("engine"):
+        if manifest.get("engine"):  # the engine is what the device runs: compare that, or fail saying so
             try:
                 return open_artifact(path / manifest["engine"], device)
             except LsaEdgeError as err:
-                log.warning("%s: engine not usable here (%s); using its CPU ONNX", path, err)
+                raise LsaEdgeError(
+                    f"{path}'s engine cannot run here ({err}); to compare its CPU model pass "
+                    f"{path / manifest['cpu_onnx']} instead"
+                ) from err
         return open_artifact(path / manifest["cpu_onnx"], device)
     if path.suffix == ".onnx":
         from lsa_edge.backends import OnnxRuntimeBackend
@@ -56,13 +59,14 @@ def open_artifact(path: str | Path, device: str = "cpu") -> Artifact:
         backend = OnnxRuntimeBackend(path)
         return Artifact(str(path), "onnx", read_card(path), backend.predict)
     if path.suffix in (".engine", ".plan", ".trt"):
-        from lsa_edge._lazy import require
+        from lsa_edge.backends.tensorrt import TensorRTBackend
+        from lsa_edge.engine_meta import read_sidecar
 
-        require("tensorrt", "running a TensorRT engine")
-        raise LsaEdgeError(
-            f"{path}: running TensorRT engines comes with the runtime's TensorRT backend; compare its ONNX "
-            "here (the build folder picks it) and the engine on the device"
-        )
+        doc = read_sidecar(path)
+        if not doc.get("card"):
+            raise ConfigError(f"{path}'s sidecar has no model card; is it an lsa-edge attribute engine?")
+        engine = TensorRTBackend(path)
+        return Artifact(str(path), "engine", ModelCard.from_dict(doc["card"]), engine.predict)
     from lsa_edge._lazy import require
 
     torch = require("torch", "running a checkpoint")
@@ -136,7 +140,10 @@ def compare_probs(
 
 
 def same_preprocessing(a: ModelCard, b: ModelCard) -> None:
-    if a.preprocessing != b.preprocessing:
+    """Both artifacts must turn an aligned face into the same tensor (the alignment template may differ:
+    a build measures it with the detector after training)."""
+    keys = ("input_size", "color_order", "mean", "std", "aligned_crop", "resize")
+    if any(getattr(a.preprocessing, k) != getattr(b.preprocessing, k) for k in keys):
         raise ConfigError(
             f"the two artifacts expect different inputs ({a.preprocessing.input_size} {a.preprocessing.color_order} "
             f"vs {b.preprocessing.input_size} {b.preprocessing.color_order}); compare artifacts of one model"

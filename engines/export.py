@@ -25,10 +25,8 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "faces"  # B×3×H×W float32, normalised with the card's mean/std, in the card's colour order
 OUTPUT_NAME = "probs"  # B×40 float32 attribute probabilities
 CARD_KEY = "lsa_edge.card"  # metadata_props key holding the model card JSON
-FP32_PARITY_TOLERANCE = 1e-4
-MAX_OPSET = (
-    20  # the newest opset torch's TorchScript exporter writes  # max |p_torch − p_onnx| over the parity crops
-)
+FP32_PARITY_TOLERANCE = 1e-4  # max |p_torch − p_onnx| over the parity crops
+MAX_OPSET = 20  # the newest opset torch's TorchScript exporter writes
 
 
 class ExportError(LsaEdgeError):

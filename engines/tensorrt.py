@@ -31,8 +31,11 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 
 from lsa_edge._lazy import require
-from lsa_edge.engine_meta import PRECISIONS, EngineKey, check_engine, sha256_file, write_sidecar
-from lsa_edge.errors import ConfigError, EngineMismatchError, LsaEdgeError, MissingDependencyError
+from lsa_edge.backends._tensorrt_env import gpu_info, load_engine, tensorrt_version, trt_logger
+
+# gpu_info, load_engine and tensorrt_version live in the core (the runtime loads engines too); re-exported here.
+from lsa_edge.engine_meta import PRECISIONS, EngineKey, sha256_file, write_sidecar
+from lsa_edge.errors import ConfigError, LsaEdgeError
 
 __all__ = [
     "DEFAULT_WORKSPACE_MIB",
@@ -58,15 +61,6 @@ DEFAULT_WORKSPACE_MIB = 1024
 # --------------------------------------------------------------------------------------------- versions
 
 
-def tensorrt_version() -> str | None:
-    """The importable TensorRT's version ("10.3.0.26"), or None when TensorRT cannot be imported."""
-    try:
-        import tensorrt
-    except Exception:  # ImportError, or OSError from a missing libnvinfer / a stub wheel
-        return None
-    return getattr(tensorrt, "__version__", None)
-
-
 def generation(version: str) -> Generation:
     """Which API family a TensorRT version belongs to: "8.5" (8.5 and 8.6), "10" or "11" (11 and later).
 
@@ -87,79 +81,6 @@ def generation(version: str) -> Generation:
     raise ConfigError(
         f"TensorRT {version} is not supported; lsa-edge builds with 8.5/8.6 (JetPack 5), 10.x (JetPack 6) or "
         "11.x (JetPack 7)"
-    )
-
-
-# --------------------------------------------------------------------------------------------------- GPU
-
-
-def _gpu_info_cuda_python(device: int) -> tuple[str, str]:
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        from cuda import cudart  # older cuda-python; ImportError propagates when neither exists
-    err, count = cudart.cudaGetDeviceCount()
-    ok = cudart.cudaError_t.cudaSuccess
-    if err != ok or not count:
-        _, text = cudart.cudaGetErrorString(err)
-        detail = text.decode() if isinstance(text, bytes) else str(text)
-        raise LsaEdgeError(
-            f"no CUDA GPU is visible (cudaGetDeviceCount: {getattr(err, 'name', err)}: {detail})"
-        )
-    if device >= count:
-        raise LsaEdgeError(f"CUDA device {device} does not exist; this machine has {count}")
-    err, props = cudart.cudaGetDeviceProperties(device)
-    if err != ok:
-        raise LsaEdgeError(f"cudaGetDeviceProperties({device}) failed: {getattr(err, 'name', err)}")
-    name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
-    return name.rstrip("\x00").strip(), f"{props.major}.{props.minor}"
-
-
-def _gpu_info_pycuda(device: int) -> tuple[str, str]:
-    import importlib
-
-    cuda = importlib.import_module("pycuda.driver")
-    try:
-        cuda.init()
-        count = cuda.Device.count()
-    except Exception as err:  # pycuda raises its own LogicError/RuntimeError family
-        raise LsaEdgeError(f"no CUDA GPU is visible (pycuda: {err})") from err
-    if device >= count:
-        raise LsaEdgeError(f"CUDA device {device} does not exist; this machine has {count}")
-    dev = cuda.Device(device)
-    major, minor = dev.compute_capability()
-    return str(dev.name()).strip(), f"{major}.{minor}"
-
-
-def gpu_info(device: int = 0) -> tuple[str, str]:
-    """(device name, compute capability) of CUDA device ``device``, e.g. ("Orin", "8.7").
-
-    Uses cuda-python (``cuda.bindings.runtime``, or ``cuda.cudart`` in older releases), else pycuda.
-    Raises :class:`LsaEdgeError` when no GPU is visible, :class:`MissingDependencyError` when neither
-    binding is installed.
-    """
-    tried: list[str] = []
-    failure: LsaEdgeError | None = None
-    for probe, what in ((_gpu_info_cuda_python, "cuda-python"), (_gpu_info_pycuda, "pycuda")):
-        try:
-            return probe(device)
-        except ImportError as err:
-            tried.append(f"{what}: {err}")
-        except LsaEdgeError as err:  # e.g. a cuda-python built for a newer CUDA than the driver: try pycuda
-            failure = failure or err
-            tried.append(f"{what}: {err}")
-    if failure is not None:
-        hint = ""
-        if "InsufficientDriver" in str(failure):
-            hint = (
-                " The CUDA driver is older than the installed cuda-python expects (or there is no "
-                "driver): on a Jetson install the cuda-python matching JetPack's CUDA, e.g. "
-                "pip install 'cuda-python~=12.6' on JetPack 6."
-            )
-        raise LsaEdgeError("; ".join(tried) + "." + hint) from failure
-    raise MissingDependencyError(
-        "reading the GPU needs cuda-python or pycuda (" + "; ".join(tried) + "). Install one: "
-        "pip install cuda-python (or pip install 'lsa-edge[trt]' for pycuda)."
     )
 
 
@@ -184,6 +105,7 @@ def trtexec_command(
     timing_cache: str | Path | None = None,
     dla_core: int | None = None,
     int8_fp16_fallback: bool = True,
+    strongly_typed: bool = False,
 ) -> str:
     """The ``trtexec`` line that builds the same engine as :func:`build_engine` (pure; no tensorrt).
 
@@ -211,9 +133,18 @@ def trtexec_command(
             f"--{which}Shapes={q(input_name)}:{_shape(n, input_chw)}"
             for which, n in zip(("min", "opt", "max"), batch)
         ]
-    if gen == "11":
+    if strongly_typed and gen == "8.5":
+        raise ConfigError("strongly typed networks need TensorRT 10 or later")
+    if gen == "11" or strongly_typed:
         if calibration_cache is not None:
-            raise ConfigError("TensorRT 11 removed calibration caches (--calib); build from the Q/DQ ONNX")
+            why = (
+                "TensorRT 11 removed calibration caches (--calib)"
+                if gen == "11"
+                else "strongly typed builds take no cache"
+            )
+            raise ConfigError(f"{why}; build from the Q/DQ ONNX")
+        if gen == "10":
+            args.append("--stronglyTyped")  # the ONNX's types decide, as on 11
     elif precision == "fp16":
         args.append("--fp16")
     elif precision == "int8":
@@ -253,44 +184,12 @@ def _validate(precision: str, batch: Sequence[int] | None, dla_core: int | None,
 
 # ------------------------------------------------------------------------------------ TensorRT plumbing
 
-_SEVERITY = {
-    "INTERNAL_ERROR": logging.CRITICAL,
-    "ERROR": logging.ERROR,
-    "WARNING": logging.WARNING,
-    "INFO": logging.INFO,
-    "VERBOSE": logging.DEBUG,
-}
-_TRT_LOGGER: Any = None
-_RUNTIMES: dict[tuple[int, bool], Any] = {}  # (module, host code allowed) → Runtime; must outlive its engines
 
-
-def _trt_logger(trt: Any) -> Any:
-    """The process-wide TensorRT logger, forwarding to Python ``logging`` ("lsa_edge.engines.tensorrt.trt").
-
-    One instance only: TensorRT keeps the first logger it is given and warns when another one follows.
-    """
-    global _TRT_LOGGER
-    if _TRT_LOGGER is not None and isinstance(_TRT_LOGGER, trt.ILogger):
-        return _TRT_LOGGER
-    target = logging.getLogger(__name__ + ".trt")
-
-    class _Forward(trt.ILogger):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)  # trampoline: must be called explicitly
-
-        def log(self, severity: Any, msg: str) -> None:
-            name = getattr(severity, "name", str(severity)).rsplit(".", 1)[-1]
-            target.log(_SEVERITY.get(name, logging.INFO), "%s", msg)
-
-    _TRT_LOGGER = _Forward()
-    return _TRT_LOGGER
-
-
-def _network_flags(trt: Any, gen: str) -> int:
+def _network_flags(trt: Any, gen: str, strongly_typed: bool = False) -> int:
     flags = 0
     if gen == "8.5":  # implicit batch is still the default in 8.x
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    elif gen == "11":  # always strongly typed; the flag is accepted and ignored (kept while it exists)
+    elif gen == "11" or strongly_typed:  # 11: always strongly typed (flag accepted, ignored); 10: opt-in
         strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
         if strongly_typed is not None:
             flags |= 1 << int(strongly_typed)
@@ -515,6 +414,7 @@ def build_engine(
     int8_fp16_fallback: bool = True,
     version_compatible: bool = False,
     rebuild_command: str | None = None,
+    strongly_typed: bool = False,
     log: logging.Logger | None = None,
 ) -> Path:
     """Build a TensorRT engine from ``onnx_path`` into ``out_dir``; returns the engine path.
@@ -539,8 +439,10 @@ def build_engine(
     model_sha256: sha256 of the ONNX the engine is keyed by (defaults to ``onnx_path``'s).
     int8_fp16_fallback: with int8 on 8.5/10 also allow FP16, so layers left unquantized (and DLA) run FP16.
     version_compatible: build a version-compatible engine (TensorRT 8.6+; loads on later versions, slower).
+    strongly_typed: on TensorRT 10, build the ONNX's own types (as 11 always does) instead of letting the
+        FP16/INT8 flags choose per layer: with the FP16 ONNX the engine runs what the accuracy gate measured.
     rebuild_command: the ``lsa-edge build ...`` line the CLI was called with, stored in the sidecar.
-    log: where this function's messages go (TensorRT's own go to "lsa_edge.engines.tensorrt.trt").
+    log: where this function's messages go (TensorRT's own go to "lsa_edge.tensorrt").
     """
     out_log = log or _LOG
     _validate(precision, batch, dla_core, workspace_mib)
@@ -570,10 +472,13 @@ def build_engine(
             f"(got precision {precision}, TensorRT {version})"
         )
 
-    trt_logger = _trt_logger(trt)
-    builder = trt.Builder(trt_logger)
-    network = builder.create_network(_network_flags(trt, gen))
-    _parser = _parse(trt, network, onnx_path, trt_logger)  # keep alive until the build ends
+    logger = trt_logger(trt)
+    builder = trt.Builder(logger)
+    typed = gen == "11" or strongly_typed
+    if strongly_typed and gen == "8.5":
+        raise ConfigError(f"strongly typed networks need TensorRT 10 or later; this is {version}")
+    network = builder.create_network(_network_flags(trt, gen, strongly_typed))
+    _parser = _parse(trt, network, onnx_path, logger)  # keep alive until the build ends
     input_shape = _find_input(network, input_name)
     chw = input_shape[1:]
     if batch is None:
@@ -601,7 +506,7 @@ def build_engine(
     calib_shape = getattr(calibrator, "shape", None) or (opt, *chw)
     int8_source = _configure_precision(
         trt,
-        gen,
+        "11" if typed else gen,  # a strongly typed 10 build follows 11's rules: the ONNX's types decide
         builder,
         network,
         config,
@@ -633,7 +538,7 @@ def build_engine(
     if serialized is None:
         raise LsaEdgeError(
             f"TensorRT {version} could not build an engine from {onnx_path} ({precision}); its errors "
-            "are logged above (logger 'lsa_edge.engines.tensorrt.trt')"
+            "are logged above (logger 'lsa_edge.tensorrt')"
         )
     _save_timing_cache(config, timing_path)
     _atomic_write(engine_path, memoryview(serialized))
@@ -655,6 +560,7 @@ def build_engine(
         timing_cache=timing_path,
         dla_core=dla_core,
         int8_fp16_fallback=int8_fp16_fallback,
+        strongly_typed=strongly_typed and gen == "10",
     )
     lsa = rebuild_command or " ".join(
         [
@@ -684,41 +590,11 @@ def build_engine(
             "dla_core": dla_core,
             "gpu_fallback": dla_core is not None,
             "version_compatible": bool(version_compatible),
+            "strongly_typed": typed,
             "engine_bytes": engine_path.stat().st_size,
         },
+        # trtexec is the alternative without lsa-edge: its engine gets no sidecar (the runtime cannot check it).
         rebuild_command={"lsa_edge": lsa, "trtexec": trtexec},
     )
     out_log.info("wrote %s (%.1f MB) and its sidecar", engine_path, engine_path.stat().st_size / 1e6)
     return engine_path
-
-
-# --------------------------------------------------------------------------------------------------- load
-
-
-def load_engine(path: str | Path, *, precision: str | None = None, model_sha256: str | None = None) -> Any:
-    """Deserialize an engine after checking its sidecar against the running TensorRT and GPU.
-
-    Raises :class:`EngineMismatchError` (what differs + the rebuild command) before TensorRT ever sees a
-    foreign engine. The sidecar is available as ``lsa_edge.engine_meta.read_sidecar(path)``.
-    """
-    path = Path(path)
-    trt = require("tensorrt", "running TensorRT engines")
-    gpu, cc = gpu_info()
-    doc = check_engine(path, str(trt.__version__), gpu, cc, precision=precision, model_sha256=model_sha256)
-    host_code = bool((doc.get("build") or {}).get("version_compatible", False))
-    runtime = _RUNTIMES.get((id(trt), host_code))
-    if runtime is None:
-        runtime = trt.Runtime(_trt_logger(trt))
-        if host_code:  # version-compatible plans embed the lean runtime; trust only our own sidecar'd files
-            runtime.engine_host_code_allowed = True
-        _RUNTIMES[(id(trt), host_code)] = runtime
-    engine = runtime.deserialize_cuda_engine(path.read_bytes())
-    if engine is None:
-        cmds = doc.get("rebuild_command") or {}
-        hint = cmds.get("lsa_edge") or cmds.get("trtexec") or "lsa-edge build"
-        raise EngineMismatchError(
-            f"TensorRT {trt.__version__} could not deserialize {path.name} although its sidecar matches this "
-            f"machine (see the TensorRT errors above; a JetPack update within the same version?). Rebuild it "
-            f"with:\n  {hint}"
-        )
-    return engine

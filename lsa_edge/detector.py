@@ -498,6 +498,8 @@ class FaceDetector:
 
     def detect(self, frame: np.ndarray, color_order: Literal["BGR", "RGB"] = "BGR") -> list[FaceDetection]:
         """Faces in an H×W×3 uint8 frame (BGR as OpenCV reads it, or RGB), highest score first."""
+        if self.runner is None:
+            raise ConfigError("this FaceDetector was closed; create a new one")
         x, box = self.preprocess(frame, color_order)
         reg, logits = self.runner(x)[:2]
         return self.postprocess(np.asarray(reg)[0], np.asarray(logits)[0], box)

@@ -37,6 +37,21 @@ def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int], resize: st
     )
 
 
+def crop_transform(
+    image_size: tuple[int, int], pre: Preprocessing, frame: tuple[float, float, float, float] | None = None
+) -> np.ndarray:
+    """The 2×3 affine (continuous coordinates) that :func:`crop_aligned` applies to an image of (H, W)."""
+    h, w = image_size
+    fx0, fy0, fx1, fy1 = frame or (0.0, 0.0, 1.0, 1.0)
+    ax0, ay0, ax1, ay1 = pre.aligned_crop
+    # The model's crop of the aligned frame, in fractions of the image; an affine map keeps sub-pixel edges.
+    x0, x1 = fx0 + ax0 * (fx1 - fx0), fx0 + ax1 * (fx1 - fx0)
+    y0, y1 = fy0 + ay0 * (fy1 - fy0), fy0 + ay1 * (fy1 - fy0)
+    out_h, out_w = pre.input_size
+    sx, sy = out_w / ((x1 - x0) * w), out_h / ((y1 - y0) * h)
+    return np.array([[sx, 0.0, -x0 * w * sx], [0.0, sy, -y0 * h * sy]], dtype=np.float64)
+
+
 def crop_aligned(
     image: np.ndarray, pre: Preprocessing, frame: tuple[float, float, float, float] | None = None
 ) -> np.ndarray:
@@ -46,16 +61,7 @@ def crop_aligned(
     CelebA's aligned frame, for unaligned pictures framed like it (LFW); None = the whole image.
     Returns input_size[0]×input_size[1]×3 uint8.
     """
-    h, w = image.shape[:2]
-    fx0, fy0, fx1, fy1 = frame or (0.0, 0.0, 1.0, 1.0)
-    ax0, ay0, ax1, ay1 = pre.aligned_crop
-    # The model's crop of the aligned frame, in fractions of the image; an affine map keeps sub-pixel edges.
-    x0, x1 = fx0 + ax0 * (fx1 - fx0), fx0 + ax1 * (fx1 - fx0)
-    y0, y1 = fy0 + ay0 * (fy1 - fy0), fy0 + ay1 * (fy1 - fy0)
-    out_h, out_w = pre.input_size
-    sx, sy = out_w / ((x1 - x0) * w), out_h / ((y1 - y0) * h)
-    m = np.array([[sx, 0.0, -x0 * w * sx], [0.0, sy, -y0 * h * sy]], dtype=np.float64)
-    return warp(image, m, (out_h, out_w), pre.resize)
+    return warp(image, crop_transform(image.shape[:2], pre, frame), pre.input_size, pre.resize)
 
 
 def similarity_transform(

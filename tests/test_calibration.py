@@ -45,16 +45,21 @@ def test_calibration_set_is_a_seeded_sample_of_the_split(tiny_model, celeba_dir)
     assert x.shape == (16, 3, 64, 48) and x.dtype == np.float32 and abs(float(x.mean())) < 1.5
 
 
-def test_image_folder_calibration_skips_corrupt_files(tiny_model, celeba_dir, tmp_path, caplog):
+def test_image_folder_goes_through_detect_and_align(tiny_model, celeba_dir, tmp_path, caplog):
     import shutil
 
+    import cv2
+
     pre = tiny_model[1].preprocessing
-    for name in sorted((celeba_dir / "img_align_celeba").iterdir())[:3]:
+    for name in sorted((celeba_dir / "img_align_celeba").iterdir())[:8]:
         shutil.copy(name, tmp_path / name.name)
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((120, 100, 3), 128, np.uint8))  # no face in it
     faces = load_faces(tmp_path, pre, count=None)
-    assert len(faces) == 3 and faces.labels is None and "broken.jpg" not in faces.names
-    assert "broken.jpg" in caplog.text
+    assert 6 <= len(faces) <= 8 and faces.labels is None
+    assert "broken.jpg" not in faces.names and "grey.png" not in faces.names
+    assert faces.images.shape[1:] == (64, 48, 3)
+    assert "broken.jpg" in caplog.text and "no face found" in caplog.text
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="holds no images"):
         load_faces(tmp_path / "empty", pre)

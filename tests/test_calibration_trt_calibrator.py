@@ -66,12 +66,13 @@ def test_entropy_calibrator_feeds_batches_and_writes_cache(device, tmp_path):
     assert cal.read_calibration_cache().startswith(b"TRT-8502-EntropyCalibration2")
 
 
-def test_minmax_and_wrong_input(device, tmp_path):
+def test_minmax_and_wrong_input(device, tmp_path, caplog):
     trt = sys.modules["tensorrt"]
     cal = entropy_calibrator(batches(1), tmp_path / "c.calib", input_name="faces", algorithm="minmax")
     assert isinstance(cal, trt.IInt8MinMaxCalibrator)
-    with pytest.raises(CalibrationError, match="feeds 'faces'"):
-        cal.get_batch(["images"])
+    # An error inside a TensorRT callback is logged and ends calibration; it never crosses into C++.
+    assert cal.get_batch(["images"]) is None
+    assert "feeds 'faces'" in caplog.text
     with pytest.raises(CalibrationError, match="unknown calibration algorithm"):
         entropy_calibrator(batches(1), tmp_path / "c.calib", algorithm="percentile")
 

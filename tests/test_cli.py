@@ -101,8 +101,9 @@ def test_no_command_is_a_usage_error(capsys):
 def test_bad_data_folder_is_one_clear_line(tmp_path, capsys):
     pytest.importorskip("torch")
     rc = main(["eval", str(tmp_path / "missing.pt"), "--data", str(tmp_path)])
-    assert rc == 1
-    assert "does not exist" in capsys.readouterr().err
+    assert rc == 2  # a model path that does not exist is a usage error
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_prior_command_table_json_and_png(tmp_path, capsys):

@@ -70,8 +70,10 @@ def test_manifest_contract(int8_bundle):
     assert manifest["onnx"] == "model_int8_trt.onnx" and manifest["cpu_onnx"] == "model_int8_cpu.onnx"
     assert manifest["engine"] is None and manifest["tensorrt_local"] is None  # no TensorRT here
     assert 0 <= manifest["parity_max_abs_diff"] <= 1e-4
-    assert manifest["accuracy_delta"] == pytest.approx(manifest["accuracy"]["int8_trt"]["delta_points"])
+    # TensorRT 10 (the default target) runs the Q/DQ graph with FP16 for the rest: that is the delta.
+    assert manifest["accuracy_delta"] == pytest.approx(manifest["accuracy"]["int8_trt_fp16"]["delta_points"])
     assert set(manifest["accuracy"]) == {"int8_trt", "int8_cpu", "int8_trt_fp16"}
+    assert manifest["accuracy_by_tensorrt"]["11"] == manifest["accuracy"]["int8_trt"]["delta_points"]
     assert manifest["calibration"]["faces"] == 48 and manifest["calibration"]["method"] == "percentile"
     for name, info in manifest["files"].items():
         from lsa_edge.engines.build import sha256_file
@@ -81,11 +83,16 @@ def test_manifest_contract(int8_bundle):
     assert (out / "detector" / "NOTICE").exists() and manifest["detector"]["onnx"].startswith("detector/")
 
 
-def test_card_carries_the_build_and_its_gate(int8_bundle):
+def test_each_onnx_carries_its_own_card(int8_bundle):
     out, manifest = int8_bundle
     card = read_card(out / "model_int8_trt.onnx")
-    assert card.build["precision"] == "int8"
-    assert card.build["accuracy"]["int8_trt"]["faces"] == 60
+    assert card.build["precision"] == "int8" and "s8/s8" in card.build["quantization"]
+    assert card.build["accuracy"]["int8_trt"]["faces"] == 60 and "int8_cpu" not in card.build["accuracy"]
+    cpu = read_card(out / "model_int8_cpu.onnx")
+    assert set(cpu.build["accuracy"]) == {"int8_cpu"} and "u8/s8" in cpu.build["quantization"]
+    fp32 = read_card(out / "model.onnx")
+    assert fp32.build["precision"] == "fp32" and "calibration" not in fp32.build
+    assert fp32.preprocessing.template.source.startswith("median BlazeFace")  # measured during the build
     assert card.build["export"]["parity_max_abs_diff"] == manifest["parity_max_abs_diff"]
     assert manifest["card"] == json.loads(json.dumps(card.to_dict()))
 
@@ -93,18 +100,19 @@ def test_card_carries_the_build_and_its_gate(int8_bundle):
 def test_commands_per_tensorrt_generation(int8_bundle):
     out, manifest = int8_bundle
     cmds = manifest["tensorrt_commands"]
-    assert cmds["lsa_edge"] == f"lsa-edge build --from-bundle {out}"
+    assert cmds["lsa_edge"] == "lsa-edge build --from-bundle ."  # run inside the copied bundle
     # opset 17 writes LayerNormalization, which TensorRT 8.5 cannot parse: the bundle says so.
     assert not manifest["tensorrt_compatibility"]["8.5"]["ok"]
     assert (
         "LayerNormalization" in cmds["not_buildable"]["8.5"] and "--trt 8.5" in cmds["not_buildable"]["8.5"]
     )
-    model10, det10 = cmds["trtexec"]["10"]
+    mkdir, model10, det10 = cmds["trtexec"]["10"]
+    assert mkdir == "mkdir -p engines"
     assert "--onnx=model_int8_trt.onnx" in model10 and "--int8" in model10
     assert "--maxShapes=faces:16x3x64x48" in model10
-    assert "--int8" not in cmds["trtexec"]["11"][0]  # strongly typed: the Q/DQ graph decides
-    assert "--onnx=detector/blazeface_full_range.onnx" in det10 and "--fp16" in det10
-    assert "blazeface_full_range_fp16.onnx" in cmds["trtexec"]["11"][1]
+    assert "--int8" not in cmds["trtexec"]["11"][1]  # strongly typed: the Q/DQ graph decides
+    assert "--onnx=detector/blazeface_full_range_fp16.onnx" in det10 and "--stronglyTyped" in det10
+    assert "blazeface_full_range_fp16.onnx" in cmds["trtexec"]["11"][2]
     deploy = (out / "DEPLOY.md").read_text()
     assert (
         "lsa-edge build --from-bundle ." in deploy
@@ -122,14 +130,22 @@ def test_trt85_target_exports_opset16_without_layernorm(checkpoint, celeba_dir, 
     assert "LayerNormalization" not in {n.op_type for n in model.graph.node}
     assert all(v["ok"] for v in manifest["tensorrt_compatibility"].values())
     assert manifest["tensorrt_target"] == "8.5" and manifest["accuracy_delta"] == 0.0
-    assert "--noTF32" in manifest["tensorrt_commands"]["trtexec"]["8.5"][0]
+    assert "--noTF32" in manifest["tensorrt_commands"]["trtexec"]["8.5"][1]
 
 
 def test_fp16_from_an_exported_onnx_needs_no_checkpoint(int8_bundle, celeba_dir, tmp_path):
     src, _ = int8_bundle
     manifest = Build(src / "model.onnx", _cfg(tmp_path, celeba_dir, precision="fp16", detector=False)).run()
-    assert manifest["onnx_by_tensorrt"] == {"8.5": "model.onnx", "10": "model.onnx", "11": "model_fp16.onnx"}
-    assert manifest["cpu_onnx"] == "model_fp16.onnx" and manifest["detector"] is None
+    assert manifest["onnx_by_tensorrt"] == {
+        "8.5": "model.onnx",
+        "10": "model_fp16.onnx",
+        "11": "model_fp16.onnx",
+    }
+    assert manifest["strongly_typed_by_tensorrt"] == {"8.5": False, "10": True, "11": True}
+    assert manifest["cpu_onnx"] == "model.onnx" and manifest["detector"] is None  # no FP16 kernels on x86
+    assert "--stronglyTyped" in manifest["tensorrt_commands"]["trtexec"]["10"][1]
+    assert "8.5" in manifest["tensorrt_commands"]["not_buildable"]  # opset 17 LayerNormalization
+    assert set(manifest["accuracy"]) == {"fp16", "fp16_all_layers"}
     fp16 = manifest["accuracy"]["fp16"]
     assert fp16["faces"] == 60 and fp16["max_abs_diff"] < 5e-3 and abs(fp16["delta_points"]) < 1.0
     assert (
@@ -204,12 +220,16 @@ def fake_trt(monkeypatch):
 
     import lsa_edge.engines.tensorrt as trt_mod
 
-    def install(version):
-        trt = make_tensorrt(
-            version, input_shape=(-1, 3, 64, 48), layer_kinds=("QUANTIZE", "DEQUANTIZE", "CONVOLUTION")
-        )
+    def install(version, **kwargs):
+        kwargs.setdefault("layer_kinds", ("QUANTIZE", "DEQUANTIZE", "CONVOLUTION"))
+        trt = make_tensorrt(version, input_shape=(-1, 3, 64, 48), **kwargs)
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
         monkeypatch.setattr(trt_mod, "gpu_info", lambda device=0: ("Orin", "8.7"))
+        monkeypatch.setattr(
+            __import__("lsa_edge.backends._tensorrt_env", fromlist=["x"]),
+            "gpu_info",
+            lambda device=0: ("Orin", "8.7"),
+        )
         return trt
 
     yield install
@@ -311,3 +331,37 @@ def test_quantize_without_range_reuse_recalibrates_to_the_same_scales(
 
     a, b = scales(new), scales(old)
     assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], rtol=1e-5) for k in a)
+
+
+def test_reduced_precision_onnx_is_refused_as_input(int8_bundle, tmp_path):
+    src, _ = int8_bundle
+    for name in ("model_int8_trt.onnx", "model_int8_cpu.onnx"):
+        with pytest.raises(ConfigError, match="starts from the FP32 graph"):
+            Build(src / name, BuildConfig(precision="fp32", out=tmp_path / name, detector=False)).run()
+
+
+def test_a_failing_engine_build_still_leaves_the_bundle(int8_bundle, tmp_path, fake_trt, capsys):
+    src, _ = int8_bundle
+    fake_trt("10.3.0.26", parse_errors=("No importer registered for op: Foo",))
+    argv = ["build", str(src / "model.onnx"), "--precision", "fp32", "--no-detector", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0  # warned; the bundle is complete
+    assert (tmp_path / "a" / "manifest.json").exists() and (tmp_path / "a" / "DEPLOY.md").exists()
+    assert "still a complete build bundle" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "b"), "--require-engine"]) == 1
+    assert (tmp_path / "b" / "manifest.json").exists()
+
+
+def test_from_bundle_fp16_on_tensorrt10_is_strongly_typed(int8_bundle, celeba_dir, tmp_path, fake_trt):
+    src, _ = int8_bundle
+    out = tmp_path / "fp16"
+    Build(src / "model.onnx", _cfg(out, celeba_dir, precision="fp16", detector=False)).run()
+    trt = fake_trt("10.3.0.26", half=True)
+    manifest = build_from_manifest(out, read_manifest(out), overrides={"batch": (1, 4, 8)})
+    created = dict(trt.calls)["create_network"]
+    assert created == 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert "FP16" not in {f.name for f in trt.last_config.flags}  # the ONNX's types decide
+    from lsa_edge.engine_meta import read_sidecar
+
+    doc = read_sidecar(out / manifest["engine"])
+    assert doc["key"].batch == (1, 4, 8) and doc["build"]["strongly_typed"]
+    assert doc["rebuild_command"]["lsa_edge"] == f"lsa-edge build --from-bundle {out}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from _fake_tensorrt import make_tensorrt
 
+from lsa_edge.backends import _tensorrt_env as trt_env
 from lsa_edge.card import ModelCard, Preprocessing
 from lsa_edge.engine_meta import EngineKey, read_sidecar, sidecar_path
 from lsa_edge.engines import tensorrt as trt_mod
@@ -185,7 +186,8 @@ def fake(monkeypatch, tmp_path):
     def install(version: str, **kwargs):
         trt = make_tensorrt(version, **kwargs)
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
-        monkeypatch.setattr(trt_mod, "gpu_info", lambda device=0: ("Orin", "8.7"))
+        monkeypatch.setattr(trt_mod, "gpu_info", lambda device=0: ("Orin", "8.7"))  # building
+        monkeypatch.setattr(trt_env, "gpu_info", lambda device=0: ("Orin", "8.7"))  # loading (core)
         onnx = tmp_path / "lsa.onnx"
         onnx.write_bytes(b"fake onnx bytes")
         return trt, onnx
@@ -386,9 +388,9 @@ def test_version_compatible_needs_86(fake, tmp_path):
 
 def test_tensorrt_messages_go_to_logging(fake, caplog):
     trt, _ = fake("10.3.0.26")
-    logger = trt_mod._trt_logger(trt)
+    logger = trt_mod.trt_logger(trt)
     assert isinstance(logger, trt.ILogger) and logger.base_initialised
-    with caplog.at_level(logging.DEBUG, logger="lsa_edge.engines.tensorrt.trt"):
+    with caplog.at_level(logging.DEBUG, logger="lsa_edge.tensorrt"):
         logger.log(trt.ILogger.Severity.WARNING, "tactic skipped")
         logger.log(trt.ILogger.Severity.VERBOSE, "chatter")
     levels = {r.getMessage(): r.levelno for r in caplog.records}

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from lsa_edge.card import ModelCard, Preprocessing
 from lsa_edge.data import FaceDataset, carve_validation, load_dataset, select_labelled
-from lsa_edge.errors import CheckpointError, ConfigError
+from lsa_edge.errors import CheckpointError, ConfigError, LsaEdgeError
 from lsa_edge.metrics import attribute_metrics, majority_accuracy, tune_thresholds
 
 from .checkpoint import git_commit, read_checkpoint, save_checkpoint, state_sha256
@@ -506,7 +506,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             log.warning("ranks ended with different parameters (%s); the checkpoint holds rank 0's", hashes)
     summary: dict[str, Any] = {"run": str(out), "history": history, "rank_parameter_sha256": hashes}
     if di.main and completed == cfg.epochs:
-        summary.update(finalize(out, device, val_set, amp, hashes))
+        summary.update(finalize(out, device, val_set, amp, hashes, splits.train_full))
     if di.world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -514,12 +514,20 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
 
 
 def finalize(
-    out: Path, device: torch.device, val_set: CropSet, amp: torch.dtype | None, rank_hashes: list[str]
+    out: Path,
+    device: torch.device,
+    val_set: CropSet,
+    amp: torch.dtype | None,
+    rank_hashes: list[str],
+    train_full: FaceDataset | None = None,
 ) -> dict[str, Any]:
-    """Tune per-attribute thresholds on validation with the best weights and store them in best.pt."""
+    """Tune per-attribute thresholds on validation with the best weights and store them in best.pt,
+    with the alignment template measured by the runtime's face detector on the training images."""
     from .checkpoint import load_model
 
     model, card, ck = load_model(out / "best.pt", str(device))
+    if train_full is not None:
+        card = with_estimated_template(card, train_full)
     probs = predict_crops(model, val_set.images, device, amp=amp)
     thr = tune_thresholds(probs, val_set.labels)
     m05 = attribute_metrics(probs, val_set.labels)
@@ -554,6 +562,27 @@ def finalize(
         "val_balanced_accuracy": m05.mean_balanced_accuracy,
         "val_mean_accuracy_tuned": mt.mean_accuracy,
     }
+
+
+def with_estimated_template(card: ModelCard, ds: FaceDataset) -> ModelCard:
+    """The card with the detector-measured alignment template (unchanged, with a warning, without ONNX Runtime)."""
+    from dataclasses import replace
+
+    from lsa_edge._lazy import available
+    from lsa_edge.alignment import estimate_for_dataset
+
+    if not available("onnxruntime"):
+        log.warning(
+            "onnxruntime is not installed, so the alignment template stays CelebA's mean landmarks; "
+            "lsa-edge build (which needs it) measures it with the face detector"
+        )
+        return card
+    try:
+        est = estimate_for_dataset(ds, card.preprocessing)
+    except LsaEdgeError as err:
+        log.warning("alignment template not measured (%s); keeping CelebA's mean landmarks", err)
+        return card
+    return card.with_updates(preprocessing=replace(card.preprocessing, template=est.template))
 
 
 def create_model_from_config(config: LSAConfig, encoder: Any | None = None) -> LSAModel:

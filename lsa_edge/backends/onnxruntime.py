@@ -45,7 +45,9 @@ class OnnxRuntimeBackend:
         (inp,) = self.session.get_inputs()
         self.input_name = inp.name
         self.input_shape = tuple(inp.shape)
-        self.output_name = self.session.get_outputs()[0].name
+        out = self.session.get_outputs()[0]
+        self.output_name = out.name
+        self.num_outputs = out.shape[-1] if isinstance(out.shape[-1], int) else 40
         batch = inp.shape[0]
         self.max_batch = batch if isinstance(batch, int) else None  # None: dynamic
         log.debug("ONNX Runtime session for %s on %s", self.path.name, self.session.get_providers())
@@ -53,6 +55,8 @@ class OnnxRuntimeBackend:
     def predict(self, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """N×3×H×W float32 → N×C float32 probabilities, in chunks of at most ``batch_size``."""
         x = np.ascontiguousarray(faces, dtype=np.float32)
+        if len(x) == 0:
+            return np.zeros((0, self.num_outputs), np.float32)
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.input_shape[1:]):
             raise ConfigError(
                 f"{self.path.name} takes N×{'×'.join(map(str, self.input_shape[1:]))} faces, got {x.shape}"
@@ -63,3 +67,6 @@ class OnnxRuntimeBackend:
             for i in range(0, len(x), step)
         ]
         return np.concatenate(outs).astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self.session = None  # releases ONNX Runtime's memory

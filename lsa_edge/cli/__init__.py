@@ -17,11 +17,12 @@ from . import build as build_cmd
 from . import check as check_cmd
 from . import compare as compare_cmd
 from . import detector as detector_cmd
+from . import doctor as doctor_cmd
 from . import eval as eval_cmd
 from . import prior as prior_cmd
 from . import train as train_cmd
 
-COMMANDS = (train_cmd, eval_cmd, prior_cmd, build_cmd, check_cmd, compare_cmd, detector_cmd)
+COMMANDS = (train_cmd, eval_cmd, prior_cmd, build_cmd, check_cmd, compare_cmd, detector_cmd, doctor_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

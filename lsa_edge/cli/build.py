@@ -129,8 +129,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         val_count=val_count,
         calib_method=args.calib_method,
         max_accuracy_drop=args.max_accuracy_drop,
-        batch=parse_batch(args.batch),
-        workspace_mib=args.workspace,
+        batch=parse_batch(args.batch or "1,8,16"),
+        workspace_mib=args.workspace or 1024,
         dla_core=args.dla_core,
         tensorrt=args.trt,
         exclude_nodes=tuple(n for n in args.exclude_nodes.split(",") if n),
@@ -194,7 +194,7 @@ def print_summary(manifest: dict[str, Any], out: Path) -> None:
             "[yellow]no TensorRT engine was built here[/] (TensorRT is not installed). This folder is a build bundle; "
             "on the device run:"
         )
-        c.print(f"  {manifest['tensorrt_commands']['lsa_edge']}")
+        c.print(f"  cd {out} && {manifest['tensorrt_commands']['lsa_edge']}")
         c.print(f"or see {out / 'DEPLOY.md'} for the trtexec commands of TensorRT 8.5, 10 and 11.")
     c.print(
         f"CPU inference at this precision: {out / manifest['cpu_onnx']}; manifest: {out / 'manifest.json'}"
@@ -208,7 +208,12 @@ def run(args: argparse.Namespace) -> int:
         from lsa_edge.engines.build import build_from_manifest, read_manifest
 
         bundle = Path(args.from_bundle)
-        manifest = build_from_manifest(bundle, read_manifest(bundle))
+        overrides = {
+            "batch": parse_batch(args.batch) if args.batch else None,
+            "workspace_mib": args.workspace,
+            "dla_core": args.dla_core,
+        }
+        manifest = build_from_manifest(bundle, read_manifest(bundle), overrides=overrides)
         print_summary(manifest, bundle)
         return 0
     if not args.model:

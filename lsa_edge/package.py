@@ -1,0 +1,199 @@
+"""A model package on disk, whatever form it takes, and the backend that runs it.
+
+Forms: a build folder (``manifest.json`` from ``lsa-edge build``: ONNX files, maybe engines, the
+detector), a single lsa-edge ONNX, a TensorRT engine with its sidecar, or a training checkpoint. The card
+always comes with it (ONNX metadata, sidecar, checkpoint); preprocessing is never guessed.
+
+``select_backend(package, "auto")`` picks TensorRT (an engine that matches this machine), then ONNX
+Runtime on CUDA, then ONNX Runtime on the CPU, and logs what it chose and why each better option was
+not taken — never a silent fallback. An explicit backend that cannot run is an error saying what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._lazy import available, require
+from .card import ModelCard
+from .errors import ConfigError, LsaEdgeError, unknown_choice
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+CARD_KEY = "lsa_edge.card"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """Where each form of one model lives (paths that exist, or None)."""
+
+    card: ModelCard
+    source: Path  # what the user named
+    precision: str = "fp32"
+    cpu_onnx: Path | None = None  # for ONNX Runtime on a CPU
+    gpu_onnx: Path | None = None  # for ONNX Runtime's CUDA/TensorRT providers
+    engine: Path | None = None  # TensorRT engine (with sidecar)
+    checkpoint: Path | None = None  # torch
+    detector_onnx: Path | None = None  # the face detector beside the model (None: the shipped one)
+    detector_engine: Path | None = None
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> ModelPackage:
+        """Open a build folder, ONNX, engine or checkpoint; None opens the default model shipped inside lsa-edge."""
+        if path is None:
+            if not (DEFAULT_MODEL_DIR / "manifest.json").exists():
+                raise ConfigError(
+                    "no default model is installed with this lsa-edge; pass --model (a build folder from "
+                    "lsa-edge build, an .onnx, an .engine or a checkpoint)"
+                )
+            path = DEFAULT_MODEL_DIR
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"model {p} does not exist (a build folder, .onnx, .engine or checkpoint .pt)")
+        if p.is_dir() and (p / "manifest.json").exists():
+            return cls._from_manifest(p)
+        if p.suffix == ".onnx":
+            return cls(card=read_onnx_card(p), source=p, cpu_onnx=p, gpu_onnx=p)
+        if p.suffix in (".engine", ".plan"):
+            from .engine_meta import read_sidecar
+
+            doc = read_sidecar(p)
+            if not doc.get("card"):
+                raise ConfigError(f"{p}'s sidecar holds no model card; is it an lsa-edge attribute engine?")
+            return cls(
+                card=ModelCard.from_dict(doc["card"]), source=p, precision=doc["key"].precision, engine=p
+            )
+        if p.is_dir() and (p / "best.pt").exists():
+            p = p / "best.pt"
+        if p.suffix in (".pt", ".pth"):
+            require("torch", "running a checkpoint")
+            from lsa_edge.training.checkpoint import read_checkpoint
+
+            return cls(card=ModelCard.from_dict(read_checkpoint(p)["card"]), source=p, checkpoint=p)
+        raise ConfigError(
+            f"cannot tell what {p} is; pass a build folder (with manifest.json), an .onnx, an .engine or a .pt"
+        )
+
+    @classmethod
+    def _from_manifest(cls, root: Path) -> ModelPackage:
+        m = json.loads((root / "manifest.json").read_text())
+        prec = m.get("precision", "fp32")
+        gpu = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8_trt.onnx"}.get(prec)
+        det = m.get("detector") or {}
+
+        def opt(name: str | None) -> Path | None:
+            return root / name if name and (root / name).exists() else None
+
+        return cls(
+            card=ModelCard.from_dict(m["card"]),
+            source=root,
+            precision=prec,
+            cpu_onnx=opt(m.get("cpu_onnx")),
+            gpu_onnx=opt(gpu),
+            engine=opt(m.get("engine")),
+            detector_onnx=opt(det.get("onnx")),
+            detector_engine=opt(det.get("engine")),
+        )
+
+
+def read_onnx_card(path: Path) -> ModelCard:
+    """The card in an ONNX file's metadata, read with ONNX Runtime (the runtime needs no onnx package)."""
+    ort = require("onnxruntime", "reading an ONNX model")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        meta = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_modelmeta()
+    except Exception as err:  # ORT's own exception types
+        raise ConfigError(f"{path} is not a loadable ONNX model: {err}") from err
+    text = meta.custom_metadata_map.get(CARD_KEY)
+    if text is None:
+        raise ConfigError(
+            f"{path} has no lsa-edge model card in its metadata; was it exported by lsa-edge build?"
+        )
+    return ModelCard.from_json(text)
+
+
+def _cuda_provider() -> bool:
+    if not available("onnxruntime"):
+        return False
+    return "CUDAExecutionProvider" in require("onnxruntime").get_available_providers()
+
+
+def select_backend(
+    package: ModelPackage, backend: str = "auto", threads: int = 0, device: str | None = None
+) -> Any:
+    """A backend object (``predict(faces) -> probs``) for ``package``; logs the choice and the reasons.
+
+    device: for the torch backend only (cpu, cuda, cuda:N; default: CUDA when available)."""
+    if backend not in BACKENDS:
+        raise ConfigError(unknown_choice("backend", backend, BACKENDS))
+    if backend == "tensorrt":
+        return _tensorrt(package, must=True)
+    if backend == "torch":
+        return _torch(package, device)
+    reasons = []
+    if backend == "auto":
+        trt = _tensorrt(package, must=False, reasons=reasons)
+        if trt is not None:
+            return trt
+    if backend in ("auto", "onnxruntime"):
+        from .backends import OnnxRuntimeBackend
+
+        if _cuda_provider() and package.gpu_onnx is not None:
+            log.info("backend: ONNX Runtime CUDA (%s)%s", package.gpu_onnx.name, _why(reasons))
+            return OnnxRuntimeBackend(package.gpu_onnx, ("CUDAExecutionProvider",), threads)
+        reasons.append("ONNX Runtime has no CUDA provider here" if package.gpu_onnx else "no ONNX for a GPU")
+        if package.cpu_onnx is not None:
+            log.info("backend: ONNX Runtime CPU (%s)%s", package.cpu_onnx.name, _why(reasons))
+            return OnnxRuntimeBackend(package.cpu_onnx, ("CPUExecutionProvider",), threads)
+        if backend == "onnxruntime":
+            raise ConfigError(
+                f"{package.source} has no ONNX file; build one with: lsa-edge build {package.source}"
+            )
+    if package.checkpoint is not None:
+        log.info("backend: PyTorch (%s)%s", package.checkpoint.name, _why(reasons))
+        return _torch(package, device)
+    raise LsaEdgeError(f"nothing can run {package.source} here:{_why(reasons)}")
+
+
+def _why(reasons: list[str]) -> str:
+    return f" — not better options because: {'; '.join(reasons)}" if reasons else ""
+
+
+def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = None) -> Any:
+    reasons = [] if reasons is None else reasons
+    if package.engine is None:
+        msg = f"{package.source} has no TensorRT engine (build one on the device: lsa-edge build --from-bundle DIR)"
+    elif not available("tensorrt"):
+        msg = "TensorRT is not installed (on Jetson it comes with JetPack)"
+    else:
+        from .backends.tensorrt import TensorRTBackend
+
+        if must:
+            return TensorRTBackend(package.engine)
+        try:
+            backend = TensorRTBackend(package.engine)
+        except LsaEdgeError as err:  # e.g. an engine for another TensorRT/GPU: say so, then fall back loudly
+            log.warning("TensorRT engine %s not usable: %s", package.engine.name, err)
+            reasons.append(f"TensorRT engine not usable ({err})")
+            return None
+        log.info("backend: TensorRT (%s)", package.engine.name)
+        return backend
+    if must:
+        raise ConfigError(msg)
+    reasons.append(msg)
+    return None
+
+
+def _torch(package: ModelPackage, device: str | None = None) -> Any:
+    if package.checkpoint is None:
+        raise ConfigError(f"the torch backend needs a checkpoint (.pt); {package.source} is not one")
+    from importlib import import_module
+
+    # The training package provides it (plugin-style: the core never imports training at module level).
+    return import_module("lsa_edge.training.backend").TorchBackend(package.checkpoint, device)

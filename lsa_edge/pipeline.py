@@ -1,0 +1,249 @@
+"""The runtime in one object: frame → detect → align → batched attributes → track/smooth → FrameResult.
+
+    with Pipeline("build/fp16") as pipe:            # a build folder, .onnx, .engine, checkpoint; None = default
+        for result in pipe.stream("csi://0"):         # or pipe.predict(frame_bgr) for one frame
+            for face in result.faces:
+                print(face.track_id, face.labels)
+
+Every face of a frame goes through the attribute model in one batched call (split only above the
+backend's maximum batch). Alignment is the same code training and calibration use
+(:func:`lsa_edge.preprocess.align_keypoints` with the card's template). Every result carries per-stage
+timings in milliseconds. numpy and OpenCV at import; the backends import their runtimes when chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .card import ModelCard
+from .data.images import to_rgb_uint8
+from .errors import ConfigError, DataError
+from .package import ModelPackage, select_backend
+from .preprocess import align_keypoints, normalize
+from .results import Face, FrameResult
+from .track import Tracker, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+STAGES = ("detect", "align", "infer", "track", "total")
+
+
+class Pipeline:
+    """Face attributes for whole frames.
+
+    model: a build folder, an lsa-edge ``.onnx``, a TensorRT ``.engine`` or a checkpoint; None = the
+    default model shipped with lsa-edge. backend: auto | tensorrt | onnxruntime | torch (auto logs what it
+    picked and why). detector: "full" (BlazeFace full range, faces up to ~5 m) or "short", or an ONNX path;
+    the build folder's own detector (engine where TensorRT runs) wins when present. min_face_size: faces
+    smaller than this (larger box side, frame pixels) are ignored — attributes of tiny faces are noise.
+    tracking: True (default :class:`TrackerConfig`), a TrackerConfig, or False (every face inferred
+    every frame, no smoothing, track_id −1). max_batch: faces per attribute-model call.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | ModelPackage | None = None,
+        *,
+        backend: str = "auto",
+        detector: str | Path = "full",
+        min_face_size: float = 24.0,
+        detector_threshold: float | None = None,
+        max_faces: int | None = None,
+        tracking: bool | TrackerConfig = True,
+        max_batch: int = 16,
+        threads: int = 0,
+    ) -> None:
+        from .detector import FaceDetector
+
+        if max_batch < 1:
+            raise ConfigError(f"max_batch must be ≥ 1, got {max_batch}")
+        self.package = model if isinstance(model, ModelPackage) else ModelPackage.open(model)
+        self.card: ModelCard = self.package.card
+        pre = self.card.preprocessing
+        if pre.template is None:
+            raise ConfigError(
+                f"{self.package.source}'s card has no alignment template; it cannot align detected faces"
+            )
+        self.backend = select_backend(self.package, backend, threads)
+        self.max_batch = min(max_batch, getattr(self.backend, "max_batch", None) or max_batch)
+        runner = None
+        if self.package.detector_engine is not None and getattr(self.backend, "name", "") == "tensorrt":
+            from .backends.tensorrt import TensorRTBackend
+
+            self._det_engine = TensorRTBackend(self.package.detector_engine)
+            runner = self._det_engine.detector_runner()
+        det_model = self.package.detector_onnx or detector
+        self.detector = FaceDetector(
+            det_model,
+            runner=runner,
+            min_score=detector_threshold,
+            min_face_size=min_face_size,
+            max_faces=max_faces,
+        )
+        if tracking is False:
+            self.tracker = None
+        else:
+            cfg = tracking if isinstance(tracking, TrackerConfig) else TrackerConfig()
+            self.tracker = Tracker(cfg, self.card.attributes, self.card.thresholds)
+        self._thr = np.asarray(self.card.thresholds, dtype=np.float32)
+        self._frames = 0
+        from .alignment import is_estimated
+
+        if not is_estimated(pre.template):
+            log.warning(
+                "%s's alignment template is CelebA's mean landmarks, not measured with the detector; "
+                "alignment will be a few pixels off (lsa-edge build --calib-data DATASET measures it)",
+                self.card.name,
+            )
+
+    # ------------------------------------------------------------------------------------------ frames
+    def predict(
+        self,
+        frame: Any,
+        color_order: Literal["BGR", "RGB"] = "BGR",
+        index: int | None = None,
+        timestamp: float | None = None,
+    ) -> FrameResult:
+        """Faces and attributes of one H×W×3 uint8 frame (BGR as OpenCV delivers it, or RGB).
+
+        Grayscale, 16-bit and float frames are converted; None, empty or otherwise unusable frames raise
+        :class:`DataError` saying what was received.
+        """
+        t0 = time.perf_counter()
+        img = self._frame(frame)
+        idx = self._frames if index is None else index
+        self._frames += 1
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        dets = self.detector.detect(img, color_order)
+        timings["detect"] = (time.perf_counter() - t) * 1000
+
+        n = len(dets)
+        boxes = np.asarray([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray([d.score for d in dets], dtype=np.float64)
+        if self.tracker is not None:
+            t = time.perf_counter()
+            ids = self.tracker.assign(boxes, scores)
+            need = self.tracker.needs_inference(ids, boxes)
+            timings["track"] = (time.perf_counter() - t) * 1000
+        else:
+            ids, need = np.full(n, -1, dtype=np.int64), np.ones(n, dtype=bool)
+
+        t = time.perf_counter()
+        pre = self.card.preprocessing
+        model_img = img if color_order == pre.color_order else img[..., ::-1]
+        crops = [align_keypoints(model_img, dets[i].keypoints_array(), pre) for i in np.flatnonzero(need)]
+        timings["align"] = (time.perf_counter() - t) * 1000
+
+        t = time.perf_counter()
+        c = len(self.card.attributes)
+        probs = (
+            self.backend.predict(normalize(np.stack(crops), pre), self.max_batch)
+            if crops
+            else np.zeros((0, c), np.float32)
+        )
+        timings["infer"] = (time.perf_counter() - t) * 1000
+
+        if self.tracker is not None:
+            t = time.perf_counter()
+            smoothed, labels = self.tracker.update(ids, probs, need)
+            timings["track"] += (time.perf_counter() - t) * 1000
+        else:
+            smoothed = probs
+            labels = [tuple(a for a, on in zip(self.card.attributes, p >= self._thr) if on) for p in probs]
+
+        faces = []
+        for i, d in enumerate(dets):
+            row = smoothed[i]
+            attrs = {} if np.isnan(row).any() else dict(zip(self.card.attributes, (float(v) for v in row)))
+            faces.append(
+                Face(
+                    box=d.box,
+                    score=d.score,
+                    keypoints=d.keypoints,
+                    track_id=int(ids[i]),
+                    attributes=attrs,
+                    labels=tuple(labels[i]),
+                    fresh=bool(need[i]),
+                )
+            )
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return FrameResult(
+            index=idx,
+            timestamp=time.monotonic() if timestamp is None else timestamp,
+            size=(img.shape[0], img.shape[1]),
+            faces=tuple(faces),
+            timings_ms=timings,
+        )
+
+    __call__ = predict
+
+    def stream(self, source: Any, **source_options: Any) -> Iterator[FrameResult]:
+        """Results for every frame of ``source`` (a URI, path, camera index or iterator of frames; see
+        :func:`lsa_edge.sources.open_source`). A frame that cannot be processed is skipped with a warning;
+        a lost live source reconnects (the source logs it)."""
+        from .sources import open_source
+
+        with open_source(source, **source_options) as src:
+            frames = iter(src)
+            while True:
+                t = time.perf_counter()
+                frame = next(frames, None)
+                read_ms = (time.perf_counter() - t) * 1000  # waiting for the source (decode, camera)
+                if frame is None:
+                    return
+                try:
+                    result = self.predict(frame.image, "BGR", frame.index, frame.timestamp)
+                except DataError as err:
+                    log.warning("frame %d of %s skipped: %s", frame.index, frame.source, err)
+                    continue
+                timings = {"read": read_ms, **result.timings_ms}
+                yield FrameResult(
+                    result.index, result.timestamp, result.size, result.faces, timings, frame.source
+                )
+
+    def reset(self) -> None:
+        """Forget all tracks (e.g. when the camera moves to another scene)."""
+        if self.tracker is not None:
+            self.tracker.reset()
+
+    @staticmethod
+    def _frame(frame: Any) -> np.ndarray:
+        if frame is None:
+            raise DataError("the frame is None (a camera read that failed?); skip it or check the source")
+        try:
+            img = to_rgb_uint8(frame, "frame")  # any common kind → H×W×3 uint8, channel order kept
+        except ValueError as err:
+            raise DataError(str(err)) from None
+        h, w = img.shape[:2]
+        if h < 16 or w < 16:
+            raise DataError(f"the frame is {w}×{h} pixels; faces need a frame of at least 16×16")
+        if h * w > 8192 * 8192:
+            raise DataError(f"the frame is {w}×{h} pixels; resize frames above 8192×8192 before the pipeline")
+        return img
+
+    # ------------------------------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        for part in (self.backend, getattr(self, "_det_engine", None), self.detector):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        return (
+            f"{self.card.name} ({self.package.precision}, {getattr(self.backend, 'name', '?')}) "
+            f"from {self.package.source}; detector {getattr(self.detector, 'model_path', None) or 'TensorRT'}"
+        )

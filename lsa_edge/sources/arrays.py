@@ -1,0 +1,114 @@
+"""Frames from any Python iterable or iterator of numpy arrays (a generator, a list, an N×H×W×C array, a ROS
+image callback's queue), and the frame normalisation every source shares.
+
+A bad item (None, empty, wrong dtype or shape, non-finite floats) is skipped with a warning naming its
+index, never a crash; exceptions raised by the iterable itself propagate (they are the caller's bugs).
+Imports numpy, OpenCV and the standard library only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from types import GeneratorType
+from typing import Any
+
+import numpy as np
+
+from ..data.images import to_rgb_uint8
+from ._base import EventCallback, Frame, Source
+from ._options import COMMON, choice, positive_float
+from ._uri import SourceSpec
+
+log = logging.getLogger(__name__)
+
+OPTIONS = {
+    **COMMON,
+    "color": choice("bgr", "rgb"),  # channel order of the arrays given (default bgr, OpenCV's)
+    "fps": positive_float,  # frames per second: timestamps become index / fps instead of the read time
+}
+
+
+def to_bgr_uint8(image: Any, color: str = "bgr", what: str = "frame") -> np.ndarray:
+    """Any common array → H×W×3 uint8 BGR, C-contiguous.
+
+    Accepts H×W or H×W×1 (gray, replicated), H×W×3 (in ``color`` order), H×W×4 (alpha dropped); uint8,
+    uint16 (top 8 bits kept) or float32/float64 in [0, 1]. Raises ValueError saying what was received.
+    """
+    if image is None:
+        raise ValueError(f"{what}: got None instead of an image")
+    if (
+        isinstance(image, np.ndarray)
+        and image.dtype.kind == "f"
+        and image.size
+        and not np.isfinite(image).all()
+    ):
+        raise ValueError(f"{what}: float image with NaN or infinite values")
+    out = to_rgb_uint8(image, what)  # converts dtype and channel count; keeps the channel order
+    if color == "rgb":
+        out = np.ascontiguousarray(out[:, :, ::-1])
+    return out
+
+
+class IterableSource(Source):
+    """Frames from an iterable of arrays. Not live: every item is delivered, in order."""
+
+    kind = "iterable"
+
+    def __init__(
+        self,
+        frames: Iterable[Any],
+        *,
+        color: str = "bgr",
+        fps: float | None = None,
+        name: str = "iterable",
+        max_frames: int | None = None,
+        on_event: EventCallback | None = None,
+    ):
+        super().__init__(name, max_frames=max_frames, on_event=on_event)
+        self._it = iter(frames)
+        self._color = color
+        self._fps = fps
+        self._position = 0
+        self._size: tuple[int, int] | None = None
+        if isinstance(frames, np.ndarray) and frames.ndim == 4:
+            self._size = (int(frames.shape[1]), int(frames.shape[2]))
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return self._size
+
+    def _next_frame(self) -> Frame | None:
+        for item in self._it:
+            index = self._position
+            self._position += 1
+            self._n_read += 1
+            try:
+                image = to_bgr_uint8(item, self._color, f"{self.name} frame {index}")
+            except ValueError as err:
+                self._n_skipped += 1
+                log.warning("%s; skipped", err)
+                continue
+            ts = index / self._fps if self._fps else time.monotonic()
+            return Frame(image, index, ts, self.name)
+        return None
+
+    def _close(self) -> None:
+        if isinstance(self._it, GeneratorType):  # run the generator's finally blocks now, not at GC
+            self._it.close()
+
+
+def open_iterable(spec: SourceSpec, opts: dict[str, Any]) -> IterableSource:
+    return IterableSource(
+        spec.target,
+        color=opts.get("color", "bgr"),
+        fps=opts.get("fps"),
+        name=opts.get("name", spec.name),
+        max_frames=opts.get("max_frames"),
+        on_event=opts.get("on_event"),
+    )

@@ -186,9 +186,15 @@ class Pipeline:
     __call__ = predict
 
     def stream(self, source: Any, **source_options: Any) -> Iterator[FrameResult]:
-        """Results for every frame of ``source`` (a URI, path, camera index or iterator of frames; see
-        :func:`lsa_edge.sources.open_source`). A frame that cannot be processed is skipped with a warning;
-        a lost live source reconnects (the source logs it)."""
+        """Results for every frame of ``source`` (a URI, path, camera index, open Source or iterator of
+        frames; see :func:`lsa_edge.sources.open_source`). A frame that cannot be processed is skipped with a
+        warning; a lost live source reconnects (the source logs it). Timings gain ``read``: the wait for
+        the source."""
+        for result, _ in self.stream_frames(source, **source_options):
+            yield result
+
+    def stream_frames(self, source: Any, **source_options: Any) -> Iterator[tuple[FrameResult, Any]]:
+        """As :meth:`stream`, with each source :class:`~lsa_edge.sources.Frame` (to draw on or save)."""
         from .sources import open_source
 
         with open_source(source, **source_options) as src:
@@ -200,14 +206,12 @@ class Pipeline:
                 if frame is None:
                     return
                 try:
-                    result = self.predict(frame.image, "BGR", frame.index, frame.timestamp)
+                    res = self.predict(frame.image, "BGR", frame.index, frame.timestamp)
                 except DataError as err:
                     log.warning("frame %d of %s skipped: %s", frame.index, frame.source, err)
                     continue
-                timings = {"read": read_ms, **result.timings_ms}
-                yield FrameResult(
-                    result.index, result.timestamp, result.size, result.faces, timings, frame.source
-                )
+                timings = {"read": read_ms, **res.timings_ms}
+                yield FrameResult(res.index, res.timestamp, res.size, res.faces, timings, frame.source), frame
 
     def reset(self) -> None:
         """Forget all tracks (e.g. when the camera moves to another scene)."""

@@ -23,6 +23,18 @@ def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int], resize: st
     """
     out_h, out_w = out_size
     m = np.asarray(m, dtype=np.float64)
+    # Only the part of the image the output sees matters: cut it out first (a face in a 1080p frame is a
+    # small region; shrinking or copying the whole frame per face would dominate the runtime).
+    a_inv = np.linalg.inv(m[:, :2])
+    corners = (np.array([[0, 0], [out_w, 0], [0, out_h], [out_w, out_h]], np.float64) - m[:, 2]) @ a_inv.T
+    h, w = image.shape[:2]
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 2
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    if x1 - x0 >= 2 and y1 - y0 >= 2 and (x0 > 0 or y0 > 0 or x1 < w or y1 < h):
+        image = image[y0:y1, x0:x1]
+        m = np.concatenate([m[:, :2], (m[:, 2] + m[:, :2] @ np.array([x0, y0], np.float64))[:, None]], axis=1)
+    image = np.ascontiguousarray(image)
     scale = float(np.linalg.svd(m[:, :2], compute_uv=False).max())
     if resize == "area" and scale < 0.8:
         h, w = image.shape[:2]

@@ -38,3 +38,34 @@ def make_celeba_copy(src: Path, dst: Path, n: int = 60, nested: bool = False) ->
 
 def random_image(h: int = 109, w: int = 89, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def make_lfwa_csv_copy(src: Path, dst: Path, per_split: int = 12, add_faceless: bool = True) -> Path:
+    """A small generic-CSV data set of real, unaligned LFWA images (train and test), plus one image with no
+    face in it (a flat grey picture) among the test images, for the pipeline's detection rate."""
+    import csv
+
+    import cv2
+
+    with open(src / "attributes.csv") as f:
+        rows = list(csv.reader(f))
+    header, rows = rows[0], rows[1:]
+    with open(src / "partition.csv") as f:
+        part = dict(r for r in csv.reader(f) if r[0] != "image_id")
+    chosen: list[list[str]] = []
+    for split in ("0", "2"):
+        chosen += [r for r in rows if part[r[0]] == split][:per_split]
+    (dst / "images").mkdir(parents=True, exist_ok=True)
+    for r in chosen:
+        (dst / "images" / r[0]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / "images" / r[0], dst / "images" / r[0])
+    parts = [(r[0], part[r[0]]) for r in chosen]
+    if add_faceless:
+        cv2.imwrite(str(dst / "images" / "grey.jpg"), np.full((250, 250, 3), 128, np.uint8))
+        chosen.append(["grey.jpg", *chosen[-1][1:]])
+        parts.append(("grey.jpg", "2"))
+    with open(dst / "attributes.csv", "w", newline="") as f:
+        csv.writer(f).writerows([header, *chosen])
+    with open(dst / "partition.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["image_id", "partition"], *parts])
+    return dst

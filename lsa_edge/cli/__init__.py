@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ConfigError, LsaEdgeError
+from . import bench as bench_cmd
 from . import build as build_cmd
 from . import check as check_cmd
 from . import compare as compare_cmd
@@ -20,15 +21,28 @@ from . import detector as detector_cmd
 from . import doctor as doctor_cmd
 from . import eval as eval_cmd
 from . import prior as prior_cmd
+from . import run as run_cmd
 from . import train as train_cmd
 
-COMMANDS = (train_cmd, eval_cmd, prior_cmd, build_cmd, check_cmd, compare_cmd, detector_cmd, doctor_cmd)
+# In the order of the help text: the runtime first, then building, then training.
+COMMANDS = (
+    run_cmd,
+    eval_cmd,
+    bench_cmd,
+    build_cmd,
+    check_cmd,
+    compare_cmd,
+    train_cmd,
+    prior_cmd,
+    doctor_cmd,
+    detector_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lsa-edge",
-        description="Face attributes with language-driven spatial-semantic cross-attention: train, evaluate, inspect.",
+        description="Face attributes with language-driven spatial-semantic cross-attention: run, build, train.",
         epilog="Run 'lsa-edge COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"lsa-edge {__version__}")

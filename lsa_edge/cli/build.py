@@ -158,7 +158,7 @@ def print_summary(manifest: dict[str, Any], out: Path) -> None:
     def gate(key: str) -> str:
         a = acc.get(key)
         return (
-            f"Δacc {-a['delta_points']:+.2f} pts (FP32 {a['reference_accuracy']:.2f}%, {a['faces']} faces)"
+            f"Δacc {-a['delta_points'] + 0.0:+.2f} pts (FP32 {a['reference_accuracy']:.2f}%, {a['faces']} faces)"
             if a
             else ""
         )
@@ -169,23 +169,30 @@ def print_summary(manifest: dict[str, Any], out: Path) -> None:
             "FP32 ONNX",
             f"max |Δp| vs torch {parity:.1e}" if parity is not None else "exported earlier",
         ),
-        "model_fp16.onnx": ("FP16 ONNX (TensorRT 11; ORT)", gate("fp16")),
-        "model_int8_trt.onnx": ("Q/DQ s8/s8 (TensorRT)", gate("int8_trt")),
+        "model_fp16.onnx": ("FP16 ONNX (TensorRT 10/11, strongly typed)", gate("fp16")),
+        "model_int8_trt.onnx": ("Q/DQ s8/s8 (TensorRT; + FP16 rest on 8.5/10)", gate("int8_trt_fp16")),
         "model_int8_cpu.onnx": ("Q/DQ u8/s8 (ONNX Runtime CPU)", gate("int8_cpu")),
         "calibration.cache": ("TensorRT 8.5 implicit INT8 cache", ""),
     }
     for name, info in files.items():
-        desc, check = what.get(name, ("detector" if name.startswith("detector/") else "", ""))
+        det = "face detector (FP16: TensorRT 10/11)" if name.endswith("_fp16.onnx") else "face detector"
+        desc, check = what.get(name, (det if name.startswith("detector/") else "", ""))
         if name.endswith(".json") and name.startswith("calibration_"):
             desc = "ONNX Runtime calibration ranges"
         tab.add_row(name, f"{info['bytes'] / 1e6:.2f}", desc, check)
     c.print(tab)
-    for key, a in acc.items():
+    for a in acc.values():
         worst = ", ".join(
             f"{w['attribute']} {-w['delta_points']:+.2f}" for w in a["worst"] if w["delta_points"] > 0
         )
         c.print(
-            f"  {key}: decisions agree {a['decision_agreement']:.2f}% with FP32; worst attributes: {worst or 'none'}"
+            f"  {a['artifact']}: Δacc {-a['delta_points'] + 0.0:+.2f} pts, decisions agree "
+            f"{a['decision_agreement']:.2f}% with FP32; worst: {worst or 'none'}"
+        )
+    if manifest["precision"] != "fp32":
+        c.print(
+            f"accuracy delta of what TensorRT {manifest['tensorrt_target']} runs: "
+            f"{-manifest['accuracy_delta'] + 0.0:+.2f} points (allowed: −{manifest['max_accuracy_drop']:g})"
         )
     if manifest["engine"]:
         c.print(f"engine: {out / manifest['engine']} (TensorRT {manifest['tensorrt_local']})")

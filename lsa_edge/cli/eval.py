@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import ConfigError
 from ._common import add_data_args, add_device_args, pct, write_json
 
-HELP = "evaluate a checkpoint: mean and balanced accuracy, per attribute"
+HELP = "evaluate a model (checkpoint, ONNX, build folder, engine): mean and balanced accuracy, per attribute"
 log = logging.getLogger(__name__)
 
 

@@ -1,0 +1,247 @@
+"""The runtime end to end on CPU through ONNX Runtime: real LFWA faces and synthetic scenes, batching,
+tracking, bad frames, sources, backend choice, and the run / bench / eval --pipeline commands."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxsim")
+
+from _helpers import make_lfwa_csv_copy
+
+from lsa_edge import Pipeline, TrackerConfig
+from lsa_edge.cli import main
+from lsa_edge.demo import frames, scene
+from lsa_edge.errors import ConfigError, DataError
+from lsa_edge.package import ModelPackage, select_backend
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_model, celeba_dir, tmp_path_factory):
+    """A build folder of the tiny model (FP32, alignment template measured, detector beside it)."""
+    from lsa_edge.engines.build import Build, BuildConfig
+    from lsa_edge.training.checkpoint import save_checkpoint
+
+    model, card = tiny_model
+    root = tmp_path_factory.mktemp("runtime")
+    save_checkpoint(root / "best.pt", model, card, meta={})
+    out = root / "fp32"
+    Build(
+        root / "best.pt",
+        BuildConfig(precision="fp32", out=out, calib_data=str(celeba_dir), val_count=40, progress=False),
+    ).run()
+    return out
+
+
+@pytest.fixture(scope="module")
+def lfwa_image(lfwa_dir):
+    path = sorted((lfwa_dir / "images").rglob("*.jpg"))[0]
+    return cv2.imread(str(path))
+
+
+def test_predict_on_a_real_unaligned_face(bundle, lfwa_image):
+    with Pipeline(bundle, tracking=False) as pipe:
+        res = pipe.predict(lfwa_image)
+        (face,) = res.faces
+        x0, y0, x1, y1 = face.box
+        assert 60 < (x0 + x1) / 2 < 190 and 60 < (y0 + y1) / 2 < 190  # LFW centres its subject
+        assert face.score > 0.5 and face.track_id == -1 and face.fresh
+        assert len(face.attributes) == 40 and all(0.0 <= p <= 1.0 for p in face.attributes.values())
+        thr = dict(zip(pipe.card.attributes, pipe.card.thresholds))
+        assert set(face.labels) == {a for a, p in face.attributes.items() if p >= thr[a]}
+        assert set(res.timings_ms) == {"detect", "align", "infer", "total"}
+        assert res.timings_ms["total"] >= res.timings_ms["detect"] + res.timings_ms["infer"]
+        rgb = pipe.predict(np.ascontiguousarray(lfwa_image[..., ::-1]), "RGB")
+        np.testing.assert_allclose(
+            list(rgb.faces[0].attributes.values()), list(face.attributes.values()), atol=1e-5
+        )
+
+
+def test_all_faces_of_a_frame_go_in_one_batched_call(bundle):
+    with Pipeline(bundle, tracking=False) as pipe:
+        calls = []
+        real = pipe.backend.predict
+        pipe.backend.predict = lambda x, *a: (calls.append(len(x)), real(x, *a))[1]
+        res = pipe.predict(scene(4, 0))
+        assert len(res.faces) == 4 and calls == [4]
+        pipe.max_batch = 3  # above the backend's maximum the batch is split, never dropped
+        calls.clear()
+        assert len(pipe.predict(scene(4, 0)).faces) == 4 and sum(calls) == 4
+
+
+def test_tracking_keeps_ids_and_reinfers_by_policy(bundle):
+    cfg = TrackerConfig(min_hits=1, reinfer_every=3, reinfer_growth=float("inf"))
+    with Pipeline(bundle, tracking=cfg) as pipe:
+        results = [pipe.predict(f) for f in frames(9, faces=4)]
+    ids = [sorted(f.track_id for f in r.faces) for r in results]
+    assert ids[0] == [1, 2, 3, 4] and all(i == ids[0] for i in ids)
+    fresh = [[f.fresh for f in r.faces] for r in results]
+    assert all(all(x) for x in fresh[0::3]) and not any(any(x) for x in fresh[1::3])
+    assert all(len(f.attributes) == 40 for r in results for f in r.faces)  # carried over when not fresh
+    assert "track" in results[0].timings_ms
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (None, "None"),
+        (np.zeros((0, 0, 3), np.uint8), "empty"),
+        (np.zeros((8, 8, 3), np.uint8), "at least 16×16"),
+        (np.zeros((480, 640, 5), np.uint8), "shape"),
+        (np.zeros((480, 640, 3), np.int32), "dtype"),
+        ("frame.jpg", "numpy array"),
+    ],
+)
+def test_bad_frames_are_clear_errors(bundle, frame, message):
+    with Pipeline(bundle, tracking=False) as pipe, pytest.raises(DataError, match=message):
+        pipe.predict(frame)
+
+
+def test_unusual_but_valid_frames(bundle, lfwa_image):
+    with Pipeline(bundle, tracking=False) as pipe:
+        gray = cv2.cvtColor(lfwa_image, cv2.COLOR_BGR2GRAY)
+        assert len(pipe.predict(gray).faces) == 1
+        assert len(pipe.predict(lfwa_image.astype(np.uint16) * 257).faces) == 1
+        assert len(pipe.predict(lfwa_image.astype(np.float32) / 255).faces) == 1
+        assert pipe.predict(np.full((300, 400, 3), 90, np.uint8)).faces == ()  # no face: an empty result
+        huge = np.zeros((9000, 9000, 3), np.uint8)
+        with pytest.raises(DataError, match="8192"):
+            pipe.predict(huge)
+
+
+def test_stream_a_synthetic_video_file(bundle, tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    for f in frames(12, faces=2):
+        writer.write(f)
+    writer.release()
+    with Pipeline(bundle) as pipe:
+        results = list(pipe.stream(str(path)))
+    assert [r.index for r in results] == list(range(12))
+    assert all(len(r.faces) == 2 and "read" in r.timings_ms for r in results)
+    assert len({f.track_id for r in results for f in r.faces}) == 2
+
+
+def test_backend_choice_is_explicit(bundle, caplog):
+    pkg = ModelPackage.open(bundle)
+    with pytest.raises(ConfigError, match="no TensorRT engine"):
+        select_backend(pkg, "tensorrt")
+    with pytest.raises(ConfigError, match="needs a checkpoint"):
+        select_backend(pkg, "torch")
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        b = select_backend(pkg, "auto")
+    assert (
+        b.name == "onnxruntime" and "not better options because" in caplog.text and "TensorRT" in caplog.text
+    )
+    with pytest.raises(ConfigError, match=r"unknown backend 'tensorrtt'.*Did you mean 'tensorrt'"):
+        select_backend(pkg, "tensorrtt")
+
+
+def test_torch_backend_matches_onnxruntime(bundle, lfwa_image):
+    from dataclasses import replace
+
+    # The checkpoint's card has CelebA's mean template, the bundle's the measured one: align alike.
+    ckpt = replace(ModelPackage.open(bundle.parent / "best.pt"), card=ModelPackage.open(bundle).card)
+    with Pipeline(ckpt, backend="torch", tracking=False) as a, Pipeline(bundle, tracking=False) as b:
+        pa, pb = a.predict(lfwa_image).faces[0], b.predict(lfwa_image).faces[0]
+    assert a.backend.name == "torch"
+    assert max(abs(pa.attributes[k] - pb.attributes[k]) for k in pa.attributes) < 1e-4
+
+
+def test_model_package_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        ModelPackage.open(tmp_path / "nope.onnx")
+    (tmp_path / "weights.bin").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="cannot tell what"):
+        ModelPackage.open(tmp_path / "weights.bin")
+
+
+def test_run_command_writes_json_lines_and_video(bundle, tmp_path, capsys):
+    out, video = tmp_path / "faces.jsonl", tmp_path / "annotated.avi"
+    argv = ["run", "--model", str(bundle), "--source", "demo:2", "--max-frames", "6"]
+    assert main([*argv, "--json", str(out), "--save", str(video)]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["frame"] for x in lines] == list(range(6))
+    face = lines[0]["faces"][0]
+    assert {"box", "score", "track_id", "attributes", "labels"} <= set(face) and len(face["box"]) == 4
+    assert {"detect", "align", "infer", "total", "read"} <= set(lines[0]["timings_ms"])
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+    assert "p95 ms" in capsys.readouterr().out
+
+
+def test_run_on_an_image_folder_tracks_nothing(bundle, lfwa_dir, tmp_path):
+    import shutil
+
+    for p in sorted((lfwa_dir / "images").rglob("*.jpg"))[:3]:
+        shutil.copy(p, tmp_path / p.name)
+    (tmp_path / "broken.jpg").write_bytes(b"nope")
+    out = tmp_path / "r.jsonl"
+    assert main(["run", "--model", str(bundle), "--source", str(tmp_path), "--json", str(out)]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 3 and all(f["track_id"] == -1 for x in lines for f in x["faces"])
+
+
+def test_run_with_a_missing_source_is_one_clear_line(bundle, tmp_path, capsys):
+    assert main(["run", "--model", str(bundle), "--source", str(tmp_path / "missing.mp4")]) in (1, 2)
+    err = capsys.readouterr().err
+    assert "missing.mp4" in err and "Traceback" not in err
+
+
+def test_bench_command(bundle, tmp_path):
+    out = tmp_path / "bench.json"
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                str(bundle),
+                "--faces",
+                "1,2",
+                "--frames",
+                "5",
+                "--warmup",
+                "1",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    res = json.loads(out.read_text())["results"]
+    assert [r["faces_requested"] for r in res] == [1, 2] and all(r["fps"] > 0 for r in res)
+    assert all(0 <= r["outside_models_share"] < 1 for r in res)
+    assert res[1]["faces_found_mean"] == pytest.approx(2, abs=0.5)
+
+
+def test_eval_pipeline_on_unaligned_images(bundle, lfwa_dir, tmp_path):
+    data = make_lfwa_csv_copy(lfwa_dir, tmp_path / "lfwa-mini")
+    out = tmp_path / "eval.json"
+    argv = ["eval", str(bundle), "--data", str(data), "--split", "test", "--pipeline", "--json", str(out)]
+    assert main(argv) == 0
+    res = json.loads(out.read_text())
+    assert res["pipeline"] and res["n_images"] == 12  # the grey picture has no face
+    assert res["images_without_face"] == 1 and res["detection_rate"] == pytest.approx(12 / 13)
+    assert res["mean_accuracy_counting_misses"] == pytest.approx(res["mean_accuracy"] * 12 / 13)
+    assert 0 < res["mean_accuracy"] <= 1
+
+
+def test_camera_sample_without_a_display(bundle, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "samples" / "camera.py"
+    spec = importlib.util.spec_from_file_location("camera_sample", path)
+    camera = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(camera)
+    out = tmp_path / "cam.avi"
+    assert camera.main(["demo:2", "--model", str(bundle), "--save", str(out), "--max-frames", "4"]) == 0
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 4

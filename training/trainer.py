@@ -546,6 +546,7 @@ def finalize(
             "val_balanced_accuracy": m05.mean_balanced_accuracy,
             "val_mean_accuracy_tuned": mt.mean_accuracy,
             "thresholds_tuned_on": "val",
+            "recipe": meta.get("train_config"),
         },
     )
     save_checkpoint(out / "best.pt", model, card, meta)

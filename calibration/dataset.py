@@ -136,8 +136,7 @@ def _from_folder(root: Path, pre: Preprocessing, count: int | None, seed: int) -
                 no_face += 1
                 continue
             face = choose_face(faces, img.shape[:2], "central")
-            model_img = img if pre.color_order == "RGB" else img[..., ::-1]
-            images.append(align_keypoints(model_img, face.keypoints_array(), pre))
+            images.append(align_keypoints(img, face.keypoints_array(), pre))  # RGB, like every stored crop
             names.append(str(f.relative_to(root)))
     if no_face:
         log.warning("%s: no face found in %d of %d images; they are not used", root, no_face, len(files))

@@ -20,7 +20,10 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "matplotlib": ("train", "matplotlib draws the heat-maps and plots."),
     "onnx": ("build", ""),
     "onnxsim": ("build", ""),
-    "onnxruntime": ("build", ""),
+    "onnxruntime": (
+        "build",
+        "On Jetson use NVIDIA's onnxruntime-gpu wheel for JetPack (Jetson Zoo), not PyPI's CPU build.",
+    ),
     "tflite2onnx": ("convert", "Only for lsa-edge convert-detector, a developer step."),
     "tensorrt": ("trt", "On Jetson, TensorRT ships with JetPack (apt install nvidia-tensorrt), not pip."),
     "pycuda": ("trt", "On Jetson: pip install pycuda after JetPack's CUDA toolkit is on PATH."),
@@ -31,7 +34,7 @@ def require(module: str, feature: str = "") -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependencyError` naming the extra that provides it."""
     try:
         return importlib.import_module(module)
-    except ImportError as err:
+    except (ImportError, OSError) as err:  # OSError: a stub wheel or a missing shared library (libnvinfer)
         top = module.split(".")[0]
         extra, hint = _EXTRAS.get(top, ("", ""))
         what = f" for {feature}" if feature else ""

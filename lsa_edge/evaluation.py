@@ -93,8 +93,7 @@ def predict_pipeline(
                 no_face.append(ds.image_ids[i])
                 continue
             f = choose_face(faces, img.shape[:2], face)
-            model_img = img if pre.color_order == "RGB" else img[..., ::-1]
-            crops.append(align_keypoints(model_img, f.keypoints_array(), pre))
+            crops.append(align_keypoints(img, f.keypoints_array(), pre))  # RGB, like every stored crop
             kept.append(i)
     if not crops:
         raise DataError(f"the detector found no face in any of the {len(ds)} images of {ds.name}")

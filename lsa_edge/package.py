@@ -5,7 +5,8 @@ detector), a single lsa-edge ONNX, a TensorRT engine with its sidecar, or a trai
 always comes with it (ONNX metadata, sidecar, checkpoint); preprocessing is never guessed.
 
 ``select_backend(package, "auto")`` picks TensorRT (an engine that matches this machine), then ONNX
-Runtime on CUDA, then ONNX Runtime on the CPU, and logs what it chose and why each better option was
+Runtime on the GPU (its TensorRT provider, else CUDA's; the CPU provider only for ops they lack), then
+ONNX Runtime on the CPU, and logs what it chose and why each better option was
 not taken — never a silent fallback. An explicit backend that cannot run is an error saying what to do.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from ._lazy import available, require
 from .card import ModelCard
-from .errors import ConfigError, LsaEdgeError, unknown_choice
+from .errors import ConfigError, LsaEdgeError, MissingDependencyError, unknown_choice
 
 log = logging.getLogger(__name__)
 
@@ -118,10 +119,12 @@ def read_onnx_card(path: Path) -> ModelCard:
     return ModelCard.from_json(text)
 
 
-def _cuda_provider() -> bool:
+def _gpu_providers() -> list[str]:
+    """ONNX Runtime's GPU execution providers here, best first (TensorRT's, then CUDA's)."""
     if not available("onnxruntime"):
-        return False
-    return "CUDAExecutionProvider" in require("onnxruntime").get_available_providers()
+        return []
+    have = require("onnxruntime").get_available_providers()
+    return [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in have]
 
 
 def select_backend(
@@ -144,12 +147,15 @@ def select_backend(
     if backend in ("auto", "onnxruntime"):
         from .backends import OnnxRuntimeBackend
 
-        if _cuda_provider() and package.gpu_onnx is not None:
-            log.info("backend: ONNX Runtime CUDA (%s)%s", package.gpu_onnx.name, _why(reasons))
-            return OnnxRuntimeBackend(package.gpu_onnx, ("CUDAExecutionProvider",), threads)
-        reasons.append("ONNX Runtime has no CUDA provider here" if package.gpu_onnx else "no ONNX for a GPU")
+        gpu = _gpu_providers()
+        if gpu and package.gpu_onnx is not None:
+            log.info("backend: ONNX Runtime %s (%s)%s", " + ".join(gpu), package.gpu_onnx.name, _why(reasons))
+            return OnnxRuntimeBackend(package.gpu_onnx, (*gpu, "CPUExecutionProvider"), threads)
+        reasons.append("ONNX Runtime has no GPU provider here" if package.gpu_onnx else "no ONNX for a GPU")
         if package.cpu_onnx is not None:
-            log.info("backend: ONNX Runtime CPU (%s)%s", package.cpu_onnx.name, _why(reasons))
+            # Loud when the package was built for a GPU: running it on the CPU is a fallback, not a choice.
+            level = logging.WARNING if package.engine is not None else logging.INFO
+            log.log(level, "backend: ONNX Runtime CPU (%s)%s", package.cpu_onnx.name, _why(reasons))
             return OnnxRuntimeBackend(package.cpu_onnx, ("CPUExecutionProvider",), threads)
         if backend == "onnxruntime":
             raise ConfigError(
@@ -168,9 +174,11 @@ def _why(reasons: list[str]) -> str:
 def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = None) -> Any:
     reasons = [] if reasons is None else reasons
     if package.engine is None:
-        msg = f"{package.source} has no TensorRT engine (build one on the device: lsa-edge build --from-bundle DIR)"
+        msg = f"{package.source} has no TensorRT engine (build one on the device: lsa-edge build --from-bundle {package.source})"
     elif not available("tensorrt"):
         msg = "TensorRT is not installed (on Jetson it comes with JetPack)"
+        if must:
+            raise MissingDependencyError(f"--backend tensorrt: {msg}")
     else:
         from .backends.tensorrt import TensorRTBackend
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,15 +24,13 @@ import numpy as np
 
 from .card import ModelCard
 from .data.images import to_rgb_uint8
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, LsaEdgeError
 from .package import ModelPackage, select_backend
 from .preprocess import align_keypoints, normalize
 from .results import Face, FrameResult
 from .track import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
-
-STAGES = ("detect", "align", "infer", "track", "total")
 
 
 class Pipeline:
@@ -70,27 +69,44 @@ class Pipeline:
             raise ConfigError(
                 f"{self.package.source}'s card has no alignment template; it cannot align detected faces"
             )
-        self.backend = select_backend(self.package, backend, threads)
-        self.max_batch = min(max_batch, getattr(self.backend, "max_batch", None) or max_batch)
-        runner = None
-        if self.package.detector_engine is not None and getattr(self.backend, "name", "") == "tensorrt":
-            from .backends.tensorrt import TensorRTBackend
-
-            self._det_engine = TensorRTBackend(self.package.detector_engine)
-            runner = self._det_engine.detector_runner()
-        det_model = self.package.detector_onnx or detector
-        self.detector = FaceDetector(
-            det_model,
-            runner=runner,
-            min_score=detector_threshold,
-            min_face_size=min_face_size,
-            max_faces=max_faces,
-        )
         if tracking is False:
             self.tracker = None
         else:
             cfg = tracking if isinstance(tracking, TrackerConfig) else TrackerConfig()
+            if detector_threshold is not None:  # the user's threshold is what starts a track
+                cfg = replace(
+                    cfg, high_score=detector_threshold, low_score=min(cfg.low_score, detector_threshold)
+                )
             self.tracker = Tracker(cfg, self.card.attributes, self.card.thresholds)
+        self.backend = select_backend(self.package, backend, threads)
+        self._det_engine = None
+        try:
+            self.max_batch = min(max_batch, getattr(self.backend, "max_batch", None) or max_batch)
+            runner = None
+            if self.package.detector_engine is not None and getattr(self.backend, "name", "") == "tensorrt":
+                from .backends.tensorrt import TensorRTBackend
+
+                try:
+                    self._det_engine = TensorRTBackend(self.package.detector_engine)
+                    runner = self._det_engine.detector_runner()
+                except LsaEdgeError as err:
+                    log.warning("detector engine not usable (%s); running the detector's ONNX instead", err)
+            det_model = detector
+            if self.package.detector_onnx is not None and detector == "full":  # the build's own, unless asked
+                det_model = self.package.detector_onnx
+            # With tracking, the detector reports down to the tracker's low score: weak detections may
+            # keep an existing track alive (ByteTrack's second stage) but never start one.
+            low = self.tracker.config.low_score if self.tracker is not None else detector_threshold
+            self.detector = FaceDetector(
+                det_model,
+                runner=runner,
+                min_score=low or None,
+                min_face_size=min_face_size,
+                max_faces=max_faces,
+            )
+        except BaseException:
+            self.close()
+            raise
         self._thr = np.asarray(self.card.thresholds, dtype=np.float32)
         self._frames = 0
         from .alignment import is_estimated
@@ -131,21 +147,27 @@ class Pipeline:
         if self.tracker is not None:
             t = time.perf_counter()
             ids = self.tracker.assign(boxes, scores)
+            keep = ids >= 0  # a weak detection that matched no track is not a face we report
+            dets, boxes, ids = [d for d, k in zip(dets, keep) if k], boxes[keep], ids[keep]
+            n = len(dets)
             need = self.tracker.needs_inference(ids, boxes)
+            tracks = self.tracker.tracks
+            confirmed = [tracks[int(i)].confirmed for i in ids]
             timings["track"] = (time.perf_counter() - t) * 1000
         else:
             ids, need = np.full(n, -1, dtype=np.int64), np.ones(n, dtype=bool)
+            confirmed = [True] * n
 
         t = time.perf_counter()
         pre = self.card.preprocessing
-        model_img = img if color_order == pre.color_order else img[..., ::-1]
-        crops = [align_keypoints(model_img, dets[i].keypoints_array(), pre) for i in np.flatnonzero(need)]
+        # Crops stay in the frame's channel order; normalize() puts them into the card's.
+        crops = [align_keypoints(img, dets[i].keypoints_array(), pre) for i in np.flatnonzero(need)]
         timings["align"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
         c = len(self.card.attributes)
         probs = (
-            self.backend.predict(normalize(np.stack(crops), pre), self.max_batch)
+            self.backend.predict(normalize(np.stack(crops), pre, input_order=color_order), self.max_batch)
             if crops
             else np.zeros((0, c), np.float32)
         )
@@ -172,6 +194,7 @@ class Pipeline:
                     attributes=attrs,
                     labels=tuple(labels[i]),
                     fresh=bool(need[i]),
+                    confirmed=bool(confirmed[i]),
                 )
             )
         timings["total"] = (time.perf_counter() - t0) * 1000
@@ -222,6 +245,14 @@ class Pipeline:
     def _frame(frame: Any) -> np.ndarray:
         if frame is None:
             raise DataError("the frame is None (a camera read that failed?); skip it or check the source")
+        if isinstance(frame, np.ndarray) and frame.dtype.kind == "f" and frame.size:
+            if not np.isfinite(frame).all():
+                raise DataError("the frame holds NaN or infinite values")
+            if float(frame.max()) > 1.0:
+                raise DataError(
+                    f"a float frame must hold values in [0, 1], got up to {float(frame.max()):.1f}; divide by 255 "
+                    "or pass uint8"
+                )
         try:
             img = to_rgb_uint8(frame, "frame")  # any common kind → H×W×3 uint8, channel order kept
         except ValueError as err:
@@ -235,7 +266,11 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------ lifetime
     def close(self) -> None:
-        for part in (self.backend, getattr(self, "_det_engine", None), self.detector):
+        for part in (
+            getattr(self, "backend", None),
+            getattr(self, "_det_engine", None),
+            getattr(self, "detector", None),
+        ):
             close = getattr(part, "close", None)
             if close is not None:
                 close()
@@ -247,7 +282,12 @@ class Pipeline:
         self.close()
 
     def describe(self) -> str:
-        return (
-            f"{self.card.name} ({self.package.precision}, {getattr(self.backend, 'name', '?')}) "
-            f"from {self.package.source}; detector {getattr(self.detector, 'model_path', None) or 'TensorRT'}"
+        """What runs: the model file and backend (with ONNX Runtime's providers), and the detector."""
+        b = self.backend
+        what = getattr(b, "path", None) or getattr(self.package, "checkpoint", None) or self.package.source
+        providers = getattr(getattr(b, "session", None), "get_providers", lambda: [])()
+        how = f"{b.name}" + (
+            f" [{', '.join(p.replace('ExecutionProvider', '') for p in providers)}]" if providers else ""
         )
+        det = getattr(self.detector, "model_path", None) or "TensorRT engine"
+        return f"{self.card.name}: {Path(str(what)).name} on {how}; detector {Path(str(det)).name}"

@@ -28,8 +28,10 @@ def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int], resize: st
     a_inv = np.linalg.inv(m[:, :2])
     corners = (np.array([[0, 0], [out_w, 0], [0, out_h], [out_w, out_h]], np.float64) - m[:, 2]) @ a_inv.T
     h, w = image.shape[:2]
-    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 2
-    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 2
+    # Margin: bilinear taps plus the INTER_AREA footprint of the shrink below (2 output px in source px).
+    pad = 2 + int(np.ceil(2.0 / max(float(np.linalg.svd(m[:, :2], compute_uv=False).max()), 1e-6)))
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - pad
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + pad
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 >= 2 and y1 - y0 >= 2 and (x0 > 0 or y0 > 0 or x1 < w or y1 < h):
         image = image[y0:y1, x0:x1]

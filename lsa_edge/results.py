@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class Face:
@@ -21,16 +19,18 @@ class Face:
     attributes: name → probability (smoothed per track when tracking is on); labels: the attributes whose
     probability passed the card's per-attribute threshold (with hysteresis when smoothing is on);
     fresh: whether the attribute model ran on this face in this frame (False: carried over by the
-    re-infer policy).
+    re-infer policy); confirmed: False while a new track has fewer matches than ``TrackerConfig.min_hits``
+    (it may still be a false detection).
     """
 
     box: tuple[float, float, float, float]
     score: float
     keypoints: tuple[tuple[float, float], ...]
     track_id: int = -1
-    attributes: dict[str, float] = field(default_factory=dict)
+    attributes: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
     labels: tuple[str, ...] = ()
     fresh: bool = True
+    confirmed: bool = True
 
     @property
     def width(self) -> float:
@@ -52,6 +52,7 @@ class Face:
             "attributes": {k: round(float(v), ndigits) for k, v in self.attributes.items()},
             "labels": list(self.labels),
             "fresh": bool(self.fresh),
+            "confirmed": bool(self.confirmed),
         }
 
 
@@ -78,9 +79,5 @@ class FrameResult:
             "size": [int(self.size[0]), int(self.size[1])],
             "faces": [f.to_dict() for f in self.faces],
             "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
+            "source": self.source,
         }
-
-
-def boxes_array(faces: tuple[Face, ...] | list[Face]) -> np.ndarray:
-    """N×4 float32 boxes of ``faces``."""
-    return np.asarray([f.box for f in faces], dtype=np.float32).reshape(-1, 4)

@@ -196,8 +196,9 @@ class Tracker:
             bad = [f"{a}={t:g}" for a, t in zip(self.attributes, thr) if not 0.0 < t < 1.0]
             raise ConfigError(f"thresholds must be probabilities in (0, 1); got {', '.join(bad[:5])}")
         self.thresholds = thr
-        self._on_level = thr + self.config.hysteresis_on
-        self._off_level = thr - self.config.hysteresis_off
+        # Clamped so a label can always switch: on ≤ halfway to 1, off ≥ halfway to 0 (thresholds near 0/1).
+        self._on_level = np.minimum(thr + self.config.hysteresis_on, (1.0 + thr) / 2)
+        self._off_level = np.maximum(thr - self.config.hysteresis_off, thr / 2)
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -412,7 +413,7 @@ class LabelChangeNotifier:
     """Turns a stream of :class:`FrameResult` into label-change events per track.
 
     A track is reported when it first appears with attributes (``new=True``, ``added`` = its labels) and
-    whenever its labels change. Faces without a track (-1) or without attributes yet are skipped. A track
+    whenever its labels change. Faces without a track (-1), unconfirmed or without attributes yet are skipped. A track
     not seen for more than ``forget_after`` frames is forgotten, so the same id seen again is new again
     (the tracker never reuses ids, so that happens only after ``Tracker.reset``).
 
@@ -438,7 +439,7 @@ class LabelChangeNotifier:
         changes: list[LabelChange] = []
         for face in result.faces:
             tid = int(face.track_id)
-            if tid < 0 or not face.attributes:
+            if tid < 0 or not face.attributes or not getattr(face, "confirmed", True):
                 continue
             self._last_seen[tid] = result.index
             before = self._labels.get(tid)

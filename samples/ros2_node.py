@@ -112,6 +112,11 @@ class AttributesNode(Node):
         except LsaEdgeError as err:  # a bad encoding or message: say so, keep the node alive
             self.get_logger().error(str(err), throttle_duration_sec=10.0)
             return
+        except Exception as err:  # cv_bridge's own errors (e.g. 16UC1): one throttled line, keep spinning
+            self.get_logger().error(
+                f"cannot use image ({msg.encoding}): {type(err).__name__}: {err}", throttle_duration_sec=10.0
+            )
+            return
         self._pub_detections.publish(
             faces_to_detection2d_array(result, msg.header, vision_msgs, all_attributes=self._all_attributes)
         )

@@ -245,3 +245,42 @@ def test_camera_sample_without_a_display(bundle, tmp_path):
     out = tmp_path / "cam.avi"
     assert camera.main(["demo:2", "--model", str(bundle), "--save", str(out), "--max-frames", "4"]) == 0
     assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+
+
+def test_colour_order_reaches_the_model_as_the_card_says(bundle):
+    """A pure-red BGR frame: an RGB card's model sees red in channel 0, a BGR card's in channel 2."""
+    from dataclasses import replace
+
+    from lsa_edge.detector import FaceDetection
+
+    red = np.zeros((240, 320, 3), np.uint8)
+    red[..., 2] = 255  # BGR red
+    kps = ((130.0, 100.0), (190.0, 100.0), (160.0, 130.0), (160.0, 160.0), (100.0, 110.0), (220.0, 110.0))
+    fake = [FaceDetection(box=(90.0, 60.0, 230.0, 200.0), score=0.9, keypoints=kps)]
+    for order, channel in (("RGB", 0), ("BGR", 2)):
+        pkg = ModelPackage.open(bundle)
+        card = pkg.card.with_updates(preprocessing=replace(pkg.card.preprocessing, color_order=order))
+        with Pipeline(replace(pkg, card=card), tracking=False) as pipe:
+            seen = []
+            pipe.detector.detect = lambda frame, color_order="BGR": fake
+            real = pipe.backend.predict
+            pipe.backend.predict = lambda x, *a, seen=seen, real=real: (seen.append(x), real(x, *a))[1]
+            pipe.predict(red, "BGR")
+            pipe.predict(np.ascontiguousarray(red[..., ::-1]), "RGB")  # the same picture handed over as RGB
+        for x in seen:
+            means = x[0].reshape(3, -1).mean(axis=1)
+            assert int(np.argmax(means)) == channel, (order, means)
+
+
+def test_float_frames_must_be_in_unit_range(bundle, lfwa_image):
+    with Pipeline(bundle, tracking=False) as pipe:
+        with pytest.raises(DataError, match="divide by 255"):
+            pipe.predict(lfwa_image.astype(np.float32))
+        with pytest.raises(DataError, match="NaN"):
+            pipe.predict(np.full((64, 64, 3), np.nan, np.float32))
+
+
+def test_new_tracks_are_unconfirmed_until_min_hits(bundle):
+    with Pipeline(bundle, tracking=TrackerConfig(min_hits=3)) as pipe:
+        flags = [[f.confirmed for f in pipe.predict(img).faces] for img in frames(4, faces=1)]
+    assert flags == [[False], [False], [True], [True]]

@@ -120,3 +120,36 @@ def test_lfw_frame_crop_matches_celeba_geometry(lfwa_dir):
     assert crop.shape == (128, 112, 3)
     full = crop_aligned(img, pre)
     assert np.abs(crop.astype(int) - full.astype(int)).mean() > 10  # the frame really selects a sub-box
+
+
+def _whole_frame_warp(image, m, out_size):
+    """The former implementation: shrink the whole frame with INTER_AREA, then warpAffine."""
+    import cv2
+
+    out_h, out_w = out_size
+    scale = float(np.linalg.svd(m[:, :2], compute_uv=False).max())
+    if scale < 0.8:
+        h, w = image.shape[:2]
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+        m = np.concatenate([m[:, :2] @ np.diag([w / nw, h / nh]), m[:, 2:]], axis=1)
+    m_idx = m.copy()
+    m_idx[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    return cv2.warpAffine(image, m_idx, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_warp_of_a_region_matches_the_whole_frame_warp():
+    """Cutting the face's region out before warping (the runtime's speed-up) changes pixels only by the
+    resampling grid: mean ≤ 2 and max ≤ 16 grey levels (measured 1.6 and 8) at a 5× shrink; within one grey level when enlarging."""
+    import cv2
+
+    from lsa_edge.preprocess import warp
+
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8), (0, 0), 3)
+    for scale in (1.2, 0.5, 0.2):
+        m = np.array([[scale, 0.0, -700 * scale], [0.0, scale, -400 * scale]])
+        diff = np.abs(warp(frame, m, (128, 112)).astype(int) - _whole_frame_warp(frame, m, (128, 112)))
+        assert diff.mean() <= 2.0 and diff.max() <= 16, (scale, diff.mean(), diff.max())
+        if scale > 1:  # no shrink: only warpAffine's fixed-point rounding differs
+            assert diff.max() <= 1

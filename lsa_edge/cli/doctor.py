@@ -204,19 +204,28 @@ def _onnxruntime() -> tuple[dict[str, Any], list[Row]]:
 
 
 def _tensorrt() -> tuple[dict[str, Any], list[Row]]:
-    from lsa_edge.engines.tensorrt import tensorrt_version
+    from .._lazy import available
+    from ..backends._tensorrt_env import tensorrt_version
 
     v = tensorrt_version()
+    pycuda = available("pycuda")
+    rows: list[Row] = [
+        (
+            "pycuda",
+            "ok" if pycuda else "no",
+            "installed" if pycuda else "not installed (the TensorRT backend needs it)",
+        )
+    ]
     if v is None:
-        return {"version": None}, [
-            ("TensorRT", "no", "not importable (Jetson: ships with JetPack); lsa-edge build writes bundles")
+        return {"version": None, "pycuda": pycuda}, [
+            ("TensorRT", "no", "not importable (Jetson: ships with JetPack); lsa-edge build writes bundles"),
+            *rows,
         ]
-    return {"version": v}, [("TensorRT", "ok", v)]
+    return {"version": v, "pycuda": pycuda}, [("TensorRT", "ok", v), *rows]
 
 
 def _gpu() -> tuple[dict[str, Any], list[Row]]:
-    from lsa_edge.engines.tensorrt import gpu_info
-
+    from ..backends._tensorrt_env import gpu_info
     from ..errors import LsaEdgeError
 
     try:
@@ -263,19 +272,19 @@ def _models() -> tuple[dict[str, Any], list[Row]]:
             continue
         data["detectors"][variant] = str(path)
         rows.append((f"detector ({variant})", "ok", f"{path.name}, {path.stat().st_size / 1e6:.1f} MB"))
-    shipped = set(models.DETECTORS.values())
-    others = sorted(
-        p
-        for p in models.HERE.iterdir()
-        if p.suffix in (".onnx", ".engine", ".plan", ".pt") and p.name not in shipped
+    from ..package import DEFAULT_MODEL_DIR, ModelPackage
+
+    try:
+        pkg = ModelPackage.open(None)
+    except LsaEdgeError as err:
+        rows.append(("default model", "info", _first_sentence(str(err))))
+        return data, rows
+    data["default_model"] = str(DEFAULT_MODEL_DIR)
+    test = pkg.card.training.get("test", {})
+    acc = (
+        f", CelebA-10k test {100 * test['mean_accuracy_tuned']:.2f}%" if "mean_accuracy_tuned" in test else ""
     )
-    if others:
-        data["default_model"] = str(others[0])
-        rows.append(("attribute model", "ok", ", ".join(p.name for p in others)))
-    else:
-        rows.append(
-            ("attribute model", "info", "none shipped: pass a trained model (best.pt or a build folder)")
-        )
+    rows.append(("default model", "ok", f"{pkg.card.name} ({pkg.precision}{acc})"))
     return data, rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import time
@@ -157,67 +158,57 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be ≥ 1, got {args.max_frames}")
-    src = open_input(args.source, args.max_frames, args.loop)
-    tracking = args.track == "on" or (args.track == "auto" and src.kind not in ("image", "folder", "glob"))
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise ConfigError(f"--json {args.json}: the folder {Path(args.json).parent} does not exist")
     c = console()
     records: list[dict[str, float]] = []
-    sink = VideoSink(args.save, src.fps or 30.0) if args.save else None
-    jsonl = open(args.json, "w") if args.json else None  # noqa: SIM115  (closed in finally)
     faces_seen = 0
-    t_start = time.perf_counter()
-    try:
-        with (
+    source_error = None
+    with contextlib.ExitStack() as stack:
+        # The model first: a model that fails to load leaves no camera or file open behind it.
+        pipe = stack.enter_context(
             Pipeline(
                 args.model,
                 backend=args.backend,
                 detector=args.detector,
                 min_face_size=args.min_face_size,
-                tracking=tracking,
+                tracking=args.track != "off",
                 threads=args.threads,
-            ) as pipe,
-            src,
-        ):
-            c.print(
-                f"[bold]lsa-edge run[/]: {pipe.describe()}; source {src.name}; tracking {'on' if tracking else 'off'}"
             )
-            fps_ema = 0.0
-            for frame_result, frame in pipe.stream_frames(src):
-                image = frame.image
-                records.append(frame_result.timings_ms)
-                faces_seen += len(frame_result.faces)
-                total = frame_result.timings_ms.get("total", 0.0) + frame_result.timings_ms.get("read", 0.0)
-                fps_ema = (
-                    0.9 * fps_ema + 0.1 * (1000.0 / max(total, 1e-3))
-                    if fps_ema
-                    else 1000.0 / max(total, 1e-3)
-                )
-                if jsonl is not None:
-                    jsonl.write(json.dumps(frame_result.to_dict()) + "\n")
-                if sink is not None or args.show:
-                    status = f"{fps_ema:5.1f} fps  {len(frame_result.faces)} face(s)  {pipe.card.name}"
-                    annotated = draw(image, frame_result, status=status)
-                    if sink is not None:
-                        sink.write(annotated)
-                    if args.show:
-                        cv2.imshow("lsa-edge", annotated)
-                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                            break
-            if src.error:
-                log.error("the source ended: %s", src.error)
-    except cv2.error as err:
-        if args.show:
-            raise ConfigError(
-                f"cannot open a window here ({err}); drop --show and use --save OUT.mp4"
-            ) from None
-        raise
-    finally:
+        )
+        src = stack.enter_context(open_input(args.source, args.max_frames, args.loop))
+        if args.track == "auto" and src.kind in ("image", "folder", "glob"):
+            pipe.tracker = None  # unrelated pictures: nothing to track
+        sink = VideoSink(args.save, src.fps or 30.0) if args.save else None
         if sink is not None:
-            sink.close()
-        if jsonl is not None:
-            jsonl.close()
+            stack.callback(sink.close)
+        jsonl = stack.enter_context(open(args.json, "w")) if args.json else None
         if args.show:
-            cv2.destroyAllWindows()
+            stack.callback(cv2.destroyAllWindows)
+        tracking = "on" if pipe.tracker is not None else "off"
+        c.print(f"[bold]lsa-edge run[/]: {pipe.describe()}; source {src.name}; tracking {tracking}")
+        t_start = time.perf_counter()
+        fps_ema = 0.0
+        for frame_result, frame in pipe.stream_frames(src):
+            image = frame.image
+            records.append(frame_result.timings_ms)
+            faces_seen += len(frame_result.faces)
+            total = frame_result.timings_ms.get("total", 0.0) + frame_result.timings_ms.get("read", 0.0)
+            rate = 1000.0 / max(total, 1e-3)
+            fps_ema = 0.9 * fps_ema + 0.1 * rate if fps_ema else rate
+            if jsonl is not None:
+                jsonl.write(json.dumps(frame_result.to_dict()) + "\n")
+            if sink is not None or args.show:
+                status = f"{fps_ema:5.1f} fps  {len(frame_result.faces)} face(s)  {pipe.card.name}"
+                annotated = draw(image, frame_result, status=status)
+                if sink is not None:
+                    sink.write(annotated)
+                if args.show and _show(annotated):
+                    break
+        source_error = src.error
     wall = time.perf_counter() - t_start
+    if source_error:
+        log.error("the source ended: %s", source_error)
     if not records:
         c.print("[yellow]no frames were processed[/] (an empty source, or every frame was unreadable)")
         return 1
@@ -226,4 +217,15 @@ def run(args: argparse.Namespace) -> int:
     for what, path in (("annotated frames", args.save), ("JSON lines", args.json)):
         if path:
             c.print(f"wrote {what}: {path}")
-    return 0
+    return 1 if source_error else 0
+
+
+def _show(img) -> bool:
+    """Show a frame; True when the user asked to quit (q or Esc)."""
+    import cv2
+
+    try:
+        cv2.imshow("lsa-edge", img)
+        return cv2.waitKey(1) & 0xFF in (ord("q"), 27)
+    except cv2.error as err:
+        raise ConfigError(f"cannot open a window here ({err}); drop --show and use --save OUT.mp4") from None

@@ -288,7 +288,7 @@ def check_engine(
     """Check that ``engine_path`` can run here, before TensorRT deserializes it; returns the sidecar.
 
     running_tensorrt / gpu / compute_capability describe this machine (``tensorrt.__version__`` and
-    :func:`lsa_edge.engines.tensorrt.gpu_info`). precision / model_sha256, when given, are what the caller
+    :func:`lsa_edge.backends._tensorrt_env.gpu_info`). precision / model_sha256, when given, are what the caller
     expects the engine to be. verify_file: check the engine's sha256 against the sidecar (catches an
     engine rebuilt by hand without its sidecar).
 

@@ -77,30 +77,42 @@ def predict_pipeline(
     """Detect + align + predict on every (unaligned) image, as the runtime does; no face = a miss."""
     from tqdm.auto import tqdm
 
-    pre = card.preprocessing
     t0 = time.perf_counter()
-    crops, kept, unreadable, no_face = [], [], [], []
+    probs, kept, unreadable, no_face = [], [], [], []
+    chunk = 256  # images decoded ahead and crops held at a time: memory stays flat on a Jetson
+    bar = tqdm(total=len(ds), desc=f"detect+align {ds.name}", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # decoding overlaps detection
-        images = pool.map(lambda i: read_image(ds.path(i)), range(len(ds)))
-        for i, img in enumerate(
-            tqdm(images, total=len(ds), desc=f"detect+align {ds.name}", disable=not progress)
-        ):
-            if img is None:
-                unreadable.append(ds.image_ids[i])
-                continue
-            faces = detector.detect(img, "RGB")
-            if not faces:
-                no_face.append(ds.image_ids[i])
-                continue
-            f = choose_face(faces, img.shape[:2], face)
-            crops.append(align_keypoints(img, f.keypoints_array(), pre))  # RGB, like every stored crop
-            kept.append(i)
-    if not crops:
+        for start in range(0, len(ds), chunk):
+            idx = range(start, min(start + chunk, len(ds)))
+            crops = []
+            for i, img in zip(idx, pool.map(lambda i: read_image(ds.path(i)), idx)):
+                bar.update()
+                if img is None:
+                    unreadable.append(ds.image_ids[i])
+                    continue
+                faces = detector.detect(img, "RGB")
+                if not faces:
+                    no_face.append(ds.image_ids[i])
+                    continue
+                f = choose_face(faces, img.shape[:2], face)
+                crops.append(
+                    align_keypoints(img, f.keypoints_array(), card.preprocessing)
+                )  # RGB, like stored crops
+                kept.append(i)
+            if crops:
+                probs.append(_predict(backend, np.stack(crops), card, batch_size))
+    bar.close()
+    if not kept:
         raise DataError(f"the detector found no face in any of the {len(ds)} images of {ds.name}")
-    probs = _predict(backend, np.stack(crops), card, batch_size)
     kept_arr = np.asarray(kept)
     return Predictions(
-        probs, ds.labels[kept_arr], kept_arr, len(ds), unreadable, no_face, time.perf_counter() - t0
+        np.concatenate(probs),
+        ds.labels[kept_arr],
+        kept_arr,
+        len(ds),
+        unreadable,
+        no_face,
+        time.perf_counter() - t0,
     )
 
 

@@ -105,10 +105,15 @@ def evaluate_model(
     if pipeline:
         from lsa_edge.detector import FaceDetector
 
-        with FaceDetector(package.detector_onnx or detector) as det:
+        with FaceDetector(
+            package.detector_onnx or detector, min_face_size=24.0
+        ) as det:  # the runtime's default
             pred = predict_pipeline(runner, card, part, det, face, batch_size, workers, progress)  # type: ignore[arg-type]
     else:
         pred = predict_aligned(runner, card, part, batch_size, workers, progress)
+    close = getattr(runner, "close", None)
+    if close is not None:
+        close()
     m = attribute_metrics(pred.probs, pred.labels)
     mt = attribute_metrics(pred.probs, pred.labels, card.thresholds)
     result: dict[str, Any] = m.to_dict()

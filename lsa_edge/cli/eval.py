@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError
+from ..package import BACKENDS
 from ._common import add_data_args, add_device_args, pct, write_json
 
 HELP = "evaluate a model (checkpoint, ONNX, build folder, engine): mean and balanced accuracy, per attribute"
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default="full", help="--pipeline: full | short | an ONNX (default: full)")
     p.add_argument(
         "--backend",
-        choices=["auto", "tensorrt", "onnxruntime", "torch"],
+        choices=BACKENDS,
         default="auto",
         help="default: auto (TensorRT, then ONNX Runtime CUDA, then CPU; torch for a checkpoint)",
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..package import BACKENDS
 
 HELP = "run detection + attributes on a camera, stream, video, image folder or the built-in demo"
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--backend",
-        choices=["auto", "tensorrt", "onnxruntime", "torch"],
+        choices=BACKENDS,
         default="auto",
         help="auto: TensorRT, then ONNX Runtime CUDA, then CPU — the choice is logged",
     )

@@ -29,6 +29,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="the CelebA-10k folder (CelebA layout)")
     ap.add_argument("--run", default="runs/default", help="training run folder (default: runs/default)")
+    ap.add_argument("--config", default=str(CONFIG), help="training recipe (default: configs/default_model.yaml)")
     ap.add_argument(
         "--out", default=str(TARGET), help=f"package folder (default: {TARGET.relative_to(ROOT)})"
     )
@@ -42,7 +43,7 @@ def main() -> int:
     run = Path(args.run)
     t0 = time.time()
     if not (run / "best.pt").exists() or not (run / "result.json").exists():
-        argv = ["train", "--config", str(CONFIG), "--data", args.data, "--out", str(run), "--no-progress"]
+        argv = ["train", "--config", args.config, "--data", args.data, "--out", str(run), "--no-progress"]
         if (run / "last.pt").exists():
             argv.append("--resume")
         if cli(argv) != 0:

@@ -29,7 +29,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="the CelebA-10k folder (CelebA layout)")
     ap.add_argument("--run", default="runs/default", help="training run folder (default: runs/default)")
-    ap.add_argument("--config", default=str(CONFIG), help="training recipe (default: configs/default_model.yaml)")
+    ap.add_argument(
+        "--config", default=str(CONFIG), help="training recipe (default: configs/default_model.yaml)"
+    )
     ap.add_argument(
         "--out", default=str(TARGET), help=f"package folder (default: {TARGET.relative_to(ROOT)})"
     )

@@ -135,7 +135,9 @@ def _whole_frame_warp(image, m, out_size):
         m = np.concatenate([m[:, :2] @ np.diag([w / nw, h / nh]), m[:, 2:]], axis=1)
     m_idx = m.copy()
     m_idx[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
-    return cv2.warpAffine(image, m_idx, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        image, m_idx, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def test_warp_of_a_region_matches_the_whole_frame_warp():

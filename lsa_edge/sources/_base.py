@@ -112,17 +112,19 @@ class Source(ABC):
         self._n_dropped = 0
         self._n_skipped = 0
         self._n_reconnects = 0
+        self._fps: float | None = None  # subclasses set these when the file or device tells them
+        self._size: tuple[int, int] | None = None
 
     # -------------------------------------------------------------------------------------- description
     @property
     def fps(self) -> float | None:
         """Nominal frame rate reported by the file or device, or None when unknown."""
-        return None
+        return self._fps
 
     @property
     def size(self) -> tuple[int, int] | None:
         """(height, width) of the frames when known up front, else None (e.g. a folder of mixed images)."""
-        return None
+        return self._size
 
     @property
     def events(self) -> list[SourceEvent]:

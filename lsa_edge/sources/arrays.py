@@ -71,17 +71,9 @@ class IterableSource(Source):
         self._color = color
         self._fps = fps
         self._position = 0
-        self._size: tuple[int, int] | None = None
+        self._size = None
         if isinstance(frames, np.ndarray) and frames.ndim == 4:
             self._size = (int(frames.shape[1]), int(frames.shape[2]))
-
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int] | None:
-        return self._size
 
     def _next_frame(self) -> Frame | None:
         for item in self._it:

@@ -74,10 +74,6 @@ class ImageFilesSource(Source):
         self._emit("connected", message=f"{len(self.paths)} image(s)")
 
     @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
     def size(self) -> tuple[int, int] | None:
         return None if self._first is None else (int(self._first.shape[0]), int(self._first.shape[1]))
 

@@ -112,8 +112,6 @@ class LiveSource(Source):
         self._latest: Frame | None = None
         self._done = False  # the reader thread has ended
         self._stop = threading.Event()
-        self._fps: float | None = None
-        self._size: tuple[int, int] | None = None
         self._open_error = ""
         cap = self._connect()  # LsaEdgeError (e.g. OpenCV lacks GStreamer) propagates as is
         if cap is None:
@@ -123,14 +121,6 @@ class LiveSource(Source):
         self._thread.start()
 
     # ------------------------------------------------------------------------------------ properties
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int] | None:
-        return self._size
-
     # ------------------------------------------------------------------------------------ connection
     def _connect(self) -> Any:
         """An opened capture, or None (reason in ``_open_error``). LsaEdgeError from the opener propagates."""

@@ -80,14 +80,6 @@ class VideoFileSource(Source):
         count = f", {self.frame_count} frames" if self.frame_count else ""
         return f"{size}, {fps}{count} ({self._cap.getBackendName()})"
 
-    @property
-    def fps(self) -> float | None:
-        return self._fps
-
-    @property
-    def size(self) -> tuple[int, int] | None:
-        return self._size
-
     def _read(self) -> Any:
         try:
             ok, image = self._cap.read()

@@ -199,3 +199,57 @@ def test_ddp_two_processes_end_with_identical_weights(celeba_dir, tmp_path):
     ck = read_checkpoint(out / "best.pt")
     hashes = ck["meta"]["rank_parameter_sha256"]
     assert ck["meta"]["world_size"] == 2 and len(hashes) == 2 and hashes[0] == hashes[1]
+
+
+def test_ema_is_what_is_validated_and_saved_and_resumes_exactly(celeba_dir, tmp_path):
+    from lsa_edge.training.checkpoint import read_checkpoint
+
+    common = ["--data", str(celeba_dir), *TINY_MODEL, "--select-rate", "40", "--batch-size", "32"]
+    common += ["--max-val", "64", "--threads", "1", "--epochs", "2", "--ema", "0.9"]
+    assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
+    last, best = read_checkpoint(tmp_path / "a" / "last.pt"), read_checkpoint(tmp_path / "a" / "best.pt")
+    ema = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
+    assert int(last["ema"]["n_averaged"]) == 2 * (202 // 32)  # one update per step
+    raw_differs = False
+    for k, v in best["state_dict"].items():
+        if best["meta"]["epoch"] == 2:
+            assert torch.equal(v, ema[k]), k  # the average, not the raw weights, was validated and saved
+        raw_differs |= not torch.equal(last["state_dict"][k], ema[k])
+    assert raw_differs
+    assert best["meta"]["train_config"]["ema"] == 0.9
+    # Stopping after one epoch and resuming continues the average exactly.
+    assert main(["train", "--out", str(tmp_path / "b"), *common, "--stop-after", "1"]) == 0
+    assert main(["train", "--out", str(tmp_path / "b"), *common, "--resume"]) == 0
+    b = read_checkpoint(tmp_path / "b" / "last.pt")
+    for k, v in last["ema"].items():
+        assert torch.equal(v, b["ema"][k]), k
+
+
+def test_teachers_average_probabilities_and_distil_into_a_run(celeba_dir, tmp_path, capsys):
+    from lsa_edge.training.checkpoint import load_model, read_checkpoint
+    from lsa_edge.training.model import LSAConfig
+    from lsa_edge.training.trainer import Teachers
+
+    common = ["--data", str(celeba_dir), *TINY_MODEL, "--select-rate", "40", "--batch-size", "32"]
+    common += ["--max-val", "64", "--threads", "1", "--epochs", "1"]
+    for name, seed in (("t0", "0"), ("t1", "1")):
+        assert main(["train", "--out", str(tmp_path / name), *common, "--seed", seed]) == 0
+    paths = [str(tmp_path / "t0" / "best.pt"), str(tmp_path / "t1" / "best.pt")]
+    m0, _, _ = load_model(paths[0])
+    m1, _, _ = load_model(paths[1])
+    cfg = LSAConfig.from_dict({**m0.config.to_dict(), "pretrained": False})
+    x = torch.randn(3, 3, 64, 48)
+    want = (torch.sigmoid(m0(x)) + torch.sigmoid(m1(x))) / 2
+    assert torch.allclose(Teachers(paths, cfg, torch.device("cpu"))(x), want, atol=1e-6)
+
+    args = ["--teacher", paths[0], "--teacher", paths[1], "--distill-weight", "0.7"]
+    assert main(["train", "--out", str(tmp_path / "s"), *common, *args]) == 0
+    recipe = read_checkpoint(tmp_path / "s" / "best.pt")["card"]["training"]["recipe"]
+    assert recipe["teachers"] == ["t0/best.pt", "t1/best.pt"]  # no machine paths in a checkpoint
+    assert recipe["distill_weight"] == 0.7
+
+    # A teacher at another input size is refused with what to do.
+    bad = ["--teacher", paths[0]]
+    assert main(["train", "--out", str(tmp_path / "x"), *common, "--input-size", "96x64", *bad]) == 2
+    err = capsys.readouterr().err
+    assert "64×48" in err and "student's input size" in err

@@ -61,6 +61,9 @@ class TrainConfig:
     workers: int = 4  # image decoding threads
     threads: int | None = None  # torch CPU threads (None = torch's default)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    ema: float = 0.0  # decay of an exponential moving average of the weights per step (0 = off)
+    teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged predictions distil in
+    distill_weight: float = 0.5  # share of the teachers' soft targets in the loss (the rest: labels)
     resume: bool = False  # continue from out/last.pt
     stop_after: int | None = None  # stop after this epoch (for time-limited jobs); continue later with resume
     progress: bool = True
@@ -69,6 +72,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema is a per-step decay in [0, 1) (0 = off; e.g. 0.998), got {self.ema}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ConfigError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         if self.lr <= 0 or self.backbone_lr_mult < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ConfigError(
                 "lr must be positive; backbone_lr_mult, weight_decay and warmup_epochs non-negative"
@@ -242,10 +249,25 @@ _RESUME_MAY_CHANGE = {
 }
 
 
+def portable_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The config as a checkpoint records it: folder names, never this machine's absolute paths."""
+
+    def short(path: str) -> str:
+        p = Path(path)
+        return "/".join(p.parts[-2:]) if p.is_absolute() else path
+
+    return {
+        **cfg.to_dict(),
+        "data": Path(cfg.data).name,
+        "out": Path(cfg.out).name,
+        "teachers": [short(t) for t in cfg.teachers],
+    }
+
+
 def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
     # Through JSON on both sides, so a tuple from the run and a list from a config file compare equal.
     saved = json.loads(json.dumps(saved))
-    now = json.loads(json.dumps({**cfg.to_dict(), "data": Path(cfg.data).name, "out": Path(cfg.out).name}))
+    now = json.loads(json.dumps(portable_config(cfg)))
     diff = sorted(
         k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
     )
@@ -254,6 +276,48 @@ def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
         raise ConfigError(
             f"--resume with different settings than the saved run ({pairs}); use the original flags"
         )
+
+
+def ema_avg(decay: float):
+    """EMA update for ``AveragedModel`` with a warm-up (1+n)/(10+n), so early steps do not pin the average
+    to the initial weights (8 epochs of 125 steps are only 1,000 updates)."""
+
+    def avg(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        n = float(num_averaged)
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        return averaged * d + current * (1.0 - d)
+
+    return avg
+
+
+class Teachers(torch.nn.Module):
+    """Frozen checkpoints whose mean probability is a soft target (knowledge distillation). They see the
+    same augmented batch as the student, so the target always matches the input."""
+
+    def __init__(self, paths: list[str], config: LSAConfig, device: torch.device) -> None:
+        super().__init__()
+        from .checkpoint import load_model
+
+        models = []
+        for path in paths:
+            m, card, _ = load_model(path, str(device))
+            theirs, ours = card.preprocessing, preprocessing_for(config)
+
+            def describe(pre: Preprocessing) -> str:
+                h, w = pre.input_size
+                return f"{h}×{w} {pre.color_order} inputs, mean {tuple(pre.mean)}, std {tuple(pre.std)}"
+
+            if describe(theirs) != describe(ours):
+                raise ConfigError(
+                    f"teacher {path} takes {describe(theirs)}; the student {describe(ours)}. Distil from "
+                    "teachers trained at the student's input size and normalisation (same backbone family)."
+                )
+            models.append(m.requires_grad_(False))
+        self.models = torch.nn.ModuleList(models)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.sigmoid(m(x).float()) for m in self.models]).mean(0)
 
 
 def _set_seed(seed: int) -> None:
@@ -324,6 +388,12 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    ema = None
+    if cfg.ema:
+        ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=ema_avg(cfg.ema), use_buffers=True)
+        if cfg.resume:
+            ema.load_state_dict(ck["ema"])
+    teachers = Teachers(cfg.teachers, cfg.model, device).eval() if cfg.teachers else None
     macs = count_flops(model)
     card = ModelCard(
         name=f"lsa-{cfg.model.backbone}" if cfg.model.head == "lsa" else f"linear-{cfg.model.backbone}",
@@ -345,7 +415,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         },
         "seed": cfg.seed,
         # Folder names only: a checkpoint must not carry this machine's paths.
-        "train_config": {**cfg.to_dict(), "data": Path(cfg.data).name, "out": Path(cfg.out).name},
+        "train_config": portable_config(cfg),
         "git_commit": git_commit(),
         "world_size": di.world,
         "device": str(device),
@@ -404,20 +474,29 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             y = labels_t[idx].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 logits = net(x)
+            if teachers is not None:
+                with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                    soft = teachers(x)
+                w = cfg.distill_weight
+                y = (1.0 - w) * y + w * soft  # BCE is linear in the target
             loss = F.binary_cross_entropy_with_logits(logits.float(), y)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += float(loss.detach())
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
         train_time = time.perf_counter() - t0
         ips = steps_per_epoch * cfg.batch_size * di.world / train_time
         validate = (epoch + 1) % max(1, cfg.eval_every) == 0 or epoch + 1 == cfg.epochs
+        # With EMA on, the average is what is validated, selected and shipped.
+        judged = ema.module if ema is not None else model
         if di.main and validate:
-            probs = predict_crops(model, val_set.images, device, amp=amp)
+            probs = predict_crops(judged, val_set.images, device, amp=amp)
             m = attribute_metrics(probs, val_set.labels)
             val_loss = float(
                 F.binary_cross_entropy(
@@ -425,7 +504,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
                     torch.from_numpy(val_set.labels.astype(np.float32)),
                 )
             )
-            coef = model.balance_coefficients()
+            coef = judged.balance_coefficients()
             row = {
                 "epoch": epoch + 1,
                 "lr": sched.get_last_lr()[0],
@@ -459,7 +538,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
                 best_acc = m.mean_accuracy
                 save_checkpoint(
                     out / "best.pt",
-                    model,
+                    judged,
                     card,
                     {**meta, "epoch": epoch + 1, "metrics": {"val": m.to_dict()}},
                 )
@@ -479,6 +558,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "scaler": scaler.state_dict(),
+                    **({"ema": ema.state_dict()} if ema is not None else {}),
                     "epoch": epoch,
                     "best_val_mean_accuracy": best_acc,
                     "history": history,

@@ -76,6 +76,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--amp", choices=["auto", "off", "bf16", "fp16"], help="mixed precision (default: auto = on for CUDA)"
     )
+    t.add_argument(
+        "--ema",
+        type=float,
+        metavar="DECAY",
+        help="validate and ship an exponential moving average of the weights (per-step decay, e.g. 0.998)",
+    )
+    t.add_argument(
+        "--teacher",
+        dest="teachers",
+        action="append",
+        metavar="CKPT",
+        help="distil from this checkpoint's predictions on each augmented batch (repeat to average several)",
+    )
+    t.add_argument(
+        "--distill-weight", type=float, help="share of the teachers' soft targets in the loss (default: 0.5)"
+    )
     t.add_argument("--threads", type=int, help="torch CPU threads")
     t.add_argument("--seed", type=int, help="seed for selection, init, order and augmentation (default: 0)")
     t.add_argument("--resume", action="store_true", default=None, help="continue from RUN_DIR/last.pt")
@@ -124,6 +140,9 @@ _TRAIN_FLAGS = (
     "backbone_lr_mult",
     "weight_decay",
     "warmup_epochs",
+    "ema",
+    "teachers",
+    "distill_weight",
     "amp",
     "threads",
     "seed",

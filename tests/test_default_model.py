@@ -29,6 +29,10 @@ def test_the_default_package_is_small_and_self_describing(package):
     assert t["recipe"]["model"]["backbone"] == "mobilenet_v2" and t["recipe"]["epochs"] >= 1
     assert t["thresholds_tuned_on"] == "val" and len(card.thresholds) == 40
     assert t["reproduce"].startswith("python scripts/make_default_model.py")
+    # Distilled: every teacher named in the recipe is identified by its weights in the provenance.
+    assert len(t["teachers"]) == len(t["recipe"]["teachers"]) and t["recipe"]["ema"] > 0
+    assert all(len(x["weights_sha256"]) == 64 and x["val_mean_accuracy"] > 0.85 for x in t["teachers"])
+    assert not any(part.startswith("/") for part in t["recipe"]["teachers"])  # no machine paths
     assert card.preprocessing.template.source.startswith("median BlazeFace")
     assert card.build["export"]["parity_max_abs_diff"] <= 1e-4
     assert 0.85 < t["test"]["mean_accuracy_tuned"] <= 1

@@ -61,32 +61,39 @@ def main() -> int:
     run = Path(args.run)
     t0 = time.time()
     seconds: dict[str, float] = {}
-    teachers = []
+    teacher_ckpts = []
     for seed in args.teacher_seeds:
         teacher = run.with_name(f"{run.name}-teacher{seed}")
         seconds[teacher.name] = train_once(
             cli, args.teacher_config, args.data, teacher, ["--seed", str(seed)]
         )
-        teachers += ["--teacher", str(teacher / "best.pt")]
-    seconds[run.name] = train_once(cli, args.config, args.data, run, teachers)
+        teacher_ckpts.append(teacher / "best.pt")
+    teacher_args = [a for t in teacher_ckpts for a in ("--teacher", str(t))]
+    seconds[run.name] = train_once(cli, args.config, args.data, run, teacher_args)
 
     test = evaluate_model(str(run / "best.pt"), args.data, "test", progress=False)
     from lsa_edge.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 
+    model, card, ck = load_model(run / "best.pt")
+    used = {t["path"]: t["weights_sha256"] for t in card.training.get("teachers", [])}
     teacher_cards = []
-    for path in teachers[1::2]:
+    for path in teacher_ckpts:
         tc = read_checkpoint(path)["card"]
+        key = f"{path.parent.name}/{path.name}"
+        if used and used.get(key) != tc["weights_sha256"]:
+            raise SystemExit(
+                f"{path} is not the teacher {run} was trained with (weights {tc['weights_sha256'][:12]}…, "
+                f"trained with {str(used.get(key))[:12]}…); delete {run} to retrain the student"
+            )
         teacher_cards.append(
             {
-                "run": Path(path).parent.name,
+                "path": key,
                 "seed": tc["training"]["seed"],
                 "epoch": tc["training"]["epoch"],
                 "val_mean_accuracy": tc["training"]["val_mean_accuracy"],
                 "weights_sha256": tc["weights_sha256"],
             }
         )
-
-    model, card, ck = load_model(run / "best.pt")
     training = dict(card.training)
     training.update(
         test={

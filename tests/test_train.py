@@ -201,28 +201,52 @@ def test_ddp_two_processes_end_with_identical_weights(celeba_dir, tmp_path):
     assert ck["meta"]["world_size"] == 2 and len(hashes) == 2 and hashes[0] == hashes[1]
 
 
+def test_weight_ema_warms_up_averages_floats_and_copies_the_rest():
+    from lsa_edge.training.ema import WeightEMA
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    net.register_buffer("constant", torch.tensor([0.1, 1 / 3]))
+    ema = WeightEMA(net, 0.995)
+    assert ema.current_decay() == 0.0
+    ema.update(net)  # the first update copies
+    assert ema.current_decay() == pytest.approx(2 / 11)
+    w0 = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    net[1].num_batches_tracked += 7
+    ema.update(net)
+    assert torch.allclose(ema.module[0].weight, w0 + (1 - 2 / 11))
+    assert int(ema.module[1].num_batches_tracked) == 7  # copied, not averaged
+    assert torch.equal(ema.module.constant, net.constant)  # constants stay bit-exact
+    ema.updates = 10**6
+    assert ema.current_decay() == 0.995  # the warm-up ends at the configured decay
+
+
 def test_ema_is_what_is_validated_and_saved_and_resumes_exactly(celeba_dir, tmp_path):
     from lsa_edge.training.checkpoint import read_checkpoint
 
     common = ["--data", str(celeba_dir), *TINY_MODEL, "--select-rate", "40", "--batch-size", "32"]
     common += ["--max-val", "64", "--threads", "1", "--epochs", "2", "--ema", "0.9"]
     assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
-    last, best = read_checkpoint(tmp_path / "a" / "last.pt"), read_checkpoint(tmp_path / "a" / "best.pt")
-    ema = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
-    assert int(last["ema"]["n_averaged"]) == 2 * (202 // 32)  # one update per step
-    raw_differs = False
-    for k, v in best["state_dict"].items():
-        if best["meta"]["epoch"] == 2:
-            assert torch.equal(v, ema[k]), k  # the average, not the raw weights, was validated and saved
-        raw_differs |= not torch.equal(last["state_dict"][k], ema[k])
-    assert raw_differs
-    assert best["meta"]["train_config"]["ema"] == 0.9
-    # Stopping after one epoch and resuming continues the average exactly.
+    # The same run stopped after one epoch, then resumed.
     assert main(["train", "--out", str(tmp_path / "b"), *common, "--stop-after", "1"]) == 0
+    ema_after_1 = read_checkpoint(tmp_path / "b" / "last.pt")["ema"]
     assert main(["train", "--out", str(tmp_path / "b"), *common, "--resume"]) == 0
+    last, best = read_checkpoint(tmp_path / "a" / "last.pt"), read_checkpoint(tmp_path / "a" / "best.pt")
+    steps = last["meta"]["data"]["labelled_images"] // 32
+    assert last["ema"]["updates"] == 2 * steps and ema_after_1["updates"] == steps  # one update per step
+    # The average of the selected epoch, not the raw weights, was validated and saved.
+    chosen = last["ema"] if best["meta"]["epoch"] == 2 else ema_after_1
+    assert best["meta"]["ema"]["updates"] == chosen["updates"]
+    for k, v in best["state_dict"].items():
+        assert torch.equal(v, chosen["module"][k]), k
+    assert any(not torch.equal(last["state_dict"][k], v) for k, v in last["ema"]["module"].items())
+    assert best["card"]["training"]["recipe"]["ema"] == 0.9
+    # Resuming continues the average exactly.
     b = read_checkpoint(tmp_path / "b" / "last.pt")
-    for k, v in last["ema"].items():
-        assert torch.equal(v, b["ema"][k]), k
+    assert b["ema"]["updates"] == last["ema"]["updates"]
+    for k, v in last["ema"]["module"].items():
+        assert torch.equal(v, b["ema"]["module"][k]), k
 
 
 def test_teachers_average_probabilities_and_distil_into_a_run(celeba_dir, tmp_path, capsys):
@@ -242,11 +266,21 @@ def test_teachers_average_probabilities_and_distil_into_a_run(celeba_dir, tmp_pa
     want = (torch.sigmoid(m0(x)) + torch.sigmoid(m1(x))) / 2
     assert torch.allclose(Teachers(paths, cfg, torch.device("cpu"))(x), want, atol=1e-6)
 
-    args = ["--teacher", paths[0], "--teacher", paths[1], "--distill-weight", "0.7"]
-    assert main(["train", "--out", str(tmp_path / "s"), *common, *args]) == 0
-    recipe = read_checkpoint(tmp_path / "s" / "best.pt")["card"]["training"]["recipe"]
+    args = ["--teacher", paths[0], "--teacher", paths[1]]
+    assert main(["train", "--out", str(tmp_path / "s"), *common, *args, "--distill-weight", "0.7"]) == 0
+    student = read_checkpoint(tmp_path / "s" / "best.pt")
+    recipe = student["card"]["training"]["recipe"]
     assert recipe["teachers"] == ["t0/best.pt", "t1/best.pt"]  # no machine paths in a checkpoint
     assert recipe["distill_weight"] == 0.7
+    sha = [read_checkpoint(x)["card"]["weights_sha256"] for x in paths]
+    assert [t["weights_sha256"] for t in student["card"]["training"]["teachers"]] == sha
+    # The soft targets steer training: weight 0 with teachers is the plain run (seed 0), 0.7 is not.
+    assert main(["train", "--out", str(tmp_path / "s0"), *common, *args, "--distill-weight", "0"]) == 0
+    plain = read_checkpoint(tmp_path / "t0" / "last.pt")["state_dict"]
+    zero = read_checkpoint(tmp_path / "s0" / "last.pt")["state_dict"]
+    distilled = read_checkpoint(tmp_path / "s" / "last.pt")["state_dict"]
+    assert all(torch.equal(plain[k], zero[k]) for k in plain)
+    assert not all(torch.equal(plain[k], distilled[k]) for k in plain)
 
     # A teacher at another input size is refused with what to do.
     bad = ["--teacher", paths[0]]

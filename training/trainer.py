@@ -28,6 +28,7 @@ from lsa_edge.metrics import attribute_metrics, majority_accuracy, tune_threshol
 
 from .checkpoint import git_commit, read_checkpoint, save_checkpoint, state_sha256
 from .data import AugmentConfig, CropSet, augment, load_crops, to_tensor
+from .ema import WeightEMA
 from .model import LSAConfig, LSAModel, count_flops, create_model, preprocessing_for
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class TrainConfig:
     workers: int = 4  # image decoding threads
     threads: int | None = None  # torch CPU threads (None = torch's default)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    ema: float = 0.0  # decay of an exponential moving average of the weights per step (0 = off)
+    ema: float = 0.0  # per-step decay (warmed up) of a moving average of the weights, shipped (0 = off)
     teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged predictions distil in
     distill_weight: float = 0.5  # share of the teachers' soft targets in the loss (the rest: labels)
     resume: bool = False  # continue from out/last.pt
@@ -73,7 +74,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema < 1.0:
-            raise ConfigError(f"ema is a per-step decay in [0, 1) (0 = off; e.g. 0.998), got {self.ema}")
+            raise ConfigError(f"ema is a per-step decay in [0, 1) (0 = off; e.g. 0.995), got {self.ema}")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ConfigError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
         if self.lr <= 0 or self.backbone_lr_mult < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
@@ -252,21 +253,24 @@ _RESUME_MAY_CHANGE = {
 def portable_config(cfg: TrainConfig) -> dict[str, Any]:
     """The config as a checkpoint records it: folder names, never this machine's absolute paths."""
 
-    def short(path: str) -> str:
-        p = Path(path)
-        return "/".join(p.parts[-2:]) if p.is_absolute() else path
-
     return {
         **cfg.to_dict(),
         "data": Path(cfg.data).name,
         "out": Path(cfg.out).name,
-        "teachers": [short(t) for t in cfg.teachers],
+        "teachers": [short_path(t) for t in cfg.teachers],
     }
+
+
+def short_path(path: str) -> str:
+    """A checkpoint as ``run_folder/file``: the same however it was typed, and no machine paths."""
+    p = Path(path)
+    return "/".join(p.parts[-2:])
 
 
 def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
     # Through JSON on both sides, so a tuple from the run and a list from a config file compare equal.
-    saved = json.loads(json.dumps(saved))
+    # Options added after a run was saved take their defaults, so older runs still resume.
+    saved = json.loads(json.dumps({**portable_config(TrainConfig()), **saved}))
     now = json.loads(json.dumps(portable_config(cfg)))
     diff = sorted(
         k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
@@ -278,16 +282,9 @@ def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
         )
 
 
-def ema_avg(decay: float):
-    """EMA update for ``AveragedModel`` with a warm-up (1+n)/(10+n), so early steps do not pin the average
-    to the initial weights (8 epochs of 125 steps are only 1,000 updates)."""
-
-    def avg(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
-        n = float(num_averaged)
-        d = min(decay, (1.0 + n) / (10.0 + n))
-        return averaged * d + current * (1.0 - d)
-
-    return avg
+def ema_info(ema: WeightEMA) -> dict[str, Any]:
+    """What a checkpoint records about the average it holds."""
+    return {"decay": ema.decay, "updates": ema.updates, "decay_reached": round(ema.current_decay(), 5)}
 
 
 class Teachers(torch.nn.Module):
@@ -298,9 +295,10 @@ class Teachers(torch.nn.Module):
         super().__init__()
         from .checkpoint import load_model
 
-        models = []
+        models, self.provenance = [], []
         for path in paths:
             m, card, _ = load_model(path, str(device))
+            self.provenance.append({"path": short_path(path), "weights_sha256": card.weights_sha256})
             theirs, ours = card.preprocessing, preprocessing_for(config)
 
             def describe(pre: Preprocessing) -> str:
@@ -309,8 +307,8 @@ class Teachers(torch.nn.Module):
 
             if describe(theirs) != describe(ours):
                 raise ConfigError(
-                    f"teacher {path} takes {describe(theirs)}; the student {describe(ours)}. Distil from "
-                    "teachers trained at the student's input size and normalisation (same backbone family)."
+                    f"teacher {path} takes {describe(theirs)}; the student takes {describe(ours)}. Distil "
+                    "from teachers trained at the student's input size and normalisation."
                 )
             models.append(m.requires_grad_(False))
         self.models = torch.nn.ModuleList(models)
@@ -336,6 +334,9 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     amp = resolve_amp(cfg.amp, device)
+    # Teachers first: a wrong path or input size fails before minutes of decoding, and building them
+    # (random init, then their weights) must not shift the student's seeded stream.
+    teachers = Teachers(cfg.teachers, cfg.model, device).eval() if cfg.teachers else None
     _set_seed(cfg.seed)
     progress = cfg.progress and di.main
     splits = prepare_data(cfg, progress)
@@ -356,6 +357,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     start_epoch, best_acc, history = 0, -1.0, []
     resume_aug_state = None
+    ema = WeightEMA(model, cfg.ema) if cfg.ema else None
     if cfg.resume:
         if not (out / "last.pt").exists():
             raise ConfigError(
@@ -363,6 +365,11 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             )
         ck = read_checkpoint(out / "last.pt")
         check_resumable(ck["meta"]["train_config"], cfg)
+        if teachers is not None and ck["meta"].get("teachers") != teachers.provenance:
+            raise ConfigError(
+                f"--resume: the teachers' weights changed since the run started (saved "
+                f"{ck['meta'].get('teachers')}, now {teachers.provenance}); start a new run"
+            )
         now_amp = str(amp) if amp else "off"
         if ck["meta"].get("world_size", 1) != di.world or ck["meta"].get("amp") != now_amp:
             raise ConfigError(
@@ -374,6 +381,8 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             scaler.load_state_dict(ck["scaler"])
+            if ema is not None:
+                ema.load_state_dict(ck["ema"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise CheckpointError(f"{out / 'last.pt'} does not fit this model and optimizer ({err})") from err
         start_epoch, best_acc, history = ck["epoch"] + 1, ck["best_val_mean_accuracy"], ck["history"]
@@ -388,12 +397,6 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    ema = None
-    if cfg.ema:
-        ema = torch.optim.swa_utils.AveragedModel(model, avg_fn=ema_avg(cfg.ema), use_buffers=True)
-        if cfg.resume:
-            ema.load_state_dict(ck["ema"])
-    teachers = Teachers(cfg.teachers, cfg.model, device).eval() if cfg.teachers else None
     macs = count_flops(model)
     card = ModelCard(
         name=f"lsa-{cfg.model.backbone}" if cfg.model.head == "lsa" else f"linear-{cfg.model.backbone}",
@@ -416,6 +419,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         "seed": cfg.seed,
         # Folder names only: a checkpoint must not carry this machine's paths.
         "train_config": portable_config(cfg),
+        **({"teachers": teachers.provenance} if teachers is not None else {}),
         "git_commit": git_commit(),
         "world_size": di.world,
         "device": str(device),
@@ -486,7 +490,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             scaler.update()
             sched.step()
             if ema is not None:
-                ema.update_parameters(model)
+                ema.update(model)
             loss_sum += float(loss.detach())
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
@@ -540,7 +544,12 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
                     out / "best.pt",
                     judged,
                     card,
-                    {**meta, "epoch": epoch + 1, "metrics": {"val": m.to_dict()}},
+                    {
+                        **meta,
+                        "epoch": epoch + 1,
+                        "metrics": {"val": m.to_dict()},
+                        **({"ema": ema_info(ema)} if ema is not None else {}),
+                    },
                 )
         # Each rank's augmentation stream, so a resumed run continues exactly where it stopped.
         aug_states = {str(di.rank): aug_gen.get_state()}
@@ -627,6 +636,9 @@ def finalize(
             "val_mean_accuracy_tuned": mt.mean_accuracy,
             "thresholds_tuned_on": "val",
             "recipe": meta.get("train_config"),
+            "val_autocast": str(amp) if amp else "off",  # the precision of the val figures above
+            **({"teachers": meta["teachers"]} if meta.get("teachers") else {}),
+            **({"ema": meta["ema"]} if meta.get("ema") else {}),
         },
     )
     save_checkpoint(out / "best.pt", model, card, meta)

@@ -153,8 +153,10 @@ def model_card_text(card, test: dict, out: Path) -> str:
         distilled = (
             f", learning from the labels and from the mean probabilities of {len(t['teachers'])} teachers of "
             f"the same architecture (seeds {', '.join(str(x['seed']) for x in t['teachers'])}; distillation "
-            f"weight {recipe.get('distill_weight')}), with a moving average of the weights (decay "
-            f"{recipe.get('ema')}) selected and shipped"
+            f"weight {recipe.get('distill_weight')}), with a moving average of the weights selected and "
+            f"shipped (decay min({recipe.get('ema')}, (1+n)/(10+n)) at update n: "
+            f"{(t.get('ema') or {}).get('decay_reached', '?')} after the selected epoch's "
+            f"{(t.get('ema') or {}).get('updates', '?')} updates)"
         )
     rows = "\n".join(
         f"| {name} | {100 * d['accuracy']:.2f} | {100 * d['balanced_accuracy']:.2f} | {d['tuned_threshold']:.2f} |"

@@ -80,7 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ema",
         type=float,
         metavar="DECAY",
-        help="validate and ship an exponential moving average of the weights (per-step decay, e.g. 0.998)",
+        help="validate and ship a moving average of the weights: per-step decay, warmed up as "
+        "min(DECAY, (1+n)/(10+n)) (e.g. 0.995)",
     )
     t.add_argument(
         "--teacher",

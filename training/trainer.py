@@ -1,6 +1,7 @@
 """The training loop: limited-label selection, in-memory crops, batch augmentation, AdamW with warm-up and
-cosine decay, AMP on CUDA (bf16 optional on CPU), validation-based selection, resume, and data-parallel
-training through torchrun + DistributedDataParallel (gloo on CPU, NCCL on CUDA).
+cosine decay, AMP on CUDA (bf16 optional on CPU), optional distillation from averaged teachers and an
+EMA of the weights, validation-based selection, resume, and data-parallel training through torchrun +
+DistributedDataParallel (gloo on CPU, NCCL on CUDA).
 """
 
 from __future__ import annotations

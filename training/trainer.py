@@ -288,6 +288,11 @@ def ema_info(ema: WeightEMA) -> dict[str, Any]:
     return {"decay": ema.decay, "updates": ema.updates, "decay_reached": round(ema.current_decay(), 5)}
 
 
+def _describe_input(pre: Preprocessing) -> str:
+    h, w = pre.input_size
+    return f"{h}×{w} {pre.color_order} inputs, mean {tuple(pre.mean)}, std {tuple(pre.std)}"
+
+
 class Teachers(torch.nn.Module):
     """Frozen checkpoints whose mean probability is a soft target (knowledge distillation). They see the
     same augmented batch as the student, so the target always matches the input."""
@@ -300,16 +305,11 @@ class Teachers(torch.nn.Module):
         for path in paths:
             m, card, _ = load_model(path, str(device))
             self.provenance.append({"path": short_path(path), "weights_sha256": card.weights_sha256})
-            theirs, ours = card.preprocessing, preprocessing_for(config)
-
-            def describe(pre: Preprocessing) -> str:
-                h, w = pre.input_size
-                return f"{h}×{w} {pre.color_order} inputs, mean {tuple(pre.mean)}, std {tuple(pre.std)}"
-
-            if describe(theirs) != describe(ours):
+            theirs, ours = _describe_input(card.preprocessing), _describe_input(preprocessing_for(config))
+            if theirs != ours:
                 raise ConfigError(
-                    f"teacher {path} takes {describe(theirs)}; the student takes {describe(ours)}. Distil "
-                    "from teachers trained at the student's input size and normalisation."
+                    f"teacher {path} takes {theirs}; the student takes {ours}. Distil from teachers "
+                    "trained at the student's input size and normalisation."
                 )
             models.append(m.requires_grad_(False))
         self.models = torch.nn.ModuleList(models)

@@ -3,27 +3,28 @@
 The recommended INT8 path is decided on the desktop: a Q/DQ ONNX (every TensorRT) or a calibration cache
 written by :mod:`lsa_edge.calibration.cache` (8.5/10). These calibrators are for users who calibrate on
 the Jetson itself. TensorRT 10.1 deprecates the calibrator classes ("superseded by explicit
-quantization") and TensorRT 11 removes them with the INT8 builder flag, so both factories refuse to run
-on 11.
+quantization") and TensorRT 11 removes them with the INT8 builder flag: both factories check that the
+running TensorRT has the class (a capability check, not a version comparison) and refuse otherwise.
 
 TensorRT's calibrator classes are pybind11 trampolines: subclasses are created inside the factories (so
-importing this module needs neither tensorrt nor pycuda) and call the base ``__init__`` explicitly,
-which TensorRT needs (Polygraphy's calibrator notes that it segfaults otherwise). pycuda is imported
-lazily for the device buffers.
+importing this module needs neither tensorrt nor a CUDA binding) and call the base ``__init__``
+explicitly, which TensorRT needs (Polygraphy's calibrator notes that it segfaults otherwise). Device
+buffers come from :mod:`lsa_edge.backends._cuda` (cuda-python, else pycuda), one per network input.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 from packaging.version import Version
 
 from lsa_edge._lazy import require
+from lsa_edge.backends._cuda import DeviceMemory, open_cuda
 from lsa_edge.errors import CalibrationError
 
 from .cache import ALGORITHMS, read_cache
@@ -35,25 +36,23 @@ log = logging.getLogger(__name__)
 _BASES = {"entropy2": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}
 
 
-def _require_implicit_int8(trt: Any) -> None:
-    version = Version(trt.__version__)
-    if version.major >= 11:
+def _base_class(trt: Any, algorithm: str) -> Any:
+    """TensorRT's calibrator base class for ``algorithm``, where this TensorRT still has it."""
+    if algorithm not in _BASES:
+        raise CalibrationError(f"unknown calibration algorithm {algorithm!r}; accepted: {', '.join(_BASES)}")
+    base = getattr(trt, _BASES[algorithm], None)
+    if base is None:  # TensorRT 11: implicit INT8 is gone with the INT8 builder flag
         raise CalibrationError(
-            f"TensorRT {trt.__version__} has no implicit INT8 calibration (removed in TensorRT 11); "
-            "build from the Q/DQ ONNX that 'lsa-edge build --precision int8' writes instead"
+            f"TensorRT {trt.__version__} has no implicit INT8 calibration ({_BASES[algorithm]} was removed "
+            "in TensorRT 11); build from the Q/DQ ONNX that 'lsa-edge build --precision int8' writes instead"
         )
-    if version.major == 10:
+    if Version(trt.__version__) >= Version("10.1"):
         log.warning(
             "TensorRT %s: implicit INT8 calibrators are deprecated since 10.1 and removed in 11; prefer the "
             "Q/DQ ONNX",
             trt.__version__,
         )
-
-
-def _base_class(trt: Any, algorithm: str) -> Any:
-    if algorithm not in _BASES:
-        raise CalibrationError(f"unknown calibration algorithm {algorithm!r}; accepted: {', '.join(_BASES)}")
-    return getattr(trt, _BASES[algorithm])
+    return base
 
 
 def _read_bytes(path: Path) -> bytes | None:
@@ -78,26 +77,30 @@ def _check_header(path: Path, algorithm: str) -> None:
     log.info("calibration cache %s: %s, %d tensors", path, header.line, len(scales))
 
 
+Batch = Union[np.ndarray, Mapping[str, np.ndarray]]
+
+
 def entropy_calibrator(
-    batches: Iterable[np.ndarray],
+    batches: Iterable[Batch],
     cache_path: str | Path,
     input_name: str = "faces",
     algorithm: str = "entropy2",
+    device: int = 0,
 ) -> Any:
     """A TensorRT INT8 calibrator that feeds ``batches`` to the GPU and keeps its cache at ``cache_path``.
 
-    batches: iterable of N×3×H×W float32 arrays, normalised faces from the card's preprocessing (the lead's
-    calibration set); every batch must have the shape of the first (a shorter last batch is dropped with
-    a warning). The engine's calibration profile is that shape (``calibrator.shape``).
+    batches: iterable of N×3×H×W float32 arrays (normalised faces from the card's preprocessing) for a
+    one-input network, or of {input name: array} for several inputs; every batch must have the shapes of
+    the first (others are dropped with a warning). The engine's calibration profile is the first batch's
+    shape of ``input_name`` (``calibrator.shape``).
     cache_path: read first (when it exists and is non-empty TensorRT uses it and skips calibration),
     written after calibration.
     algorithm: "entropy2" (``IInt8EntropyCalibrator2``, TensorRT's recommended one and the only one DLA
     accepts) or "minmax" (``IInt8MinMaxCalibrator``).
 
-    TensorRT 8.5 and 10 only (deprecated in 10.1, removed in 11). Needs tensorrt and pycuda.
+    TensorRT 8.5 and 10 only (deprecated in 10.1, removed in 11). Needs tensorrt and cuda-python (or pycuda).
     """
     trt = require("tensorrt", "INT8 calibration on the device")
-    _require_implicit_int8(trt)
     base = _base_class(trt, algorithm)
     cache_path = Path(cache_path)
     it = iter(batches)
@@ -108,22 +111,27 @@ def entropy_calibrator(
         )
     if cache_path.exists() and cache_path.stat().st_size:
         _check_header(cache_path, algorithm)
-    shape = None if first is None else tuple(np.asarray(first).shape)
-    if shape is not None and len(shape) != 4:
-        raise CalibrationError(f"calibration batches must be N×3×H×W, got shape {shape}")
+    shapes = None if first is None else {k: v.shape for k, v in _as_inputs(first, input_name).items()}
+    if shapes is not None:
+        if input_name not in shapes:
+            raise CalibrationError(f"calibration batches have inputs {sorted(shapes)}, not {input_name!r}")
+        bad = {k: v for k, v in shapes.items() if len(v) != 4}
+        if bad:
+            raise CalibrationError(f"calibration batches must be N×C×H×W, got shapes {bad}")
     stream = itertools.chain([first], it) if first is not None else iter(())
-    require("pycuda.autoinit", "INT8 calibration on the device")  # creates the CUDA context
-    cuda = require("pycuda.driver", "INT8 calibration on the device")
+    cuda = open_cuda(device) if shapes is not None else None  # a cache-backed run needs no GPU memory
 
     class _Calibrator(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             base.__init__(self)  # trampoline: must be called explicitly
-            self.shape = shape
+            self.shape = None if shapes is None else shapes[input_name]
+            self.shapes = shapes
             self.cache_path = cache_path
             self.algorithm = algorithm
             self.batches_seen = 0
             self._stream = stream
-            self._device = None if shape is None else cuda.mem_alloc(int(np.prod(shape)) * 4)
+            self._cuda = cuda
+            self._device: dict[str, DeviceMemory] = {}
 
         def get_batch_size(self) -> int:
             # Explicit batch: N is part of the calibration profile's shape; TensorRT 10 deprecates this call.
@@ -133,38 +141,65 @@ def entropy_calibrator(
             # Called from TensorRT's C++ side: an exception must not cross it. Log, and end calibration
             # (None); the build then fails with TensorRT's own error, after ours in the log.
             try:
-                if input_name not in names:
+                if self._cuda is None or self.shapes is None:
+                    return None
+                missing = [n for n in names if n not in self.shapes]
+                if missing:
                     raise CalibrationError(
-                        f"TensorRT asks for inputs {names}; the calibrator feeds {input_name!r}"
+                        f"TensorRT asks for inputs {list(names)}; the calibration batches hold "
+                        f"{sorted(self.shapes)} (missing {missing})"
                     )
                 for batch in self._stream:
-                    x = np.ascontiguousarray(batch, dtype=np.float32)
-                    if x.shape != self.shape:
-                        log.warning(
-                            "dropping calibration batch of shape %s (expected %s)", x.shape, self.shape
-                        )
+                    inputs = _as_inputs(batch, input_name)
+                    got = {k: v.shape for k, v in inputs.items()}
+                    if got != self.shapes:
+                        log.warning("dropping calibration batch of shapes %s (expected %s)", got, self.shapes)
                         continue
-                    cuda.memcpy_htod(self._device, x)
+                    with self._cuda.current():
+                        for name in names:
+                            x = inputs[name]
+                            if name not in self._device:
+                                self._device[name] = self._cuda.alloc(x.nbytes)
+                            self._cuda.to_device(self._device[name], x, asynchronous=False)
                     self.batches_seen += 1
-                    return [int(self._device)]
+                    return [int(self._device[name]) for name in names]  # one pointer per input, in order
             except Exception:
                 log.exception("calibration batch %d failed; ending calibration", self.batches_seen + 1)
                 return None
             if self.batches_seen:
-                log.info("calibrated on %d batches of %s", self.batches_seen, self.shape)
+                log.info("calibrated on %d batches of %s", self.batches_seen, self.shapes)
             return None
 
         def read_calibration_cache(self, *_: Any) -> bytes | None:
             return _read_bytes(self.cache_path)
 
         def write_calibration_cache(self, cache: Any, *_: Any) -> None:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
-            tmp.write_bytes(bytes(memoryview(cache)))
-            tmp.replace(self.cache_path)
-            log.info("wrote calibration cache %s", self.cache_path)
+            try:
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
+                tmp.write_bytes(bytes(memoryview(cache)))
+                tmp.replace(self.cache_path)
+                log.info("wrote calibration cache %s", self.cache_path)
+            except Exception:  # never across TensorRT's C++ side
+                log.exception("could not write the calibration cache %s", self.cache_path)
+
+        def close(self) -> None:
+            """Free the device buffers (also safe to call twice)."""
+            if self._cuda is None:
+                return
+            cuda, self._cuda = self._cuda, None
+            with cuda.current():
+                while self._device:
+                    self._device.popitem()[1].free()
+            cuda.close()
 
     return _Calibrator()
+
+
+def _as_inputs(batch: Batch, input_name: str) -> dict[str, np.ndarray]:
+    """{input name: C-contiguous float32 array} of one calibration batch."""
+    items = batch.items() if isinstance(batch, Mapping) else [(input_name, batch)]
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in items}
 
 
 def cache_calibrator(cache_path: str | Path) -> Any:
@@ -175,7 +210,6 @@ def cache_calibrator(cache_path: str | Path) -> Any:
     fails instead of calibrating on nothing. Needs tensorrt only.
     """
     trt = require("tensorrt", "INT8 with a calibration cache")
-    _require_implicit_int8(trt)
     cache_path = Path(cache_path)
     data = _read_bytes(cache_path)
     if data is None:
@@ -188,7 +222,7 @@ def cache_calibrator(cache_path: str | Path) -> Any:
             f"({', '.join(by_name)})"
         )
     algorithm = by_name[header.algorithm]
-    base = _base_class(trt, algorithm)
+    base = _base_class(trt, algorithm)  # before reading further: TensorRT 11 has no calibrators
     log.info("INT8 from calibration cache %s (%s, %d tensors)", cache_path, header.line, len(scales))
 
     class _CacheOnly(base):  # type: ignore[misc, valid-type]

@@ -5,7 +5,9 @@
   FP16 is BuilderFlag.FP16; INT8 is the Q/DQ ONNX + BuilderFlag.INT8, or implicit INT8 from a calibration
   cache.
 * "10" (JetPack 6 on Orin, JetPack 7.0 on Thor): explicit batch is the default (the flag is deprecated
-  and ignored); FP16 and INT8 as on 8.5; implicit INT8 still works but is deprecated since 10.1.
+  and ignored); FP16 and INT8 as on 8.5; implicit INT8 still works but is deprecated since 10.1. From
+  10.12 the FP16/INT8 builder flags (weak typing) are deprecated too: an FP16 ONNX or a Q/DQ ONNX is built
+  strongly typed, as on 11; only an FP32 graph asked for FP16 still gets the flag, with a warning.
 * "11" (JetPack 7.2.2+ on Thor and AGX Orin): every network is strongly typed (STRONGLY_TYPED is accepted
   and ignored); FP16 must be baked into the ONNX (the FP16 ONNX), INT8 must be Q/DQ; the FP16/INT8
   builder flags, calibrators and caches are removed.
@@ -16,8 +18,10 @@ int8_calibrator, set_calibration_profile removed; trtexec --fp16/--int8/--calib 
 always on); "Working with DLA" (DLA needs FP16 or INT8, has no dynamic shapes; absent from TensorRT
 11.0-11.3, back in 11.4.1 on AGX Orin with JetPack 7.2.2+; Thor has no DLA).
 
-Everything TensorRT is imported lazily (``tensorrt`` through :func:`lsa_edge._lazy.require`; cuda-python or
-pycuda for :func:`gpu_info`); :func:`trtexec_command` and :func:`generation` are pure.
+Every TensorRT name used here is checked against NVIDIA's real bindings of each generation
+(tests/data/tensorrt_api, written by scripts/tensorrt_api.py). Everything TensorRT is imported lazily
+(``tensorrt`` through :func:`lsa_edge._lazy.require`; cuda-python or pycuda for :func:`gpu_info`);
+:func:`trtexec_command` and :func:`generation` are pure.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 
 from lsa_edge._lazy import require
-from lsa_edge.backends._tensorrt_env import gpu_info, load_engine, tensorrt_version, trt_logger
+from lsa_edge.backends._tensorrt_env import enum_name, gpu_info, load_engine, tensorrt_version, trt_logger
 
 # gpu_info, load_engine and tensorrt_version live in the core (the runtime loads engines too); re-exported here.
 from lsa_edge.engine_meta import PRECISIONS, EngineKey, sha256_file, write_sidecar
@@ -45,6 +49,7 @@ __all__ = [
     "load_engine",
     "tensorrt_version",
     "trtexec_command",
+    "weak_typing_deprecated",
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -82,6 +87,12 @@ def generation(version: str) -> Generation:
         f"TensorRT {version} is not supported; lsa-edge builds with 8.5/8.6 (JetPack 5), 10.x (JetPack 6) or "
         "11.x (JetPack 7)"
     )
+
+
+def weak_typing_deprecated(version: str) -> bool:
+    """TensorRT 10.12+: BuilderFlag.FP16/INT8 (weak typing) are deprecated in favour of strongly typed
+    networks whose ONNX carries the precision (NVIDIA's 10.12 release notes); 11 removes them."""
+    return Version(version) >= Version("10.12")
 
 
 # ---------------------------------------------------------------------------------------------- trtexec
@@ -196,22 +207,26 @@ def _network_flags(trt: Any, gen: str, strongly_typed: bool = False) -> int:
     return flags  # 10: explicit batch by default; weak typing so the FP16/INT8 flags apply
 
 
+def format_parser_error(error: Any) -> str:
+    """One ``ParserError`` as text: its description, node index, node name and operator (methods on 10+),
+    and the error code's name (``ErrorCode.name`` is a method before 10.16, a property from it)."""
+    extra = []
+    for attr in ("node_name", "node_operator"):  # TensorRT 10+
+        if hasattr(error, attr):
+            value = getattr(error, attr)()
+            if value:
+                extra.append(f"{attr.split('_')[1]} {value}")
+    where = f"node {error.node()}" + (f" ({', '.join(extra)})" if extra else "")
+    return f"{error.desc()} [{where}, code {enum_name(error.code())}]"
+
+
 def _parse(trt: Any, network: Any, onnx_path: Path, logger: Any) -> Any:
     parser = trt.OnnxParser(network, logger)
     if parser.parse_from_file(str(onnx_path)):
         return parser
     errors = []
     for i in range(parser.num_errors):
-        e = parser.get_error(i)
-        node = e.node()
-        extra = []
-        for attr in ("node_name", "node_operator"):  # TensorRT 10+
-            fn = getattr(e, attr, None)
-            value = fn() if callable(fn) else None
-            if value:
-                extra.append(f"{attr.split('_')[1]} {value}")
-        where = f"node {node}" + (f" ({', '.join(extra)})" if extra else "")
-        text = f"{e.desc()} [{where}, code {getattr(e.code(), 'name', e.code())}]"
+        text = format_parser_error(parser.get_error(i))
         _LOG.error("ONNX parser error %d/%d: %s", i + 1, parser.num_errors, text)
         errors.append(text)
     raise LsaEdgeError(
@@ -255,7 +270,13 @@ def _has_half(trt: Any, network: Any) -> bool:
 
 
 def _set_flag(trt: Any, config: Any, name: str) -> None:
-    config.set_flag(getattr(trt.BuilderFlag, name))
+    flag = getattr(trt.BuilderFlag, name, None)
+    if flag is None:  # e.g. FP16/INT8 on TensorRT 11: capability, not version, decides
+        raise LsaEdgeError(
+            f"TensorRT {trt.__version__} has no BuilderFlag.{name}; build from an ONNX that carries the "
+            "precision (the FP16 or Q/DQ ONNX that 'lsa-edge build' writes)"
+        )
+    config.set_flag(flag)
 
 
 def _configure_precision(
@@ -441,6 +462,8 @@ def build_engine(
     version_compatible: build a version-compatible engine (TensorRT 8.6+; loads on later versions, slower).
     strongly_typed: on TensorRT 10, build the ONNX's own types (as 11 always does) instead of letting the
         FP16/INT8 flags choose per layer: with the FP16 ONNX the engine runs what the accuracy gate measured.
+        On 10.12+ that happens by itself for fp16/int8 whenever the ONNX carries the precision (see
+        :func:`weak_typing_deprecated`); the sidecar's ``build.strongly_typed`` says what was built.
     rebuild_command: the ``lsa-edge build ...`` line the CLI was called with, stored in the sidecar.
     log: where this function's messages go (TensorRT's own go to "lsa_edge.tensorrt").
     """
@@ -472,13 +495,37 @@ def build_engine(
             f"(got precision {precision}, TensorRT {version})"
         )
 
-    logger = trt_logger(trt)
-    builder = trt.Builder(logger)
-    typed = gen == "11" or strongly_typed
     if strongly_typed and gen == "8.5":
         raise ConfigError(f"strongly typed networks need TensorRT 10 or later; this is {version}")
-    network = builder.create_network(_network_flags(trt, gen, strongly_typed))
-    _parser = _parse(trt, network, onnx_path, logger)  # keep alive until the build ends
+    logger = trt_logger(trt)
+    builder = trt.Builder(logger)
+    # Strongly typed: always on 11, when asked on 10, and on 10.12+ whenever the graph carries the
+    # precision asked for (FP16 tensors, Q/DQ nodes): the weak-typing flags are deprecated there.
+    auto_typed = (
+        gen == "10"
+        and not strongly_typed
+        and weak_typing_deprecated(version)
+        and precision != "fp32"
+        and calibrator is None  # implicit INT8 (calibrator/cache) is weak typing by definition
+    )
+    typed = gen == "11" or strongly_typed or auto_typed
+    network = builder.create_network(_network_flags(trt, gen, typed))
+    _parser = _parse(trt, network, onnx_path, logger)  # owns the weights: alive until the build ends
+    if auto_typed and not (_has_half if precision == "fp16" else _has_qdq)(trt, network):
+        _LOG.warning(
+            "TensorRT %s deprecates BuilderFlag.%s (weak typing), but %s carries no %s: building it with "
+            "the deprecated flag. Build from the %s ONNX that 'lsa-edge build --precision %s' writes for a "
+            "strongly typed engine (what TensorRT 11 requires).",
+            version,
+            precision.upper(),
+            onnx_path.name,
+            "FP16 tensors" if precision == "fp16" else "Q/DQ nodes",
+            "FP16" if precision == "fp16" else "Q/DQ",
+            precision,
+        )
+        typed = False
+        network = builder.create_network(_network_flags(trt, gen, False))
+        _parser = _parse(trt, network, onnx_path, logger)
     input_shape = _find_input(network, input_name)
     chw = input_shape[1:]
     if batch is None:
@@ -560,7 +607,7 @@ def build_engine(
         timing_cache=timing_path,
         dla_core=dla_core,
         int8_fp16_fallback=int8_fp16_fallback,
-        strongly_typed=strongly_typed and gen == "10",
+        strongly_typed=typed and gen == "10",
     )
     lsa = rebuild_command or " ".join(
         [

@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EngineMismatchError",
+    "GpuUnavailableError",
     "LsaEdgeError",
     "MissingDependencyError",
     "unknown_choice",
@@ -41,6 +42,10 @@ class CheckpointError(LsaEdgeError):
 
 class EngineMismatchError(LsaEdgeError):
     """A serialized engine does not match the running TensorRT / GPU; the message names the rebuild command."""
+
+
+class GpuUnavailableError(LsaEdgeError):
+    """No usable CUDA GPU: no NVIDIA driver, no device, or a driver too old for the installed CUDA binding."""
 
 
 class CalibrationError(LsaEdgeError):

@@ -1,58 +1,647 @@
-"""A minimal stand-in for the ``tensorrt`` module, per API generation, that records what the builder does.
+"""A strict stand-in for the ``tensorrt`` module, generated from NVIDIA's real API of each generation.
 
-It models only the parts of NVIDIA's Python API that lsa-edge calls, with the members each generation
-has: 8.5 has NetworkDefinitionCreationFlag.EXPLICIT_BATCH and no STRONGLY_TYPED; 10 has both (EXPLICIT_BATCH
-deprecated); 11 has no BuilderFlag.FP16/INT8, no int8_calibrator/set_calibration_profile and no
-calibrator classes. Using a member a generation lacks raises AttributeError, as the real module would.
+The classes, methods, properties, enum members and enum values are the real ones of the version asked
+for: they come from ``tests/data/tensorrt_api/<version>.json``, which ``scripts/tensorrt_api.py`` reads out
+of NVIDIA's real bindings wheels (8.6.1, 10.3.0, 10.13.3.9, 11.4.0.106) and binding sources (8.5.2). On top
+of that skeleton, the behaviour lsa-edge relies on is modelled (a builder that records its flags, a parser
+that yields layers or errors, a runtime whose engines compute on fake GPU memory). So, as with the real
+module:
+
+* a name the real module of that version lacks raises ``AttributeError`` (``BuilderFlag.FP16`` on 11,
+  ``Runtime.engine_host_code_allowed`` on 8.5, ``ParserError.node_name`` before 10);
+* setting an attribute a real class lacks, or a read-only property, raises ``AttributeError`` (pybind11
+  classes have no ``__dict__``); Python subclasses (loggers, calibrators) may set anything, as in reality;
+* enum members are ints with the real values, and ``.name`` is a method where the real one is (ErrorCode
+  before 10.16), a property elsewhere;
+* a real name the fake does not model raises ``NotImplementedError`` when used: extend the fake.
+
+Fake-only state lives under ``trt._fake`` (calls, the last network/config, the names used) and in
+underscore attributes, never in public names.
 """
 
 from __future__ import annotations
 
-import enum
+import json
+import sys
 import types
-from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable
 
+import numpy as np
 from packaging.version import Version
 
+API_DIR = Path(__file__).parent / "data" / "tensorrt_api"
+# (from, below, data file): the real API that stands for a running version (as in scripts/tensorrt_api.py).
+_DATA_FOR = (
+    ("8.5", "8.6", "8.5.2"),
+    ("8.6", "9", "8.6.1"),
+    ("10", "10.12", "10.3.0"),
+    ("10.12", "11", "10.13.3.9"),
+    ("11", "99", "11.4.0.106"),
+)
 
-@dataclass
+
+def api_version_for(version: str) -> str:
+    v = Version(version)
+    for lo, hi, data in _DATA_FOR:
+        if Version(lo) <= v < Version(hi):
+            return data
+    raise ValueError(f"no TensorRT API data stands for {version}")
+
+
+@cache
+def load_api(data_version: str) -> dict[str, Any]:
+    return json.loads((API_DIR / f"{data_version}.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------- strict classes
+
+_PROPERTY_KINDS = {"property", "readonly_property", "static_property"}
+_METHOD_KINDS = {"method", "static_method"}
+
+
+class _Strict:
+    """Base of every generated class: public names are exactly the real class's."""
+
+    _api_name = ""
+    _members: dict[str, str] = {}  # noqa: RUF012  (replaced per generated class)
+    _fake: Any = None
+    _generated: type | None = None  # the generated class itself; its Python subclasses are not strict
+
+    def __getattribute__(self, attr: str) -> Any:
+        if not attr.startswith("_"):
+            gen = type(self)._generated
+            # record what lsa-edge itself uses (not the tests' or the fake's own look-ups)
+            if gen is not None and attr in gen._members and _caller_is_product():
+                gen._fake.used.add((gen._api_name, attr))
+        return object.__getattribute__(self, attr)
+
+    def __getattr__(self, attr: str) -> Any:  # only when normal lookup failed
+        gen = type(self)._generated
+        if attr.startswith("_") or gen is None:
+            raise AttributeError(attr)
+        if attr in gen._members:
+            raise NotImplementedError(
+                f"the fake does not model tensorrt.{gen._api_name}.{attr} ({gen._members[attr]}); "
+                "model it in tests/_fake_tensorrt.py"
+            )
+        raise AttributeError(
+            f"'tensorrt.{gen._api_name}' object has no attribute '{attr}' (TensorRT {gen._fake.version})"
+        )
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        cls = type(self)
+        if attr.startswith("_") or cls is not cls._generated:  # internals, or a Python subclass
+            object.__setattr__(self, attr, value)
+            return
+        kind = cls._members.get(attr)
+        if kind is None:
+            raise AttributeError(
+                f"'tensorrt.{cls._api_name}' object has no attribute '{attr}' (TensorRT {cls._fake.version})"
+            )
+        if kind != "property":
+            raise AttributeError(f"can't set {kind} 'tensorrt.{cls._api_name}.{attr}'")
+        object.__setattr__(self, attr, value)
+
+    def _init_property(self, name: str, value: Any) -> None:
+        """Give a real read/write property its initial value, where this version has it."""
+        if type(self)._generated is not None and name in type(self)._generated._members:
+            object.__setattr__(self, name, value)
+
+
+def _caller_is_product() -> bool:
+    return sys._getframe(2).f_globals.get("__name__", "").startswith("lsa_edge")
+
+
+def _own_members(impl: type) -> dict[str, Any]:
+    ns: dict[str, Any] = {}
+    for klass in reversed(impl.__mro__):
+        if klass in (object, _Strict):
+            continue
+        for k, v in vars(klass).items():
+            if k in ("__dict__", "__weakref__", "__module__", "__qualname__", "__doc__"):
+                continue
+            ns[k] = v
+    return ns
+
+
+def _generate(fake: Any, name: str, impl: type | None, bases: tuple[type, ...] = (_Strict,)) -> type:
+    """The class ``name`` of ``fake``'s API, with ``impl``'s behaviour for the members this version has."""
+    members = fake.api["classes"][name]["members"]
+    ns: dict[str, Any] = {}
+    for k, v in _own_members(impl or object).items():
+        if k.startswith("_"):
+            ns[k] = v
+            continue
+        if k not in members:  # the behaviour pool serves every version; this one lacks the name
+            continue
+        real = members[k]
+        is_prop = isinstance(v, property)
+        if (real in _PROPERTY_KINDS) != is_prop or (real in _METHOD_KINDS) != callable(v):
+            raise TypeError(
+                f"fake drift: tensorrt.{name}.{k} is a {real} in TensorRT {fake.version}, the fake defines "
+                f"a {'property' if is_prop else type(v).__name__}"
+            )
+        ns[k] = v
+    ns.update(_api_name=name, _members=members, _fake=fake)
+    cls = type(name.rsplit(".", 1)[-1], bases, ns)
+    cls._generated = cls
+    return cls
+
+
+class _Unmodelled:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError(f"the fake does not model creating tensorrt.{type(self)._api_name}")
+
+
+# ------------------------------------------------------------------------------------------------- enums
+
+
+def _make_enum(qualname: str, info: dict[str, Any]) -> type:
+    short = qualname.rsplit(".", 1)[-1]
+    values = {k: v for k, v in info["members"].items() if v is not None}
+
+    def _name(self: Any) -> str:
+        return self._name
+
+    def new(cls: type, value: int) -> Any:
+        for member in cls.__members__.values():
+            if int(member) == int(value):
+                return member
+        raise ValueError(f"{value} is not a valid {short}")
+
+    ns: dict[str, Any] = {
+        "__new__": new,
+        "__repr__": lambda self: f"<{short}.{self._name}: {int(self)}>",
+        "__str__": lambda self: f"{short}.{self._name}",
+        "__hash__": int.__hash__,
+        "__eq__": lambda self, other: int(self) == int(other) if isinstance(other, int) else NotImplemented,
+        "name": _name if info["name_kind"] == "method" else property(_name),
+        "value": property(lambda self: int(self)),
+    }
+    enum_cls = type(short, (int,), ns)
+    members = {}
+    for k, v in values.items():
+        member = int.__new__(enum_cls, v)
+        member._name = k
+        members[k] = member
+        setattr(enum_cls, k, member)
+    enum_cls.__members__ = members
+    enum_cls._qualname = qualname
+    return enum_cls
+
+
+# --------------------------------------------------------------------------------------- the behaviour
+
+
 class FakeTensor:
-    name: str
-    shape: tuple[int, ...]
-    dtype: Any = None
+    """ITensor."""
+
+    def __init__(self, name: str, shape: tuple[int, ...], dtype: Any) -> None:
+        self._init_property("name", name)
+        self._init_property("shape", tuple(shape))
+        self._init_property("dtype", dtype)
 
 
-@dataclass
 class FakeLayer:
-    name: str
-    type: Any
-    outputs: list[FakeTensor] = field(default_factory=list)
-    dla_ok: bool = True
+    """ILayer: its type, outputs, and whether DLA can run it (the fake's knob)."""
+
+    def __init__(self, trt: Any, name: str, kind: str, outputs: list[Any], dla_ok: bool = True) -> None:
+        self._init_property("name", name)
+        self._type = getattr(trt.LayerType, kind)
+        self._outputs = outputs
+        self._dla_ok = dla_ok
+
+    @property
+    def type(self) -> Any:
+        return self._type
 
     @property
     def num_outputs(self) -> int:
-        return len(self.outputs)
+        return len(self._outputs)
 
-    def get_output(self, j: int) -> FakeTensor:
-        return self.outputs[j]
+    def get_output(self, index: int) -> Any:
+        return self._outputs[index]
 
 
-@dataclass
+class FakeNetwork:
+    """INetworkDefinition, filled by the parser."""
+
+    def __init__(self, flags: int) -> None:
+        self._flags = flags
+        self._inputs: list[Any] = []
+        self._layers: list[Any] = []
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self._inputs)
+
+    def get_input(self, index: int) -> Any:
+        return self._inputs[index]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self._layers)
+
+    def get_layer(self, index: int) -> Any:
+        return self._layers[index]
+
+    def get_flag(self, flag: Any) -> bool:
+        return bool(self._flags & (1 << int(flag)))
+
+
 class FakeParserError:
-    text: str
-    node_index: int
-    error_code: Any
-    name: str | None = None
+    """ParserError: every field is a method, as in the real class; node_name/operator from 10 on."""
+
+    def __init__(self, text: str, node: int, code: Any) -> None:
+        self._text, self._node, self._code = text, node, code
 
     def desc(self) -> str:
-        return self.text
+        return self._text
 
     def node(self) -> int:
-        return self.node_index
+        return self._node
 
     def code(self) -> Any:
-        return self.error_code
+        return self._code
+
+    def node_name(self) -> str:
+        return f"/block{self._node}/op"
+
+    def node_operator(self) -> str:
+        return "GridSample"
+
+
+class FakeOnnxParser:
+    def __init__(self, network: Any, logger: Any) -> None:
+        fake = type(self)._fake
+        if not isinstance(logger, fake.module.ILogger):
+            raise TypeError(
+                "OnnxParser(): incompatible function arguments (logger must be a tensorrt.ILogger)"
+            )
+        self._network = network
+        code = fake.module.ErrorCode.UNSUPPORTED_NODE
+        self._errors = [fake.module.ParserError._wrap(t, i, code) for i, t in enumerate(fake.parse_errors)]
+
+    def parse_from_file(self, model: str) -> bool:
+        fake = type(self)._fake
+        trt = fake.module
+        fake.calls.append(("parse_from_file", model))
+        if self._errors:
+            return False
+        dtype = trt.DataType.HALF if fake.half else trt.DataType.FLOAT
+        self._network._inputs.append(trt.ITensor._wrap("faces", fake.input_shape, trt.DataType.FLOAT))
+        for i, kind in enumerate(fake.layer_kinds):
+            out = trt.ITensor._wrap(f"t{i}", fake.input_shape, dtype)
+            self._network._layers.append(trt.ILayer._wrap(trt, f"layer{i}_{kind.lower()}", kind, [out]))
+        return True
+
+    @property
+    def num_errors(self) -> int:
+        return len(self._errors)
+
+    def get_error(self, index: int) -> Any:
+        return self._errors[index]
+
+
+class FakeProfile:
+    """IOptimizationProfile."""
+
+    def __init__(self) -> None:
+        self._shapes: dict[str, list[tuple[int, ...]]] = {}
+
+    def set_shape(self, input: str, min: Any, opt: Any, max: Any) -> None:
+        self._shapes[input] = [tuple(min), tuple(opt), tuple(max)]
+
+    def get_shape(self, input: str) -> list[tuple[int, ...]]:
+        return self._shapes.get(input, [])
+
+
+class FakeTimingCache:
+    """ITimingCache."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = bytes(data)
+
+    def serialize(self) -> Any:
+        return type(self)._fake.module.IHostMemory._wrap(self._data + b"+timed")
+
+
+class FakeHostMemory:
+    """IHostMemory: a buffer (memoryview works on it; the generated class also derives from bytes)."""
+
+    @property
+    def nbytes(self) -> int:
+        return len(self)
+
+
+class FakeConfig:
+    """IBuilderConfig: flags as the real bitmask, profiles, pools, calibration, DLA, timing cache."""
+
+    def __init__(self) -> None:
+        trt = type(self)._fake.module
+        self._flags = 0
+        self._profiles: list[Any] = []
+        self._pools: dict[int, int] = {}
+        self._calibration_profile: Any = None
+        self._timing_cache: Any = None
+        self._init_property("default_device_type", trt.DeviceType.GPU)
+        self._init_property("DLA_core", -1)
+        self._init_property("int8_calibrator", None)
+
+    def set_flag(self, flag: Any) -> None:
+        type(self)._fake.calls.append(("set_flag", _name(flag)))
+        self._flags |= 1 << int(flag)
+
+    def clear_flag(self, flag: Any) -> None:
+        type(self)._fake.calls.append(("clear_flag", _name(flag)))
+        self._flags &= ~(1 << int(flag))
+
+    def get_flag(self, flag: Any) -> bool:
+        return bool(self._flags & (1 << int(flag)))
+
+    @property
+    def flags(self) -> int:
+        return self._flags
+
+    def add_optimization_profile(self, profile: Any) -> int:
+        self._profiles.append(profile)
+        return len(self._profiles) - 1
+
+    @property
+    def num_optimization_profiles(self) -> int:
+        return len(self._profiles)
+
+    def set_memory_pool_limit(self, pool: Any, pool_size: int) -> None:
+        self._pools[int(pool)] = int(pool_size)
+
+    def get_memory_pool_limit(self, pool: Any) -> int:
+        return self._pools[int(pool)]
+
+    def set_calibration_profile(self, profile: Any) -> bool:
+        self._calibration_profile = profile
+        return True
+
+    def get_calibration_profile(self) -> Any:
+        return self._calibration_profile
+
+    def create_timing_cache(self, serialized_timing_cache: bytes) -> Any:
+        type(self)._fake.calls.append(("create_timing_cache", bytes(serialized_timing_cache)))
+        return type(self)._fake.module.ITimingCache._wrap(serialized_timing_cache)
+
+    def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> bool:
+        self._timing_cache = cache
+        return True
+
+    def get_timing_cache(self) -> Any:
+        return self._timing_cache
+
+    def can_run_on_DLA(self, layer: Any) -> bool:
+        return layer._dla_ok
+
+
+class FakeBuilder:
+    def __init__(self, logger: Any) -> None:
+        fake = type(self)._fake
+        if not isinstance(logger, fake.module.ILogger):
+            raise TypeError("Builder(): incompatible function arguments (logger must be a tensorrt.ILogger)")
+        if not getattr(logger, "_base_initialised", False):
+            raise RuntimeError("the logger's ILogger.__init__ was not called (real TensorRT would crash)")
+
+    @property
+    def num_DLA_cores(self) -> int:
+        return type(self)._fake.dla_cores
+
+    def create_network(self, flags: int = 0) -> Any:
+        fake = type(self)._fake
+        fake.calls.append(("create_network", int(flags)))
+        network = fake.module.INetworkDefinition._wrap(int(flags))
+        fake.last_network = network
+        return network
+
+    def create_builder_config(self) -> Any:
+        fake = type(self)._fake
+        config = fake.module.IBuilderConfig._wrap()
+        fake.last_config = config
+        return config
+
+    def create_optimization_profile(self) -> Any:
+        return type(self)._fake.module.IOptimizationProfile._wrap()
+
+    def build_serialized_network(self, network: Any, config: Any) -> Any:
+        fake = type(self)._fake
+        trt = fake.module
+        names = sorted(k for k, v in trt.BuilderFlag.__members__.items() if config._flags & (1 << int(v)))
+        fake.calls.append(("build_serialized_network", names))
+        calibrator = config.__dict__.get("int8_calibrator")
+        if calibrator is not None and not getattr(calibrator, "_base_initialised", True):
+            raise RuntimeError("the calibrator's base __init__ was not called (real TensorRT would crash)")
+        if not fake.build_ok:
+            return None
+        return trt.IHostMemory._wrap(b"PLAN:" + fake.version.encode())
+
+
+class FakeRuntime:
+    def __init__(self, logger: Any) -> None:
+        fake = type(self)._fake
+        if not isinstance(logger, fake.module.ILogger):
+            raise TypeError("Runtime(): incompatible function arguments (logger must be a tensorrt.ILogger)")
+        self._init_property("engine_host_code_allowed", False)
+        self._init_property("DLA_core", -1)
+
+    def deserialize_cuda_engine(self, serialized_engine: bytes) -> Any:
+        fake = type(self)._fake
+        data = bytes(serialized_engine)
+        fake.calls.append(("deserialize_cuda_engine", data))
+        if not data.startswith(b"PLAN:"):
+            return None
+        return fake.module.ICudaEngine._wrap(fake.engine, data)
+
+
+class EngineSpec:
+    """What a fake engine computes: I/O tensors and ``compute(inputs) -> outputs`` on host arrays; the
+    fake GPU (``memory``: read(ptr, nbytes) -> bytes, write(ptr, bytes)) holds the tensors' bytes."""
+
+    def __init__(
+        self,
+        io: list[tuple[str, str, tuple[int, ...]]],
+        compute: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+        memory: Any = None,
+        max_batch: int = 16,
+    ) -> None:
+        self.io, self.compute, self.memory, self.max_batch = io, compute, memory, max_batch
+
+
+class FakeEngine:
+    """ICudaEngine."""
+
+    def __init__(self, spec: EngineSpec | None, plan: bytes) -> None:
+        self._spec = spec
+        self._plan = plan
+
+    @property
+    def num_io_tensors(self) -> int:
+        return len(self._spec.io)
+
+    def _io(self, name: str) -> tuple[str, str, tuple[int, ...]]:
+        for item in self._spec.io:
+            if item[0] == name:
+                return item
+        raise KeyError(name)
+
+    def get_tensor_name(self, index: int) -> str:
+        return self._spec.io[index][0]
+
+    def get_tensor_mode(self, name: str) -> Any:
+        mode = type(self)._fake.module.TensorIOMode
+        return mode.INPUT if self._io(name)[1] == "input" else mode.OUTPUT
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        return self._io(name)[2]
+
+    def get_tensor_dtype(self, name: str) -> Any:
+        return type(self)._fake.module.DataType.FLOAT
+
+    def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[tuple[int, ...]]:
+        item = self._io(name)[2][1:]
+        return [(1, *item), (max(1, self._spec.max_batch // 2), *item), (self._spec.max_batch, *item)]
+
+    def create_execution_context(self) -> Any:
+        return type(self)._fake.module.IExecutionContext._wrap(self)
+
+
+class FakeContext:
+    """IExecutionContext: named tensors at device addresses, computed by the engine's spec."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._addresses: dict[str, int] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._calls: list[int] = []
+
+    def set_tensor_address(self, name: str, memory: int) -> bool:
+        self._addresses[name] = int(memory)
+        return True
+
+    def get_tensor_address(self, name: str) -> int:
+        return self._addresses[name]
+
+    def set_input_shape(self, name: str, shape: Any) -> bool:
+        self._shapes[name] = tuple(shape)
+        return True
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        spec = self._engine._spec
+        inputs = {}
+        n = None
+        for name, mode, _ in spec.io:
+            if mode == "input":
+                shape = self._shapes[name]
+                n = shape[0]
+                nbytes = int(np.prod(shape)) * 4
+                inputs[name] = np.frombuffer(
+                    spec.memory.read(self._addresses[name], nbytes), np.float32
+                ).reshape(shape)
+        outputs = spec.compute(inputs)
+        for name, value in outputs.items():
+            spec.memory.write(self._addresses[name], np.ascontiguousarray(value, np.float32).tobytes())
+        self._calls.append(n)
+        return True
+
+
+class FakeLogger:
+    """ILogger (a trampoline: Python subclasses override ``log``) and Logger."""
+
+    def __init__(self, *args: Any) -> None:
+        self._base_initialised = True
+
+    def log(self, severity: Any, msg: str) -> None:
+        type(self)._fake.calls.append(("log", _name(severity), msg))
+
+
+class FakeCalibrator:
+    """The IInt8*Calibrator trampolines: the base __init__ must be called; methods are overridden."""
+
+    def __init__(self) -> None:
+        self._base_initialised = True
+
+    def get_batch_size(self) -> int:
+        return 1
+
+    def get_batch(self, names: list[str]) -> Any:
+        return None
+
+    def read_calibration_cache(self) -> Any:
+        return None
+
+    def write_calibration_cache(self, cache: Any) -> None:
+        return None
+
+    def get_algorithm(self) -> Any:
+        algo = type(self)._fake.module.CalibrationAlgoType
+        return algo.MINMAX_CALIBRATION if "MinMax" in type(self)._api_name else algo.ENTROPY_CALIBRATION_2
+
+
+_BEHAVIOUR: dict[str, type] = {
+    "Builder": FakeBuilder,
+    "INetworkDefinition": FakeNetwork,
+    "IBuilderConfig": FakeConfig,
+    "IOptimizationProfile": FakeProfile,
+    "ITimingCache": FakeTimingCache,
+    "IHostMemory": FakeHostMemory,
+    "ITensor": FakeTensor,
+    "ILayer": FakeLayer,
+    "OnnxParser": FakeOnnxParser,
+    "ParserError": FakeParserError,
+    "Runtime": FakeRuntime,
+    "ICudaEngine": FakeEngine,
+    "IExecutionContext": FakeContext,
+    "ILogger": FakeLogger,
+    "Logger": FakeLogger,
+    "IInt8Calibrator": FakeCalibrator,
+    "IInt8EntropyCalibrator2": FakeCalibrator,
+    "IInt8MinMaxCalibrator": FakeCalibrator,
+    "IInt8EntropyCalibrator": FakeCalibrator,
+    "IInt8LegacyCalibrator": FakeCalibrator,
+}
+# Objects TensorRT hands out but Python cannot construct (no public constructor in the real module).
+_HANDED_OUT = {
+    "INetworkDefinition",
+    "IBuilderConfig",
+    "IOptimizationProfile",
+    "ITimingCache",
+    "IHostMemory",
+    "ITensor",
+    "ILayer",
+    "ParserError",
+    "ICudaEngine",
+    "IExecutionContext",
+}
+
+
+def _name(member: Any) -> str:
+    n = member.name
+    return n() if callable(n) else n
+
+
+def _nptype(trt_type: Any) -> Any:
+    names = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "BOOL": np.bool_}
+    names.update({"UINT8": np.uint8, "INT64": np.int64})
+    name = _name(trt_type)
+    if name not in names:
+        raise TypeError(f"Could not resolve TensorRT datatype to an equivalent numpy datatype: {trt_type}")
+    return names[name]
+
+
+# ------------------------------------------------------------------------------------------------ module
+
+
+class _FakeModule(types.ModuleType):
+    def __getattr__(self, name: str) -> Any:  # only for names the module does not have
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(f"module 'tensorrt' has no attribute '{name}' (TensorRT {self._fake.version})")
 
 
 def make_tensorrt(
@@ -64,201 +653,115 @@ def make_tensorrt(
     parse_errors: tuple[str, ...] = (),
     dla_cores: int = 0,
     build_ok: bool = True,
+    engine: EngineSpec | None = None,
 ) -> types.ModuleType:
-    """A fake ``tensorrt`` of ``version``; ``trt.calls`` records (what, value) pairs in call order.
+    """A strict fake ``tensorrt`` of ``version`` built from the real API data that stands for it.
 
-    layer_kinds: LayerType names of the parsed network's layers ("QUANTIZE"/"DEQUANTIZE" make it Q/DQ).
-    half: the layers' outputs are HALF (an FP16 ONNX) instead of FLOAT.
+    input_shape / layer_kinds / half / parse_errors: what the ONNX parser produces (LayerType names;
+    "QUANTIZE"/"DEQUANTIZE" make a Q/DQ network; half: layer outputs are HALF, an FP16 ONNX).
+    dla_cores: Builder.num_DLA_cores. build_ok: False makes build_serialized_network return None.
+    engine: what deserialized engines compute (EngineSpec), for runtime tests.
+    ``trt._fake``: calls (in order), last_network, last_config, used {(class, member)}, api.
     """
-    v = Version(version)
-    gen = "11" if v.major >= 11 else "10" if v.major == 10 else "8.5"
-    trt = types.ModuleType("tensorrt")
+    data_version = api_version_for(version)
+    fake = types.SimpleNamespace(
+        version=version,
+        data_version=data_version,
+        api=load_api(data_version),
+        calls=[],
+        used=set(),
+        last_network=None,
+        last_config=None,
+        input_shape=tuple(input_shape),
+        layer_kinds=tuple(layer_kinds),
+        half=half,
+        parse_errors=tuple(parse_errors),
+        dla_cores=dla_cores,
+        build_ok=build_ok,
+        engine=engine,
+    )
+    trt = _FakeModule("tensorrt")
     trt.__version__ = version
-    calls: list[tuple[str, Any]] = []
-    trt.calls = calls
-
-    ncf = {
-        "8.5": {"EXPLICIT_BATCH": 0, "EXPLICIT_PRECISION": 1},
-        "10": {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1},
-    }
-    trt.NetworkDefinitionCreationFlag = enum.IntEnum(
-        "NetworkDefinitionCreationFlag", ncf.get(gen, {"STRONGLY_TYPED": 0, "PREFER_AOT_PYTHON_PLUGINS": 1})
-    )
-    flags = ["TF32", "GPU_FALLBACK", "REFIT"]
-    if gen != "11":
-        flags += ["FP16", "INT8"]
-    if v >= Version("8.6"):
-        flags += ["VERSION_COMPATIBLE"]
-    trt.BuilderFlag = enum.IntEnum("BuilderFlag", flags)
-    trt.MemoryPoolType = enum.IntEnum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM"])
-    trt.DeviceType = enum.IntEnum("DeviceType", ["GPU", "DLA"])
-    trt.LayerType = enum.IntEnum(
-        "LayerType", ["CONVOLUTION", "ACTIVATION", "QUANTIZE", "DEQUANTIZE", "SHAPE"]
-    )
-    trt.DataType = enum.IntEnum("DataType", ["FLOAT", "HALF", "INT8"])
-    trt.ErrorCode = enum.IntEnum("ErrorCode", ["SUCCESS", "UNSUPPORTED_NODE", "INVALID_NODE"])
-
-    class ILogger:
-        Severity = enum.IntEnum("Severity", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"])
-
-        def __init__(self) -> None:
-            self.base_initialised = True
-
-    trt.ILogger = ILogger
-    trt.Logger = ILogger
-
-    if gen != "11":
-
-        class _CalibratorBase:
-            def __init__(self) -> None:
-                self.base_initialised = True
-
-        trt.IInt8EntropyCalibrator2 = type("IInt8EntropyCalibrator2", (_CalibratorBase,), {})
-        trt.IInt8MinMaxCalibrator = type("IInt8MinMaxCalibrator", (_CalibratorBase,), {})
-
-    class Network:
-        def __init__(self, flags: int) -> None:
-            self.flags = flags
-            self.inputs: list[FakeTensor] = []
-            self.layers: list[FakeLayer] = []
-
-        @property
-        def num_inputs(self) -> int:
-            return len(self.inputs)
-
-        def get_input(self, i: int) -> FakeTensor:
-            return self.inputs[i]
-
-        @property
-        def num_layers(self) -> int:
-            return len(self.layers)
-
-        def get_layer(self, i: int) -> FakeLayer:
-            return self.layers[i]
-
-    class OnnxParser:
-        def __init__(self, network: Network, logger: Any) -> None:
-            assert isinstance(logger, ILogger)
-            self.network = network
-            self.errors = [
-                FakeParserError(text, i, trt.ErrorCode.UNSUPPORTED_NODE)
-                for i, text in enumerate(parse_errors)
-            ]
-
-        def parse_from_file(self, path: str) -> bool:
-            calls.append(("parse_from_file", path))
-            if self.errors:
-                return False
-            dtype = trt.DataType.HALF if half else trt.DataType.FLOAT
-            self.network.inputs.append(FakeTensor("faces", input_shape, trt.DataType.FLOAT))
-            for i, kind in enumerate(layer_kinds):
-                out = FakeTensor(f"t{i}", input_shape, dtype)
-                self.network.layers.append(FakeLayer(f"layer{i}_{kind.lower()}", trt.LayerType[kind], [out]))
-            return True
-
-        @property
-        def num_errors(self) -> int:
-            return len(self.errors)
-
-        def get_error(self, i: int) -> FakeParserError:
-            return self.errors[i]
-
-    class Profile:
-        def __init__(self) -> None:
-            self.shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
-
-        def set_shape(self, name: str, lo: Any, opt: Any, hi: Any) -> None:
-            self.shapes[name] = (tuple(lo), tuple(opt), tuple(hi))
-
-    class TimingCache:
-        def __init__(self, data: bytes) -> None:
-            self.data = bytes(data)
-
-        def serialize(self) -> bytes:
-            return self.data + b"+timed"
-
-    class Config:
-        def __init__(self) -> None:
-            self.flags: set[Any] = set()
-            self.profiles: list[Profile] = []
-            self.pool_limits: dict[Any, int] = {}
-            self.default_device_type = trt.DeviceType.GPU
-            self.DLA_core = -1
-            self.timing_cache: TimingCache | None = None
-            if gen != "11":
-                self.int8_calibrator = None
-                self.calibration_profile: Profile | None = None
-
-        def set_flag(self, flag: Any) -> None:
-            calls.append(("set_flag", flag.name))
-            self.flags.add(flag)
-
-        def clear_flag(self, flag: Any) -> None:
-            calls.append(("clear_flag", flag.name))
-            self.flags.discard(flag)
-
-        def add_optimization_profile(self, profile: Profile) -> int:
-            self.profiles.append(profile)
-            return len(self.profiles) - 1
-
-        def set_memory_pool_limit(self, pool: Any, size: int) -> None:
-            self.pool_limits[pool] = size
-
-        def create_timing_cache(self, data: bytes) -> TimingCache:
-            calls.append(("create_timing_cache", bytes(data)))
-            return TimingCache(data)
-
-        def set_timing_cache(self, cache: TimingCache, ignore_mismatch: bool) -> bool:
-            self.timing_cache = cache
-            return True
-
-        def get_timing_cache(self) -> TimingCache | None:
-            return self.timing_cache
-
-        def can_run_on_DLA(self, layer: FakeLayer) -> bool:
-            return layer.dla_ok
-
-    if gen != "11":
-
-        def set_calibration_profile(self: Config, profile: Profile) -> None:
-            self.calibration_profile = profile
-
-        Config.set_calibration_profile = set_calibration_profile
-
-    class Builder:
-        def __init__(self, logger: Any) -> None:
-            assert isinstance(logger, ILogger)
-            self.num_DLA_cores = dla_cores
-            self.network: Network | None = None
-            self.config: Config | None = None
-
-        def create_network(self, flags: int = 0) -> Network:
-            calls.append(("create_network", flags))
-            self.network = Network(flags)
-            return self.network
-
-        def create_builder_config(self) -> Config:
-            self.config = Config()
-            trt.last_config = self.config
-            return self.config
-
-        def create_optimization_profile(self) -> Profile:
-            return Profile()
-
-        def build_serialized_network(self, network: Network, config: Config) -> bytes | None:
-            calls.append(("build_serialized_network", sorted(f.name for f in config.flags)))
-            trt.last_network = network
-            return b"PLAN:" + version.encode() if build_ok else None
-
-    class Runtime:
-        def __init__(self, logger: Any) -> None:
-            self.engine_host_code_allowed = False
-
-        def deserialize_cuda_engine(self, data: bytes) -> Any:
-            calls.append(("deserialize_cuda_engine", bytes(data)))
-            return types.SimpleNamespace(plan=bytes(data)) if data.startswith(b"PLAN:") else None
-
-    trt.OnnxParser = OnnxParser
-    trt.Builder = Builder
-    trt.Runtime = Runtime
+    trt._fake = fake
+    fake.module = trt
+    api = fake.api
+    enums = {q: _make_enum(q, info) for q, info in api["enums"].items()}
+    classes: dict[str, type] = {}
+    for qual in _base_first(api["classes"]):  # real subclassing (Logger is an ILogger)
+        impl = _BEHAVIOUR.get(qual)
+        bases = tuple(classes[b] for b in api["classes"][qual]["bases"] if b in classes) or (_Strict,)
+        if qual == "IHostMemory":
+            bases = (*bases, bytes)
+        cls = _generate(fake, qual, impl or _Unmodelled, bases)
+        if qual == "IHostMemory":
+            cls._wrap = classmethod(lambda c, data: bytes.__new__(c, data))
+        elif qual in _HANDED_OUT:
+            # TensorRT creates these; the fake does too, through _wrap (Python cannot construct them).
+            cls._wrap = classmethod(lambda c, *a: _construct(c, *a))
+            cls.__init__ = _no_constructor  # type: ignore[method-assign]
+        classes[qual] = cls
+    for qual, cls in classes.items():  # nested enums/classes and exported enum values
+        for member, kind in api["classes"][qual]["members"].items():
+            nested = f"{qual}.{member}"
+            if kind == "enum" and nested in enums:
+                setattr(cls, member, enums[nested])
+            elif kind == "class" and nested in classes:
+                setattr(cls, member, classes[nested])
+            elif kind == "constant":
+                for sub, enum_cls in enums.items():
+                    if sub.startswith(qual + ".") and member in enum_cls.__members__:
+                        setattr(cls, member, enum_cls.__members__[member])
+    for qual, cls in classes.items():
+        if "." not in qual:
+            setattr(trt, qual, cls)
+    for qual, enum_cls in enums.items():
+        if "." not in qual:
+            setattr(trt, qual, enum_cls)
+    for fn in api["functions"]:
+        setattr(trt, fn, _nptype if fn == "nptype" else _unmodelled_function(fn))
+    dtype = enums.get("DataType")
+    for const in api["constants"]:
+        member = getattr(dtype, const.upper(), None) if dtype is not None else None
+        aliases = {"float32": "FLOAT", "float16": "HALF", "int32": "INT32", "int8": "INT8", "bool": "BOOL"}
+        if dtype is not None and const in aliases:
+            member = getattr(dtype, aliases[const], None)
+        setattr(trt, const, member)
     return trt
+
+
+def _base_first(classes: dict[str, Any]) -> list[str]:
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order or name not in classes:
+            return
+        for base in classes[name]["bases"]:
+            visit(base)
+        order.append(name)
+
+    for name in classes:
+        visit(name)
+    return order
+
+
+def _construct(cls: type, *args: Any) -> Any:
+    obj = object.__new__(cls)
+    init = _INITS.get(cls._api_name)
+    if init is not None:
+        init(obj, *args)
+    return obj
+
+
+_INITS = {name: impl.__dict__["__init__"] for name, impl in _BEHAVIOUR.items() if "__init__" in impl.__dict__}
+
+
+def _no_constructor(self: Any, *args: Any, **kwargs: Any) -> None:
+    raise TypeError(f"tensorrt.{type(self)._api_name}: No constructor defined!")
+
+
+def _unmodelled_function(name: str) -> Callable[..., Any]:
+    def fn(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"the fake does not model tensorrt.{name}()")
+
+    fn.__name__ = name
+    return fn

@@ -2,7 +2,8 @@
 Python ``logging``, and loading an engine only after its sidecar matches them.
 
 Core (imported by the runtime's TensorRT backend and by the build tool): ``tensorrt``, cuda-python and
-pycuda are imported lazily; nothing here builds engines (that is ``lsa_edge.engines.tensorrt``).
+pycuda are imported lazily (the GPU through :mod:`lsa_edge.backends._cuda`); nothing here builds engines
+(that is ``lsa_edge.engines.tensorrt``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from typing import Any
 
 from .._lazy import require
 from ..engine_meta import check_engine
-from ..errors import EngineMismatchError, LsaEdgeError, MissingDependencyError
+from ..errors import EngineMismatchError
+from ._cuda import device_info
 
-__all__ = ["gpu_info", "load_engine", "tensorrt_version", "trt_logger"]
+__all__ = ["enum_name", "gpu_info", "load_engine", "tensorrt_version", "trt_logger"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -32,74 +34,25 @@ def tensorrt_version() -> str | None:
 # --------------------------------------------------------------------------------------------------- GPU
 
 
-def _gpu_info_cuda_python(device: int) -> tuple[str, str]:
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-    except ImportError:
-        from cuda import cudart  # older cuda-python; ImportError propagates when neither exists
-    err, count = cudart.cudaGetDeviceCount()
-    ok = cudart.cudaError_t.cudaSuccess
-    if err != ok or not count:
-        _, text = cudart.cudaGetErrorString(err)
-        detail = text.decode() if isinstance(text, bytes) else str(text)
-        raise LsaEdgeError(
-            f"no CUDA GPU is visible (cudaGetDeviceCount: {getattr(err, 'name', err)}: {detail})"
-        )
-    if device >= count:
-        raise LsaEdgeError(f"CUDA device {device} does not exist; this machine has {count}")
-    err, props = cudart.cudaGetDeviceProperties(device)
-    if err != ok:
-        raise LsaEdgeError(f"cudaGetDeviceProperties({device}) failed: {getattr(err, 'name', err)}")
-    name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
-    return name.rstrip("\x00").strip(), f"{props.major}.{props.minor}"
-
-
-def _gpu_info_pycuda(device: int) -> tuple[str, str]:
-    import importlib
-
-    cuda = importlib.import_module("pycuda.driver")
-    try:
-        cuda.init()
-        count = cuda.Device.count()
-    except Exception as err:  # pycuda raises its own LogicError/RuntimeError family
-        raise LsaEdgeError(f"no CUDA GPU is visible (pycuda: {err})") from err
-    if device >= count:
-        raise LsaEdgeError(f"CUDA device {device} does not exist; this machine has {count}")
-    dev = cuda.Device(device)
-    major, minor = dev.compute_capability()
-    return str(dev.name()).strip(), f"{major}.{minor}"
-
-
 def gpu_info(device: int = 0) -> tuple[str, str]:
     """(device name, compute capability) of CUDA device ``device``, e.g. ("Orin", "8.7").
 
-    Uses cuda-python (``cuda.bindings.runtime``, or ``cuda.cudart`` in older releases), else pycuda.
-    Raises :class:`LsaEdgeError` when no GPU is visible, :class:`MissingDependencyError` when neither
-    binding is installed.
+    Through cuda-python, else pycuda (:mod:`lsa_edge.backends._cuda`). Raises
+    :class:`GpuUnavailableError` when no GPU is usable (no driver, no device, a driver older than the
+    binding: the message says which), :class:`MissingDependencyError` when neither binding is installed.
     """
-    tried: list[str] = []
-    failure: LsaEdgeError | None = None
-    for probe, what in ((_gpu_info_cuda_python, "cuda-python"), (_gpu_info_pycuda, "pycuda")):
-        try:
-            return probe(device)
-        except ImportError as err:
-            tried.append(f"{what}: {err}")
-        except LsaEdgeError as err:  # e.g. a cuda-python built for a newer CUDA than the driver: try pycuda
-            failure = failure or err
-            tried.append(f"{what}: {err}")
-    if failure is not None:
-        hint = ""
-        if "InsufficientDriver" in str(failure):
-            hint = (
-                " The CUDA driver is older than the installed cuda-python expects (or there is no "
-                "driver): on a Jetson install the cuda-python matching JetPack's CUDA, e.g. "
-                "pip install 'cuda-python~=12.6' on JetPack 6."
-            )
-        raise LsaEdgeError("; ".join(tried) + "." + hint) from failure
-    raise MissingDependencyError(
-        "reading the GPU needs cuda-python or pycuda (" + "; ".join(tried) + "). Install one: "
-        "pip install cuda-python (or pip install 'lsa-edge[trt]' for pycuda)."
-    )
+    return device_info(device)
+
+
+def enum_name(member: Any) -> str:
+    """The name of a TensorRT enum member: ``ErrorCode.name`` is a *method* in TensorRT 8.5–10.15 and a
+    property from 10.16 (and ``ILogger.Severity.name`` a property throughout), so read it either way."""
+    name = getattr(member, "name", None)
+    if callable(name):
+        name = name()
+    if not isinstance(name, str) or not name:
+        name = str(member)
+    return name.rsplit(".", 1)[-1]
 
 
 # ------------------------------------------------------------------------------------ TensorRT plumbing
@@ -132,8 +85,7 @@ def trt_logger(trt: Any) -> Any:
             trt.ILogger.__init__(self)  # trampoline: must be called explicitly
 
         def log(self, severity: Any, msg: str) -> None:
-            name = getattr(severity, "name", str(severity)).rsplit(".", 1)[-1]
-            target.log(_SEVERITY.get(name, logging.INFO), "%s", msg)
+            target.log(_SEVERITY.get(enum_name(severity), logging.INFO), "%s", msg)
 
     _TRT_LOGGER = _Forward()
     return _TRT_LOGGER
@@ -159,7 +111,7 @@ def load_engine(path: str | Path, *, precision: str | None = None, model_sha256:
     if runtime is None:
         runtime = trt.Runtime(trt_logger(trt))
         if host_code:  # version-compatible plans embed the lean runtime; trust only our own sidecar'd files
-            runtime.engine_host_code_allowed = True
+            runtime.engine_host_code_allowed = True  # TensorRT 8.6+, which alone builds such engines
         if dla is not None:  # a DLA engine runs on the core it was built for (the runtime's default is -1)
             runtime.DLA_core = int(dla)
         _RUNTIMES[(id(trt), host_code, dla)] = runtime

@@ -1,26 +1,26 @@
 """TensorRT backend: a serialized engine (checked against its sidecar first) run on a CUDA stream.
 
 The named-tensor API (``set_input_shape``, ``set_tensor_address``, ``execute_async_v3``,
-``get_tensor_profile_shape``) exists from TensorRT 8.5 on, so one code path serves 8.5, 10 and 11. Device
-memory is allocated once for the engine's largest batch; host copies go through page-locked buffers and
-move only the rows in use; a call enqueues H2D copy → inference → D2H copy on one stream and synchronises
-once. CUDA through pycuda (the ``trt`` extra; on Jetson ``pip install pycuda`` after JetPack) on the
-device's *primary* context, pushed around every call, so any thread (a ROS callback, a worker) may call
-``predict``. Imports tensorrt and pycuda lazily.
+``get_tensor_profile_shape``) exists from TensorRT 8.5 on, so one code path serves 8.5, 10 and 11 (checked
+against NVIDIA's real bindings: tests/data/tensorrt_api). Device memory is allocated once for the engine's
+largest batch; host copies go through page-locked buffers and move only the rows in use; a call enqueues
+H2D copy → inference → D2H copy on one stream and synchronises once. CUDA through
+:mod:`lsa_edge.backends._cuda` — cuda-python (preferred) or pycuda — on the device's *primary* context,
+made current around every call, so any thread (a ROS callback, a worker) may call ``predict``. Imports
+tensorrt and the CUDA binding lazily.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
+import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .._lazy import require
 from ..errors import ConfigError, LsaEdgeError, MissingDependencyError
+from ._cuda import Cuda, DeviceMemory, open_cuda
 from ._tensorrt_env import load_engine
 
 log = logging.getLogger(__name__)
@@ -32,34 +32,32 @@ class TensorRTBackend:
 
     name = "tensorrt"
 
-    def __init__(self, engine_path: str | Path, device: int = 0) -> None:
+    def __init__(self, engine_path: str | Path, device: int = 0, cuda_binding: str = "auto") -> None:
         self.path = Path(engine_path)
-        self._ctx: Any = None
+        self._cuda: Cuda | None = None
+        self._device: dict[str, DeviceMemory] = {}
+        self._lock = threading.Lock()
         try:
-            self._open(device)
+            self._open(device, cuda_binding)
         except (LsaEdgeError, MissingDependencyError):
             self.close()
             raise
-        except Exception as err:  # pycuda/TensorRT raise their own types: say what failed, keep the cause
+        except Exception as err:  # TensorRT raises its own types: say what failed, keep the cause
             self.close()
             raise LsaEdgeError(
                 f"TensorRT backend for {self.path.name} failed to start: {type(err).__name__}: {err}"
             ) from err
 
-    def _open(self, device: int) -> None:
+    def _open(self, device: int, cuda_binding: str) -> None:
         trt = require("tensorrt", "the TensorRT backend")
-        cuda = require("pycuda.driver", "the TensorRT backend")
-        self._trt, self._cuda = trt, cuda
-        cuda.init()
-        self._ctx = cuda.Device(device).retain_primary_context()  # the context the CUDA runtime shares
-        with self._current():
+        self._cuda = cuda = open_cuda(device, cuda_binding)  # GpuUnavailableError: no driver/GPU, says why
+        with cuda.current():
             self.engine = load_engine(self.path)  # raises EngineMismatchError with the rebuild command
             self.context = self.engine.create_execution_context()
             if self.context is None:
                 raise LsaEdgeError(
                     f"TensorRT could not create an execution context for {self.path} (out of memory?)"
                 )
-            self.stream = cuda.Stream()
             self.inputs: list[str] = []
             self.outputs: list[str] = []
             for i in range(self.engine.num_io_tensors):
@@ -76,26 +74,23 @@ class TensorRTBackend:
             else:
                 self.max_batch = int(shape[0])
             self.item_shape = tuple(int(d) for d in shape[1:])
-            self._device: dict[str, Any] = {}
             self._host: dict[str, np.ndarray] = {}
             for name in self.inputs + self.outputs:
                 dims = tuple(self.engine.get_tensor_shape(name))
                 dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
-                self._host[name] = cuda.pagelocked_empty((self.max_batch, *dims[1:]), dtype)
-                self._device[name] = cuda.mem_alloc(self._host[name].nbytes)
+                self._host[name] = cuda.pinned((self.max_batch, *dims[1:]), dtype)
+                self._device[name] = cuda.alloc(self._host[name].nbytes)
                 self.context.set_tensor_address(name, int(self._device[name]))
         # The attribute model's output is "probs" (lsa-edge's export); any other engine: its first output.
         self._main = self.outputs.index("probs") if "probs" in self.outputs else 0
         self.num_outputs = int(self._host[self.outputs[self._main]].shape[-1])
-        log.info("TensorRT engine %s: batch ≤ %d, input %s", self.path.name, self.max_batch, self.item_shape)
-
-    @contextlib.contextmanager
-    def _current(self) -> Iterator[None]:
-        self._ctx.push()
-        try:
-            yield
-        finally:
-            self._cuda.Context.pop()
+        log.info(
+            "TensorRT engine %s: batch ≤ %d, input %s, CUDA via %s",
+            self.path.name,
+            self.max_batch,
+            self.item_shape,
+            cuda.binding,
+        )
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """One call of at most ``max_batch`` items: N×… float32 → the engine's outputs for those N."""
@@ -105,17 +100,19 @@ class TensorRTBackend:
         if tuple(x.shape[1:]) != self.item_shape:
             raise ConfigError(f"{self.path.name} takes N×{self.item_shape} inputs, got {x.shape}")
         cuda = self._cuda
-        with self._current():
+        if cuda is None:
+            raise LsaEdgeError(f"the TensorRT backend for {self.path.name} is closed")
+        with self._lock, cuda.current():  # one set of buffers: one call at a time
             host_in = self._host[self.input_name]
             host_in[:n] = x
             if self.context.set_input_shape(self.input_name, (n, *self.item_shape)) is False:
                 raise LsaEdgeError(f"{self.path.name} rejected input shape {(n, *self.item_shape)}")
-            cuda.memcpy_htod_async(self._device[self.input_name], host_in[:n], self.stream)
-            if not self.context.execute_async_v3(self.stream.handle):
+            cuda.to_device(self._device[self.input_name], host_in[:n])
+            if not self.context.execute_async_v3(cuda.stream_handle):
                 raise LsaEdgeError(f"TensorRT failed to run {self.path.name} (see the TensorRT log)")
             for name in self.outputs:
-                cuda.memcpy_dtoh_async(self._host[name][:n], self._device[name], self.stream)
-            self.stream.synchronize()
+                cuda.to_host(self._host[name][:n], self._device[name])
+            cuda.synchronize()
         return [self._host[name][:n].copy() for name in self.outputs]
 
     def predict(self, faces: np.ndarray, batch_size: int | None = None) -> np.ndarray:
@@ -137,16 +134,16 @@ class TensorRTBackend:
         return run
 
     def close(self) -> None:
-        if self._ctx is None:
+        cuda, self._cuda = self._cuda, None
+        if cuda is None:
             return
         try:
-            with self._current():
-                for mem in getattr(self, "_device", {}).values():
-                    mem.free()
+            with cuda.current():
+                while self._device:
+                    self._device.popitem()[1].free()
                 self.context = self.engine = None
         finally:
-            self._ctx.detach()  # releases our reference to the primary context
-            self._ctx = None
+            cuda.close()
 
 
 __all__ = ["TensorRTBackend"]

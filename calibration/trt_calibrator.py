@@ -18,7 +18,7 @@ import itertools
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from packaging.version import Version
@@ -77,11 +77,8 @@ def _check_header(path: Path, algorithm: str) -> None:
     log.info("calibration cache %s: %s, %d tensors", path, header.line, len(scales))
 
 
-Batch = Union[np.ndarray, Mapping[str, np.ndarray]]
-
-
 def entropy_calibrator(
-    batches: Iterable[Batch],
+    batches: Iterable[np.ndarray | Mapping[str, np.ndarray]],
     cache_path: str | Path,
     input_name: str = "faces",
     algorithm: str = "entropy2",
@@ -196,7 +193,7 @@ def entropy_calibrator(
     return _Calibrator()
 
 
-def _as_inputs(batch: Batch, input_name: str) -> dict[str, np.ndarray]:
+def _as_inputs(batch: np.ndarray | Mapping[str, np.ndarray], input_name: str) -> dict[str, np.ndarray]:
     """{input name: C-contiguous float32 array} of one calibration batch."""
     items = batch.items() if isinstance(batch, Mapping) else [(input_name, batch)]
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in items}

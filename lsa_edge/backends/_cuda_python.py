@@ -37,6 +37,7 @@ def load() -> Any:
         cudart = runtime
     return cudart
 
+
 # Errors that mean "no usable GPU here" rather than a bug: no device, no/old driver, GPU busy or lost.
 _NO_GPU = {
     "cudaErrorNoDevice",

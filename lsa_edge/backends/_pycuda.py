@@ -21,7 +21,6 @@ from ..errors import GpuUnavailableError, LsaEdgeError
 from . import _cuda
 from ._cuda import Cuda, DeviceMemory
 
-
 drv: Any = None  # pycuda.driver, set by load()
 
 

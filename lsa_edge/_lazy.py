@@ -26,7 +26,14 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     ),
     "tflite2onnx": ("convert", "Only for lsa-edge convert-detector, a developer step."),
     "tensorrt": ("trt", "On Jetson, TensorRT ships with JetPack (apt install nvidia-tensorrt), not pip."),
-    "pycuda": ("trt", "On Jetson: pip install pycuda after JetPack's CUDA toolkit is on PATH."),
+    "cuda": (
+        "trt",
+        "cuda-python must match the device's CUDA major version: 'cuda-python==12.*' on JetPack 6.",
+    ),
+    "pycuda": (
+        "trt",
+        "On Jetson: pip install pycuda after JetPack's CUDA toolkit is on PATH (cuda-python needs no compiler).",
+    ),
 }
 
 

@@ -55,6 +55,17 @@ def load_api(data_version: str) -> dict[str, Any]:
     return json.loads((API_DIR / f"{data_version}.json").read_text())
 
 
+# Names lsa-edge used, per API data version, across every fake of the session ("Class.member", "Enum.MEMBER"
+# or a module-level name): what tests/conftest.py writes when LSA_EDGE_TRT_USAGE is set, and what
+# `scripts/tensorrt_api.py conformance` tabulates.
+USAGE: dict[str, set[str]] = {}
+
+
+def _record(fake: Any, name: str) -> None:
+    fake.used.add(tuple(name.rsplit(".", 1)) if "." in name else ("", name))
+    USAGE.setdefault(fake.data_version, set()).add(name)
+
+
 # ---------------------------------------------------------------------------------------- strict classes
 
 _PROPERTY_KINDS = {"property", "readonly_property", "static_property"}
@@ -74,7 +85,7 @@ class _Strict:
             gen = type(self)._generated
             # record what lsa-edge itself uses (not the tests' or the fake's own look-ups)
             if gen is not None and attr in gen._members and _caller_is_product():
-                gen._fake.used.add((gen._api_name, attr))
+                _record(gen._fake, f"{gen._api_name}.{attr}")
         return object.__getattribute__(self, attr)
 
     def __getattr__(self, attr: str) -> Any:  # only when normal lookup failed
@@ -158,7 +169,19 @@ class _Unmodelled:
 # ------------------------------------------------------------------------------------------------- enums
 
 
-def _make_enum(qualname: str, info: dict[str, Any]) -> type:
+class _EnumMeta(type):
+    """Records which members lsa-edge reads (``trt.BuilderFlag.FP16``)."""
+
+    def __getattribute__(cls, name: str) -> Any:
+        if not name.startswith("_"):
+            members = type.__getattribute__(cls, "__members__")
+            fake = type.__getattribute__(cls, "_fake_ns")
+            if name in members and fake is not None and _caller_is_product():
+                _record(fake, f"{type.__getattribute__(cls, '_qualname')}.{name}")
+        return type.__getattribute__(cls, name)
+
+
+def _make_enum(qualname: str, info: dict[str, Any], fake: Any = None) -> type:
     short = qualname.rsplit(".", 1)[-1]
     values = {k: v for k, v in info["members"].items() if v is not None}
 
@@ -166,7 +189,7 @@ def _make_enum(qualname: str, info: dict[str, Any]) -> type:
         return self._name
 
     def new(cls: type, value: int) -> Any:
-        for member in cls.__members__.values():
+        for member in type.__getattribute__(cls, "__members__").values():
             if int(member) == int(value):
                 return member
         raise ValueError(f"{value} is not a valid {short}")
@@ -180,15 +203,14 @@ def _make_enum(qualname: str, info: dict[str, Any]) -> type:
         "name": _name if info["name_kind"] == "method" else property(_name),
         "value": property(lambda self: int(self)),
     }
-    enum_cls = type(short, (int,), ns)
-    members = {}
+    ns.update(__members__={}, _fake_ns=fake, _qualname=qualname)
+    enum_cls = _EnumMeta(short, (int,), ns)
+    members = type.__getattribute__(enum_cls, "__members__")
     for k, v in values.items():
         member = int.__new__(enum_cls, v)
         member._name = k
         members[k] = member
         setattr(enum_cls, k, member)
-    enum_cls.__members__ = members
-    enum_cls._qualname = qualname
     return enum_cls
 
 
@@ -638,6 +660,12 @@ def _nptype(trt_type: Any) -> Any:
 
 
 class _FakeModule(types.ModuleType):
+    def __getattribute__(self, name: str) -> Any:
+        public = not name.startswith("_") and name in types.ModuleType.__getattribute__(self, "_public")
+        if public and _caller_is_product():
+            _record(types.ModuleType.__getattribute__(self, "_fake"), name)
+        return types.ModuleType.__getattribute__(self, name)
+
     def __getattr__(self, name: str) -> Any:  # only for names the module does not have
         if name.startswith("__"):
             raise AttributeError(name)
@@ -685,7 +713,8 @@ def make_tensorrt(
     trt._fake = fake
     fake.module = trt
     api = fake.api
-    enums = {q: _make_enum(q, info) for q, info in api["enums"].items()}
+    trt._public = set(api["classes"]) | set(api["enums"]) | set(api["functions"]) | set(api["constants"])
+    enums = {q: _make_enum(q, info, fake) for q, info in api["enums"].items()}
     classes: dict[str, type] = {}
     for qual in _base_first(api["classes"]):  # real subclassing (Logger is an ILogger)
         impl = _BEHAVIOUR.get(qual)

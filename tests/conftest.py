@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LSA_EDGE_DATA", ROOT.parent / "shared" / "data"))
 CELEBA = DATA / "celeba-10k"
 LFWA = DATA / "lfwa"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """LSA_EDGE_TRT_USAGE=FILE: write the TensorRT names lsa-edge used through the strict fake, per API
+    version (read by `python scripts/tensorrt_api.py conformance`)."""
+    out = os.environ.get("LSA_EDGE_TRT_USAGE")
+    fake = sys.modules.get("_fake_tensorrt")
+    if out and fake is not None:
+        Path(out).write_text(json.dumps({v: sorted(n) for v, n in fake.USAGE.items()}, indent=1))
 
 
 def _need(path: Path) -> Path:

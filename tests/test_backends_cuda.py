@@ -173,3 +173,43 @@ def test_real_gpu_round_trip():
             dev.free()
     finally:
         cuda.close()
+
+
+def test_doctor_says_plainly_whether_there_is_a_gpu(monkeypatch):
+    from lsa_edge.cli import doctor
+
+    install(monkeypatch, FakeGpu(name=b"Orin", cc=(8, 7)))
+    monkeypatch.setattr(_cuda, "driver_problem", lambda: None)
+    data, rows = doctor._gpu()
+    assert data["compute_capability"] == "8.7" and rows == [("GPU", "ok", "Orin (compute capability 8.7)")]
+
+    monkeypatch.setattr(_cuda, "driver_problem", lambda: "no NVIDIA driver: libcuda.so.1 cannot be loaded")
+    data, rows = doctor._gpu()
+    assert (
+        data["driver"] is False and rows[0][1] == "no" and rows[0][2].startswith("no GPU: no NVIDIA driver")
+    )
+
+    install(monkeypatch, FakeGpu(error="cudaErrorInsufficientDriver"))
+    monkeypatch.setattr(_cuda, "driver_problem", lambda: None)  # a driver, but older than cuda-python's CUDA
+    data, rows = doctor._gpu()
+    assert rows[0][1] == "no" and "older than this cuda-python" in rows[0][2]
+
+    install(monkeypatch, None)
+    data, rows = doctor._gpu()
+    assert rows[0][1] == "info" and "cuda-python" in rows[0][2]
+
+
+def test_doctor_names_the_cuda_binding(monkeypatch):
+    import lsa_edge._lazy
+    from lsa_edge.cli import doctor
+
+    monkeypatch.setattr(lsa_edge._lazy, "available", lambda name: name in ("cuda", "pycuda"))
+    monkeypatch.setattr(
+        doctor, "_version", lambda dist: {"cuda-python": "12.6.2", "pycuda": "2024.1"}.get(dist)
+    )
+    data, rows = doctor._tensorrt()
+    assert data["cuda_binding"] == "cuda-python"
+    assert ("CUDA binding", "ok", "cuda-python 12.6.2 (also pycuda 2024.1)") in rows
+    monkeypatch.setattr(lsa_edge._lazy, "available", lambda name: False)
+    data, rows = doctor._tensorrt()
+    assert data["cuda_binding"] is None and rows[-1][1] == "no" and "cuda-python" in rows[-1][2]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from _fake_tensorrt import make_tensorrt
+from packaging.version import Version
 
 from lsa_edge.backends import _tensorrt_env as trt_env
 from lsa_edge.card import ModelCard, Preprocessing
@@ -196,6 +197,42 @@ def test_fp16_build_per_generation(fake, tmp_path, version, network_flag, flags)
         onnx, path, "fp16", gen, batch=(1, 8, 16), input_chw=(3, 128, 112)
     )
     assert doc["rebuild_command"]["lsa_edge"].startswith("lsa-edge build ")
+
+
+# TensorRT 10.12+ deprecates BuilderFlag.FP16/INT8: a graph that carries the precision builds strongly typed.
+@pytest.mark.parametrize(
+    ("precision", "kinds", "half", "typed", "flags"),
+    [
+        ("fp16", ("CONVOLUTION",), True, True, set()),  # the FP16 ONNX: the graph decides
+        ("fp16", ("CONVOLUTION",), False, False, {"FP16"}),  # an FP32 graph: the deprecated flag, warned
+        ("int8", ("QUANTIZE", "DEQUANTIZE", "CONVOLUTION"), False, True, set()),  # Q/DQ: strongly typed
+        ("fp32", ("CONVOLUTION",), False, False, set()),
+    ],
+)
+def test_tensorrt_10_12_builds_strongly_typed_when_the_graph_allows(
+    fake, tmp_path, caplog, precision, kinds, half, typed, flags
+):
+    trt, onnx = fake("10.13.3.9", layer_kinds=kinds, half=half)
+    path = build_engine(onnx, tmp_path, precision, card=CARD, model_sha256=SHA)
+    networks = [v for k, v in _calls(trt) if k == "create_network"]
+    strongly = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert networks[-1] == (strongly if typed else 0)
+    assert _flags(trt) == flags
+    doc = read_sidecar(path)
+    assert doc["build"]["strongly_typed"] is typed
+    assert ("--stronglyTyped" in doc["rebuild_command"]["trtexec"]) is typed
+    warned = "deprecates BuilderFlag.FP16" in caplog.text
+    assert warned is (precision == "fp16" and not typed)
+
+
+def test_tensorrt_10_12_keeps_implicit_int8_from_a_cache_weakly_typed(fake, tmp_path, caplog):
+    from lsa_edge.calibration.cache import write_cache
+
+    trt, onnx = fake("10.13.3.9")
+    cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127}, tensorrt_version="10.13.3")
+    path = build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
+    assert _flags(trt) == {"INT8", "FP16"} and read_sidecar(path)["build"]["int8"] == "calibrator"
+    assert "deprecated since 10.1" in caplog.text
 
 
 def test_tensorrt11_fp16_needs_an_fp16_onnx(fake, tmp_path):
@@ -471,3 +508,45 @@ def test_real_gpu_info():
     except LsaEdgeError as err:
         pytest.skip(f"no usable CUDA GPU here: {err}")
     assert name and cc.count(".") == 1
+
+
+# ------------------------------------------------------------------- every path, every generation's real API
+
+
+@pytest.mark.parametrize("version", ["8.5.2.2", "8.6.1", "10.3.0.26", "10.13.3.9", "11.4.1"])
+def test_every_build_path_against_each_real_api(fake, tmp_path, caplog, version):
+    """Each builder/loader path the code takes for a version runs against that version's real API (the
+    strict fake raises on any name, kind or attribute the real module lacks)."""
+    from lsa_edge.calibration.cache import write_cache
+
+    gen = generation(version)
+    qdq = ("QUANTIZE", "DEQUANTIZE", "CONVOLUTION")
+    out = tmp_path / "engines"
+    timing = tmp_path / "timing.cache"
+    _, onnx = fake(version, half=True, dla_cores=2)
+    built = [
+        build_engine(onnx, out, "fp32", card=CARD, model_sha256=SHA, timing_cache=timing),
+        build_engine(onnx, out, "fp16", card=CARD, model_sha256=SHA, timing_cache=timing),
+        build_engine(onnx, out, "fp16", batch=(2, 2, 2), dla_core=1, card=CARD, model_sha256=SHA),
+    ]
+    if gen != "8.5":
+        built.append(build_engine(onnx, out, "fp16", card=CARD, model_sha256=SHA, strongly_typed=True))
+    if Version(version) >= Version("8.6"):
+        built.append(build_engine(onnx, out, "fp32", card=CARD, model_sha256=SHA, version_compatible=True))
+    _, onnx = fake(version, layer_kinds=qdq)
+    built.append(build_engine(onnx, out, "int8", card=CARD, model_sha256=SHA))
+    _, onnx = fake(version)
+    cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127}, tensorrt_version="8.5.2")
+    if gen == "11":
+        with pytest.raises(ConfigError, match=r"8\.5/10 only"):
+            build_engine(onnx, out, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
+    else:
+        built.append(build_engine(onnx, out, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache))
+    for path in built:  # every engine loads back through its sidecar on the same TensorRT and GPU
+        assert load_engine(path)._plan == b"PLAN:" + version.encode()
+    _, onnx = fake(version, parse_errors=("No importer registered for op: GridSample",))
+    with pytest.raises(LsaEdgeError, match=r"GridSample \[node 0.*code UNSUPPORTED_NODE\]"):
+        build_engine(onnx, out, "fp32", card=CARD, model_sha256=SHA)
+    assert ("GridSample" in caplog.text) and ("bound method" not in caplog.text)
+    if gen != "8.5":  # TensorRT 10+ also names the node and its operator
+        assert "name /block0/op, operator GridSample" in caplog.text

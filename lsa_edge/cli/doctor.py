@@ -208,31 +208,53 @@ def _tensorrt() -> tuple[dict[str, Any], list[Row]]:
     from ..backends._tensorrt_env import tensorrt_version
 
     v = tensorrt_version()
-    pycuda = available("pycuda")
-    rows: list[Row] = [
-        (
-            "pycuda",
-            "ok" if pycuda else "no",
-            "installed" if pycuda else "not installed (the TensorRT backend needs it)",
-        )
-    ]
+    # The TensorRT backend's CUDA: cuda-python preferred, pycuda the fallback (lsa_edge/backends/_cuda.py).
+    bindings = {
+        "cuda-python": (_version("cuda-python") or _version("cuda-bindings")) if available("cuda") else None,
+        "pycuda": (_version("pycuda") or "installed") if available("pycuda") else None,
+    }
+    chosen = next((name for name, ver in bindings.items() if ver), None)
+    if chosen:
+        others = [f"{n} {ver}" for n, ver in bindings.items() if ver and n != chosen]
+        detail = f"{chosen} {bindings[chosen]}" + (f" (also {', '.join(others)})" if others else "")
+        rows: list[Row] = [("CUDA binding", "ok", detail)]
+    else:
+        rows = [
+            (
+                "CUDA binding",
+                "no",
+                "neither cuda-python nor pycuda: the TensorRT backend needs one "
+                "(pip install 'cuda-python==12.*' on JetPack 6, '==11.8.*' on JetPack 5)",
+            )
+        ]
+    data = {"version": v, "cuda_binding": chosen, "cuda_bindings": bindings}
     if v is None:
-        return {"version": None, "pycuda": pycuda}, [
+        return data, [
             ("TensorRT", "no", "not importable (Jetson: ships with JetPack); lsa-edge build writes bundles"),
             *rows,
         ]
-    return {"version": v, "pycuda": pycuda}, [("TensorRT", "ok", v), *rows]
+    return data, [("TensorRT", "ok", v), *rows]
 
 
 def _gpu() -> tuple[dict[str, Any], list[Row]]:
+    from ..backends._cuda import driver_problem
     from ..backends._tensorrt_env import gpu_info
-    from ..errors import LsaEdgeError
+    from ..errors import GpuUnavailableError, LsaEdgeError
 
+    no_driver = driver_problem()
+    if no_driver:  # say it plainly before any binding's error code
+        return {"name": None, "driver": False, "error": no_driver}, [("GPU", "no", f"no GPU: {no_driver}")]
     try:
         name, cc = gpu_info()
-    except LsaEdgeError as err:  # no GPU, no driver, or no CUDA binding: a finding
-        return {"name": None, "error": str(err)}, [("GPU", "no", _first_sentence(str(err)))]
-    return {"name": name, "compute_capability": cc}, [("GPU", "ok", f"{name} (compute capability {cc})")]
+    except GpuUnavailableError as err:  # no device, or a driver older than the binding: a finding
+        return {"name": None, "driver": True, "error": str(err)}, [("GPU", "no", str(err))]
+    except LsaEdgeError as err:  # no CUDA binding to ask with
+        return {"name": None, "driver": True, "error": str(err)}, [
+            ("GPU", "info", "a driver is present; " + _first_sentence(str(err)))
+        ]
+    return {"name": name, "driver": True, "compute_capability": cc}, [
+        ("GPU", "ok", f"{name} (compute capability {cc})")
+    ]
 
 
 def _torch() -> tuple[dict[str, Any], list[Row]]:

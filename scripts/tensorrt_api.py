@@ -9,6 +9,7 @@ NULL). This script
   fetch    downloads the wheels (pip download --no-deps), unpacks them and compiles the stubs (cc) into a
            cache folder, one folder per version: what the real-bindings tests run against;
   dump     imports each version in its own process and writes ``tests/data/tensorrt_api/<version>.json``;
+  conformance  runs the TensorRT tests through the strict fake and tabulates the names used per version;
   sources  reads the 8.5 API (JetPack 5; no wheel exists) from NVIDIA's Apache-2.0 binding sources in a
            git clone of github.com/NVIDIA/TensorRT at tag 8.5.2 (names from python/src, enum values from
            include/NvInfer*.h), and measures that reader against the wheels of 8.6.1 and 10.3.0.
@@ -16,6 +17,7 @@ NULL). This script
     python scripts/tensorrt_api.py fetch                      # → .cache/tensorrt-bindings/<version>/
     python scripts/tensorrt_api.py dump                       # → tests/data/tensorrt_api/*.json
     python scripts/tensorrt_api.py sources --repo PATH/TO/TensorRT[.git]
+    python scripts/tensorrt_api.py conformance                # which real names the code uses, per version
 
 Only names, kinds and enum values are written: the wheels' licence does not allow shipping them. The JSON
 is what ``tests/_fake_tensorrt.py`` builds its strict stand-in from and what the conformance tests check
@@ -584,6 +586,67 @@ def compare(parsed: dict[str, Any], real: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------------------- conformance
+
+CONFORMANCE_TESTS = (
+    "tests/test_engines_tensorrt.py",
+    "tests/test_backends_tensorrt.py",
+    "tests/test_calibration_trt_calibrator.py",
+    "tests/test_engines_build.py",
+)
+
+
+def _has(api: dict[str, Any], name: str) -> str | None:
+    """The kind of ``name`` ("Class.member", "Enum.MEMBER" or a module-level name) in ``api``, else None."""
+    if "." not in name:
+        if name in api["classes"]:
+            return "class"
+        if name in api["enums"]:
+            return "enum"
+        return "function" if name in api["functions"] else None
+    owner, member = name.rsplit(".", 1)
+    if owner in api["enums"]:
+        return "member" if member in api["enums"][owner]["members"] else None
+    return api["classes"].get(owner, {}).get("members", {}).get(member)
+
+
+def conformance(data: Path = DATA) -> int:
+    """Run the TensorRT tests through the strict fake, collect the names lsa-edge used per API version, and
+    print where each exists. Every name used on a version's path exists there (the fake would have raised);
+    the table shows which names are generation-specific and so must sit behind a capability check."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        usage_file = Path(tmp) / "usage.json"
+        env = {**os.environ, "LSA_EDGE_TRT_USAGE": str(usage_file)}
+        res = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CONFORMANCE_TESTS],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        print(res.stdout.strip().splitlines()[-1] if res.stdout.strip() else res.stderr[-500:])
+        if res.returncode or not usage_file.exists():
+            print(res.stdout[-3000:], res.stderr[-2000:], file=sys.stderr)
+            return 1
+        usage = json.loads(usage_file.read_text())
+    apis = {p.stem: json.loads(p.read_text()) for p in sorted(data.glob("*.json"))}
+    order = sorted(apis, key=lambda v: [int(x) for x in v.split(".")])
+    every = sorted(set().union(*map(set, usage.values())))
+    print(f"\n{'API version':<12} {'names used':>10} {'missing there':>13}")
+    for v in order:
+        used = usage.get(v, [])
+        missing = [n for n in used if _has(apis[v], n) is None]
+        print(f"{v:<12} {len(used):>10} {len(missing):>13}")
+    specific = [n for n in every if len({_has(apis[v], n) is not None for v in order}) > 1]
+    print(f"\n{len(every)} distinct names used; {len(specific)} exist in some generations only:")
+    print(f"{'name':<48} " + " ".join(f"{v:>10}" for v in order))
+    for n in specific:
+        print(f"{n:<48} " + " ".join(f"{'yes' if _has(apis[v], n) else '-':>10}" for v in order))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -601,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
             action="store_true",
             help="exit 0 when a version cannot be prepared here (no compiler, no index): its tests skip",
         )
+    sub.add_parser("conformance", help="run the TensorRT tests and tabulate the real names lsa-edge uses")
     p = sub.add_parser("sources")
     p.add_argument("--repo", type=Path, required=True, help="a clone (or bare git dir) of NVIDIA/TensorRT")
     p.add_argument("--tag", default=SOURCE_TAG)
@@ -613,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
+    if args.cmd == "conformance":
+        return conformance()
     try:
         if args.cmd in ("fetch", "dump"):
             for v in args.versions.split(","):

@@ -113,6 +113,8 @@ class _Strict:
             )
         if kind != "property":
             raise AttributeError(f"can't set {kind} 'tensorrt.{cls._api_name}.{attr}'")
+        if _caller_is_product():
+            _record(cls._fake, f"{cls._api_name}.{attr}")
         object.__setattr__(self, attr, value)
 
     def _init_property(self, name: str, value: Any) -> None:

@@ -101,11 +101,19 @@ def test_commands_per_tensorrt_generation(int8_bundle):
     out, manifest = int8_bundle
     cmds = manifest["tensorrt_commands"]
     assert cmds["lsa_edge"] == "lsa-edge build --from-bundle ."  # run inside the copied bundle
-    # opset 17 writes LayerNormalization, which TensorRT 8.5 cannot parse: the bundle says so.
-    assert not manifest["tensorrt_compatibility"]["8.5"]["ok"]
-    assert (
-        "LayerNormalization" in cmds["not_buildable"]["8.5"] and "--trt 8.5" in cmds["not_buildable"]["8.5"]
-    )
+    # opset 17 writes LayerNormalization, which TensorRT 8.5 cannot parse: the bundle carries an opset-16
+    # rewrite of each graph for it, so one bundle serves every generation.
+    assert all(manifest["tensorrt_compatibility"][g]["ok"] for g in ("8.5", "10", "11"))
+    assert "not_buildable" not in cmds
+    assert manifest["opset16"] == {
+        "model.onnx": "model_opset16.onnx",
+        "model_int8_trt.onnx": "model_int8_trt_opset16.onnx",
+    }
+    assert manifest["onnx_by_tensorrt"]["8.5"] == "model_int8_trt_opset16.onnx"
+    assert "--onnx=model_int8_trt_opset16.onnx" in cmds["trtexec"]["8.5"][1]
+    assert "--onnx=model_opset16.onnx" in cmds["trtexec_implicit_int8_8.5"]  # implicit INT8: the FP32 graph
+    assert manifest["opset16_parity_max_abs_diff"]["model_opset16.onnx"] < 1e-4
+    assert read_card(out / "model_int8_trt_opset16.onnx").build["opset16_of"] == "model_int8_trt.onnx"
     mkdir, model10, det10 = cmds["trtexec"]["10"]
     assert mkdir == "mkdir -p engines"
     assert "--onnx=model_int8_trt.onnx" in model10 and "--int8" in model10
@@ -114,11 +122,8 @@ def test_commands_per_tensorrt_generation(int8_bundle):
     assert "--onnx=detector/blazeface_full_range_fp16.onnx" in det10 and "--stronglyTyped" in det10
     assert "blazeface_full_range_fp16.onnx" in cmds["trtexec"]["11"][2]
     deploy = (out / "DEPLOY.md").read_text()
-    assert (
-        "lsa-edge build --from-bundle ." in deploy
-        and model10 in deploy
-        and "TensorRT 8.5: not buildable" in deploy
-    )
+    assert "lsa-edge build --from-bundle ." in deploy and model10 in deploy and "TensorRT 8.5:" in deploy
+    assert "not buildable" not in deploy
 
 
 def test_trt85_target_exports_opset16_without_layernorm(checkpoint, celeba_dir, tmp_path):
@@ -137,14 +142,16 @@ def test_fp16_from_an_exported_onnx_needs_no_checkpoint(int8_bundle, celeba_dir,
     src, _ = int8_bundle
     manifest = Build(src / "model.onnx", _cfg(tmp_path, celeba_dir, precision="fp16", detector=False)).run()
     assert manifest["onnx_by_tensorrt"] == {
-        "8.5": "model.onnx",
+        "8.5": "model_opset16.onnx",  # the FP32 graph at opset 16 + the FP16 flag
         "10": "model_fp16.onnx",
         "11": "model_fp16.onnx",
     }
     assert manifest["strongly_typed_by_tensorrt"] == {"8.5": False, "10": True, "11": True}
     assert manifest["cpu_onnx"] == "model.onnx" and manifest["detector"] is None  # no FP16 kernels on x86
     assert "--stronglyTyped" in manifest["tensorrt_commands"]["trtexec"]["10"][1]
-    assert "8.5" in manifest["tensorrt_commands"]["not_buildable"]  # opset 17 LayerNormalization
+    assert (
+        "--fp16" in manifest["tensorrt_commands"]["trtexec"]["8.5"][1]
+    )  # every generation: no not_buildable
     assert set(manifest["accuracy"]) == {"fp16", "fp16_all_layers"}
     fp16 = manifest["accuracy"]["fp16"]
     assert fp16["faces"] == 60 and fp16["max_abs_diff"] < 5e-3 and abs(fp16["delta_points"]) < 1.0
@@ -191,10 +198,32 @@ def test_cli_gate_failure_exits_1(checkpoint, celeba_dir, tmp_path, monkeypatch,
 
 
 def test_cli_usage_errors(checkpoint, tmp_path, capsys):
-    assert main(["build", str(checkpoint), "--precision", "fp16", "--out", str(tmp_path / "x")]) == 2
-    assert "--calib-data" in capsys.readouterr().err
+    assert main(["build", str(checkpoint), "--precision", "int8", "--out", str(tmp_path / "x")]) == 2
+    assert "INT8 calibration needs real faces: pass --calib-data" in capsys.readouterr().err
     assert main(["build", str(checkpoint), "--batch", "8,4,16", "--out", str(tmp_path / "y")]) == 2
-    assert main(["build", "--out", str(tmp_path / "z")]) == 2
+    assert main(["build", "--from-bundle", str(tmp_path / "nothing")]) == 2
+
+
+def test_the_design_cards_command_builds_the_default_model(tmp_path, monkeypatch, capsys):
+    """`lsa-edge build --precision fp16` as typed: the shipped model, into build/default-fp16; FP16 numerics
+    checked on built-in faces, the labelled gate skipped with a warning; a graph for every TensorRT."""
+    from lsa_edge.engines.lint import lint_report
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--precision", "fp16", "--no-progress"]) == 0
+    out = tmp_path / "build" / "default-fp16"
+    manifest = read_manifest(out)
+    err = capsys.readouterr()
+    assert "labelled accuracy gate is SKIPPED" in err.err and "labelled accuracy gate was skipped" in err.out
+    assert manifest["validation"]["labelled"] is False and "built-in" in manifest["validation"]["faces"]
+    fp16 = manifest["accuracy"]["fp16"]
+    assert fp16["faces"] == 64 and fp16["decision_agreement"] >= 99.5 and fp16["max_abs_diff"] < 0.05
+    assert fp16["reference_accuracy"] == 100.0  # FP32's own decisions are the labels
+    for gen, name in manifest["onnx_by_tensorrt"].items():  # each generation's graph passes lsa-edge check
+        assert not [f for f in lint_report(out / name, gen).findings if f.severity == "error"], (gen, name)
+    assert manifest["onnx_by_tensorrt"]["8.5"] == "model_opset16.onnx"
+    assert manifest["source"] == "model.onnx" and manifest["detector"]["onnx_by_tensorrt"]["8.5"]
+    assert main(["build", "--precision", "int8", "--no-progress"]) == 2  # INT8 needs real faces
 
 
 def test_require_engine_without_tensorrt_exits_1(int8_bundle, tmp_path, capsys):
@@ -258,8 +287,29 @@ def test_from_bundle_builds_the_engine_with_a_sidecar(int8_bundle, tmp_path, fak
 def test_from_bundle_refuses_a_generation_the_bundle_cannot_serve(int8_bundle, fake_trt):
     src, _ = int8_bundle
     fake_trt("8.5.2.2")
-    with pytest.raises(LsaEdgeError, match=r"--trt 8\.5"):
-        build_from_manifest(src, read_manifest(src))
+    manifest = read_manifest(src)  # as an older lsa-edge wrote it: no opset-16 graph for 8.5
+    manifest["tensorrt_compatibility"]["8.5"] = {
+        "ok": False,
+        "errors": ["model model.onnx: LayerNormalization"],
+    }
+    with pytest.raises(LsaEdgeError, match=r"cannot be built by TensorRT 8\.5\.2\.2.*--trt 8\.5"):
+        build_from_manifest(src, manifest)
+
+
+def test_from_bundle_on_tensorrt_85_builds_the_opset16_graph(int8_bundle, tmp_path, fake_trt):
+    import shutil
+
+    from lsa_edge.engine_meta import read_sidecar
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(int8_bundle[0], bundle)
+    manifest = read_manifest(bundle)
+    manifest["detector"] = None
+    trt = fake_trt("8.5.2.2")
+    manifest = build_from_manifest(bundle, manifest)
+    parsed = [v for k, v in trt._fake.calls if k == "parse_from_file"]
+    assert parsed == [str(bundle / "model_int8_trt_opset16.onnx")]
+    assert read_sidecar(bundle / manifest["engine"])["build"]["onnx_file"] == "model_int8_trt_opset16.onnx"
 
 
 def test_compare_checkpoint_with_its_onnx_and_int8(checkpoint, int8_bundle, celeba_dir, tmp_path):

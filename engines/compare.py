@@ -1,7 +1,7 @@
 """Run two artifacts of one model on the same face crops and measure how far they agree.
 
 Artifacts: a checkpoint (torch), an ONNX (FP32, FP16 or Q/DQ INT8; ONNX Runtime), a TensorRT engine
-(TensorRT, a GPU and pycuda), a build folder (its engine when it has one, else its ``cpu_onnx``).
+(TensorRT, a GPU and cuda-python or pycuda), a build folder (its engine when it has one, else its ``cpu_onnx``).
 Both must share the card's preprocessing, so one batch of crops feeds both.
 """
 

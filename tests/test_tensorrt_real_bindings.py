@@ -155,3 +155,14 @@ def test_cli_doctor_and_build_from_bundle_with_real_bindings(version, tmp_path):
     assert "please report" not in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
     assert "no usable CUDA GPU" in res.stderr or "cuda-python" in res.stderr, res.stderr[-2000:]
     assert not (bundle / "engines").exists() or not any((bundle / "engines").iterdir())
+    # a package whose engine exists, run with --backend tensorrt on a machine without a GPU
+    (bundle / "engines").mkdir(exist_ok=True)
+    (bundle / "engines" / "model.engine").write_bytes(b"not a plan: TensorRT must never see it")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["engine"] = "engines/model.engine"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    run = [*lsa, "run", "--model", str(bundle), "--backend", "tensorrt", "--source", "demo:1", "--max-frames", "1"]
+    res = subprocess.run(run, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and "please report" not in res.stderr, res.stderr[-2000:]
+    assert "no usable CUDA GPU" in res.stderr or "cuda-python" in res.stderr, res.stderr[-2000:]

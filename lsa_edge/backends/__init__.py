@@ -2,7 +2,7 @@
 
 faces: N×3×H×W float32, normalised with the model card's preprocessing; probs: N×40 float32.
 One module per backend, each importing its runtime lazily: ``onnxruntime`` (CPU, CUDA, TensorRT
-providers), ``tensorrt`` (engines, pycuda); the PyTorch backend lives in ``lsa_edge.training.backend``.
+providers), ``tensorrt`` (engines; CUDA through cuda-python or pycuda); the PyTorch backend lives in ``lsa_edge.training.backend``.
 Which one runs a model: :func:`lsa_edge.package.select_backend`.
 """
 

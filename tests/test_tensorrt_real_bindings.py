@@ -161,7 +161,18 @@ def test_cli_doctor_and_build_from_bundle_with_real_bindings(version, tmp_path):
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["engine"] = "engines/model.engine"
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    run = [*lsa, "run", "--model", str(bundle), "--backend", "tensorrt", "--source", "demo:1", "--max-frames", "1"]
+    run = [
+        *lsa,
+        "run",
+        "--model",
+        str(bundle),
+        "--backend",
+        "tensorrt",
+        "--source",
+        "demo:1",
+        "--max-frames",
+        "1",
+    ]
     res = subprocess.run(run, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert res.returncode == 1, res.stderr[-2000:]
     assert "Traceback" not in res.stderr and "please report" not in res.stderr, res.stderr[-2000:]

@@ -15,8 +15,8 @@
 Facts behind the table (NVIDIA's docs): TensorRT 10 migration guide and deprecated-API list (implicit batch
 removed, IInt8*Calibrator deprecated in 10.1); TensorRT 10.x→11.x migration guide (BuilderFlag.FP16/INT8,
 int8_calibrator, set_calibration_profile removed; trtexec --fp16/--int8/--calib removed, --stronglyTyped
-always on); "Working with DLA" (DLA needs FP16 or INT8, has no dynamic shapes; absent from TensorRT
-11.0-11.3, back in 11.4.1 on AGX Orin with JetPack 7.2.2+; Thor has no DLA).
+always on); "Working with DLA" (DLA needs FP16 or INT8, has no dynamic shapes; absent after TensorRT
+10.7 and from 11.0-11.3, back in 11.4.1 on AGX Orin with JetPack 7.2.2+; Thor has no DLA).
 
 Every TensorRT name used here is checked against NVIDIA's real bindings of each generation
 (tests/data/tensorrt_api, written by scripts/tensorrt_api.py). Everything TensorRT is imported lazily
@@ -350,7 +350,8 @@ def _configure_dla(trt: Any, builder: Any, network: Any, config: Any, dla_core: 
     if dla_core >= cores:
         raise LsaEdgeError(
             f"DLA core {dla_core} requested but this device has {cores} DLA core(s) (AGX Orin and "
-            "Orin NX have 2, Orin Nano and Thor none; TensorRT 11.0-11.3 has no DLA)"
+            "Orin NX have 2, Orin Nano and Thor none; TensorRT 10.8-10.x and 11.0-11.3 have no DLA: 10.7 was "
+            "the last 10.x with it, 11.4.1 brings it back on AGX Orin with JetPack 7.2.2)"
         )
     config.default_device_type = trt.DeviceType.DLA
     config.DLA_core = dla_core

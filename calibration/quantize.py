@@ -186,12 +186,16 @@ def quantize(
     extra: dict[str, Any] = {"WeightSymmetric": True}
     if flavour == "tensorrt":
         act = wt = q.QuantType.QInt8
-        extra |= {
-            "ActivationSymmetric": True,
-            "QuantizeBias": False,  # TensorRT has no int32 DequantizeLinear; it folds float biases itself
-            "OpTypesToExcludeOutputQuantization": list(op_types),  # Q/DQ on inputs; TensorRT fuses outputs
-            "QDQKeepRemovableActivations": True,  # keep ReLU/Clip in the graph: TensorRT fuses them
-        }
+        extra.update(
+            {
+                "ActivationSymmetric": True,
+                "QuantizeBias": False,  # TensorRT has no int32 DequantizeLinear; it folds float biases itself
+                "OpTypesToExcludeOutputQuantization": list(
+                    op_types
+                ),  # Q/DQ on inputs; TensorRT fuses outputs
+                "QDQKeepRemovableActivations": True,  # keep ReLU/Clip in the graph: TensorRT fuses them
+            }
+        )
     else:
         act, wt = q.QuantType.QUInt8, q.QuantType.QInt8
     out_path = Path(out_path)

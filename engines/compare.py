@@ -8,10 +8,9 @@ Both must share the card's preprocessing, so one batch of crops feeds both.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable  # typing: Predict is subscripted at run time (Python 3.8)
 
 import numpy as np
 

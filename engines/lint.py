@@ -126,7 +126,7 @@ def generation(trt: str) -> Generation:
     from packaging.version import InvalidVersion, Version
 
     try:
-        release = Version(key.removesuffix(".x")).release
+        release = Version(key[:-2] if key.endswith(".x") else key).release
     except InvalidVersion:
         release = ()
     if release[:2] == (8, 5):

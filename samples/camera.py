@@ -33,10 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        with (
-            Pipeline(args.model, backend=args.backend) as pipe,
-            open_input(args.source, args.max_frames, False) as src,
-        ):
+        with Pipeline(args.model, backend=args.backend) as pipe, open_input(
+            args.source, args.max_frames, False
+        ) as src:
             sink = VideoSink(args.save, src.fps or 30.0) if args.save else None
             fps, last = 0.0, time.perf_counter()
             for result, frame in pipe.stream_frames(src):

@@ -10,8 +10,8 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Callable  # typing: EventCallback is subscripted at run time (Python 3.8)
 
 import numpy as np
 

@@ -8,8 +8,8 @@ strings too. Imports the standard library only.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Callable  # typing: Converter is subscripted at run time (Python 3.8)
 
 from ..errors import ConfigError, unknown_choice
 

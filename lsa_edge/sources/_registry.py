@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Callable, Dict  # typing: Opener is subscripted at run time (Python 3.8)
 
 from ..errors import ConfigError
 from . import arrays, cameras, images, video
@@ -11,7 +11,7 @@ from ._base import Source
 from ._options import Converter, check_options
 from ._uri import KINDS, SourceSpec, parse_uri
 
-Opener = Callable[[SourceSpec, dict[str, Any]], Source]
+Opener = Callable[[SourceSpec, Dict[str, Any]], Source]
 
 _KINDS: dict[str, tuple[Opener, Mapping[str, Converter]]] = {
     "camera": (cameras.open_camera, cameras.CAMERA_OPTIONS),

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ._opencv import cv2
 from .errors import ConfigError
 
 ASSETS = Path(__file__).resolve().parent / "assets"

@@ -4,9 +4,9 @@ OpenCV only; draws on a copy unless ``inplace``.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
+from ._opencv import cv2
 from .results import FrameResult
 
 # Attributes people usually want to see first on a robot's screen (the rest follow by probability).

@@ -82,6 +82,48 @@ def test_core_and_help_without_heavy_dependencies(tmp_path):
     assert "pip install 'lsa-edge[train]'" in res.stderr  # the training command names the extra to install
 
 
+def test_core_and_help_without_opencv(tmp_path):
+    """On a Jetson without JetPack's OpenCV (lsa-edge does not install PyPI's there): everything imports,
+    every --help works, doctor reports it, and a command that needs OpenCV names the fix."""
+    code = """
+    import contextlib, importlib, io, pkgutil, sys
+    class _NoCv2:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "cv2":
+                raise ModuleNotFoundError(f"No module named {name!r}")
+    sys.meta_path.insert(0, _NoCv2())
+    import lsa_edge
+    from lsa_edge.cli import COMMANDS, main
+    for mod in pkgutil.walk_packages(lsa_edge.__path__, "lsa_edge."):
+        if not mod.name.startswith("lsa_edge.training"):
+            importlib.import_module(mod.name)
+    for cmd in COMMANDS:
+        name = cmd.register.__module__.rsplit(".", 1)[-1]
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            try:
+                main([{"detector": "convert-detector"}.get(name, name), "--help"])
+            except SystemExit as e:
+                assert e.code == 0, (name, e.code)
+        assert "usage: lsa-edge" in out.getvalue()
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        assert main(["doctor", "--no-cameras"]) == 0
+    assert "not importable" in out.getvalue(), out.getvalue()
+    assert main(["run", "--source", "demo:1", "--max-frames", "1"]) == 1
+    assert "cv2" not in sys.modules
+    print("OK")
+    """
+    res = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr
+    assert "OpenCV (cv2) is needed but could not be imported" in res.stderr
+    assert "lsa-edge[opencv]" in res.stderr or "nvidia-opencv" in res.stderr  # which one: by platform
+
+
 def test_console_script_and_module_entry_points(tmp_path):
     script = Path(sys.executable).parent / "lsa-edge"
     assert script.exists(), f"console script not installed beside {sys.executable}"

@@ -22,7 +22,7 @@ from lsa_edge.sources import (
     parse_uri,
     to_bgr_uint8,
 )
-from lsa_edge.sources.cameras import CAMERA_API
+from lsa_edge.sources.cameras import camera_api
 
 # ------------------------------------------------------------------------------------------- parsing
 
@@ -426,7 +426,7 @@ def test_camera_drops_out_and_comes_back():
     assert after[-1].timestamp > before[-1].timestamp
     assert src.stats.reconnects == 1 and src.error is None
     assert len(cam.calls) >= 2  # reopened through the factory
-    assert cam.calls[0][:2] == (0, CAMERA_API)
+    assert cam.calls[0][:2] == (0, camera_api())
 
 
 def test_camera_that_never_comes_back_gives_up(caplog):

@@ -11,7 +11,7 @@ import logging
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Tuple  # typing: Row is subscripted at run time (Python 3.8)
 
 from ._common import write_json
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # status → rich style; "no" is an optional piece that is absent, "fail" one that is present but broken
 _STYLE = {"ok": "green", "no": "yellow", "fail": "bold red", "info": "cyan"}
-Row = tuple[str, str, str]  # (item, status, detail)
+Row = Tuple[str, str, str]  # (item, status, detail)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -127,23 +127,30 @@ def _system() -> tuple[dict[str, Any], list[Row]]:
 
 
 def _opencv() -> tuple[dict[str, Any], list[Row]]:
-    import cv2
+    from .. import _opencv as ocv
 
+    facts = ocv.inspect()
+    if not facts["installed"]:
+        rows: list[Row] = [("OpenCV", "no", f"not importable ({facts['error']})")]
+        return facts, rows + [("OpenCV setup", s, text) for s, text in ocv.advice(facts, None)]
     from ..sources import video_backends
 
+    cv2 = ocv.cv2
     b = video_backends()
-    data = {**b, "threads": cv2.getNumThreads()}
+    data = {**facts, **b, "threads": cv2.getNumThreads()}
 
     def yes(flag: bool, item: str, works: str, missing: str) -> Row:
         return (item, "ok" if flag else "no", works if flag else missing)
 
-    rows: list[Row] = [
-        ("OpenCV", "ok", f"{b['opencv']} ({cv2.getNumThreads()} threads)"),
+    where = f"PyPI wheel {facts['wheel']}" if facts["wheel"] else "system build (not from pip)"
+    rows = [
+        ("OpenCV", "ok", f"{b['opencv']}, {where} ({cv2.getNumThreads()} threads)"),
+        ("cv2 module", "info", str(facts["file"])),
         yes(
             b["gstreamer"],
             "GStreamer",
-            "csi:// cameras available",
-            "NO — no csi:// cameras; on a Jetson use JetPack's OpenCV (apt python3-opencv)",
+            f"csi:// cameras available ({b['gstreamer_build']})",
+            f"NO — no csi:// cameras; on a Jetson use JetPack's OpenCV ({ocv.JETSON_APT})",
         ),
         yes(b["ffmpeg"], "FFmpeg", "video files and rtsp/http streams", "NO — no streams, few video files"),
         yes(b["v4l2"], "V4L2", "USB cameras (v4l2:///dev/videoN)", "NO — cameras by index only"),
@@ -159,11 +166,16 @@ def _opencv() -> tuple[dict[str, Any], list[Row]]:
             f"streams: {', '.join(b['stream_backends']) or '-'}",
         ),
     ]
+    rows += [("OpenCV setup", s, text) for s, text in ocv.advice(facts, b["gstreamer"])]
     return data, rows
 
 
 def _cameras(timeout: float, max_index: int) -> tuple[dict[str, Any], list[Row]]:
+    from .._opencv import available
     from ..sources import probe_cameras
+
+    if not available():
+        return {"probed": False}, [("cameras", "no", "not probed: OpenCV is not importable (see above)")]
 
     found = probe_cameras(max_index=max_index, timeout=timeout)
     data = {"probed": True, "cameras": [c.to_dict() for c in found]}

@@ -108,7 +108,7 @@ class VideoSink:
             raise ConfigError(f"--save takes a .mp4, .avi or .mkv file or a folder, got {path}")
 
     def write(self, img: Any) -> None:
-        import cv2
+        from .._opencv import cv2
 
         if self.path.suffix == "":
             self.path.mkdir(parents=True, exist_ok=True)
@@ -150,11 +150,10 @@ def timing_table(results: list[dict[str, float]], title: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    import cv2
-
     from lsa_edge.overlay import draw
     from lsa_edge.pipeline import Pipeline
 
+    from .._opencv import cv2
     from ._common import console
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -223,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _show(img) -> bool:
     """Show a frame; True when the user asked to quit (q or Esc)."""
-    import cv2
+    from .._opencv import cv2
 
     try:
         cv2.imshow("lsa-edge", img)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from .._opencv import cv2
 
 log = logging.getLogger(__name__)
 

@@ -13,16 +13,15 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, List  # typing: CaptureFactory is subscripted at run time (Python 3.8)
 
-import cv2
-
+from .._opencv import cv2
 from ..errors import ConfigError, DataError, MissingDependencyError
 from ._options import COMMON, LIVE, fourcc, nonneg_int, positive_float, positive_int
 from ._uri import SourceSpec
@@ -72,11 +71,15 @@ STREAM_OPTIONS = {**COMMON, **LIVE, "open_timeout": positive_float}  # seconds t
 CSI_DEFAULTS = {"width": 1280, "height": 720, "fps": 30.0}
 READ_TIMEOUT = {"camera": 2.0, "v4l2": 2.0, "csi": 2.0, "stream": 5.0}  # seconds; networks stall longer
 
-# Camera indices: V4L2 on Linux, not OpenCV's first choice (GStreamer where built in, whose v4l2src ignores
-# width/height/fourcc requests); the platform's default elsewhere.
-CAMERA_API = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
 
-CaptureFactory = Callable[[Any, int, list[int]], Any]
+def camera_api() -> int:
+    """How camera indices are opened: V4L2 on Linux, not OpenCV's first choice (GStreamer where built in,
+    whose v4l2src ignores width/height/fourcc requests); the platform's default elsewhere. A function, not
+    a constant, so that importing this module works without OpenCV."""
+    return cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+
+
+CaptureFactory = Callable[[Any, int, List[int]], Any]
 
 
 # ------------------------------------------------------------------------------------- OpenCV's build
@@ -157,13 +160,17 @@ def csi_pipeline(
 def _require_gstreamer(what: str) -> None:
     if gstreamer_available():
         return
-    b = video_backends()
+    from .._opencv import JETSON_APT, inspect
+
+    b, facts = video_backends(), inspect()
+    origin = f"PyPI's {facts['wheel']}" if facts.get("wheel") else "a system build"
     raise MissingDependencyError(
-        f"{what} needs OpenCV built with GStreamer, but this OpenCV {b['opencv']} has none "
-        f"(cv2.getBuildInformation(): GStreamer: {b['gstreamer_build']}). On a Jetson use JetPack's OpenCV "
-        "(it has GStreamer): pip uninstall opencv-python opencv-python-headless, then apt install "
-        "python3-opencv, and create the virtual environment with --system-site-packages. A USB camera "
-        "works without GStreamer as v4l2:///dev/videoN."
+        f"{what} needs OpenCV built with GStreamer, but this OpenCV {b['opencv']} ({origin}, "
+        f"{facts.get('file')}) has none (cv2.getBuildInformation(): GStreamer: {b['gstreamer_build']}). "
+        "On a Jetson use JetPack's OpenCV (it has GStreamer): pip uninstall opencv-python "
+        f"opencv-python-headless, then {JETSON_APT} (or python3-opencv), and create the virtual environment "
+        "with --system-site-packages; lsa-edge doctor shows which OpenCV is in use. A USB camera works "
+        "without GStreamer as v4l2:///dev/videoN."
     )
 
 
@@ -233,9 +240,9 @@ _CAMERA_HINT = (
 
 
 def open_camera(spec: SourceSpec, opts: dict[str, Any]) -> LiveSource:
-    """A camera by index (``CAMERA_API``) or a V4L2 device path (``CAP_V4L2``)."""
+    """A camera by index (:func:`camera_api`) or a V4L2 device path (``CAP_V4L2``)."""
     factory = opts.get("capture_factory") or cv2.VideoCapture
-    api = CAMERA_API if spec.kind == "camera" else cv2.CAP_V4L2
+    api = camera_api() if spec.kind == "camera" else cv2.CAP_V4L2
     if spec.kind == "v4l2" and not opts.get("capture_factory") and not Path(spec.target).exists():
         found = ", ".join(sorted(glob.glob("/dev/video*"))) or "none"
         raise DataError(f"no V4L2 device {spec.target} (devices present: {found}). {_CAMERA_HINT}")

@@ -26,8 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
-
+from .._opencv import cv2
 from ..errors import ConfigError, DataError, LsaEdgeError
 from ._base import EventCallback, Frame, Source
 from .arrays import to_bgr_uint8

@@ -12,8 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-import cv2
-
+from .._opencv import cv2
 from ..errors import DataError
 from ._base import EventCallback, Frame, Source
 from ._options import COMMON, boolean

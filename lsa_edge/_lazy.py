@@ -6,6 +6,8 @@ Nothing here imports torch, onnx or tensorrt at module import time.
 from __future__ import annotations
 
 import importlib
+import platform
+import sys
 from types import ModuleType
 
 from .errors import MissingDependencyError
@@ -37,12 +39,37 @@ _EXTRAS: dict[str, tuple[str, str]] = {
 }
 
 
+# The runtime core runs on Python 3.8 (JetPack 5); training and building from a checkpoint need torch >= 2.5,
+# which has no Python 3.8 build. module -> (oldest Python, why)
+_MIN_PYTHON: dict[str, tuple[tuple[int, int], str]] = {
+    "torch": ((3, 9), "torch >= 2.5 has no build for older Pythons"),
+}
+
+
+def require_python(minimum: tuple[int, int], feature: str, why: str) -> None:
+    """Raise :class:`MissingDependencyError` when this Python is older than ``minimum``, saying what does
+    run here. Called before importing code that may use syntax or libraries of a newer Python."""
+    if sys.version_info[:2] >= minimum:
+        return
+    need = ".".join(map(str, minimum))
+    raise MissingDependencyError(
+        f"{feature} needs Python >= {need} ({why}); this is Python {platform.python_version()}. "
+        "The runtime works here (lsa-edge run, eval, bench, doctor, check, build --from-bundle, the Pipeline "
+        f"API); train and build from checkpoints on a machine with Python >= {need}: "
+        "pip install 'lsa-edge[train]'."
+    )
+
+
 def require(module: str, feature: str = "") -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra that provides it."""
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra that provides it (or
+    the Python version it needs)."""
+    top = module.split(".")[0]
+    if top in _MIN_PYTHON:
+        minimum, why = _MIN_PYTHON[top]
+        require_python(minimum, feature or top, why)
     try:
         return importlib.import_module(module)
     except (ImportError, OSError) as err:  # OSError: a stub wheel or a missing shared library (libnvinfer)
-        top = module.split(".")[0]
         extra, hint = _EXTRAS.get(top, ("", ""))
         what = f" for {feature}" if feature else ""
         install = f"pip install 'lsa-edge[{extra}]'" if extra else f"pip install {top}"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from lsa_edge._lazy import require
 
+# Before any module of this package: on Python 3.8 (JetPack 5's) this says training needs Python >= 3.9,
+# instead of failing on newer syntax or an old torch. This file itself must stay Python 3.8 syntax.
 require("torch", "training")
 
 from .model import LSAConfig, LSAModel, create_model, list_models  # noqa: E402

@@ -45,6 +45,8 @@ def test_csv_layout_lfwa(lfwa_dir):
 
 
 def test_lfwa_mat_layout_matches_csv(lfwa_dir):
+    pytest.importorskip("scipy")  # MATLAB v7 (the train extra)
+    pytest.importorskip("h5py")  # MATLAB v7.3
     mat = load_dataset(lfwa_dir / "raw", format="lfwa-mat")
     csv = load_dataset(lfwa_dir)
     assert detect_format(lfwa_dir / "raw") == "lfwa-mat"
@@ -145,7 +147,7 @@ def test_carve_validation_is_identity_disjoint(lfwa_dir):
 def test_lfwa_mat_v73_with_cell_arrays(lfwa_dir, tmp_path):
     """The same labels written the way MATLAB -v7.3 stores them (HDF5, cells as references, transposed)."""
     h5py = pytest.importorskip("h5py")
-    import scipy.io as sio
+    sio = pytest.importorskip("scipy.io")
 
     src = sio.loadmat(lfwa_dir / "raw" / "lfw_att_40_7.1.mat")
     n = 50

@@ -26,7 +26,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _unparsable_here(names: tuple[str, ...]) -> dict[str, str]:
     """Test files (of the listed ones) that this Python cannot parse → why. Collecting one would stop the
-    whole run with a SyntaxError; each is named in the report header instead, and comes back by itself once
+    whole run with a SyntaxError; each is named at the end of the run instead, and comes back by itself once
     it parses (pyproject.toml lets ruff check it with a newer target-version until then)."""
     out = {}
     for name in names:
@@ -42,10 +42,9 @@ _NEWER_SYNTAX = _unparsable_here(("test_engines_tensorrt.py",)) if sys.version_i
 collect_ignore = list(_NEWER_SYNTAX)
 
 
-def pytest_report_header(config):
-    return [
-        f"not collected on Python {sys.version.split()[0]}: {n} ({why})" for n, why in _NEWER_SYNTAX.items()
-    ]
+def pytest_terminal_summary(terminalreporter):
+    for name, why in _NEWER_SYNTAX.items():
+        terminalreporter.write_line(f"NOT COLLECTED on Python {sys.version.split()[0]}: {name} ({why})")
 
 
 def _need(path: Path) -> Path:

@@ -96,7 +96,21 @@ def version_dir(version: str, cache: Path = CACHE) -> Path:
 
 
 def is_prepared(version: str, cache: Path = CACHE) -> bool:
-    return (version_dir(version, cache) / "READY").is_file()
+    """Fetched and stubbed for *this* Python: the extension is built for one CPython (a folder prepared by
+    another Python, e.g. CI's 3.11 before its Python 3.8 stage, counts as not prepared)."""
+    d = version_dir(version, cache)
+    if not (d / "READY").is_file():
+        return False
+    here = sys.version_info[:2]
+    for wheel in (d / "site").glob("*.dist-info/WHEEL"):
+        for line in wheel.read_text().splitlines():
+            if not line.startswith("Tag:"):
+                continue
+            py, abi = line.split(":", 1)[1].strip().split("-")[:2]
+            built = (int(py[2]), int(py[3:])) if py.startswith("cp") and py[2:].isdigit() else None
+            if built == here or (built and abi == "abi3" and built <= here):
+                return True
+    return False
 
 
 def binding_env(version: str, cache: Path = CACHE, base: dict[str, str] | None = None) -> dict[str, str]:

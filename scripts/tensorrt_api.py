@@ -14,7 +14,7 @@ NULL). This script
            git clone of github.com/NVIDIA/TensorRT at tag 8.5.2 (names from python/src, enum values from
            include/NvInfer*.h), and measures that reader against the wheels of 8.6.1 and 10.3.0.
 
-    python scripts/tensorrt_api.py fetch                      # → .cache/tensorrt-bindings/<version>/
+    python scripts/tensorrt_api.py fetch                      # → .cache/tensorrt-bindings/cpXY/<version>/
     python scripts/tensorrt_api.py dump                       # → tests/data/tensorrt_api/*.json
     python scripts/tensorrt_api.py sources --repo PATH/TO/TensorRT[.git]
     python scripts/tensorrt_api.py conformance                # which real names the code uses, per version
@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".cache" / "tensorrt-bindings"
+# One folder per CPython: the extension is built for one (CI fetches for 3.11, then for its 3.8 stage).
+CACHE = ROOT / ".cache" / "tensorrt-bindings" / f"cp{sys.version_info[0]}{sys.version_info[1]}"
 DATA = ROOT / "tests" / "data" / "tensorrt_api"
 FORMAT = 1
 
@@ -96,21 +97,7 @@ def version_dir(version: str, cache: Path = CACHE) -> Path:
 
 
 def is_prepared(version: str, cache: Path = CACHE) -> bool:
-    """Fetched and stubbed for *this* Python: the extension is built for one CPython (a folder prepared by
-    another Python, e.g. CI's 3.11 before its Python 3.8 stage, counts as not prepared)."""
-    d = version_dir(version, cache)
-    if not (d / "READY").is_file():
-        return False
-    here = sys.version_info[:2]
-    for wheel in (d / "site").glob("*.dist-info/WHEEL"):
-        for line in wheel.read_text().splitlines():
-            if not line.startswith("Tag:"):
-                continue
-            py, abi = line.split(":", 1)[1].strip().split("-")[:2]
-            built = (int(py[2]), int(py[3:])) if py.startswith("cp") and py[2:].isdigit() else None
-            if built == here or (built and abi == "abi3" and built <= here):
-                return True
-    return False
+    return (version_dir(version, cache) / "READY").is_file()
 
 
 def binding_env(version: str, cache: Path = CACHE, base: dict[str, str] | None = None) -> dict[str, str]:

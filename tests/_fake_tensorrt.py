@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import types
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,7 +50,7 @@ def api_version_for(version: str) -> str:
     raise ValueError(f"no TensorRT API data stands for {version}")
 
 
-@cache
+@lru_cache(maxsize=None)
 def load_api(data_version: str) -> dict[str, Any]:
     return json.loads((API_DIR / f"{data_version}.json").read_text())
 

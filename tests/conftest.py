@@ -24,54 +24,6 @@ def pytest_sessionfinish(session, exitstatus):
         Path(out).write_text(json.dumps({v: sorted(n) for v, n in fake.USAGE.items()}, indent=1))
 
 
-def _not_collectable_here(names: tuple[str, ...]) -> dict[str, str]:
-    """Of the listed test files, those this Python cannot collect → why: newer syntax in the file, or a test
-    helper it imports (``from _fake_tensorrt import ...``) that fails to import here. Collecting one would
-    stop the whole run; each is named at the end of the run instead, and comes back by itself once it and
-    its helpers import here (pyproject.toml lets ruff check such a file with a newer target-version)."""
-    import ast
-    import importlib
-
-    out: dict[str, str] = {}
-    for name in names:
-        try:
-            tree = ast.parse((Path(__file__).parent / name).read_text(encoding="utf-8"), name)
-        except SyntaxError as err:
-            out[name] = f"line {err.lineno}: {err.msg}"
-            continue
-        helpers = sorted(
-            {
-                n.module
-                for n in tree.body
-                if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("_")
-            }
-        )
-        for helper in helpers:
-            try:
-                importlib.import_module(helper)
-            except Exception as err:  # e.g. ImportError: functools.cache is Python 3.9+
-                out[name] = f"its helper {helper}.py: {type(err).__name__}: {err}"
-                break
-    return out
-
-
-# Python 3.8 (JetPack 5) runs the runtime tests too. These files (or their helpers) used a newer Python
-# when last checked; their owners were told.
-_NEWER_PYTHON = (
-    _not_collectable_here(
-        ("test_engines_tensorrt.py", "test_backends_tensorrt.py", "test_calibration_trt_calibrator.py")
-    )
-    if sys.version_info < (3, 9)
-    else {}
-)
-collect_ignore = list(_NEWER_PYTHON)
-
-
-def pytest_terminal_summary(terminalreporter):
-    for name, why in _NEWER_PYTHON.items():
-        terminalreporter.write_line(f"NOT COLLECTED on Python {sys.version.split()[0]}: {name} ({why})")
-
-
 def _need(path: Path) -> Path:
     if not path.exists():
         msg = f"real data not found at {path} (set LSA_EDGE_DATA to the folder holding celeba-10k and lfwa)"

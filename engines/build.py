@@ -854,13 +854,18 @@ def build_from_manifest(
     compat = manifest.get("tensorrt_compatibility", {}).get(gen, {"ok": True})
     # The lint's 8.5 table is 8.5's; 8.6 parses more (LayerNormalization): let its own parser decide there.
     if not compat["ok"] and not (gen == "8.5" and Version(local) >= Version("8.6")):
-        how = f"lsa-edge build MODEL --precision {manifest['precision']}"
+        from lsa_edge.package import DEFAULT_MODEL_DIR
+
+        shipped = (
+            Path(bundle).resolve() == DEFAULT_MODEL_DIR.resolve()
+        )  # `lsa-edge build` builds it by default
+        how = f"lsa-edge build{'' if shipped else ' MODEL'} --precision {manifest['precision']}"
         if gen == "8.5":  # bundles from before the opset-16 rewrite
             how += " (this lsa-edge adds an opset-16 graph for TensorRT 8.5; or --trt 8.5 for 8.5 alone)"
         else:
             how += f" --trt {gen}"
         raise LsaEdgeError(
-            f"this bundle cannot be built by TensorRT {local}: {compat['errors'][0]}. Rebuild the bundle on the "
+            f"this bundle cannot be built by TensorRT {local}: {compat['errors'][0].rstrip('.')}. Rebuild the bundle on the "
             f"desktop with: {how}"
         )
     opts = {

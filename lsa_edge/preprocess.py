@@ -5,6 +5,7 @@ evaluation and the runtime. numpy and OpenCV only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -13,13 +14,21 @@ from .card import Preprocessing
 from .errors import ConfigError
 
 
-def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int], resize: str = "area") -> np.ndarray:
+def warp(
+    image: np.ndarray,
+    m: np.ndarray,
+    out_size: tuple[int, int],
+    resize: str = "area",
+    *,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Apply the 2×3 affine ``m``, output (H, W).
 
     ``m`` maps continuous image coordinates (pixel i spans [i, i+1); keypoints and templates use these)
     from the source to the output. When it shrinks the image, the image is first shrunk with INTER_AREA
     by the least shrinking direction's scale and the rest of the warp is near 1:1, so a large face is
-    averaged, not aliased (warpAffine alone only samples).
+    averaged, not aliased (warpAffine alone only samples). out: an H×W×C uint8 C-contiguous array to
+    write into (e.g. one slot of a batch), returned; None = a new array.
     """
     out_h, out_w = out_size
     m = np.asarray(m, dtype=np.float64)
@@ -28,16 +37,16 @@ def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int], resize: st
     a_inv = np.linalg.inv(m[:, :2])
     corners = (np.array([[0, 0], [out_w, 0], [0, out_h], [out_w, out_h]], np.float64) - m[:, 2]) @ a_inv.T
     h, w = image.shape[:2]
+    # Cropping moves only the translation, so one scale serves the margin and the shrink below.
+    scale = float(np.linalg.svd(m[:, :2], compute_uv=False).max())
     # Margin: bilinear taps plus the INTER_AREA footprint of the shrink below (2 output px in source px).
-    pad = 2 + int(np.ceil(2.0 / max(float(np.linalg.svd(m[:, :2], compute_uv=False).max()), 1e-6)))
+    pad = 2 + int(np.ceil(2.0 / max(scale, 1e-6)))
     x0, y0 = np.floor(corners.min(axis=0)).astype(int) - pad
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + pad
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 >= 2 and y1 - y0 >= 2 and (x0 > 0 or y0 > 0 or x1 < w or y1 < h):
         image = image[y0:y1, x0:x1]
         m = np.concatenate([m[:, :2], (m[:, 2] + m[:, :2] @ np.array([x0, y0], np.float64))[:, None]], axis=1)
-    image = np.ascontiguousarray(image)
-    scale = float(np.linalg.svd(m[:, :2], compute_uv=False).max())
     if resize == "area" and scale < 0.8:
         h, w = image.shape[:2]
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
@@ -46,9 +55,20 @@ def warp(image: np.ndarray, m: np.ndarray, out_size: tuple[int, int], resize: st
     # OpenCV indexes pixel centres: index = continuous − ½ on both sides of the map.
     m_idx = m.copy()
     m_idx[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
-    return cv2.warpAffine(
-        image, m_idx, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    if out is None:
+        return cv2.warpAffine(
+            image, m_idx, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+    if out.shape != (out_h, out_w, image.shape[2]) or out.dtype != image.dtype or not out.flags.c_contiguous:
+        raise ConfigError(
+            f"out must be a C-contiguous {out_h}×{out_w}×{image.shape[2]} {image.dtype} array, "
+            f"got {out.shape} {out.dtype}"
+        )
+    # OpenCV writes into a destination of the right size and type in place (no copy back needed).
+    cv2.warpAffine(
+        image, m_idx, (out_w, out_h), dst=out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
+    return out
 
 
 def crop_transform(
@@ -111,26 +131,82 @@ def similarity_transform(
     return m
 
 
-def align_keypoints(image: np.ndarray, keypoints: np.ndarray, pre: Preprocessing) -> np.ndarray:
+def align_keypoints(
+    image: np.ndarray, keypoints: np.ndarray, pre: Preprocessing, *, out: np.ndarray | None = None
+) -> np.ndarray:
     """Warp an unaligned face to the card's template.
 
-    image: H×W×3 uint8; keypoints: K×2 pixels (x, y) in KEYPOINTS order. Returns the model-input crop.
+    image: H×W×3 uint8; keypoints: K×2 pixels (x, y) in KEYPOINTS order. Returns the model-input crop,
+    written into ``out`` when given (see :func:`warp`).
     """
     if pre.template is None:
         raise ConfigError("this model card has no alignment template; it can only take pre-aligned faces")
     out_h, out_w = pre.input_size
     dst = np.asarray(pre.template.points, dtype=np.float64) * [out_w, out_h]
     m = similarity_transform(keypoints, dst, pre.template.weights)
-    return warp(image, m, (out_h, out_w), pre.resize)
+    return warp(image, m, (out_h, out_w), pre.resize, out=out)
 
 
-def normalize(batch: np.ndarray, pre: Preprocessing, input_order: str = "RGB") -> np.ndarray:
-    """N×H×W×3 (or H×W×3) uint8 crops → N×3×H×W float32 tensor, in the model's colour order."""
+def _normalized(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """The normalisation formula, elementwise in float32 on …×3 values (also builds the lookup table)."""
+    x = x.astype(np.float32) * (1.0 / 255.0)
+    return (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+
+
+@lru_cache(maxsize=16)
+def _normalize_lut(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """3×256 float32: row c maps a uint8 value of channel c through :func:`_normalized` (same float ops)."""
+    lut = np.ascontiguousarray(_normalized(np.repeat(np.arange(256)[:, None], 3, axis=1), mean, std).T)
+    lut.flags.writeable = False
+    return lut
+
+
+def to_planes(image: np.ndarray, lut: np.ndarray, swap: bool, out: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 → ``out`` 3×H×W float32 (any row stride), ``out[c] = lut[c][image[..., c]]``.
+
+    swap: take channel c from the image's channel 2 − c (RGB ↔ BGR). A table lookup equals the float32
+    arithmetic it was built with bit for bit, and OpenCV's split and LUT do the layout change and the
+    mapping in one pass each, several times faster than numpy's astype/subtract/divide/transpose chain.
+    """
+    planes = cv2.split(np.ascontiguousarray(image))
+    for c in range(3):
+        write_into(cv2.LUT(planes[2 - c if swap else c], lut[c], dst=out[c]), out[c])
+    return out
+
+
+def write_into(result: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """OpenCV writes into a fitting ``dst`` in place; where a build returns a new array instead, copy it."""
+    if result is not out and not np.may_share_memory(result, out):
+        out[...] = result
+    return out
+
+
+def normalize(
+    batch: np.ndarray, pre: Preprocessing, input_order: str = "RGB", *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """N×H×W×3 (or H×W×3) uint8 crops → N×3×H×W float32 tensor, in the model's colour order.
+
+    out: an N×3×H×W float32 array to write into (e.g. a batch buffer reused across frames), returned;
+    None = a new array.
+    """
     x = np.asarray(batch)
     if x.ndim == 3:
         x = x[None]
-    if input_order != pre.color_order:
-        x = x[..., ::-1]
-    x = x.astype(np.float32) * (1.0 / 255.0)
-    x = (x - np.asarray(pre.mean, dtype=np.float32)) / np.asarray(pre.std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    swap = input_order != pre.color_order
+    shape = (len(x), 3, *x.shape[1:3])
+    if out is not None and (out.shape != shape or out.dtype != np.float32):
+        raise ConfigError(f"out must be a {shape} float32 array, got {out.shape} {out.dtype}")
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:  # not crops: the formula itself
+        y = np.ascontiguousarray(
+            _normalized(x[..., ::-1] if swap else x, pre.mean, pre.std).transpose(0, 3, 1, 2)
+        )
+        if out is None:
+            return y
+        out[...] = y
+        return out
+    if out is None:
+        out = np.empty(shape, np.float32)
+    lut = _normalize_lut(tuple(pre.mean), tuple(pre.std))
+    for i in range(len(x)):
+        to_planes(x[i], lut, swap, out[i])
+    return out

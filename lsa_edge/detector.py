@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +29,7 @@ import numpy as np
 
 from .card import KEYPOINTS
 from .errors import ConfigError, DataError, unknown_choice
+from .preprocess import to_planes, write_into
 
 __all__ = [
     "DETECTOR_METADATA_KEY",
@@ -146,6 +149,11 @@ def generate_anchors(config: BlazeFaceConfig) -> np.ndarray:
     return np.concatenate(out, axis=0)
 
 
+def _logit_floor(p: float) -> float:
+    """A logit below which the score is surely under ``p`` (−inf where that cannot be said)."""
+    return math.log(p / (1.0 - p)) - 1e-3 if 0.0 < p < 1.0 else -math.inf
+
+
 def _sigmoid(logits: np.ndarray, clip: float) -> np.ndarray:
     z = np.clip(np.asarray(logits, dtype=np.float64), -clip, clip)
     return 1.0 / (1.0 + np.exp(-z))
@@ -165,7 +173,7 @@ def decode(
     (x, y) and scores K, positions as fractions of the input side, sorted by descending score.
     """
     n = len(anchors)
-    reg = np.asarray(regressors, dtype=np.float64).reshape(-1, config.num_coords)
+    reg = np.asarray(regressors).reshape(-1, config.num_coords)
     lg = np.asarray(logits, dtype=np.float64).reshape(-1)
     if len(reg) != n or len(lg) != n:
         raise DataError(
@@ -173,9 +181,13 @@ def decode(
             f"anchors number {n}; is this the {config.variant}-range model?"
         )
     thr = config.min_score if min_score is None else min_score
-    scores = _sigmoid(lg, config.score_clipping)
-    keep = np.flatnonzero(scores >= thr)
-    reg, anc, scores = reg[keep] / config.input_size, anchors[keep], scores[keep]
+    # Nearly every anchor is background: compare logits first (sigmoid is monotonic) and decode only the
+    # anchors near or above the threshold. The margin absorbs rounding; the exact test follows.
+    near = np.flatnonzero(lg >= _logit_floor(thr))
+    scores = _sigmoid(lg[near], config.score_clipping)
+    above = scores >= thr
+    keep, scores = near[above], scores[above]
+    reg, anc = reg[keep].astype(np.float64) / config.input_size, anchors[keep]
     centre = reg[:, 0:2] + anc
     half = reg[:, 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], axis=1)
@@ -279,6 +291,26 @@ def _check_frame(frame: Any) -> np.ndarray:
     return img
 
 
+def _letterbox_geometry(h: int, w: int, size: int) -> tuple[int, int, int, int]:
+    """(width, height, pad_x, pad_y) of an H×W frame inside the size×size input."""
+    s = size / max(h, w)
+    nw, nh = max(1, min(size, round(w * s))), max(1, min(size, round(h * s)))
+    return nw, nh, (size - nw) // 2, (size - nh) // 2
+
+
+def _resize(img: np.ndarray, nw: int, nh: int, out: np.ndarray | None = None) -> np.ndarray:
+    """INTER_AREA to shrink (averaging, no aliasing), INTER_LINEAR to enlarge; into ``out`` when given."""
+    h, w = img.shape[:2]
+    if (nw, nh) == (w, h):
+        if out is None:
+            return img
+        out[...] = img
+        return out
+    interp = cv2.INTER_AREA if nw < w or nh < h else cv2.INTER_LINEAR
+    small = cv2.resize(img, (nw, nh), dst=out, interpolation=interp)
+    return small if out is None else write_into(small, out)
+
+
 def letterbox(frame: np.ndarray, size: int, pad_value: int = 0) -> tuple[np.ndarray, Letterbox]:
     """Fit an H×W×3 uint8 frame into a size×size canvas, keeping its aspect ratio, centred.
 
@@ -288,15 +320,29 @@ def letterbox(frame: np.ndarray, size: int, pad_value: int = 0) -> tuple[np.ndar
     """
     img = _check_frame(frame)
     h, w = img.shape[:2]
-    s = size / max(h, w)
-    nw, nh = max(1, min(size, round(w * s))), max(1, min(size, round(h * s)))
-    if (nw, nh) != (w, h):
-        interp = cv2.INTER_AREA if nw < w or nh < h else cv2.INTER_LINEAR
-        img = cv2.resize(img, (nw, nh), interpolation=interp)
+    nw, nh, px, py = _letterbox_geometry(h, w, size)
     canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
-    px, py = (size - nw) // 2, (size - nh) // 2
-    canvas[py : py + nh, px : px + nw] = img
+    _resize(img, nw, nh, out=canvas[py : py + nh, px : px + nw])
     return canvas, Letterbox(size, nw / w, nh / h, px, py, (h, w))
+
+
+def _input_values(x: np.ndarray, config: BlazeFaceConfig) -> np.ndarray:
+    """The uint8 → model range formula, elementwise in float32 (also builds the lookup table)."""
+    lo, hi = config.input_range
+    return x.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
+
+
+@lru_cache(maxsize=8)
+def _input_lut(config: BlazeFaceConfig) -> np.ndarray:
+    """3×256 float32 (one row per channel, all equal): :func:`_input_values` of every uint8 value."""
+    lut = np.ascontiguousarray(np.repeat(_input_values(np.arange(256)[None, :], config), 3, axis=0))
+    lut.flags.writeable = False
+    return lut
+
+
+def _check_color_order(color_order: str) -> None:
+    if color_order not in ("BGR", "RGB"):
+        raise ConfigError(unknown_choice("colour order", color_order, ("BGR", "RGB")))
 
 
 def to_input_tensor(
@@ -306,13 +352,15 @@ def to_input_tensor(
     x = np.asarray(canvases)
     if x.ndim == 3:
         x = x[None]
-    if color_order not in ("BGR", "RGB"):
-        raise ConfigError(unknown_choice("colour order", color_order, ("BGR", "RGB")))
-    if color_order != config.color_order:
-        x = x[..., ::-1]
-    lo, hi = config.input_range
-    x = x.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    _check_color_order(color_order)
+    swap = color_order != config.color_order
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:  # not canvases: the formula itself
+        y = _input_values(x[..., ::-1] if swap else x, config)
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+    out = np.empty((len(x), 3, *x.shape[1:3]), np.float32)
+    for i in range(len(x)):
+        to_planes(x[i], _input_lut(config), swap, out[i])
+    return out
 
 
 @dataclass(frozen=True)
@@ -457,6 +505,7 @@ class FaceDetector:
             raise ConfigError(f"max_faces must be >= 1 or None, got {max_faces}")
         self.nms, self.min_face_size, self.max_faces = nms, float(min_face_size), max_faces
         self.anchors = generate_anchors(self.config)
+        self._buffers = threading.local()  # per-thread model input, reused while the frame size holds
 
     @property
     def input_size(self) -> int:
@@ -465,9 +514,38 @@ class FaceDetector:
     def preprocess(
         self, frame: np.ndarray, color_order: Literal["BGR", "RGB"] = "BGR"
     ) -> tuple[np.ndarray, Letterbox]:
-        """H×W×3 uint8 frame → (1×3×S×S float32 model input, letterbox mapping)."""
-        canvas, box = letterbox(frame, self.config.input_size)
-        return to_input_tensor(canvas, self.config, color_order), box
+        """H×W×3 uint8 frame → (1×3×S×S float32 model input, letterbox mapping).
+
+        :func:`letterbox` then :func:`to_input_tensor`, fused: the frame is resized once and mapped
+        straight into the input's image rectangle (the same values, without the canvas in between).
+        """
+        return self._prepare(frame, color_order, reuse=False)
+
+    def _prepare(self, frame: np.ndarray, color_order: str, reuse: bool) -> tuple[np.ndarray, Letterbox]:
+        img = _check_frame(frame)
+        _check_color_order(color_order)
+        h, w = img.shape[:2]
+        size = self.config.input_size
+        nw, nh, px, py = _letterbox_geometry(h, w, size)
+        key = (h, w, color_order)
+        bufs = getattr(self._buffers, "input", None) if reuse else None
+        if bufs is None or bufs[0] != key:
+            lut = _input_lut(self.config)
+            # The border never changes for a frame size: fill it once, rewrite only the image each frame.
+            x = np.empty((1, 3, size, size), np.float32)
+            x[0] = lut[:, :1, None]  # canvas pad value 0 in every channel
+            bufs = (key, x, None if (nw, nh) == (w, h) else np.empty((nh, nw, 3), np.uint8))
+            if reuse:
+                self._buffers.input = bufs
+        _, x, small = bufs
+        small = _resize(img, nw, nh, out=small)
+        to_planes(
+            small,
+            _input_lut(self.config),
+            color_order != self.config.color_order,
+            x[0, :, py : py + nh, px : px + nw],
+        )
+        return x, Letterbox(size, nw / w, nh / h, px, py, (h, w))
 
     def postprocess(self, regressors: np.ndarray, logits: np.ndarray, box: Letterbox) -> list[FaceDetection]:
         """Raw outputs of one image (A×16 and A×1, batch dim optional) → faces in frame pixels."""
@@ -500,7 +578,7 @@ class FaceDetector:
         """Faces in an H×W×3 uint8 frame (BGR as OpenCV reads it, or RGB), highest score first."""
         if self.runner is None:
             raise ConfigError("this FaceDetector was closed; create a new one")
-        x, box = self.preprocess(frame, color_order)
+        x, box = self._prepare(frame, color_order, reuse=True)  # the input buffer is reused per thread
         reg, logits = self.runner(x)[:2]
         return self.postprocess(np.asarray(reg)[0], np.asarray(logits)[0], box)
 

@@ -14,6 +14,7 @@ timings in milliseconds. numpy and OpenCV at import; the backends import their r
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -108,6 +109,7 @@ class Pipeline:
             self.close()
             raise
         self._thr = np.asarray(self.card.thresholds, dtype=np.float32)
+        self._buffers = threading.local()
         self._frames = 0
         from .alignment import is_estimated
 
@@ -160,15 +162,19 @@ class Pipeline:
 
         t = time.perf_counter()
         pre = self.card.preprocessing
-        # Crops stay in the frame's channel order; normalize() puts them into the card's.
-        crops = [align_keypoints(img, dets[i].keypoints_array(), pre) for i in np.flatnonzero(need)]
+        todo = np.flatnonzero(need)
+        crops, batch = self._batch_buffers(len(todo))
+        # Each face is warped straight into its batch slot, in the frame's channel order; normalize()
+        # puts them into the card's.
+        for j, i in enumerate(todo):
+            align_keypoints(img, dets[i].keypoints_array(), pre, out=crops[j])
         timings["align"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
         c = len(self.card.attributes)
         probs = (
-            self.backend.predict(normalize(np.stack(crops), pre, input_order=color_order), self.max_batch)
-            if crops
+            self.backend.predict(normalize(crops, pre, input_order=color_order, out=batch), self.max_batch)
+            if len(todo)
             else np.zeros((0, c), np.float32)
         )
         timings["infer"] = (time.perf_counter() - t) * 1000
@@ -207,6 +213,17 @@ class Pipeline:
         )
 
     __call__ = predict
+
+    def _batch_buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n×H×W×3 uint8 crops and n×3×H×W float32 model input: views of buffers kept across frames
+        (per thread), grown in steps of max_batch, so a frame allocates nothing for its faces."""
+        h, w = self.card.preprocessing.input_size
+        bufs = getattr(self._buffers, "batch", None)
+        if bufs is None or len(bufs[0]) < n:
+            cap = -(-max(n, 1) // self.max_batch) * self.max_batch
+            bufs = (np.empty((cap, h, w, 3), np.uint8), np.empty((cap, 3, h, w), np.float32))
+            self._buffers.batch = bufs
+        return bufs[0][:n], bufs[1][:n]
 
     def stream(self, source: Any, **source_options: Any) -> Iterator[FrameResult]:
         """Results for every frame of ``source`` (a URI, path, camera index, open Source or iterator of

@@ -112,7 +112,9 @@ def similarity_transform(
     keep = wt > 0
     if keep.sum() < 2:
         raise ConfigError("a similarity transform needs at least two keypoints with positive weight")
-    src, dst, wt = src[keep], dst[keep], wt[keep] / wt[keep].sum()
+    if not keep.all():
+        src, dst, wt = src[keep], dst[keep], wt[keep]
+    wt = wt / wt.sum()
     mu_s, mu_d = wt @ src, wt @ dst
     s0, d0 = src - mu_s, dst - mu_d
     cov = (d0 * wt[:, None]).T @ s0
@@ -121,9 +123,10 @@ def similarity_transform(
         raise ConfigError("keypoints coincide; cannot estimate an alignment")
     u, sig, vt = np.linalg.svd(cov)
     d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+    # u and vt are orthogonal (determinant ±1): the 2×2 products give the sign np.linalg.det would.
+    if (u[0, 0] * u[1, 1] - u[0, 1] * u[1, 0]) * (vt[0, 0] * vt[1, 1] - vt[0, 1] * vt[1, 0]) < 0:
         d[1] = -1.0
-    rot = u @ np.diag(d) @ vt
+    rot = (u * d) @ vt  # u @ diag(d) @ vt
     scale = float((sig * d).sum() / var_s)
     m = np.zeros((2, 3))
     m[:, :2] = scale * rot

@@ -198,15 +198,16 @@ def decode(
     return boxes[order], kps[order], scores[order]
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix0 = np.maximum(box[0], boxes[:, 0])
-    iy0 = np.maximum(box[1], boxes[:, 1])
-    ix1 = np.minimum(box[2], boxes[:, 2])
-    iy1 = np.minimum(box[3], boxes[:, 3])
+def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """K×K IoU of K boxes (x0, y0, x1, y1); 0 where the union is empty."""
+    b = boxes[:, None, :]  # row i: box i against every box, in the order the greedy loop asks
+    ix0 = np.maximum(b[..., 0], boxes[:, 0])
+    iy0 = np.maximum(b[..., 1], boxes[:, 1])
+    ix1 = np.minimum(b[..., 2], boxes[:, 2])
+    iy1 = np.minimum(b[..., 3], boxes[:, 3])
     inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
+    union = areas[:, None] + areas - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
@@ -228,27 +229,35 @@ def non_max_suppression(
     """
     if method not in ("weighted", "hard"):
         raise ConfigError(unknown_choice("NMS method", method, ("weighted", "hard")))
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    boxes, keypoints, scores = boxes[order], keypoints[order], np.asarray(scores)[order]
-    remaining = np.arange(len(scores))
-    out_b, out_k, out_s = [], [], []
-    while len(remaining) and (max_faces is None or len(out_s) < max_faces):
-        top = remaining[0]
-        overlap = _iou(boxes[top], boxes[remaining]) > iou_threshold
-        overlap[0] = True  # a degenerate (zero-area) box still absorbs itself
-        group, remaining = remaining[overlap], remaining[~overlap]
+    scores = np.asarray(scores)
+    if not len(scores) or (max_faces is not None and max_faces < 1):
+        p = keypoints.shape[1] if keypoints.ndim == 3 else 0
+        return np.zeros((0, 4)), np.zeros((0, p, 2)), np.zeros(0)
+    order = np.argsort(-scores, kind="stable")
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    # All pairwise overlaps at once (a few dozen candidates), then the greedy pass only reads rows.
+    absorbs = _iou_matrix(boxes) > iou_threshold
+    np.fill_diagonal(absorbs, True)  # a degenerate (zero-area) box still absorbs itself
+    free = np.ones(len(scores), dtype=bool)
+    kept, out_b, out_k = [], [], []
+    for top in range(len(scores)):
+        if not free[top]:
+            continue
+        group = np.flatnonzero(absorbs[top] & free)  # ascending: top first
+        free[group] = False
         if method == "weighted" and len(group) > 1:
             w = scores[group] / scores[group].sum()
             out_b.append(w @ boxes[group])
-            out_k.append(np.tensordot(w, keypoints[group], axes=1))
+            out_k.append(
+                np.dot(w[None], keypoints[group].reshape(len(group), -1)).reshape(keypoints.shape[1:])
+            )
         else:
             out_b.append(boxes[top])
             out_k.append(keypoints[top])
-        out_s.append(scores[top])
-    if not out_s:
-        p = keypoints.shape[1] if keypoints.ndim == 3 else 0
-        return np.zeros((0, 4)), np.zeros((0, p, 2)), np.zeros(0)
-    return np.stack(out_b), np.stack(out_k), np.asarray(out_s)
+        kept.append(top)
+        if len(kept) == max_faces or not free.any():
+            break
+    return np.stack(out_b), np.stack(out_k), scores[kept]
 
 
 @dataclass(frozen=True)
@@ -555,24 +564,17 @@ class FaceDetector:
         corners = box.to_frame(boxes.reshape(-1, 2, 2) * s).reshape(-1, 4)
         points = box.to_frame(kps * s)
         h, w = box.frame_size
-        faces = []
-        for b, k, sc in zip(corners, points, scores):
-            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-            if not (0 <= cx <= w and 0 <= cy <= h):  # centred in the letterbox border: not in the frame
-                continue
-            if max(b[2] - b[0], b[3] - b[1]) < self.min_face_size:
-                continue
-            faces.append(
-                FaceDetection(
-                    box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
-                    score=float(sc),
-                    keypoints=tuple((float(x), float(y)) for x, y in k),
-                    keypoint_names=self.config.keypoints,
-                )
-            )
-            if self.max_faces is not None and len(faces) >= self.max_faces:
-                break
-        return faces
+        cx, cy = (corners[:, 0] + corners[:, 2]) / 2, (corners[:, 1] + corners[:, 3]) / 2
+        inside = (cx >= 0) & (cx <= w) & (cy >= 0) & (cy <= h)  # centred in the border: not in the frame
+        big = np.maximum(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]) >= self.min_face_size
+        keep = np.flatnonzero(inside & big)[: self.max_faces]
+        # tolist() gives the same Python floats as float() per element, in one call.
+        corners_l, points_l, scores_l = corners[keep].tolist(), points[keep].tolist(), scores[keep].tolist()
+        names = self.config.keypoints
+        return [
+            FaceDetection(box=tuple(b), score=sc, keypoints=tuple(map(tuple, k)), keypoint_names=names)
+            for b, k, sc in zip(corners_l, points_l, scores_l)
+        ]
 
     def detect(self, frame: np.ndarray, color_order: Literal["BGR", "RGB"] = "BGR") -> list[FaceDetection]:
         """Faces in an H×W×3 uint8 frame (BGR as OpenCV reads it, or RGB), highest score first."""

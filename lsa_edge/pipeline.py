@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from itertools import compress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -144,10 +145,10 @@ class Pipeline:
         timings["detect"] = (time.perf_counter() - t) * 1000
 
         n = len(dets)
-        boxes = np.asarray([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray([d.score for d in dets], dtype=np.float64)
         if self.tracker is not None:
             t = time.perf_counter()
+            boxes = np.asarray([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
+            scores = np.asarray([d.score for d in dets], dtype=np.float64)
             ids = self.tracker.assign(boxes, scores)
             keep = ids >= 0  # a weak detection that matched no track is not a face we report
             dets, boxes, ids = [d for d, k in zip(dets, keep) if k], boxes[keep], ids[keep]
@@ -185,24 +186,27 @@ class Pipeline:
             timings["track"] += (time.perf_counter() - t) * 1000
         else:
             smoothed = probs
-            labels = [tuple(a for a, on in zip(self.card.attributes, p >= self._thr) if on) for p in probs]
+            names = self.card.attributes
+            labels = [tuple(compress(names, on)) for on in (probs >= self._thr).tolist()]
 
-        faces = []
-        for i, d in enumerate(dets):
-            row = smoothed[i]
-            attrs = {} if np.isnan(row).any() else dict(zip(self.card.attributes, (float(v) for v in row)))
-            faces.append(
-                Face(
-                    box=d.box,
-                    score=d.score,
-                    keypoints=d.keypoints,
-                    track_id=int(ids[i]),
-                    attributes=attrs,
-                    labels=tuple(labels[i]),
-                    fresh=bool(need[i]),
-                    confirmed=bool(confirmed[i]),
-                )
+        # One conversion per array (tolist gives the floats float() would), not one per value.
+        names = self.card.attributes
+        rows, unset = smoothed.tolist(), np.isnan(smoothed).any(axis=1).tolist()
+        faces = [
+            Face(
+                box=d.box,
+                score=d.score,
+                keypoints=d.keypoints,
+                track_id=track_id,
+                attributes={} if no_attrs else dict(zip(names, row)),
+                labels=tuple(lab),
+                fresh=fresh,
+                confirmed=bool(conf),
             )
+            for d, row, no_attrs, lab, track_id, fresh, conf in zip(
+                dets, rows, unset, labels, ids.tolist(), need.tolist(), confirmed
+            )
+        ]
         timings["total"] = (time.perf_counter() - t0) * 1000
         return FrameResult(
             index=idx,

@@ -28,11 +28,31 @@ from .card import ModelCard
 from .data.images import to_rgb_uint8
 from .errors import ConfigError, DataError, LsaEdgeError
 from .package import ModelPackage, select_backend
-from .preprocess import align_keypoints, normalize
+from .preprocess import align_keypoints, normalize, usable_cpus, worker
 from .results import Face, FrameResult
 from .track import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
+
+
+def _align_into(img: np.ndarray, keypoints: list[np.ndarray], pre: Any, crops: np.ndarray) -> None:
+    """Warp each face straight into its batch slot (frame's channel order; normalize() puts them into
+    the card's). With two faces or more, every other face is warped on the preprocessing worker: OpenCV
+    releases the GIL, so one face's shrink and warp overlap another's Python work and OpenCV calls."""
+
+    def run(faces: range) -> None:
+        for j in faces:
+            align_keypoints(img, keypoints[j], pre, out=crops[j])
+
+    n = len(keypoints)
+    if n < 2 or usable_cpus() < 2:
+        run(range(n))
+        return
+    others = worker().submit(run, range(1, n, 2))
+    try:
+        run(range(0, n, 2))
+    finally:
+        others.result()  # the slots must be written (or the error raised) before the batch is read
 
 
 class Pipeline:
@@ -165,10 +185,7 @@ class Pipeline:
         pre = self.card.preprocessing
         todo = np.flatnonzero(need)
         crops, batch = self._batch_buffers(len(todo))
-        # Each face is warped straight into its batch slot, in the frame's channel order; normalize()
-        # puts them into the card's.
-        for j, i in enumerate(todo):
-            align_keypoints(img, dets[i].keypoints_array(), pre, out=crops[j])
+        _align_into(img, [dets[i].keypoints_array() for i in todo], pre, crops)
         timings["align"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()

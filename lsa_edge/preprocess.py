@@ -4,7 +4,10 @@ evaluation and the runtime. numpy and OpenCV only.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import cv2
@@ -213,3 +216,26 @@ def normalize(
     for i in range(len(x)):
         to_planes(x[i], lut, swap, out[i])
     return out
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker() -> ThreadPoolExecutor:
+    """One background thread for the runtime's OpenCV work (OpenCV releases the GIL while it computes):
+    the lower band of the letterbox shrink, every other face's warp. Shared by the whole process."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsa-edge-preprocess")
+        return _pool

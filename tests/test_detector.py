@@ -396,6 +396,40 @@ def test_fused_preprocess_equals_letterbox_then_input_tensor(lfwa_dir, celeba_di
     assert np.array_equal(to_input_tensor(as_float, FULL, "RGB"), ref.to_input_tensor(as_float, FULL, "RGB"))
 
 
+def test_banded_shrink_equals_one_resize(monkeypatch):
+    """A large frame is shrunk as two bands (the lower on a worker thread), cut on a source row edge that
+    an output row edge shares: the same pixels as one INTER_AREA resize, for common camera sizes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lsa_edge import detector as D
+
+    submitted = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, *a, **k):
+            submitted.append(a[2])
+            return super().submit(*a, **k)
+
+    pool = Counting(max_workers=1)
+    monkeypatch.setattr(D, "worker", lambda: pool)
+    monkeypatch.setattr(D, "usable_cpus", lambda: 2)
+    assert D._band_split(480, 144) == 72 and D._band_split(720, 108) == 54 and D._band_split(97, 89) == 0
+    rng = np.random.default_rng(1)
+    from lsa_edge.demo import scene
+
+    sizes = [(480, 640), (720, 1280), (1080, 1920), (600, 800), (768, 1024), (960, 1280), (540, 960)]
+    sizes += [(700, 300), (1000, 640), (1200, 1600)]
+    for h, w in sizes:
+        nw, nh, _, _ = D._letterbox_geometry(h, w, 192)
+        for img in (rng.integers(0, 256, (h, w, 3), np.uint8), cv2.resize(scene(16, h % 7), (w, h))):
+            want = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+            assert np.array_equal(D._resize(img, nw, nh, split=True), want), (h, w)
+            out = np.zeros((nh, nw, 3), np.uint8)
+            assert D._resize(img, nw, nh, out=out, split=True) is out and np.array_equal(out, want)
+    assert len(submitted) >= 2 * len(sizes)  # every size above has a cut: the bands really ran apart
+    pool.shutdown()
+
+
 def test_decode_of_the_anchors_near_the_threshold_equals_decoding_all():
     """Only anchors whose logit is near or above the threshold are decoded: the same candidates, values and
     order as computing every score, including logits a hair either side of the threshold."""
@@ -490,6 +524,23 @@ def test_short_range_detects_a_close_face(lfwa_dir, onnxruntime):
     with FaceDetector("short") as det:
         faces = det(img)
     assert faces and abs((faces[0].box[0] + faces[0].box[2]) / 2 - 125) < 25
+
+
+@pytest.mark.parametrize("variant", ["full", "short"])
+def test_detect_equals_the_reference_detector_on_real_images(lfwa_dir, celeba_dir, onnxruntime, variant):
+    """The whole detect() — fused preprocessing with a reused buffer, thresholded decode, matrix NMS,
+    vectorised filtering — against the reference path on the same model: identical faces, bit for bit."""
+    import _reference as ref
+
+    found = 0
+    for kwargs in ({}, {"min_face_size": 40.0, "max_faces": 2}, {"nms": "hard", "min_score": 0.3}):
+        with FaceDetector(variant, **kwargs) as det:
+            for frame in _frames_of_every_kind(lfwa_dir, celeba_dir):
+                for order in ("BGR", "RGB"):
+                    faces = det.detect(frame, order)
+                    assert faces == ref.detect(det, frame, order)
+                    found += len(faces)
+    assert found > 50
 
 
 # -------------------------------------------------------------------------------------------------- CLI

@@ -286,15 +286,23 @@ def test_new_tracks_are_unconfirmed_until_min_hits(bundle):
     assert flags == [[False], [False], [True], [True]]
 
 
+@pytest.mark.parametrize("cpus", [1, 2])
 @pytest.mark.parametrize("model", ["bundle", "default"])
-def test_predict_equals_the_reference_path(request, model, lfwa_dir, celeba_dir):
+def test_predict_equals_the_reference_path(request, model, cpus, lfwa_dir, celeba_dir, monkeypatch):
     """Pipeline.predict (fused letterbox, faces warped into a reused batch buffer, table normalisation,
     vectorised result assembly) against the straightforward per-face path of tests/_reference.py with the
     same models: the same faces; boxes and keypoints within 1e-4 px, scores within 1e-9, probabilities
     within 1e-5 (in fact identical here: the same floats reach the same model). Demo scenes with 1/4/16
     faces as ``lsa-edge bench`` renders them, real LFWA and CelebA images, both colour orders, and frame
-    sizes that change between calls (buffers re-made)."""
+    sizes that change between calls (buffers re-made). With 2 CPUs the letterbox shrink runs as two bands
+    and every other face is warped on the worker thread; with 1 everything runs on the caller's thread."""
     import _reference as ref
+
+    import lsa_edge.detector
+    import lsa_edge.pipeline
+
+    for module in (lsa_edge.detector, lsa_edge.pipeline):
+        monkeypatch.setattr(module, "usable_cpus", lambda: cpus)
 
     pkg = request.getfixturevalue("bundle") if model == "bundle" else None
     frames = [scene(n, i) for n in (1, 4, 16) for i in (0, 7)]

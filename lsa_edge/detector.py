@@ -325,8 +325,8 @@ def _resize(
     if not r or usable_cpus() < 2:
         small = cv2.resize(img, (nw, nh), dst=out, interpolation=interp)
         return small if out is None else write_into(small, out)
-    # OpenCV runs an INTER_AREA shrink this small on one thread (it parallelises by output size), and it
-    # is the largest CPU cost of a frame outside the models: the two bands halve its wall time.
+    # OpenCV runs an INTER_AREA shrink to this small an output on one thread (it parallelises by output
+    # size), and it is the largest CPU cost of a frame outside the models: two bands run side by side.
     out = np.empty((nh, nw, 3), np.uint8) if out is None else out
     top = r * h // nh
     lower = worker().submit(cv2.resize, img[top:], (nw, nh - r), dst=out[r:], interpolation=interp)
@@ -501,6 +501,9 @@ class FaceDetector:
     max_faces: keep at most this many (highest scores). providers: ONNX Runtime execution providers, in
     order; an unavailable one is an error, never a silent CPU fallback. threads: ONNX Runtime intra-op
     threads (default 1: the model takes ~2 ms on one x86 core; 0 = ONNX Runtime's choice).
+
+    ``detect`` hands the runner an input buffer it reuses for the next frame of the same size (one per
+    thread): a runner must copy what it keeps. ``preprocess`` returns a new array every call.
     """
 
     def __init__(

@@ -65,6 +65,9 @@ class Pipeline:
     smaller than this (larger box side, frame pixels) are ignored — attributes of tiny faces are noise.
     tracking: True (default :class:`TrackerConfig`), a TrackerConfig, or False (every face inferred
     every frame, no smoothing, track_id −1). max_batch: faces per attribute-model call.
+
+    The faces reach the backend in a batch buffer the pipeline reuses for the next frame (one per
+    thread): a backend must copy what it keeps after ``predict`` returns.
     """
 
     def __init__(

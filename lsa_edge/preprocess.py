@@ -218,7 +218,7 @@ def normalize(
     return out
 
 
-_pool: ThreadPoolExecutor | None = None
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, the pool)
 _pool_lock = threading.Lock()
 
 
@@ -236,6 +236,7 @@ def worker() -> ThreadPoolExecutor:
     the lower band of the letterbox shrink, every other face's warp. Shared by the whole process."""
     global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsa-edge-preprocess")
-        return _pool
+        # A forked child (e.g. a data loader worker) inherits the pool but not its thread: make its own.
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="lsa-edge-preprocess"))
+        return _pool[1]

@@ -254,3 +254,17 @@ def test_similarity_fit_and_alignment_equal_the_reference():
             assert np.array_equal(align_keypoints(img, k, pre), want)
             out = np.empty_like(want)
             assert align_keypoints(img, k, pre, out=out) is out and np.array_equal(out, want)
+
+
+def test_the_worker_is_remade_in_a_forked_child(monkeypatch):
+    """A child made by fork inherits the pool object but not its thread: it must get a pool of its own
+    (otherwise a letterbox or alignment there would wait forever)."""
+    import os
+
+    from lsa_edge import preprocess
+
+    pool = preprocess.worker()
+    assert preprocess.worker() is pool and pool.submit(lambda: 7).result() == 7
+    monkeypatch.setattr(os, "getpid", lambda: -1)
+    child = preprocess.worker()
+    assert child is not pool and child.submit(lambda: 8).result() == 8

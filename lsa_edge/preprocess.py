@@ -107,34 +107,34 @@ def similarity_transform(
     """Least-squares similarity (rotation, uniform scale, translation) taking ``src`` points onto ``dst``.
 
     src, dst: K×2 (x, y). weights: K non-negative weights (None = all 1). Returns a 2×3 float64 matrix
-    for ``cv2.warpAffine``. Weighted Umeyama (1991) without reflection.
+    for ``cv2.warpAffine``. Weighted Umeyama (1991) without reflection, in its closed 2-D form: with the
+    centred points' weighted cross terms Sxx, Sxy (dst x · src y), Syx, Syy and the src variance V, the
+    scaled rotation is [[a, −b], [b, a]], a = (Sxx + Syy) / V, b = (Syx − Sxy) / V — what the SVD gives
+    (tests compare to 1e-12), in plain floats: a few keypoints do not pay for numpy calls and an SVD.
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
-    wt = np.ones(len(src)) if weights is None else np.asarray(weights, dtype=np.float64)
-    keep = wt > 0
-    if keep.sum() < 2:
+    wt = [1.0] * len(src) if weights is None else [float(v) for v in weights]
+    if src.ndim != 2 or src.shape[1:] != (2,) or dst.shape != src.shape or len(wt) != len(src):
+        raise ConfigError(
+            f"similarity_transform takes K×2 src and dst and K weights, got {src.shape}, {dst.shape}, {len(wt)}"
+        )
+    pts = [(w, s, d) for w, s, d in zip(wt, src.tolist(), dst.tolist()) if w > 0]
+    if len(pts) < 2:
         raise ConfigError("a similarity transform needs at least two keypoints with positive weight")
-    if not keep.all():
-        src, dst, wt = src[keep], dst[keep], wt[keep]
-    wt = wt / wt.sum()
-    mu_s, mu_d = wt @ src, wt @ dst
-    s0, d0 = src - mu_s, dst - mu_d
-    cov = (d0 * wt[:, None]).T @ s0
-    var_s = float((wt * (s0**2).sum(axis=1)).sum())
+    total = sum(w for w, _, _ in pts)
+    pts = [(w / total, s, d) for w, s, d in pts]
+    msx, msy = sum(w * s[0] for w, s, _ in pts), sum(w * s[1] for w, s, _ in pts)
+    mdx, mdy = sum(w * d[0] for w, _, d in pts), sum(w * d[1] for w, _, d in pts)
+    var_s = sxx = sxy = syx = syy = 0.0
+    for w, (sx, sy), (dx, dy) in pts:
+        sx, sy, dx, dy = sx - msx, sy - msy, dx - mdx, dy - mdy
+        var_s += w * (sx * sx + sy * sy)
+        sxx, sxy, syx, syy = sxx + w * dx * sx, sxy + w * dx * sy, syx + w * dy * sx, syy + w * dy * sy
     if var_s < 1e-12:
         raise ConfigError("keypoints coincide; cannot estimate an alignment")
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(2)
-    # u and vt are orthogonal (determinant ±1): the 2×2 products give the sign np.linalg.det would.
-    if (u[0, 0] * u[1, 1] - u[0, 1] * u[1, 0]) * (vt[0, 0] * vt[1, 1] - vt[0, 1] * vt[1, 0]) < 0:
-        d[1] = -1.0
-    rot = (u * d) @ vt  # u @ diag(d) @ vt
-    scale = float((sig * d).sum() / var_s)
-    m = np.zeros((2, 3))
-    m[:, :2] = scale * rot
-    m[:, 2] = mu_d - scale * rot @ mu_s
-    return m
+    a, b = (sxx + syy) / var_s, (syx - sxy) / var_s
+    return np.array([[a, -b, mdx - (a * msx - b * msy)], [b, a, mdy - (b * msx + a * msy)]])
 
 
 def align_keypoints(

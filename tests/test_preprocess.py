@@ -47,6 +47,10 @@ def test_similarity_transform_recovers_a_known_transform():
     assert np.allclose(m2[:, :2], r, atol=1e-9)
     with pytest.raises(ConfigError):
         similarity_transform(src, dst, [1, 0, 0, 0, 0, 0])
+    with pytest.raises(ConfigError, match="K×2"):
+        similarity_transform(src, dst[:5])
+    with pytest.raises(ConfigError, match="K weights"):
+        similarity_transform(src, dst, [1, 1, 1])
 
 
 def test_align_keypoints_undoes_a_rotation_and_zoom(celeba_dir):
@@ -158,9 +162,9 @@ def test_warp_of_a_region_matches_the_whole_frame_warp():
 
 
 # -------------------------------------------------------- the optimised paths against the reference code
-# tests/_reference.py keeps the code these functions had before they were made faster. The comparisons are
-# exact: the lookup table is built with the same float32 operations, and the rewritten steps of the warp
-# and the similarity fit compute the same numbers.
+# tests/_reference.py keeps the code these functions had before they were made faster. Normalisation and
+# the warp are compared exactly (the lookup table is built with the same float32 operations); the
+# closed-form similarity fit to 1e-12, and the crops it aligns pixel for pixel (see _same_pixels).
 
 
 def _real_crops(celeba_dir, lfwa_dir, pre, n=6) -> np.ndarray:
@@ -235,7 +239,12 @@ def test_similarity_fit_and_alignment_equal_the_reference():
         if (weights > 0).sum() < 2:
             continue
         for wt in (None, weights):
-            assert np.array_equal(similarity_transform(src, dst, wt), ref.similarity_transform(src, dst, wt))
+            np.testing.assert_allclose(
+                similarity_transform(src, dst, wt),
+                ref.similarity_transform(src, dst, wt),
+                rtol=1e-12,
+                atol=1e-9,
+            )
     from dataclasses import replace
 
     from lsa_edge.card import AlignmentTemplate
@@ -251,9 +260,18 @@ def test_similarity_fit_and_alignment_equal_the_reference():
         for shift in rng.normal(0, 40, (10, 2)):
             k = kps + shift + rng.normal(0, 2, kps.shape)
             want = ref.align_keypoints(img, k, pre)
-            assert np.array_equal(align_keypoints(img, k, pre), want)
+            _same_pixels(align_keypoints(img, k, pre), want)
             out = np.empty_like(want)
-            assert align_keypoints(img, k, pre, out=out) is out and np.array_equal(out, want)
+            assert align_keypoints(img, k, pre, out=out) is out
+            _same_pixels(out, want)
+
+
+def _same_pixels(got: np.ndarray, want: np.ndarray) -> None:
+    """The closed-form fit differs from the SVD's by ~1e-14 relative: a warp coordinate could round the
+    other way at a sub-pixel boundary (never seen in 69 M pixels), so allow 1e-4 of the values one grey
+    level apart and nothing more."""
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() <= 1e-4
 
 
 def test_the_worker_is_remade_in_a_forked_child(monkeypatch):

@@ -24,8 +24,15 @@ from pathlib import Path
 
 def bench_once(python: str, extra: list[str], out: Path) -> list[dict]:
     cmd = [python, "-m", "lsa_edge", "bench", "--json", str(out), *extra]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Run outside any checkout: ``-m`` puts the working directory first on sys.path, and a checkout
+    # there would be imported instead of the interpreter's own install.
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=out.parent)
     return json.loads(out.read_text())["results"]
+
+
+def _where(python: str, cwd: Path) -> str:
+    code = "import lsa_edge, os; print(os.path.dirname(os.path.dirname(lsa_edge.__file__)))"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=cwd).stdout.strip()
 
 
 def summarise(runs: dict[str, list[list[dict]]]) -> str:
@@ -67,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             order = ("A", "B") if i % 2 == 0 else ("B", "A")  # neither always runs first
             for name in order:
                 python = args.a if name == "A" else args.b
+                if i == 0 and name == order[0]:
+                    for n, py in (("A", args.a), ("B", args.b)):
+                        print(f"{n}: {py} runs {_where(py, Path(tmp))}", file=sys.stderr)
                 runs[name].append(bench_once(python, extra, Path(tmp) / f"{name}{i}.json"))
                 print(f"round {i + 1}/{args.rounds}: {name} done", file=sys.stderr)
     print(summarise(runs))

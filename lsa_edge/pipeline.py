@@ -240,11 +240,11 @@ class Pipeline:
 
     def _batch_buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """n×H×W×3 uint8 crops and n×3×H×W float32 model input: views of buffers kept across frames
-        (per thread), grown in steps of max_batch, so a frame allocates nothing for its faces."""
+        (per thread), doubled when a frame has more faces, so a frame allocates nothing for its faces."""
         h, w = self.card.preprocessing.input_size
         bufs = getattr(self._buffers, "batch", None)
         if bufs is None or len(bufs[0]) < n:
-            cap = -(-max(n, 1) // self.max_batch) * self.max_batch
+            cap = max(n, 2 * len(bufs[0]) if bufs is not None else 4)
             bufs = (np.empty((cap, h, w, 3), np.uint8), np.empty((cap, 3, h, w), np.float32))
             self._buffers.batch = bufs
         return bufs[0][:n], bufs[1][:n]

@@ -48,8 +48,10 @@ def warp(
     x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + pad
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 >= 2 and y1 - y0 >= 2 and (x0 > 0 or y0 > 0 or x1 < w or y1 < h):
-        image = image[y0:y1, x0:x1]
+        image = image[y0:y1, x0:x1]  # a view: OpenCV reads rows at any stride, no copy needed
         m = np.concatenate([m[:, :2], (m[:, 2] + m[:, :2] @ np.array([x0, y0], np.float64))[:, None]], axis=1)
+    if not _rows_of_pixels(image):
+        image = np.ascontiguousarray(image)
     if resize == "area" and scale < 0.8:
         h, w = image.shape[:2]
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
@@ -72,6 +74,12 @@ def warp(
         image, m_idx, (out_w, out_h), dst=out, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return out
+
+
+def _rows_of_pixels(image: np.ndarray) -> bool:
+    """Packed pixels in rows at a positive stride (a C-contiguous image or a window of one)."""
+    st, item = image.strides, image.itemsize
+    return st[0] > 0 and st[-1] == item and (image.ndim == 2 or st[1] == image.shape[2] * item)
 
 
 def crop_transform(

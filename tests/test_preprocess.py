@@ -221,6 +221,10 @@ def test_warp_equals_the_reference_bit_for_bit(lfwa_dir):
                 slot = np.zeros((3, 80, 72, 3), np.uint8)
                 assert np.shares_memory(warp(img, m, (80, 72), resize, out=slot[1]), slot)
                 assert np.array_equal(slot[1], want) and not slot[[0, 2]].any()
+    img = images[-1]  # any memory layout: windows are read in place, other layouts copied as before
+    m = np.array([[0.6, 0.1, -100.0], [-0.1, 0.6, -80.0]])
+    for view in (img[..., ::-1], img[::-1], img[:, ::2], np.asfortranarray(img), img[50:400, 30:600]):
+        assert np.array_equal(warp(view, m, (80, 72)), ref.warp(view, m, (80, 72)))
     with pytest.raises(ConfigError, match="out must be"):
         warp(images[0], np.eye(2, 3), (80, 72), out=np.zeros((72, 80, 3), np.uint8))
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence  # typing: Runner is subscripted at run time (Python 3.8)
 
@@ -26,6 +28,7 @@ import numpy as np
 from ._opencv import cv2  # a stand-in naming the fix where OpenCV is missing
 from .card import KEYPOINTS
 from .errors import ConfigError, DataError, unknown_choice
+from .preprocess import to_planes, usable_cpus, worker, write_into
 
 __all__ = [
     "DETECTOR_METADATA_KEY",
@@ -145,6 +148,11 @@ def generate_anchors(config: BlazeFaceConfig) -> np.ndarray:
     return np.concatenate(out, axis=0)
 
 
+def _logit_floor(p: float) -> float:
+    """A logit below which the score is surely under ``p`` (−inf where that cannot be said)."""
+    return math.log(p / (1.0 - p)) - 1e-3 if 0.0 < p < 1.0 else -math.inf
+
+
 def _sigmoid(logits: np.ndarray, clip: float) -> np.ndarray:
     z = np.clip(np.asarray(logits, dtype=np.float64), -clip, clip)
     return 1.0 / (1.0 + np.exp(-z))
@@ -164,7 +172,7 @@ def decode(
     (x, y) and scores K, positions as fractions of the input side, sorted by descending score.
     """
     n = len(anchors)
-    reg = np.asarray(regressors, dtype=np.float64).reshape(-1, config.num_coords)
+    reg = np.asarray(regressors).reshape(-1, config.num_coords)
     lg = np.asarray(logits, dtype=np.float64).reshape(-1)
     if len(reg) != n or len(lg) != n:
         raise DataError(
@@ -172,9 +180,13 @@ def decode(
             f"anchors number {n}; is this the {config.variant}-range model?"
         )
     thr = config.min_score if min_score is None else min_score
-    scores = _sigmoid(lg, config.score_clipping)
-    keep = np.flatnonzero(scores >= thr)
-    reg, anc, scores = reg[keep] / config.input_size, anchors[keep], scores[keep]
+    # Nearly every anchor is background: compare logits first (sigmoid is monotonic) and decode only the
+    # anchors near or above the threshold. The margin absorbs rounding; the exact test follows.
+    near = np.flatnonzero(lg >= _logit_floor(thr))
+    scores = _sigmoid(lg[near], config.score_clipping)
+    above = scores >= thr
+    keep, scores = near[above], scores[above]
+    reg, anc = reg[keep].astype(np.float64) / config.input_size, anchors[keep]
     centre = reg[:, 0:2] + anc
     half = reg[:, 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], axis=1)
@@ -185,15 +197,16 @@ def decode(
     return boxes[order], kps[order], scores[order]
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    ix0 = np.maximum(box[0], boxes[:, 0])
-    iy0 = np.maximum(box[1], boxes[:, 1])
-    ix1 = np.minimum(box[2], boxes[:, 2])
-    iy1 = np.minimum(box[3], boxes[:, 3])
+def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """K×K IoU of K boxes (x0, y0, x1, y1); 0 where the union is empty."""
+    b = boxes[:, None, :]  # row i: box i against every box, in the order the greedy loop asks
+    ix0 = np.maximum(b[..., 0], boxes[:, 0])
+    iy0 = np.maximum(b[..., 1], boxes[:, 1])
+    ix1 = np.minimum(b[..., 2], boxes[:, 2])
+    iy1 = np.minimum(b[..., 3], boxes[:, 3])
     inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + areas - inter
+    union = areas[:, None] + areas - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
@@ -215,27 +228,35 @@ def non_max_suppression(
     """
     if method not in ("weighted", "hard"):
         raise ConfigError(unknown_choice("NMS method", method, ("weighted", "hard")))
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    boxes, keypoints, scores = boxes[order], keypoints[order], np.asarray(scores)[order]
-    remaining = np.arange(len(scores))
-    out_b, out_k, out_s = [], [], []
-    while len(remaining) and (max_faces is None or len(out_s) < max_faces):
-        top = remaining[0]
-        overlap = _iou(boxes[top], boxes[remaining]) > iou_threshold
-        overlap[0] = True  # a degenerate (zero-area) box still absorbs itself
-        group, remaining = remaining[overlap], remaining[~overlap]
+    scores = np.asarray(scores)
+    if not len(scores) or (max_faces is not None and max_faces < 1):
+        p = keypoints.shape[1] if keypoints.ndim == 3 else 0
+        return np.zeros((0, 4)), np.zeros((0, p, 2)), np.zeros(0)
+    order = np.argsort(-scores, kind="stable")
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    # All pairwise overlaps at once (a few dozen candidates), then the greedy pass only reads rows.
+    absorbs = _iou_matrix(boxes) > iou_threshold
+    np.fill_diagonal(absorbs, True)  # a degenerate (zero-area) box still absorbs itself
+    free = np.ones(len(scores), dtype=bool)
+    kept, out_b, out_k = [], [], []
+    for top in range(len(scores)):
+        if not free[top]:
+            continue
+        group = np.flatnonzero(absorbs[top] & free)  # ascending: top first
+        free[group] = False
         if method == "weighted" and len(group) > 1:
             w = scores[group] / scores[group].sum()
             out_b.append(w @ boxes[group])
-            out_k.append(np.tensordot(w, keypoints[group], axes=1))
+            out_k.append(
+                np.dot(w[None], keypoints[group].reshape(len(group), -1)).reshape(keypoints.shape[1:])
+            )
         else:
             out_b.append(boxes[top])
             out_k.append(keypoints[top])
-        out_s.append(scores[top])
-    if not out_s:
-        p = keypoints.shape[1] if keypoints.ndim == 3 else 0
-        return np.zeros((0, 4)), np.zeros((0, p, 2)), np.zeros(0)
-    return np.stack(out_b), np.stack(out_k), np.asarray(out_s)
+        kept.append(top)
+        if len(kept) == max_faces or not free.any():
+            break
+    return np.stack(out_b), np.stack(out_k), scores[kept]
 
 
 @dataclass(frozen=True)
@@ -278,6 +299,56 @@ def _check_frame(frame: Any) -> np.ndarray:
     return img
 
 
+def _letterbox_geometry(h: int, w: int, size: int) -> tuple[int, int, int, int]:
+    """(width, height, pad_x, pad_y) of an H×W frame inside the size×size input."""
+    s = size / max(h, w)
+    nw, nh = max(1, min(size, round(w * s))), max(1, min(size, round(h * s)))
+    return nw, nh, (size - nw) // 2, (size - nh) // 2
+
+
+def _resize(
+    img: np.ndarray, nw: int, nh: int, out: np.ndarray | None = None, split: bool = False
+) -> np.ndarray:
+    """INTER_AREA to shrink (averaging, no aliasing), INTER_LINEAR to enlarge; into ``out`` when given.
+
+    split: shrink a large frame as two bands, the lower one on a worker thread (see :func:`_band_split`).
+    """
+    h, w = img.shape[:2]
+    if (nw, nh) == (w, h):
+        if out is None:
+            return img
+        out[...] = img
+        return out
+    interp = cv2.INTER_AREA if nw < w or nh < h else cv2.INTER_LINEAR
+    r = _band_split(h, nh) if split and interp == cv2.INTER_AREA and h * w >= _SPLIT_MIN_PIXELS else 0
+    if not r or usable_cpus() < 2:
+        small = cv2.resize(img, (nw, nh), dst=out, interpolation=interp)
+        return small if out is None else write_into(small, out)
+    # OpenCV runs an INTER_AREA shrink to this small an output on one thread (it parallelises by output
+    # size), and it is the largest CPU cost of a frame outside the models: two bands run side by side.
+    out = np.empty((nh, nw, 3), np.uint8) if out is None else out
+    top = r * h // nh
+    lower = worker().submit(cv2.resize, img[top:], (nw, nh - r), dst=out[r:], interpolation=interp)
+    write_into(cv2.resize(img[:top], (nw, r), dst=out[:r], interpolation=interp), out[:r])
+    write_into(lower.result(), out[r:])
+    return out
+
+
+_SPLIT_MIN_PIXELS = 200_000  # smaller frames shrink in a fraction of a millisecond: not worth a thread hop
+
+
+def _band_split(h: int, nh: int) -> int:
+    """An output row near the middle whose top edge lies exactly on a source row edge (r·h/nh whole), or 0.
+
+    INTER_AREA weighs each output row by the source rows under it; with the cut on a shared row edge the
+    bands above and below see the same rows with the same weights, so resizing them apart gives the same
+    pixels (tests compare bit for bit). 640×480 → 192×144 cuts at output row 72 = source row 240.
+    """
+    step = nh // math.gcd(h, nh)
+    r = round(nh / 2 / step) * step
+    return r if 0 < r < nh else 0
+
+
 def letterbox(frame: np.ndarray, size: int, pad_value: int = 0) -> tuple[np.ndarray, Letterbox]:
     """Fit an H×W×3 uint8 frame into a size×size canvas, keeping its aspect ratio, centred.
 
@@ -287,15 +358,29 @@ def letterbox(frame: np.ndarray, size: int, pad_value: int = 0) -> tuple[np.ndar
     """
     img = _check_frame(frame)
     h, w = img.shape[:2]
-    s = size / max(h, w)
-    nw, nh = max(1, min(size, round(w * s))), max(1, min(size, round(h * s)))
-    if (nw, nh) != (w, h):
-        interp = cv2.INTER_AREA if nw < w or nh < h else cv2.INTER_LINEAR
-        img = cv2.resize(img, (nw, nh), interpolation=interp)
+    nw, nh, px, py = _letterbox_geometry(h, w, size)
     canvas = np.full((size, size, 3), pad_value, dtype=np.uint8)
-    px, py = (size - nw) // 2, (size - nh) // 2
-    canvas[py : py + nh, px : px + nw] = img
+    _resize(img, nw, nh, out=canvas[py : py + nh, px : px + nw])
     return canvas, Letterbox(size, nw / w, nh / h, px, py, (h, w))
+
+
+def _input_values(x: np.ndarray, config: BlazeFaceConfig) -> np.ndarray:
+    """The uint8 → model range formula, elementwise in float32 (also builds the lookup table)."""
+    lo, hi = config.input_range
+    return x.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
+
+
+@lru_cache(maxsize=8)
+def _input_lut(config: BlazeFaceConfig) -> np.ndarray:
+    """3×256 float32 (one row per channel, all equal): :func:`_input_values` of every uint8 value."""
+    lut = np.ascontiguousarray(np.repeat(_input_values(np.arange(256)[None, :], config), 3, axis=0))
+    lut.flags.writeable = False
+    return lut
+
+
+def _check_color_order(color_order: str) -> None:
+    if color_order not in ("BGR", "RGB"):
+        raise ConfigError(unknown_choice("colour order", color_order, ("BGR", "RGB")))
 
 
 def to_input_tensor(
@@ -305,13 +390,15 @@ def to_input_tensor(
     x = np.asarray(canvases)
     if x.ndim == 3:
         x = x[None]
-    if color_order not in ("BGR", "RGB"):
-        raise ConfigError(unknown_choice("colour order", color_order, ("BGR", "RGB")))
-    if color_order != config.color_order:
-        x = x[..., ::-1]
-    lo, hi = config.input_range
-    x = x.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    _check_color_order(color_order)
+    swap = color_order != config.color_order
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:  # not canvases: the formula itself
+        y = _input_values(x[..., ::-1] if swap else x, config)
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+    out = np.empty((len(x), 3, *x.shape[1:3]), np.float32)
+    for i in range(len(x)):
+        to_planes(x[i], _input_lut(config), swap, out[i])
+    return out
 
 
 @dataclass(frozen=True)
@@ -413,6 +500,9 @@ class FaceDetector:
     max_faces: keep at most this many (highest scores). providers: ONNX Runtime execution providers, in
     order; an unavailable one is an error, never a silent CPU fallback. threads: ONNX Runtime intra-op
     threads (default 1: the model takes ~2 ms on one x86 core; 0 = ONNX Runtime's choice).
+
+    ``detect`` hands the runner an input buffer it reuses for the next frame of the same size (one per
+    thread): a runner must copy what it keeps. ``preprocess`` returns a new array every call.
     """
 
     def __init__(
@@ -456,6 +546,7 @@ class FaceDetector:
             raise ConfigError(f"max_faces must be >= 1 or None, got {max_faces}")
         self.nms, self.min_face_size, self.max_faces = nms, float(min_face_size), max_faces
         self.anchors = generate_anchors(self.config)
+        self._buffers = threading.local()  # per-thread model input, reused while the frame size holds
 
     @property
     def input_size(self) -> int:
@@ -464,33 +555,61 @@ class FaceDetector:
     def preprocess(
         self, frame: np.ndarray, color_order: Literal["BGR", "RGB"] = "BGR"
     ) -> tuple[np.ndarray, Letterbox]:
-        """H×W×3 uint8 frame → (1×3×S×S float32 model input, letterbox mapping)."""
-        canvas, box = letterbox(frame, self.config.input_size)
-        return to_input_tensor(canvas, self.config, color_order), box
+        """H×W×3 uint8 frame → (1×3×S×S float32 model input, letterbox mapping).
+
+        :func:`letterbox` then :func:`to_input_tensor`, fused: the frame is resized once and mapped
+        straight into the input's image rectangle (the same values, without the canvas in between).
+        """
+        return self._prepare(frame, color_order, reuse=False)
+
+    def _prepare(self, frame: np.ndarray, color_order: str, reuse: bool) -> tuple[np.ndarray, Letterbox]:
+        img = _check_frame(frame)
+        _check_color_order(color_order)
+        h, w = img.shape[:2]
+        size = self.config.input_size
+        nw, nh, px, py = _letterbox_geometry(h, w, size)
+        key = (h, w, color_order)
+        bufs = getattr(self._buffers, "input", None) if reuse else None
+        if bufs is None or bufs[0] != key:
+            lut = _input_lut(self.config)
+            # The border never changes for a frame size: fill it once, rewrite only the image each frame.
+            x = np.empty((1, 3, size, size), np.float32)
+            x[0] = lut[:, :1, None]  # canvas pad value 0 in every channel
+            bufs = (key, x, None if (nw, nh) == (w, h) else np.empty((nh, nw, 3), np.uint8))
+            if reuse:
+                self._buffers.input = bufs
+        _, x, small = bufs
+        small = _resize(img, nw, nh, out=small, split=True)
+        to_planes(
+            small,
+            _input_lut(self.config),
+            color_order != self.config.color_order,
+            x[0, :, py : py + nh, px : px + nw],
+        )
+        return x, Letterbox(size, nw / w, nh / h, px, py, (h, w))
 
     def postprocess(self, regressors: np.ndarray, logits: np.ndarray, box: Letterbox) -> list[FaceDetection]:
         """Raw outputs of one image (A×16 and A×1, batch dim optional) → faces in frame pixels."""
         boxes, kps, scores = decode(regressors, logits, self.anchors, self.config, self.min_score)
         boxes, kps, scores = non_max_suppression(boxes, kps, scores, self.iou_threshold, self.nms)
-        s = self.config.input_size
-        corners = box.to_frame(boxes.reshape(-1, 2, 2) * s).reshape(-1, 4)
-        points = box.to_frame(kps * s)
+        # A handful of faces: plain float arithmetic per face, the same IEEE operations Letterbox.to_frame
+        # does on arrays (input pixels − pad, ÷ scale), without a dozen small numpy calls per frame.
+        s, px, py, sx, sy = self.config.input_size, box.pad_x, box.pad_y, box.scale_x, box.scale_y
         h, w = box.frame_size
-        faces = []
-        for b, k, sc in zip(corners, points, scores):
-            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-            if not (0 <= cx <= w and 0 <= cy <= h):  # centred in the letterbox border: not in the frame
-                continue
-            if max(b[2] - b[0], b[3] - b[1]) < self.min_face_size:
-                continue
-            faces.append(
-                FaceDetection(
-                    box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
-                    score=float(sc),
-                    keypoints=tuple((float(x), float(y)) for x, y in k),
-                    keypoint_names=self.config.keypoints,
-                )
+        faces: list[FaceDetection] = []
+        for b, k, score in zip(boxes.tolist(), kps.tolist(), scores.tolist()):
+            x0, y0, x1, y1 = (
+                (b[0] * s - px) / sx,
+                (b[1] * s - py) / sy,
+                (b[2] * s - px) / sx,
+                (b[3] * s - py) / sy,
             )
+            if not (0 <= (x0 + x1) / 2 <= w and 0 <= (y0 + y1) / 2 <= h):  # centred in the border
+                continue
+            if max(x1 - x0, y1 - y0) < self.min_face_size:
+                continue
+            points = tuple(((x * s - px) / sx, (y * s - py) / sy) for x, y in k)
+            faces.append(FaceDetection((x0, y0, x1, y1), score, points, self.config.keypoints))
             if self.max_faces is not None and len(faces) >= self.max_faces:
                 break
         return faces
@@ -499,7 +618,7 @@ class FaceDetector:
         """Faces in an H×W×3 uint8 frame (BGR as OpenCV reads it, or RGB), highest score first."""
         if self.runner is None:
             raise ConfigError("this FaceDetector was closed; create a new one")
-        x, box = self.preprocess(frame, color_order)
+        x, box = self._prepare(frame, color_order, reuse=True)  # the input buffer is reused per thread
         reg, logits = self.runner(x)[:2]
         return self.postprocess(np.asarray(reg)[0], np.asarray(logits)[0], box)
 

@@ -14,9 +14,11 @@ timings in milliseconds. numpy and OpenCV at import; the backends import their r
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from itertools import compress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,11 +28,31 @@ from .card import ModelCard
 from .data.images import to_rgb_uint8
 from .errors import ConfigError, DataError, LsaEdgeError
 from .package import ModelPackage, select_backend
-from .preprocess import align_keypoints, normalize
+from .preprocess import align_keypoints, normalize, usable_cpus, worker
 from .results import Face, FrameResult
 from .track import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
+
+
+def _align_into(img: np.ndarray, keypoints: list[np.ndarray], pre: Any, crops: np.ndarray) -> None:
+    """Warp each face straight into its batch slot (frame's channel order; normalize() puts them into
+    the card's). With two faces or more, every other face is warped on the preprocessing worker: OpenCV
+    releases the GIL, so one face's shrink and warp overlap another's Python work and OpenCV calls."""
+
+    def run(faces: range) -> None:
+        for j in faces:
+            align_keypoints(img, keypoints[j], pre, out=crops[j])
+
+    n = len(keypoints)
+    if n < 2 or usable_cpus() < 2:
+        run(range(n))
+        return
+    others = worker().submit(run, range(1, n, 2))
+    try:
+        run(range(0, n, 2))
+    finally:
+        others.result()  # the slots must be written (or the error raised) before the batch is read
 
 
 class Pipeline:
@@ -43,6 +65,9 @@ class Pipeline:
     smaller than this (larger box side, frame pixels) are ignored — attributes of tiny faces are noise.
     tracking: True (default :class:`TrackerConfig`), a TrackerConfig, or False (every face inferred
     every frame, no smoothing, track_id −1). max_batch: faces per attribute-model call.
+
+    The faces reach the backend in a batch buffer the pipeline reuses for the next frame (one per
+    thread): a backend must copy what it keeps after ``predict`` returns.
     """
 
     def __init__(
@@ -108,6 +133,7 @@ class Pipeline:
             self.close()
             raise
         self._thr = np.asarray(self.card.thresholds, dtype=np.float32)
+        self._buffers = threading.local()
         self._frames = 0
         from .alignment import is_estimated
 
@@ -142,10 +168,10 @@ class Pipeline:
         timings["detect"] = (time.perf_counter() - t) * 1000
 
         n = len(dets)
-        boxes = np.asarray([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray([d.score for d in dets], dtype=np.float64)
         if self.tracker is not None:
             t = time.perf_counter()
+            boxes = np.asarray([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
+            scores = np.asarray([d.score for d in dets], dtype=np.float64)
             ids = self.tracker.assign(boxes, scores)
             keep = ids >= 0  # a weak detection that matched no track is not a face we report
             dets, boxes, ids = [d for d, k in zip(dets, keep) if k], boxes[keep], ids[keep]
@@ -160,15 +186,16 @@ class Pipeline:
 
         t = time.perf_counter()
         pre = self.card.preprocessing
-        # Crops stay in the frame's channel order; normalize() puts them into the card's.
-        crops = [align_keypoints(img, dets[i].keypoints_array(), pre) for i in np.flatnonzero(need)]
+        todo = np.flatnonzero(need)
+        crops, batch = self._batch_buffers(len(todo))
+        _align_into(img, [dets[i].keypoints_array() for i in todo], pre, crops)
         timings["align"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
         c = len(self.card.attributes)
         probs = (
-            self.backend.predict(normalize(np.stack(crops), pre, input_order=color_order), self.max_batch)
-            if crops
+            self.backend.predict(normalize(crops, pre, input_order=color_order, out=batch), self.max_batch)
+            if len(todo)
             else np.zeros((0, c), np.float32)
         )
         timings["infer"] = (time.perf_counter() - t) * 1000
@@ -179,24 +206,27 @@ class Pipeline:
             timings["track"] += (time.perf_counter() - t) * 1000
         else:
             smoothed = probs
-            labels = [tuple(a for a, on in zip(self.card.attributes, p >= self._thr) if on) for p in probs]
+            names = self.card.attributes
+            labels = [tuple(compress(names, on)) for on in (probs >= self._thr).tolist()]
 
-        faces = []
-        for i, d in enumerate(dets):
-            row = smoothed[i]
-            attrs = {} if np.isnan(row).any() else dict(zip(self.card.attributes, (float(v) for v in row)))
-            faces.append(
-                Face(
-                    box=d.box,
-                    score=d.score,
-                    keypoints=d.keypoints,
-                    track_id=int(ids[i]),
-                    attributes=attrs,
-                    labels=tuple(labels[i]),
-                    fresh=bool(need[i]),
-                    confirmed=bool(confirmed[i]),
-                )
+        # One conversion per array (tolist gives the floats float() would), not one per value.
+        names = self.card.attributes
+        rows, unset = smoothed.tolist(), np.isnan(smoothed).any(axis=1).tolist()
+        faces = [
+            Face(
+                box=d.box,
+                score=d.score,
+                keypoints=d.keypoints,
+                track_id=track_id,
+                attributes={} if no_attrs else dict(zip(names, row)),
+                labels=tuple(lab),
+                fresh=fresh,
+                confirmed=bool(conf),
             )
+            for d, row, no_attrs, lab, track_id, fresh, conf in zip(
+                dets, rows, unset, labels, ids.tolist(), need.tolist(), confirmed
+            )
+        ]
         timings["total"] = (time.perf_counter() - t0) * 1000
         return FrameResult(
             index=idx,
@@ -207,6 +237,17 @@ class Pipeline:
         )
 
     __call__ = predict
+
+    def _batch_buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n×H×W×3 uint8 crops and n×3×H×W float32 model input: views of buffers kept across frames
+        (per thread), doubled when a frame has more faces, so a frame allocates nothing for its faces."""
+        h, w = self.card.preprocessing.input_size
+        bufs = getattr(self._buffers, "batch", None)
+        if bufs is None or len(bufs[0]) < n:
+            cap = max(n, 2 * len(bufs[0]) if bufs is not None else 4)
+            bufs = (np.empty((cap, h, w, 3), np.uint8), np.empty((cap, 3, h, w), np.float32))
+            self._buffers.batch = bufs
+        return bufs[0][:n], bufs[1][:n]
 
     def stream(self, source: Any, **source_options: Any) -> Iterator[FrameResult]:
         """Results for every frame of ``source`` (a URI, path, camera index, open Source or iterator of

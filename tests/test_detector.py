@@ -340,6 +340,150 @@ def test_shipped_onnx_interface_metadata_and_provenance(onnxruntime, variant):
     assert "Apache License, Version 2.0" in notice and "MediaPipe Authors" in notice and "MIT" in notice
 
 
+# -------------------------------------------------------- the optimised paths against the reference code
+# tests/_reference.py keeps the straightforward implementation these functions had before they were made
+# faster; every comparison below is exact (np.array_equal): tables, buffers and vectorised loops reproduce
+# the same float operations, so not even rounding may differ.
+
+
+def _frames_of_every_kind(lfwa_dir=None, celeba_dir=None) -> list[np.ndarray]:
+    from lsa_edge.demo import scene
+
+    rng = np.random.default_rng(7)
+    frames = [scene(n, i) for n in (1, 4, 16) for i in (0, 3)]  # 640×480, shrunk ×10/3 (INTER_AREA)
+    frames += [
+        rng.integers(0, 256, (100, 80, 3), np.uint8),  # enlarged (INTER_LINEAR)
+        rng.integers(0, 256, (192, 192, 3), np.uint8),  # exactly the input size: no resize
+        rng.integers(0, 256, (37, 1000, 3), np.uint8),  # extreme aspect
+        cv2.resize(scene(4, 1), (300, 700)),
+    ]
+    if lfwa_dir is not None:
+        frames += [cv2.imread(str(p)) for p in sorted((lfwa_dir / "images").rglob("*.jpg"))[:600:150]]
+    if celeba_dir is not None:
+        frames += [cv2.imread(str(p)) for p in sorted((celeba_dir / "img_align_celeba").glob("*.jpg"))[:4]]
+    return frames
+
+
+def test_fused_preprocess_equals_letterbox_then_input_tensor(lfwa_dir, celeba_dir):
+    """One resize straight into a reused input buffer = the reference letterbox canvas then the float
+    formula, bit for bit, in both colour orders, across frame sizes (buffers re-made when the size changes)."""
+    import _reference as ref
+
+    frames = _frames_of_every_kind(lfwa_dir, celeba_dir)
+    for config in (FULL, SHORT):
+        det = FaceDetector(runner=lambda x: None, config=config)
+        for frame in frames + frames[:3]:
+            for order in ("BGR", "RGB"):
+                canvas, lb_ref = ref.letterbox(frame, config.input_size)
+                want = ref.to_input_tensor(canvas, config, order)
+                x, lb = det._prepare(frame, order, reuse=True)
+                assert lb == lb_ref and x.dtype == np.float32 and x.flags.c_contiguous
+                assert np.array_equal(x, want), (frame.shape, order)
+                fresh, _ = det.preprocess(frame, order)
+                assert np.array_equal(fresh, want) and not np.shares_memory(fresh, x)
+    # the public pieces still give what they gave
+    for frame in frames[:8]:
+        canvas, lb = letterbox(frame, 192)
+        want_canvas, want_lb = ref.letterbox(frame, 192)
+        assert np.array_equal(canvas, want_canvas) and lb == want_lb
+        for order in ("BGR", "RGB"):
+            assert np.array_equal(
+                to_input_tensor(canvas, FULL, order), ref.to_input_tensor(canvas, FULL, order)
+            )
+    batch = np.stack([letterbox(f, 192)[0] for f in frames[:5]])
+    assert np.array_equal(to_input_tensor(batch, FULL, "BGR"), ref.to_input_tensor(batch, FULL, "BGR"))
+    as_float = batch[:2].astype(np.float32)  # not uint8: the formula itself
+    assert np.array_equal(to_input_tensor(as_float, FULL, "RGB"), ref.to_input_tensor(as_float, FULL, "RGB"))
+
+
+def test_banded_shrink_equals_one_resize(monkeypatch):
+    """A large frame is shrunk as two bands (the lower on a worker thread), cut on a source row edge that
+    an output row edge shares: the same pixels as one INTER_AREA resize, for common camera sizes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lsa_edge import detector as D
+
+    submitted = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, *a, **k):
+            submitted.append(a[2])
+            return super().submit(*a, **k)
+
+    pool = Counting(max_workers=1)
+    monkeypatch.setattr(D, "worker", lambda: pool)
+    monkeypatch.setattr(D, "usable_cpus", lambda: 2)
+    assert D._band_split(480, 144) == 72 and D._band_split(720, 108) == 54 and D._band_split(97, 89) == 0
+    rng = np.random.default_rng(1)
+    from lsa_edge.demo import scene
+
+    sizes = [(480, 640), (720, 1280), (1080, 1920), (600, 800), (768, 1024), (960, 1280), (540, 960)]
+    sizes += [(700, 300), (1000, 640), (1200, 1600)]
+    for h, w in sizes:
+        nw, nh, _, _ = D._letterbox_geometry(h, w, 192)
+        for img in (rng.integers(0, 256, (h, w, 3), np.uint8), cv2.resize(scene(16, h % 7), (w, h))):
+            want = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+            assert np.array_equal(D._resize(img, nw, nh, split=True), want), (h, w)
+            out = np.zeros((nh, nw, 3), np.uint8)
+            assert D._resize(img, nw, nh, out=out, split=True) is out and np.array_equal(out, want)
+    assert len(submitted) >= 2 * len(sizes)  # every size above has a cut: the bands really ran apart
+    pool.shutdown()
+
+
+def test_decode_of_the_anchors_near_the_threshold_equals_decoding_all():
+    """Only anchors whose logit is near or above the threshold are decoded: the same candidates, values and
+    order as computing every score, including logits a hair either side of the threshold."""
+    import _reference as ref
+
+    rng = np.random.default_rng(3)
+    for config in (FULL, SHORT):
+        a = generate_anchors(config)
+        for thr in (0.5, 0.3, 0.75, 0.999, 1e-9):
+            reg = rng.normal(0, 20, (1, len(a), 16)).astype(np.float32)
+            reg[..., 2:4] = np.abs(reg[..., 2:4])
+            reg[0, ::7, 2] *= -1  # some negative widths
+            lg = rng.normal(-4, 3, (1, len(a), 1)).astype(np.float32)
+            edge = np.log(thr / (1 - thr))
+            lg[0, ::11, 0] = np.float32(edge) + rng.integers(-3, 4, len(lg[0, ::11, 0])) * np.spacing(
+                np.float32(edge)
+            )
+            lg[0, 5, 0], lg[0, 6, 0] = 1e4, -1e4  # clipped
+            for min_score in (None, thr):
+                got = decode(reg, lg, a, config, min_score)
+                want = ref.decode(reg, lg, a, config, min_score)
+                assert all(np.array_equal(g, w) for g, w in zip(got, want)), (config.variant, thr)
+
+
+def test_nms_matches_the_reference_greedy_loop():
+    import _reference as ref
+
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        k = int(rng.integers(0, 40))
+        centres = rng.uniform(0, 1, (max(1, k // 4), 2))[rng.integers(0, max(1, k // 4), k)]
+        centres = centres + rng.normal(0, 0.02, (k, 2))
+        half = rng.uniform(0.01, 0.1, (k, 2))
+        boxes = np.concatenate([centres - half, centres + half], axis=1)
+        if k > 3:
+            boxes[1] = boxes[2] = boxes[0]  # ties
+            boxes[3, 2:] = boxes[3, :2]  # zero area
+        kps = rng.uniform(0, 1, (k, 6, 2))
+        scores = rng.uniform(0.5, 1, k)
+        if k > 2:
+            scores[1] = scores[0]
+        for method in ("weighted", "hard"):
+            for thr in (0.3, 0.0, 0.9):
+                for max_faces in (None, 1, 3):
+                    got = non_max_suppression(boxes, kps, scores, thr, method, max_faces)
+                    want = ref.non_max_suppression(boxes, kps, scores, thr, method, max_faces)
+                    assert all(g.shape == w.shape and np.array_equal(g, w) for g, w in zip(got, want)), (
+                        trial,
+                        method,
+                        thr,
+                        max_faces,
+                    )
+
+
 # ---------------------------------------------------------------------------------------- real images
 
 
@@ -380,6 +524,23 @@ def test_short_range_detects_a_close_face(lfwa_dir, onnxruntime):
     with FaceDetector("short") as det:
         faces = det(img)
     assert faces and abs((faces[0].box[0] + faces[0].box[2]) / 2 - 125) < 25
+
+
+@pytest.mark.parametrize("variant", ["full", "short"])
+def test_detect_equals_the_reference_detector_on_real_images(lfwa_dir, celeba_dir, onnxruntime, variant):
+    """The whole detect() — fused preprocessing with a reused buffer, thresholded decode, matrix NMS,
+    vectorised filtering — against the reference path on the same model: identical faces, bit for bit."""
+    import _reference as ref
+
+    found = 0
+    for kwargs in ({}, {"min_face_size": 40.0, "max_faces": 2}, {"nms": "hard", "min_score": 0.3}):
+        with FaceDetector(variant, **kwargs) as det:
+            for frame in _frames_of_every_kind(lfwa_dir, celeba_dir):
+                for order in ("BGR", "RGB"):
+                    faces = det.detect(frame, order)
+                    assert faces == ref.detect(det, frame, order)
+                    found += len(faces)
+    assert found > 50
 
 
 # -------------------------------------------------------------------------------------------------- CLI

@@ -295,3 +295,46 @@ def test_new_tracks_are_unconfirmed_until_min_hits(bundle):
     with Pipeline(bundle, tracking=TrackerConfig(min_hits=3)) as pipe:
         flags = [[f.confirmed for f in pipe.predict(img).faces] for img in frames(4, faces=1)]
     assert flags == [[False], [False], [True], [True]]
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+@pytest.mark.parametrize("model", ["bundle", "default"])
+def test_predict_equals_the_reference_path(request, model, cpus, lfwa_dir, celeba_dir, monkeypatch):
+    """Pipeline.predict (fused letterbox, faces warped into a reused batch buffer, table normalisation,
+    vectorised result assembly) against the straightforward per-face path of tests/_reference.py with the
+    same models: the same faces; boxes and keypoints within 1e-4 px, scores within 1e-9, probabilities
+    within 1e-5 (in fact identical here: the same floats reach the same model). Demo scenes with 1/4/16
+    faces as ``lsa-edge bench`` renders them, real LFWA and CelebA images, both colour orders, and frame
+    sizes that change between calls (buffers re-made). With 2 CPUs the letterbox shrink runs as two bands
+    and every other face is warped on the worker thread; with 1 everything runs on the caller's thread."""
+    import _reference as ref
+
+    import lsa_edge.detector
+    import lsa_edge.pipeline
+
+    for module in (lsa_edge.detector, lsa_edge.pipeline):
+        monkeypatch.setattr(module, "usable_cpus", lambda: cpus)
+
+    pkg = request.getfixturevalue("bundle") if model == "bundle" else None
+    frames = [scene(n, i) for n in (1, 4, 16) for i in (0, 7)]
+    frames += [cv2.imread(str(p)) for p in sorted((lfwa_dir / "images").rglob("*.jpg"))[:800:100]]
+    frames += [cv2.imread(str(p)) for p in sorted((celeba_dir / "img_align_celeba").glob("*.jpg"))[:3]]
+    frames.append(scene(16, 3))  # back to a size seen before
+    with Pipeline(pkg, tracking=False, min_face_size=0.0) as pipe:
+        found = 0
+        for frame in frames:
+            for order in ("BGR", "RGB"):
+                img = frame if order == "BGR" else np.ascontiguousarray(frame[..., ::-1])
+                res = pipe.predict(img, order)
+                dets, probs = ref.predict(pipe, img, order)
+                assert len(res.faces) == len(dets)
+                found += len(dets)
+                for face, d, p in zip(res.faces, dets, probs):
+                    np.testing.assert_allclose(face.box, d.box, rtol=0, atol=1e-4)
+                    np.testing.assert_allclose(face.keypoints, d.keypoints, rtol=0, atol=1e-4)
+                    assert face.score == pytest.approx(d.score, abs=1e-9)
+                    got = [face.attributes[a] for a in pipe.card.attributes]
+                    np.testing.assert_allclose(got, p, rtol=0, atol=1e-5)
+                    thr = np.asarray(pipe.card.thresholds, np.float32)
+                    assert face.labels == tuple(a for a, on in zip(pipe.card.attributes, p >= thr) if on)
+        assert found > 2 * (1 + 4 + 15)  # the scenes' faces were all there to compare

@@ -47,6 +47,10 @@ def test_similarity_transform_recovers_a_known_transform():
     assert np.allclose(m2[:, :2], r, atol=1e-9)
     with pytest.raises(ConfigError):
         similarity_transform(src, dst, [1, 0, 0, 0, 0, 0])
+    with pytest.raises(ConfigError, match="K×2"):
+        similarity_transform(src, dst[:5])
+    with pytest.raises(ConfigError, match="K weights"):
+        similarity_transform(src, dst, [1, 1, 1])
 
 
 def test_align_keypoints_undoes_a_rotation_and_zoom(celeba_dir):
@@ -155,3 +159,134 @@ def test_warp_of_a_region_matches_the_whole_frame_warp():
         assert diff.mean() <= 2.0 and diff.max() <= 16, (scale, diff.mean(), diff.max())
         if scale > 1:  # no shrink: only warpAffine's fixed-point rounding differs
             assert diff.max() <= 1
+
+
+# -------------------------------------------------------- the optimised paths against the reference code
+# tests/_reference.py keeps the code these functions had before they were made faster. Normalisation and
+# the warp are compared exactly (the lookup table is built with the same float32 operations); the
+# closed-form similarity fit to 1e-12, and the crops it aligns pixel for pixel (see _same_pixels).
+
+
+def _real_crops(celeba_dir, lfwa_dir, pre, n=6) -> np.ndarray:
+    paths = sorted((celeba_dir / "img_align_celeba").glob("*.jpg"))[:n]
+    paths += sorted((lfwa_dir / "images").rglob("*.jpg"))[:n]
+    return np.stack([crop_aligned(read_image(p), pre) for p in paths])
+
+
+@pytest.mark.parametrize(
+    "pre",
+    [
+        celeba_preprocessing((160, 144)),
+        Preprocessing(input_size=(64, 48), color_order="BGR", mean=(0.5, 0.4, 0.3), std=(0.2, 0.3, 0.25)),
+    ],
+)
+def test_normalize_through_the_table_equals_the_arithmetic(celeba_dir, lfwa_dir, pre):
+    import _reference as ref
+
+    crops = _real_crops(celeba_dir, lfwa_dir, pre)
+    crops[0, :4] = 0  # both ends of the range
+    crops[0, 4:8] = 255
+    for order in ("RGB", "BGR"):
+        want = ref.normalize(crops, pre, order)
+        assert np.array_equal(normalize(crops, pre, order), want)
+        out = np.full(want.shape, np.nan, np.float32)  # a dirty reused buffer
+        assert normalize(crops, pre, order, out=out) is out and np.array_equal(out, want)
+        assert np.array_equal(normalize(crops[3], pre, order), want[3:4])  # one H×W×3 crop
+        as_float = crops[:2].astype(np.float64)  # not uint8: the formula itself
+        assert np.array_equal(normalize(as_float, pre, order), ref.normalize(as_float, pre, order))
+    with pytest.raises(ConfigError, match="out must be"):
+        normalize(crops, pre, out=np.empty((1, 3, *pre.input_size), np.float32))
+
+
+def test_warp_equals_the_reference_bit_for_bit(lfwa_dir):
+    """Cut-out without a copy, one SVD, output into a given slot: the same pixels as before, for rotations,
+    enlargements and shrinks (INTER_AREA first), faces reaching out of the frame, both resize modes."""
+    import _reference as ref
+
+    from lsa_edge.demo import scene
+    from lsa_edge.preprocess import warp
+
+    rng = np.random.default_rng(5)
+    images = [read_image(p) for p in sorted((lfwa_dir / "images").rglob("*.jpg"))[:3]] + [scene(4, 2)]
+    for img in images:
+        h, w = img.shape[:2]
+        for _ in range(12):
+            ang, s = rng.uniform(-0.6, 0.6), float(np.exp(rng.uniform(np.log(0.15), np.log(2.5))))
+            m = s * np.array([[np.cos(ang), -np.sin(ang), 0.0], [np.sin(ang), np.cos(ang), 0.0]])
+            m[:, 2] = rng.uniform(-1, 0.3, 2) * [w * s, h * s]
+            m[0, 1] += rng.uniform(-0.05, 0.05)  # not quite a similarity
+            for resize in ("area", "linear"):
+                want = ref.warp(img, m, (80, 72), resize)
+                assert np.array_equal(warp(img, m, (80, 72), resize), want)
+                slot = np.zeros((3, 80, 72, 3), np.uint8)
+                assert np.shares_memory(warp(img, m, (80, 72), resize, out=slot[1]), slot)
+                assert np.array_equal(slot[1], want) and not slot[[0, 2]].any()
+    img = images[-1]  # any memory layout: windows are read in place, other layouts copied as before
+    m = np.array([[0.6, 0.1, -100.0], [-0.1, 0.6, -80.0]])
+    for view in (img[..., ::-1], img[::-1], img[:, ::2], np.asfortranarray(img), img[50:400, 30:600]):
+        assert np.array_equal(warp(view, m, (80, 72)), ref.warp(view, m, (80, 72)))
+    with pytest.raises(ConfigError, match="out must be"):
+        warp(images[0], np.eye(2, 3), (80, 72), out=np.zeros((72, 80, 3), np.uint8))
+
+
+def test_similarity_fit_and_alignment_equal_the_reference():
+    import _reference as ref
+
+    rng = np.random.default_rng(9)
+    for _ in range(200):
+        src = rng.uniform(0, 300, (6, 2))
+        dst = rng.uniform(0, 150, (6, 2))
+        if rng.random() < 0.3:
+            dst[:, 0] = -dst[:, 0]  # a mirrored target: the fit must refuse the reflection
+        weights = rng.uniform(0, 1, 6)
+        weights[rng.random(6) < 0.2] = 0.0
+        if (weights > 0).sum() < 2:
+            continue
+        for wt in (None, weights):
+            np.testing.assert_allclose(
+                similarity_transform(src, dst, wt),
+                ref.similarity_transform(src, dst, wt),
+                rtol=1e-12,
+                atol=1e-9,
+            )
+    from dataclasses import replace
+
+    from lsa_edge.card import AlignmentTemplate
+    from lsa_edge.demo import scene
+
+    celeba = celeba_preprocessing((160, 144))
+    measured = AlignmentTemplate(  # all weights positive, as a measured template has them
+        "test", celeba.template.points, (0.94, 1.0, 0.16, 0.37, 0.07, 0.08), "test"
+    )
+    img = scene(1, 0)
+    kps = np.array([[285, 230], [345, 231], [316, 265], [315, 290], [255, 245], [375, 247]], float)
+    for pre in (celeba, replace(celeba, template=measured)):
+        for shift in rng.normal(0, 40, (10, 2)):
+            k = kps + shift + rng.normal(0, 2, kps.shape)
+            want = ref.align_keypoints(img, k, pre)
+            _same_pixels(align_keypoints(img, k, pre), want)
+            out = np.empty_like(want)
+            assert align_keypoints(img, k, pre, out=out) is out
+            _same_pixels(out, want)
+
+
+def _same_pixels(got: np.ndarray, want: np.ndarray) -> None:
+    """The closed-form fit differs from the SVD's by ~1e-14 relative: a warp coordinate could round the
+    other way at a sub-pixel boundary (never seen in 69 M pixels), so allow 1e-4 of the values one grey
+    level apart and nothing more."""
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() <= 1e-4
+
+
+def test_the_worker_is_remade_in_a_forked_child(monkeypatch):
+    """A child made by fork inherits the pool object but not its thread: it must get a pool of its own
+    (otherwise a letterbox or alignment there would wait forever)."""
+    import os
+
+    from lsa_edge import preprocess
+
+    pool = preprocess.worker()
+    assert preprocess.worker() is pool and pool.submit(lambda: 7).result() == 7
+    monkeypatch.setattr(os, "getpid", lambda: -1)
+    child = preprocess.worker()
+    assert child is not pool and child.submit(lambda: 8).result() == 8

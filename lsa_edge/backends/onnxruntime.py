@@ -41,6 +41,9 @@ class OnnxRuntimeBackend:
         opts.log_severity_level = 3  # ONNX Runtime's own warnings go to stderr; keep them for errors only
         if threads:
             opts.intra_op_num_threads = threads
+        # Idle pool threads keep spinning after a run by default, taking a core from the CPU work between
+        # calls (letterboxing, alignment warps) on a 2–6 core board. Spinning during a run is kept.
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
         self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=list(providers))
         (inp,) = self.session.get_inputs()
         self.input_name = inp.name

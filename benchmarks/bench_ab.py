@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="bench runs of each checkout (default: 3)")
     p.add_argument("--json", help="write every run's results as JSON")
     args = p.parse_args(own)
+    # absolute (the benches run in a temporary folder), but not resolved: a venv's python is a symlink
+    args.a, args.b = os.path.abspath(args.a), os.path.abspath(args.b)
     runs: dict[str, list[list[dict]]] = {"A": [], "B": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):

@@ -96,6 +96,8 @@ def entropy_calibrator(
     accepts) or "minmax" (``IInt8MinMaxCalibrator``).
 
     TensorRT 8.5 and 10 only (deprecated in 10.1, removed in 11). Needs tensorrt and cuda-python (or pycuda).
+    Its GPU buffers live until ``close()``: use it as ``with entropy_calibrator(...) as cal: build_engine(...,
+    calibrator=cal)``.
     """
     trt = require("tensorrt", "INT8 calibration on the device")
     base = _base_class(trt, algorithm)
@@ -179,6 +181,12 @@ def entropy_calibrator(
                 log.info("wrote calibration cache %s", self.cache_path)
             except Exception:  # never across TensorRT's C++ side
                 log.exception("could not write the calibration cache %s", self.cache_path)
+
+        def __enter__(self) -> Any:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.close()
 
         def close(self) -> None:
             """Free the device buffers (also safe to call twice)."""

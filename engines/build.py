@@ -35,7 +35,7 @@ import numpy as np
 from packaging.version import Version
 
 from lsa_edge import __version__
-from lsa_edge._lazy import require
+from lsa_edge._lazy import available, require
 from lsa_edge.card import ModelCard
 from lsa_edge.engine_meta import sha256_file
 from lsa_edge.errors import ConfigError, DataError, LsaEdgeError, unknown_choice
@@ -175,11 +175,11 @@ class Build:
             self._export(val)
         self._check_exclusions()
         self._template()
+        self._lower("model.onnx", val)  # TensorRT 8.5's graph, before the gates that measure it
         if self.cfg.precision == "fp16":
             self._fp16(val)
         elif self.cfg.precision == "int8":
             self._int8(val)
-        self._opset16(val)
         if self.cfg.detector:
             self._detector()
         manifest = self._manifest()
@@ -387,8 +387,11 @@ class Build:
         self.files["model_fp16.onnx"] = path
         with tempfile.TemporaryDirectory(prefix="lsa-fp16-") as tmp:
             # TensorRT 8.5 has no strong typing: with the FP16 flag it may run any layer in FP16, the
-            # softmax and normalisations included. Gate that worst case too (every op in FP16).
-            every = convert_fp16(self.out / "model.onnx", Path(tmp) / "all.onnx", ())
+            # softmax and normalisations included. Gate that worst case too (every op in FP16), on the graph
+            # 8.5 builds (the opset-16 one: LayerNormalization's primitives in FP16 too).
+            every = convert_fp16(
+                self.out / self.trt85.get("model.onnx", "model.onnx"), Path(tmp) / "all.onnx", ()
+            )
             self._gates(
                 [
                     ("fp16", path, "model_fp16.onnx (TensorRT 10/11, strongly typed)"),
@@ -460,6 +463,7 @@ class Build:
             "tensorrt_cache": "calibration.cache",
             "onnxruntime_cache": ranges.ort_cache.name,
         }
+        lowered = self._lower("model_int8_trt.onnx", val)  # TensorRT 8.5's Q/DQ graph
         with tempfile.TemporaryDirectory(prefix="lsa-int8-fp16-") as tmp:
             # TensorRT 8.5/10 build INT8 with FP16 for the layers left without Q/DQ (attention, norms,
             # sigmoid): gate that combination too, emulated by casting the float parts to FP16.
@@ -468,26 +472,33 @@ class Build:
                 Path(tmp) / "model_int8_trt_fp16.onnx",
                 (*FP32_OPS, "QuantizeLinear", "DequantizeLinear"),
             )
-            self._gates(
-                [
-                    ("int8_trt", self.out / "model_int8_trt.onnx", "model_int8_trt.onnx (TensorRT 11)"),
-                    ("int8_trt_fp16", mixed, "model_int8_trt.onnx + FP16 for the rest (TensorRT 8.5/10)"),
-                    ("int8_cpu", self.out / "model_int8_cpu.onnx", "model_int8_cpu.onnx (ONNX Runtime CPU)"),
-                ],
-                val,
-            )
+            runs = [
+                ("int8_trt", self.out / "model_int8_trt.onnx", "model_int8_trt.onnx (TensorRT 11)"),
+                ("int8_trt_fp16", mixed, "model_int8_trt.onnx + FP16 for the rest (TensorRT 10)"),
+                ("int8_cpu", self.out / "model_int8_cpu.onnx", "model_int8_cpu.onnx (ONNX Runtime CPU)"),
+            ]
+            if lowered is not None:  # 8.5 may run every float layer in FP16, the decomposed norms included
+                every = convert_fp16(
+                    lowered, Path(tmp) / "int8_85.onnx", ("QuantizeLinear", "DequantizeLinear")
+                )
+                runs.append(
+                    ("int8_trt_fp16_85", every, f"{lowered.name} + every float layer FP16 (TensorRT 8.5)")
+                )
+            self._gates(runs, val)
 
-    def _opset16(self, val: Any) -> None:
-        """Graphs TensorRT 8.5 can parse, beside opset-17 ones it cannot (LayerNormalization): the same
-        function at opset 16 (see :mod:`.opset`), checked against its source with ONNX Runtime."""
+    def _lower(self, name: str, val: Any) -> Path | None:
+        """``name`` at opset 16 for TensorRT 8.5 (which cannot parse opset 17's LayerNormalization; see
+        :mod:`.opset`), checked against it with ONNX Runtime; returns the new file, or None when 8.5 parses
+        ``name`` already or the rewrite cannot express it (then 8.5 is left unbuildable, with a warning —
+        an error only when 8.5 is the target)."""
         from lsa_edge.backends import OnnxRuntimeBackend
 
         from .lint import lint_report
         from .opset import lower_to_opset16
 
-        sources = ["model.onnx"] + (["model_int8_trt.onnx"] if self.cfg.precision == "int8" else [])
-        if not any(e.severity == "error" for e in lint_report(self.out / "model.onnx", "8.5").findings):
-            return  # already parses on 8.5 (an opset-16 export, or a graph without opset-17 ops)
+        src = self.out / name
+        if not any(e.severity == "error" for e in lint_report(src, "8.5").findings):
+            return None  # already parses on 8.5 (an opset-16 export, or a graph without opset-17 ops)
         t0 = time.perf_counter()
         assert self.card is not None
         if val is None:  # an FP32 build from an ONNX loads no faces; the rewrite is checked on built-in ones
@@ -495,23 +506,34 @@ class Build:
 
             val = builtin_faces(self.card.preprocessing, count=32, seed=self.cfg.seed)
         x = val.tensors(self.card.preprocessing)[:64]
-        for name in sources:
-            src = self.out / name
-            dst = lower_to_opset16(src, src.with_name(src.stem + "_opset16.onnx"))
-            self.files[dst.name] = dst
-            self.trt85[name] = dst.name
-            a = OnnxRuntimeBackend(src).predict(x)
-            b = OnnxRuntimeBackend(dst).predict(x)
-            diff = float(np.abs(a - b).max())
-            self.opset16_parity[dst.name] = diff
+        dst = src.with_name(src.stem + "_opset16.onnx")
+        try:
+            lower_to_opset16(src, dst)
+            diff = float(
+                np.abs(OnnxRuntimeBackend(src).predict(x) - OnnxRuntimeBackend(dst).predict(x)).max()
+            )
             tol = 1e-4 if name == "model.onnx" else 2e-2  # Q/DQ: a rounding flip moves one step
             if diff > tol:
                 raise LsaEdgeError(
                     f"{dst.name} differs from {name} by up to {diff:.3g} (allowed {tol:g}): the opset-16 "
-                    "rewrite is wrong for this graph; build with --trt 8.5 from the checkpoint instead"
+                    "rewrite does not hold for this graph"
                 )
-            log.info("%s (TensorRT 8.5): max |Δp| vs %s %.2g on %d faces", dst.name, name, diff, len(x))
-        self.timings["opset16"] = time.perf_counter() - t0
+        except LsaEdgeError as err:
+            dst.unlink(missing_ok=True)
+            if self.cfg.tensorrt == "8.5":
+                raise
+            log.warning(
+                "no graph for TensorRT 8.5 (%s); this bundle serves TensorRT 10 and 11. For 8.5 build from "
+                "the checkpoint with --trt 8.5 (an opset-16 export).",
+                err,
+            )
+            return None
+        self.files[dst.name] = dst
+        self.trt85[name] = dst.name
+        self.opset16_parity[dst.name] = diff
+        self.timings[f"opset16_{src.stem}"] = time.perf_counter() - t0
+        log.info("%s (TensorRT 8.5): max |Δp| vs %s %.2g on %d faces", dst.name, name, diff, len(x))
+        return dst
 
     def _detector(self) -> None:
         from lsa_edge.models import detector_path
@@ -549,7 +571,9 @@ class Build:
         p = self.cfg.precision
         by_gen = dict(ONNX_BY_GENERATION[p])
         by_gen["8.5"] = self.trt85.get(by_gen["8.5"], by_gen["8.5"])
-        gate = GATE_BY_GENERATION.get(p, {})
+        gate = dict(GATE_BY_GENERATION.get(p, {}))
+        if "int8_trt_fp16_85" in self.checks:  # 8.5 builds the opset-16 Q/DQ graph: its own gate
+            gate["8.5"] = "int8_trt_fp16_85"
         delta = self.checks[gate[target]].delta_points if gate else 0.0
         cards = self._store_cards()
         h, w = self.card.preprocessing.input_size
@@ -753,7 +777,8 @@ def tensorrt_commands(manifest: dict[str, Any]) -> dict[str, Any]:
     for gen in GENERATIONS:
         if not compat.get(gen, {"ok": True})["ok"]:
             hint = (
-                " (rebuild the bundle with this lsa-edge: it writes an opset-16 graph for TensorRT 8.5)"
+                " (on the device, with onnx installed, lsa-edge build --from-bundle writes the opset-16 graph "
+                "8.5 needs; or rebuild the bundle with this lsa-edge, which adds it)"
                 if gen == "8.5"
                 else ""
             )
@@ -853,20 +878,27 @@ def build_from_manifest(
     gen = generation(local)
     compat = manifest.get("tensorrt_compatibility", {}).get(gen, {"ok": True})
     # The lint's 8.5 table is 8.5's; 8.6 parses more (LayerNormalization): let its own parser decide there.
-    if not compat["ok"] and not (gen == "8.5" and Version(local) >= Version("8.6")):
+    blocked = not compat["ok"] and not (gen == "8.5" and Version(local) >= Version("8.6"))
+    if blocked and gen == "8.5" and available("onnx"):  # a bundle without an 8.5 graph: write it here
+        blocked = not _lower_in_bundle(bundle, manifest)
+    if blocked:
         from lsa_edge.package import DEFAULT_MODEL_DIR
 
         shipped = (
             Path(bundle).resolve() == DEFAULT_MODEL_DIR.resolve()
         )  # `lsa-edge build` builds it by default
         how = f"lsa-edge build{'' if shipped else ' MODEL'} --precision {manifest['precision']}"
-        if gen == "8.5":  # bundles from before the opset-16 rewrite
-            how += " (this lsa-edge adds an opset-16 graph for TensorRT 8.5; or --trt 8.5 for 8.5 alone)"
+        if gen == "8.5":  # bundles from before the opset-16 rewrite (the shipped package keeps one graph)
+            how = (
+                "pip install onnx, and this command writes the opset-16 graph TensorRT 8.5 needs into the "
+                f"bundle; or on the desktop: {how} (it adds one; --trt 8.5 for 8.5 alone), and "
+                "lsa-edge build --from-bundle on its output here"
+            )
         else:
             how += f" --trt {gen}"
         raise LsaEdgeError(
-            f"this bundle cannot be built by TensorRT {local}: {compat['errors'][0].rstrip('.')}. Rebuild the bundle on the "
-            f"desktop with: {how}"
+            f"this bundle cannot be built by TensorRT {local}: {compat['errors'][0].rstrip('.')}. "
+            + (how if gen == "8.5" else f"Rebuild the bundle on the desktop with: {how}")
         )
     opts = {
         "batch": tuple(cfg.batch) if cfg else tuple(manifest["batch"]),
@@ -890,7 +922,7 @@ def build_from_manifest(
         card=manifest["card"],
         model_sha256=sha256_file(bundle / onnx_name),
         rebuild_command=rebuild,
-        strongly_typed=typed,
+        strongly_typed=True if typed else None,  # None: TensorRT's own version decides (10.12+)
     )
     manifest["engine"] = str(Path(engine).relative_to(bundle))
     manifest["tensorrt_local"] = local
@@ -908,12 +940,60 @@ def build_from_manifest(
             card=None,
             model_sha256=sha256_file(det_onnx),
             rebuild_command=rebuild,
-            strongly_typed=bool(det.get("strongly_typed_by_tensorrt", {}).get(gen)) and gen == "10",
+            strongly_typed=True
+            if det.get("strongly_typed_by_tensorrt", {}).get(gen) and gen == "10"
+            else None,
         )
         det["engine"] = str(Path(det_engine).relative_to(bundle))
     write_manifest(bundle, manifest)
     log.info("built %s with TensorRT %s", manifest["engine"], local)
     return manifest
+
+
+def _lower_in_bundle(bundle: Path, manifest: dict[str, Any]) -> bool:
+    """On a TensorRT 8.5 device with onnx installed: write the opset-16 graph a bundle lacks (see
+    :mod:`.opset`), lint it for 8.5 and record it in the manifest. False when it still cannot serve 8.5."""
+    from .lint import lint_report
+    from .opset import lower_to_opset16
+
+    name = manifest["onnx_by_tensorrt"]["8.5"]
+    src = Path(bundle) / name
+    dst = src.with_name(src.stem + "_opset16.onnx")
+    try:
+        lower_to_opset16(src, dst)
+    except LsaEdgeError as err:
+        log.warning("could not write an opset-16 graph for TensorRT 8.5: %s", err)
+        return False
+    errors = [
+        f"{dst.name}: {f.rule}: {f.message}"
+        for f in lint_report(dst, "8.5").findings
+        if f.severity == "error"
+    ]
+    if errors:
+        dst.unlink()
+        log.warning("the opset-16 graph still does not suit TensorRT 8.5: %s", errors[0])
+        return False
+    if available("onnxruntime"):  # same function: checked where ONNX Runtime is at hand
+        import numpy as np
+
+        from lsa_edge.backends import OnnxRuntimeBackend
+
+        x = np.random.default_rng(0).standard_normal((4, *manifest["input"]["shape"][1:])).astype(np.float32)
+        diff = float(np.abs(OnnxRuntimeBackend(src).predict(x) - OnnxRuntimeBackend(dst).predict(x)).max())
+        manifest.setdefault("opset16_parity_max_abs_diff", {})[dst.name] = diff
+        if diff > 1e-3:
+            dst.unlink()
+            log.warning("the opset-16 graph differs from %s by %.3g: not used", name, diff)
+            return False
+    manifest["onnx_by_tensorrt"]["8.5"] = dst.name
+    manifest.setdefault("opset16", {})[name] = dst.name
+    manifest["tensorrt_compatibility"]["8.5"] = {"ok": True, "errors": [], "opset16_written_on_device": True}
+    manifest.setdefault("files", {})[dst.name] = {"bytes": dst.stat().st_size, "sha256": sha256_file(dst)}
+    write_manifest(bundle, manifest)
+    log.info(
+        "wrote %s for TensorRT 8.5 (LayerNormalization decomposed) and recorded it in the manifest", dst.name
+    )
+    return True
 
 
 def deploy_text(manifest: dict[str, Any]) -> str:

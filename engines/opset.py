@@ -2,7 +2,7 @@
 
 TensorRT 8.5's ONNX parser has no LayerNormalization (ONNX added it in opset 17; TensorRT 8.6 parses it),
 so a bundle meant for every Jetson carries a second graph: each LayerNormalization replaced by the
-primitives torch itself writes at opset 16 — ReduceMean, Sub, Mul, ReduceMean, Add, Sqrt, Div, Mul, Add —
+primitives torch itself writes at opset 16 — ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add —
 computing the same function (float rounding aside), and the opset lowered to 16. Every other node must mean
 the same at 16 as at 17 (the same operator schema version); otherwise the rewrite refuses, naming the op.
 Works on any lsa-edge graph (FP32 or Q/DQ): the normalisation stays in float in both.
@@ -39,31 +39,25 @@ def needs_lowering(path: str | Path) -> bool:
     return _default_opset(onnx.load(str(path), load_external_data=False)) > TARGET_OPSET
 
 
-def _rank_of(model: Any, name: str) -> int | None:
+def _value_types(model: Any) -> dict[str, tuple[int, int | None]]:
+    """Every tensor's (element type, rank or None) after shape inference, inferred once for the graph."""
     onnx = require("onnx")
-    inferred = onnx.shape_inference.infer_shapes(model)
-    g = inferred.graph
+    g = onnx.shape_inference.infer_shapes(model).graph
+    out: dict[str, tuple[int, int | None]] = {}
     for vi in (*g.value_info, *g.input, *g.output):
-        if vi.name == name and vi.type.tensor_type.HasField("shape"):
-            return len(vi.type.tensor_type.shape.dim)
-    return None
-
-
-def _elem_type(model: Any, name: str) -> int:
-    onnx = require("onnx")
-    inferred = onnx.shape_inference.infer_shapes(model)
-    g = inferred.graph
-    for vi in (*g.value_info, *g.input, *g.output):
-        if vi.name == name:
-            return int(vi.type.tensor_type.elem_type)
+        t = vi.type.tensor_type
+        out[vi.name] = (int(t.elem_type), len(t.shape.dim) if t.HasField("shape") else None)
     for init in g.initializer:
-        if init.name == name:
-            return int(init.data_type)
-    return int(onnx.TensorProto.FLOAT)
+        out.setdefault(init.name, (int(init.data_type), len(init.dims)))
+    return out
 
 
-def _layer_norm_nodes(model: Any, node: Any, index: int) -> tuple[list[Any], list[Any]]:
-    """The primitives of one LayerNormalization node, and the initializers they add."""
+def _layer_norm_nodes(
+    node: Any, index: int, types: dict[str, tuple[int, int | None]]
+) -> tuple[list[Any], list[Any]]:
+    """The primitives of one LayerNormalization node (as torch writes them at opset 16), and the
+    initializers they add. Computes in the input's type, which must be float32 (``stash_type`` 1: the
+    statistics in float32 — what every lsa-edge graph that still has LayerNormalization feeds it)."""
     onnx = require("onnx")
     from onnx import helper, numpy_helper
 
@@ -77,24 +71,31 @@ def _layer_norm_nodes(model: Any, node: Any, index: int) -> tuple[list[Any], lis
         )
     x, scale = node.input[0], node.input[1]
     bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    elem, rank = types.get(x, (int(onnx.TensorProto.FLOAT), None))
+    if elem != onnx.TensorProto.FLOAT:
+        raise LsaEdgeError(
+            f"LayerNormalization {node.name!r} takes {onnx.TensorProto.DataType.Name(elem)}; the opset-16 "
+            "rewrite handles float32 inputs (rewrite before converting to FP16)"
+        )
     if axis < 0:
         axes = list(range(axis, 0))
+    elif rank is None:
+        raise LsaEdgeError(
+            f"LayerNormalization {node.name!r} normalises from axis {axis} of an input of unknown rank"
+        )
     else:
-        rank = _rank_of(model, x)
-        if rank is None:
-            raise LsaEdgeError(
-                f"LayerNormalization {node.name!r} normalises from axis {axis} of an input of unknown rank"
-            )
         axes = list(range(axis, rank))
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(_elem_type(model, x))
-    p = f"{node.name or f'LayerNormalization_{index}'}/opset16"
-    eps_name = f"{p}/epsilon"
-    inits = [numpy_helper.from_array(np.asarray(eps, dtype=dtype), eps_name)]
+    p = f"{node.name or 'LayerNormalization'}_{index}/opset16"  # the index keeps equal names apart
+    eps_name, two_name = f"{p}/epsilon", f"{p}/two"
+    inits = [
+        numpy_helper.from_array(np.asarray(eps, dtype=np.float32), eps_name),
+        numpy_helper.from_array(np.asarray(2.0, dtype=np.float32), two_name),
+    ]
     n = helper.make_node
     nodes = [
         n("ReduceMean", [x], [f"{p}/mean"], name=f"{p}/ReduceMean", axes=axes, keepdims=1),
         n("Sub", [x, f"{p}/mean"], [f"{p}/centred"], name=f"{p}/Sub"),
-        n("Mul", [f"{p}/centred", f"{p}/centred"], [f"{p}/squared"], name=f"{p}/Square"),
+        n("Pow", [f"{p}/centred", two_name], [f"{p}/squared"], name=f"{p}/Pow"),
         n("ReduceMean", [f"{p}/squared"], [f"{p}/var"], name=f"{p}/ReduceMeanVar", axes=axes, keepdims=1),
         n("Add", [f"{p}/var", eps_name], [f"{p}/var_eps"], name=f"{p}/AddEpsilon"),
         n("Sqrt", [f"{p}/var_eps"], [f"{p}/std"], name=f"{p}/Sqrt"),
@@ -120,9 +121,10 @@ def lower_to_opset16(src: str | Path, dst: str | Path) -> Path:
     changed: list[str] = []
     nodes: list[Any] = []
     added: list[Any] = []
+    types = _value_types(model) if any(n.op_type == "LayerNormalization" for n in model.graph.node) else {}
     for i, node in enumerate(model.graph.node):
         if node.domain in ("", "ai.onnx") and node.op_type == "LayerNormalization":
-            new, inits = _layer_norm_nodes(model, node, i)
+            new, inits = _layer_norm_nodes(node, i, types)
             nodes += new
             added += inits
             changed.append(node.name)
@@ -146,7 +148,12 @@ def lower_to_opset16(src: str | Path, dst: str | Path) -> Path:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
             imp.version = TARGET_OPSET
-    onnx.checker.check_model(model)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as err:
+        raise LsaEdgeError(
+            f"the opset-16 rewrite of {Path(src).name} is not a valid ONNX model: {err}"
+        ) from err
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")

@@ -288,7 +288,7 @@ def _configure_precision(
     precision: str,
     *,
     calibrator: Any,
-    calib_shape: tuple[int, ...] | None,
+    calib_shapes: dict[str, tuple[int, ...]] | None,
     input_name: str,
     int8_fp16_fallback: bool,
 ) -> str:
@@ -302,7 +302,7 @@ def _configure_precision(
         if gen == "11":
             if not _has_half(trt, network):
                 raise LsaEdgeError(
-                    "TensorRT 11 builds strongly typed networks only: FP16 must be in the ONNX itself, "
+                    "a strongly typed network (all of TensorRT 11; 10 when asked) takes FP16 from the ONNX itself, "
                     "but this graph has no FP16 tensors. Build from the FP16 ONNX that "
                     "'lsa-edge build --precision fp16' writes (or convert with ModelOpt AutoCast)."
                 )
@@ -314,11 +314,13 @@ def _configure_precision(
     if gen == "11":
         if calibrator is not None:
             raise LsaEdgeError(
-                "TensorRT 11 removed implicit INT8 (calibrators and caches); build from the Q/DQ ONNX"
+                "a strongly typed network (all of TensorRT 11; 10 when asked) has no implicit INT8 (calibrators "
+                "and caches; TensorRT 11 removed them); build from the Q/DQ ONNX"
             )
         if not qdq:
             raise LsaEdgeError(
-                "TensorRT 11 supports explicit quantization only, and this ONNX has no "
+                "a strongly typed network (all of TensorRT 11; 10 when asked) takes INT8 from Q/DQ nodes only, "
+                "and this ONNX has no "
                 "QuantizeLinear/DequantizeLinear nodes; build from the Q/DQ ONNX that "
                 "'lsa-edge build --precision int8' writes"
             )
@@ -338,9 +340,10 @@ def _configure_precision(
     if gen == "10":
         _LOG.warning("implicit INT8 (calibration cache) is deprecated since TensorRT 10.1 and removed in 11")
     config.int8_calibrator = calibrator
-    if calib_shape is not None:
+    if calib_shapes:  # the calibrator's batches fix every input's shape while calibrating
         profile = builder.create_optimization_profile()
-        profile.set_shape(input_name, calib_shape, calib_shape, calib_shape)
+        for name, shape in calib_shapes.items():
+            profile.set_shape(name, shape, shape, shape)
         config.set_calibration_profile(profile)
     return "calibrator"
 
@@ -436,7 +439,7 @@ def build_engine(
     int8_fp16_fallback: bool = True,
     version_compatible: bool = False,
     rebuild_command: str | None = None,
-    strongly_typed: bool = False,
+    strongly_typed: bool | None = None,
     log: logging.Logger | None = None,
 ) -> Path:
     """Build a TensorRT engine from ``onnx_path`` into ``out_dir``; returns the engine path.
@@ -461,10 +464,11 @@ def build_engine(
     model_sha256: sha256 of the ONNX the engine is keyed by (defaults to ``onnx_path``'s).
     int8_fp16_fallback: with int8 on 8.5/10 also allow FP16, so layers left unquantized (and DLA) run FP16.
     version_compatible: build a version-compatible engine (TensorRT 8.6+; loads on later versions, slower).
-    strongly_typed: on TensorRT 10, build the ONNX's own types (as 11 always does) instead of letting the
-        FP16/INT8 flags choose per layer: with the FP16 ONNX the engine runs what the accuracy gate measured.
-        On 10.12+ that happens by itself for fp16/int8 whenever the ONNX carries the precision (see
-        :func:`weak_typing_deprecated`); the sidecar's ``build.strongly_typed`` says what was built.
+    strongly_typed: True: on TensorRT 10, build the ONNX's own types (as 11 always does) instead of letting
+        the FP16/INT8 flags choose per layer (with the FP16 ONNX the engine runs what the accuracy gate
+        measured). False: the flags (weak typing). None (default): weak typing, except FP16 on 10.12+ when the
+        ONNX carries FP16 (see :func:`weak_typing_deprecated`). The sidecar's ``build.strongly_typed`` says
+        what was built.
     rebuild_command: the ``lsa-edge build ...`` line the CLI was called with, stored in the sidecar.
     log: where this function's messages go (TensorRT's own go to "lsa_edge.tensorrt").
     """
@@ -500,29 +504,31 @@ def build_engine(
         raise ConfigError(f"strongly typed networks need TensorRT 10 or later; this is {version}")
     logger = trt_logger(trt)
     builder = trt.Builder(logger)
-    # Strongly typed: always on 11, when asked on 10, and on 10.12+ whenever the graph carries the
-    # precision asked for (FP16 tensors, Q/DQ nodes): the weak-typing flags are deprecated there.
-    auto_typed = (
-        gen == "10"
-        and not strongly_typed
-        and weak_typing_deprecated(version)
-        and precision != "fp32"
-        and calibrator is None  # implicit INT8 (calibrator/cache) is weak typing by definition
-    )
-    typed = gen == "11" or strongly_typed or auto_typed
-    network = builder.create_network(_network_flags(trt, gen, typed))
-    _parser = _parse(trt, network, onnx_path, logger)  # owns the weights: alive until the build ends
-    if auto_typed and not (_has_half if precision == "fp16" else _has_qdq)(trt, network):
+    # Strongly typed: always on 11; on 10 when asked (True), or — left to us (None) — on 10.12+ for FP16
+    # when the graph carries it (the FP16 ONNX): the weak-typing flags are deprecated there. INT8 stays
+    # weakly typed on 10: a strongly typed Q/DQ graph would run its unquantized layers in FP32, which is
+    # neither what the accuracy gate measured (INT8 + FP16 for the rest) nor fast.
+    deprecated = gen == "10" and weak_typing_deprecated(version) and precision != "fp32"
+    auto_typed = deprecated and strongly_typed is None and precision == "fp16"
+    typed = gen == "11" or bool(strongly_typed) or auto_typed
+    if deprecated and not typed:
         _LOG.warning(
-            "TensorRT %s deprecates BuilderFlag.%s (weak typing), but %s carries no %s: building it with "
-            "the deprecated flag. Build from the %s ONNX that 'lsa-edge build --precision %s' writes for a "
-            "strongly typed engine (what TensorRT 11 requires).",
+            "TensorRT %s deprecates BuilderFlag.FP16/INT8 (weak typing); building %s with them%s",
             version,
             precision.upper(),
+            ": the Q/DQ graph's unquantized layers run FP16 as the accuracy gate measured"
+            if precision == "int8"
+            else "",
+        )
+    network = builder.create_network(_network_flags(trt, gen, typed))
+    _parser = _parse(trt, network, onnx_path, logger)  # owns the weights: alive until the build ends
+    if auto_typed and not _has_half(trt, network):
+        _LOG.warning(
+            "TensorRT %s deprecates BuilderFlag.FP16 (weak typing), but %s carries no FP16 tensors: building "
+            "it with the deprecated flag. Build from the FP16 ONNX that 'lsa-edge build --precision fp16' "
+            "writes for a strongly typed engine (what TensorRT 11 requires).",
+            version,
             onnx_path.name,
-            "FP16 tensors" if precision == "fp16" else "Q/DQ nodes",
-            "FP16" if precision == "fp16" else "Q/DQ",
-            precision,
         )
         typed = False
         network = builder.create_network(_network_flags(trt, gen, False))
@@ -551,7 +557,8 @@ def build_engine(
         profile.set_shape(input_name, (lo, *chw), (opt, *chw), (hi, *chw))
         config.add_optimization_profile(profile)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
-    calib_shape = getattr(calibrator, "shape", None) or (opt, *chw)
+    calib_shapes = {input_name: tuple(getattr(calibrator, "shape", None) or (opt, *chw))}
+    calib_shapes.update({k: tuple(v) for k, v in (getattr(calibrator, "shapes", None) or {}).items()})
     int8_source = _configure_precision(
         trt,
         "11" if typed else gen,  # a strongly typed 10 build follows 11's rules: the ONNX's types decide
@@ -560,7 +567,7 @@ def build_engine(
         config,
         precision,
         calibrator=calibrator,
-        calib_shape=None if static else tuple(calib_shape),
+        calib_shapes=None if static else calib_shapes,
         input_name=input_name,
         int8_fp16_fallback=int8_fp16_fallback,
     )

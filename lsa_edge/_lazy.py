@@ -30,7 +30,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "tensorrt": ("trt", "On Jetson, TensorRT ships with JetPack (apt install nvidia-tensorrt), not pip."),
     "cuda": (
         "trt",
-        "cuda-python must match the device's CUDA major version: 'cuda-python==12.*' on JetPack 6.",
+        "cuda-python must not be newer than the driver's CUDA: 'cuda-python==12.6.*' on JetPack 6.",
     ),
     "pycuda": (
         "trt",

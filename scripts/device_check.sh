@@ -13,6 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-device_check}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 PY=${PYTHON:-python3}
 SITE=$(mktemp -d)
 trap 'rm -rf "$SITE"' EXIT
@@ -21,13 +22,19 @@ for stage in training engines calibration; do
     rm -rf "$SITE/lsa_edge/$stage"
     cp -r "$stage" "$SITE/lsa_edge/$stage"
 done
-export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTHONSAFEPATH=1
+REPO=$(pwd)
+# `python -m` puts the working directory first on sys.path: run from $SITE so ./lsa_edge (no stages inside)
+# is never the one imported.
+cd "$SITE"
 
 {
     echo "== machine"
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 || echo "nvidia-smi: not available"
     "$PY" - <<'EOF'
 import importlib, platform
+import lsa_edge, lsa_edge.engines, lsa_edge.calibration  # the assembled package, stages inside
+print(f"lsa_edge from {lsa_edge.__file__}")
 print(f"python {platform.python_version()} on {platform.machine()}")
 for name in ("torch", "onnxruntime", "cuda.bindings", "cupy", "tensorrt", "cv2", "numpy"):
     try:
@@ -44,8 +51,9 @@ EOF
 } 2>&1 | tee "$OUT/device_check.txt"
 
 start=$(date +%s)
-"$PY" -m pytest -m gpu -q -rs -p no:cacheprovider --junitxml="$OUT/gpu.xml" \
-    tests/test_gpu.py tests/test_backends_cuda.py tests/test_engines_tensorrt.py tests/test_backends_tensorrt.py \
+"$PY" -m pytest -m gpu -q -rs -p no:cacheprovider --rootdir="$REPO" --junitxml="$OUT/gpu.xml" \
+    "$REPO"/tests/test_gpu.py "$REPO"/tests/test_backends_cuda.py "$REPO"/tests/test_engines_tensorrt.py \
+    "$REPO"/tests/test_backends_tensorrt.py \
     2>&1 | tee -a "$OUT/device_check.txt"
 status=${PIPESTATUS[0]}
 echo "pytest exit status $status in $(( $(date +%s) - start )) s" | tee -a "$OUT/device_check.txt"

@@ -52,15 +52,6 @@ WHEELS: dict[str, tuple[str, str]] = {
     "11.4.0.106": ("tensorrt-cu12-bindings", "11"),  # JetPack 7.2.2+
 }
 SOURCE_TAG = "8.5.2"  # JetPack 5.1.x ships TensorRT 8.5.2
-# Which data file stands for a running TensorRT version (the tests' fake picks by this).
-DATA_FOR = (
-    ("8.5", "9", "8.5.2"),
-    ("8.6", "9", "8.6.1"),
-    ("10", "10.12", "10.3.0"),
-    ("10.12", "11", "10.13.3.9"),
-)
-DATA_LATEST = "11.4.0.106"
-
 # The C entry points the extension resolves when it is loaded (from `nm -D --undefined-only tensorrt.so`
 # of each wheel). Each stub returns NULL/0, so creating a Builder/Runtime/OnnxParser fails cleanly.
 _STUB_NVINFER = """

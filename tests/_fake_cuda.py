@@ -48,6 +48,7 @@ class FakeGpu:
         self.streams: set[int] = set()
         self.log: list[Any] = []
         self.current: int | None = None
+        self._allocated = 0
 
     # -- device memory ---------------------------------------------------------------------------------
     def _find(self, ptr: int) -> tuple[bytearray, int]:
@@ -67,7 +68,8 @@ class FakeGpu:
         buf[off : off + len(data)] = data
 
     def malloc(self, nbytes: int) -> int:
-        ptr = _BASE + 0x1000_0000 * (len(self.device) + 1)
+        self._allocated += 1  # never reuse an address, as a freed one may still be named somewhere
+        ptr = _BASE + 0x1000_0000 * self._allocated
         self.device[ptr] = bytearray(nbytes)
         return ptr
 
@@ -121,8 +123,14 @@ class FakeGpu:
 
         @call
         def cudaSetDevice(device: int) -> Any:
+            if not 0 <= device < max(gpu.count, 1):
+                return (err_t.cudaErrorInvalidDevice,)
             gpu.current = device
             return (ok,)
+
+        @call
+        def cudaGetDevice() -> Any:
+            return (ok, 0 if gpu.current is None else gpu.current)
 
         @call
         def cudaStreamCreate() -> Any:

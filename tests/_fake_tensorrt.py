@@ -184,6 +184,8 @@ class _EnumMeta(type):
 
 
 def _make_enum(qualname: str, info: dict[str, Any], fake: Any = None) -> type:
+    """A pybind11-like enum: members are instances of the class, not ints — ``int(m)`` works, but
+    ``m == 0`` is False and ``1 << m`` raises, as with NVIDIA's (non-arithmetic) enums."""
     short = qualname.rsplit(".", 1)[-1]
     values = {k: v for k, v in info["members"].items() if v is not None}
 
@@ -198,19 +200,23 @@ def _make_enum(qualname: str, info: dict[str, Any], fake: Any = None) -> type:
 
     ns: dict[str, Any] = {
         "__new__": new,
-        "__repr__": lambda self: f"<{short}.{self._name}: {int(self)}>",
+        "__int__": lambda self: self._value,
+        "__index__": None,  # not an integer for <<, | or indexing
+        "__repr__": lambda self: f"<{short}.{self._name}: {self._value}>",
         "__str__": lambda self: f"{short}.{self._name}",
-        "__hash__": int.__hash__,
-        "__eq__": lambda self, other: int(self) == int(other) if isinstance(other, int) else NotImplemented,
+        "__hash__": lambda self: hash(self._value),
+        "__eq__": lambda self, other: type(other) is type(self) and other._value == self._value,
         "name": _name if info["name_kind"] == "method" else property(_name),
-        "value": property(lambda self: int(self)),
+        "value": property(lambda self: self._value),
+        "__members__": {},
+        "_fake_ns": fake,
+        "_qualname": qualname,
     }
-    ns.update(__members__={}, _fake_ns=fake, _qualname=qualname)
-    enum_cls = _EnumMeta(short, (int,), ns)
+    enum_cls = _EnumMeta(short, (), ns)
     members = type.__getattribute__(enum_cls, "__members__")
     for k, v in values.items():
-        member = int.__new__(enum_cls, v)
-        member._name = k
+        member = object.__new__(enum_cls)
+        member._value, member._name = int(v), k
         members[k] = member
         setattr(enum_cls, k, member)
     return enum_cls
@@ -459,8 +465,19 @@ class FakeBuilder:
         names = sorted(k for k, v in trt.BuilderFlag.__members__.items() if config._flags & (1 << int(v)))
         fake.calls.append(("build_serialized_network", names))
         calibrator = config.__dict__.get("int8_calibrator")
-        if calibrator is not None and not getattr(calibrator, "_base_initialised", True):
-            raise RuntimeError("the calibrator's base __init__ was not called (real TensorRT would crash)")
+        if calibrator is not None:
+            if not isinstance(calibrator, trt.IInt8Calibrator):  # pybind11 would refuse it on assignment
+                raise TypeError(f"int8_calibrator must be a tensorrt.IInt8Calibrator, got {type(calibrator)}")
+            if not getattr(calibrator, "_base_initialised", False):
+                raise RuntimeError(
+                    "the calibrator's base __init__ was not called (real TensorRT would crash)"
+                )
+        strongly = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+        if strongly is not None and network._flags & (1 << int(strongly)):
+            weak = [n for n in ("FP16", "INT8") if n in names] + (["int8_calibrator"] if calibrator else [])
+            if weak and fake.data_version != "11.4.0.106":  # 10 rejects them; 11 has none of them
+                fake.calls.append(("error", f"strongly typed network with {weak}"))
+                return None  # TensorRT 10 logs "... not allowed with strongly typed networks" and fails
         if not fake.build_ok:
             return None
         return trt.IHostMemory._wrap(b"PLAN:" + fake.version.encode())

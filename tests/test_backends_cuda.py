@@ -18,6 +18,14 @@ from lsa_edge.errors import GpuUnavailableError, MissingDependencyError
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _torch_sees_a_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
 @pytest.mark.parametrize("binding", ["cuda-python", "pycuda"])
 def test_device_info_reads_name_and_compute_capability(monkeypatch, binding):
     install(monkeypatch, FakeGpu(name=b"Orin", cc=(8, 7)), cuda_python=binding == "cuda-python", pycuda=True)
@@ -159,7 +167,9 @@ def test_real_gpu_round_trip():
     try:
         cuda = _cuda.open_cuda()
     except (GpuUnavailableError, MissingDependencyError) as err:
-        pytest.skip(f"no usable CUDA GPU here: {err}")
+        if _torch_sees_a_gpu():  # a GPU is there: our CUDA layer must see it too
+            raise
+        pytest.skip(f"no GPU here ({err})")
     try:
         with cuda.current():
             host = cuda.pinned((64, 40), np.float32)
@@ -213,3 +223,32 @@ def test_doctor_names_the_cuda_binding(monkeypatch):
     monkeypatch.setattr(lsa_edge._lazy, "available", lambda name: False)
     data, rows = doctor._tensorrt()
     assert data["cuda_binding"] is None and rows[-1][1] == "no" and "cuda-python" in rows[-1][2]
+
+
+def test_current_restores_the_threads_device(monkeypatch):
+    gpu = FakeGpu(count=2)
+    install(monkeypatch, gpu)
+    cuda = _cuda.open_cuda(1)
+    gpu.current = 0  # e.g. torch works on device 0 in this thread
+    with cuda.current():
+        assert gpu.current == 1
+    assert gpu.current == 0  # given back as it was
+    cuda.close()
+
+
+def test_pycuda_errors_during_a_copy_are_translated(monkeypatch):
+    gpu = FakeGpu()
+    install(monkeypatch, gpu, cuda_python=False, pycuda=True)
+    cuda = _cuda.open_cuda(0, "pycuda")
+    dev = cuda.alloc(16)
+    drv = __import__("sys").modules["pycuda.driver"]
+
+    def broken(*args):
+        raise drv.LogicError("cuMemcpyHtoDAsync failed: an illegal memory access was encountered")
+
+    monkeypatch.setattr(drv, "memcpy_htod_async", broken)
+    with cuda.current(), pytest.raises(
+        Exception, match=r"CUDA error copying to the GPU \(pycuda: LogicError"
+    ):
+        cuda.to_device(dev, np.zeros(4, np.float32))
+    cuda.close()

@@ -98,6 +98,28 @@ def test_detector_runner_orders_outputs_and_close_frees(backend):
         b.run(x)
 
 
+def test_threads_share_one_backend_safely(backend):
+    """Any thread may call predict (a ROS callback, a worker): each caller gets its own faces' outputs."""
+    import threading
+
+    b, _, _ = backend
+    rng = np.random.default_rng(3)
+    inputs = [rng.normal(size=(int(rng.integers(1, 20)), *ITEM)).astype(np.float32) for _ in range(24)]
+    results: dict[int, np.ndarray] = {}
+
+    def work(k: int) -> None:
+        for i in range(k, len(inputs), 4):
+            results[i] = b.predict(inputs[i])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, x in enumerate(inputs):
+        np.testing.assert_allclose(results[i], _expected(x), atol=1e-6)
+
+
 def test_without_a_gpu_the_backend_says_so(monkeypatch, tmp_path):
     install(monkeypatch, FakeGpu(error="cudaErrorInsufficientDriver"))
     monkeypatch.setattr(_cuda, "driver_problem", lambda: "no NVIDIA driver: libcuda.so.1 cannot be loaded")

@@ -72,8 +72,11 @@ def test_manifest_contract(int8_bundle):
     assert 0 <= manifest["parity_max_abs_diff"] <= 1e-4
     # TensorRT 10 (the default target) runs the Q/DQ graph with FP16 for the rest: that is the delta.
     assert manifest["accuracy_delta"] == pytest.approx(manifest["accuracy"]["int8_trt_fp16"]["delta_points"])
-    assert set(manifest["accuracy"]) == {"int8_trt", "int8_cpu", "int8_trt_fp16"}
+    assert set(manifest["accuracy"]) == {"int8_trt", "int8_cpu", "int8_trt_fp16", "int8_trt_fp16_85"}
     assert manifest["accuracy_by_tensorrt"]["11"] == manifest["accuracy"]["int8_trt"]["delta_points"]
+    # TensorRT 8.5 builds the opset-16 Q/DQ graph and may run every float layer in FP16: gated as such
+    assert manifest["accuracy_by_tensorrt"]["8.5"] == manifest["accuracy"]["int8_trt_fp16_85"]["delta_points"]
+    assert "model_int8_trt_opset16.onnx" in manifest["accuracy"]["int8_trt_fp16_85"]["artifact"]
     assert manifest["calibration"]["faces"] == 48 and manifest["calibration"]["method"] == "percentile"
     for name, info in manifest["files"].items():
         from lsa_edge.engines.build import sha256_file
@@ -251,7 +254,8 @@ def fake_trt(monkeypatch):
 
     def install(version, **kwargs):
         kwargs.setdefault("layer_kinds", ("QUANTIZE", "DEQUANTIZE", "CONVOLUTION"))
-        trt = make_tensorrt(version, input_shape=(-1, 3, 64, 48), **kwargs)
+        kwargs.setdefault("input_shape", (-1, 3, 64, 48))
+        trt = make_tensorrt(version, **kwargs)
         monkeypatch.setitem(sys.modules, "tensorrt", trt)
         monkeypatch.setattr(trt_mod, "gpu_info", lambda device=0: ("Orin", "8.7"))
         monkeypatch.setattr(
@@ -284,16 +288,53 @@ def test_from_bundle_builds_the_engine_with_a_sidecar(int8_bundle, tmp_path, fak
     assert read_manifest(bundle)["engine"] == manifest["engine"]
 
 
-def test_from_bundle_refuses_a_generation_the_bundle_cannot_serve(int8_bundle, fake_trt):
-    src, _ = int8_bundle
-    fake_trt("8.5.2.2")
-    manifest = read_manifest(src)  # as an older lsa-edge wrote it: no opset-16 graph for 8.5
+def _old_bundle(src, dst):
+    """A copy of ``src`` as an lsa-edge without the opset-16 rewrite wrote it (8.5: not buildable)."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    for f in dst.glob("*_opset16.onnx"):
+        f.unlink()
+    manifest = read_manifest(dst)
+    manifest["onnx_by_tensorrt"]["8.5"] = "model_int8_trt.onnx"
     manifest["tensorrt_compatibility"]["8.5"] = {
         "ok": False,
         "errors": ["model model.onnx: LayerNormalization"],
     }
-    with pytest.raises(LsaEdgeError, match=r"cannot be built by TensorRT 8\.5\.2\.2.*--trt 8\.5"):
-        build_from_manifest(src, manifest)
+    manifest["detector"] = None  # the fake TensorRT models the attribute network only
+    for key in ("opset16", "opset16_parity_max_abs_diff"):
+        manifest.pop(key, None)
+    return manifest
+
+
+def test_from_bundle_refuses_a_generation_the_bundle_cannot_serve(
+    int8_bundle, fake_trt, tmp_path, monkeypatch
+):
+    import lsa_edge.engines.build as build_mod
+
+    manifest = _old_bundle(int8_bundle[0], tmp_path / "old")
+    fake_trt("8.5.2.2")
+    monkeypatch.setattr(build_mod, "available", lambda name: name != "onnx")  # a Jetson without onnx
+    with pytest.raises(
+        LsaEdgeError, match=r"cannot be built by TensorRT 8\.5\.2\.2.*pip install onnx.*--trt 8\.5"
+    ):
+        build_from_manifest(tmp_path / "old", manifest)
+
+
+def test_from_bundle_writes_the_missing_85_graph_on_the_device(int8_bundle, fake_trt, tmp_path):
+    from lsa_edge.engine_meta import read_sidecar
+
+    bundle = tmp_path / "old"
+    manifest = _old_bundle(int8_bundle[0], bundle)
+    trt = fake_trt("8.5.2.2")
+    manifest = build_from_manifest(bundle, manifest)
+    assert manifest["onnx_by_tensorrt"]["8.5"] == "model_int8_trt_opset16.onnx"
+    assert manifest["tensorrt_compatibility"]["8.5"]["opset16_written_on_device"] is True
+    assert manifest["opset16_parity_max_abs_diff"]["model_int8_trt_opset16.onnx"] < 1e-3
+    assert read_manifest(bundle)["opset16"] == {"model_int8_trt.onnx": "model_int8_trt_opset16.onnx"}
+    parsed = [v for k, v in trt._fake.calls if k == "parse_from_file"]
+    assert parsed == [str(bundle / "model_int8_trt_opset16.onnx")]
+    assert read_sidecar(bundle / manifest["engine"])["build"]["onnx_file"] == "model_int8_trt_opset16.onnx"
 
 
 def test_from_bundle_on_tensorrt_85_builds_the_opset16_graph(int8_bundle, tmp_path, fake_trt):
@@ -415,3 +456,21 @@ def test_from_bundle_fp16_on_tensorrt10_is_strongly_typed(int8_bundle, celeba_di
     doc = read_sidecar(out / manifest["engine"])
     assert doc["key"].batch == (1, 4, 8) and doc["build"]["strongly_typed"]
     assert doc["rebuild_command"]["lsa_edge"] == f"lsa-edge build --from-bundle {out}"
+
+
+def test_the_shipped_package_builds_on_tensorrt_85(fake_trt, tmp_path):
+    """JetPack 5: the shipped default keeps only its opset-17 graph; --from-bundle writes the 8.5 one."""
+    import shutil
+
+    from lsa_edge.package import DEFAULT_MODEL_DIR
+
+    bundle = tmp_path / "default"
+    shutil.copytree(DEFAULT_MODEL_DIR, bundle)
+    assert not read_manifest(bundle)["tensorrt_compatibility"]["8.5"]["ok"]
+    trt = fake_trt("8.5.2.2", input_shape=(-1, 3, 160, 144), layer_kinds=("CONVOLUTION",))
+    manifest = build_from_manifest(bundle, read_manifest(bundle))
+    assert (
+        manifest["onnx_by_tensorrt"]["8.5"] == "model_opset16.onnx" and (bundle / manifest["engine"]).exists()
+    )
+    assert manifest["opset16_parity_max_abs_diff"]["model_opset16.onnx"] < 1e-4
+    assert [v for k, v in trt._fake.calls if k == "parse_from_file"] == [str(bundle / "model_opset16.onnx")]

@@ -99,3 +99,28 @@ def test_what_cannot_be_rewritten_is_refused_by_name(tmp_path):
     with pytest.raises(LsaEdgeError, match=r"ReduceMean \(node 'mean18'\) changed after opset 16"):
         lower_to_opset16(tmp_path / "r18.onnx", tmp_path / "y.onnx")
     assert not (tmp_path / "y.onnx").exists()
+
+
+def test_nameless_nodes_get_apart_and_fp16_inputs_are_refused(tmp_path):
+    src = _layer_norm_graph(tmp_path / "ln.onnx", -1, True)
+    model = onnx.load(str(src))
+    model.graph.node[0].name = ""  # nameless nodes are valid ONNX, and both would be ".../opset16"
+    second = onnx.helper.make_node("LayerNormalization", ["y", "scale", "b"], ["z"], axis=-1, epsilon=1e-3)
+    model.graph.node.append(second)
+    model.graph.output[0].name = "z"
+    onnx.save(model, str(tmp_path / "two.onnx"))
+    dst = lower_to_opset16(tmp_path / "two.onnx", tmp_path / "two16.onnx")
+    x = np.random.default_rng(2).standard_normal((2, 4, 6, 5)).astype(np.float32)
+    np.testing.assert_allclose(_run(dst, x), _run(tmp_path / "two.onnx", x), atol=5e-5)
+    half = helper.make_graph(
+        [helper.make_node("LayerNormalization", ["x", "s"], ["y"], name="ln16")],
+        "h",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [2, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [2, 5])],
+        initializer=[numpy_helper.from_array(np.ones(5, np.float16), "s")],
+    )
+    m = helper.make_model(half, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "half.onnx"))
+    with pytest.raises(LsaEdgeError, match="takes FLOAT16; the opset-16 rewrite handles float32"):
+        lower_to_opset16(tmp_path / "half.onnx", tmp_path / "h16.onnx")

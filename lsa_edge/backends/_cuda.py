@@ -31,6 +31,10 @@ __all__ = ["BINDINGS", "Cuda", "DeviceMemory", "device_info", "driver_problem", 
 log = logging.getLogger(__name__)
 
 BINDINGS = ("cuda-python", "pycuda")  # preference order
+# Which cuda-python to install where (JetPack's CUDA; cuda-python 13 needs driver 580+).
+HINT_JP = (
+    "'cuda-python==12.6.*' on JetPack 6 (CUDA 12.2/12.6), '==11.8.*' on JetPack 5, '==13.*' on JetPack 7"
+)
 _MODULES = {"cuda-python": "._cuda_python", "pycuda": "._pycuda"}
 
 
@@ -150,8 +154,8 @@ def _first_working(binding: str, use: Callable[[Any], Any]) -> Any:
     raise MissingDependencyError(
         "reading and using the GPU needs cuda-python (preferred) or pycuda, and neither imports ("
         + "; ".join(missing)
-        + "). Install cuda-python matching the device's CUDA major version, e.g. "
-        "pip install 'cuda-python==12.*' on JetPack 6 (CUDA 12), 'cuda-python==11.8.*' on JetPack 5, "
+        + "). Install the cuda-python of the device's CUDA (never newer than the driver's), e.g. "
+        f"pip install {HINT_JP}, "
         "or pip install 'lsa-edge[trt]'."
     )
 

@@ -78,9 +78,8 @@ def _call(what: str, fn: Any, *args: Any) -> Any:
             hint = _cuda.driver_problem()
             if hint is None and name == "cudaErrorInsufficientDriver":
                 hint = (
-                    "the NVIDIA driver is older than this cuda-python's CUDA: install the cuda-python that "
-                    "matches the driver's CUDA major version (nvidia-smi shows it; JetPack 6 = CUDA 12: "
-                    "pip install 'cuda-python==12.*')"
+                    "the NVIDIA driver is older than this cuda-python's CUDA: install the cuda-python of the "
+                    f"driver's CUDA (nvidia-smi shows it), e.g. pip install {_cuda.HINT_JP}"
                 )
             raise GpuUnavailableError(f"no usable CUDA GPU: {text}" + (f". {hint}" if hint else ""))
         raise LsaEdgeError(f"CUDA error: {text}")
@@ -116,8 +115,14 @@ class CudaImpl(Cuda):
 
     @contextlib.contextmanager
     def current(self) -> Iterator[None]:
-        _call("cudaSetDevice", cudart.cudaSetDevice, self.device)
-        yield
+        previous = _call("cudaGetDevice", cudart.cudaGetDevice)
+        if previous != self.device:
+            _call("cudaSetDevice", cudart.cudaSetDevice, self.device)
+        try:
+            yield
+        finally:  # the calling thread's device as it was (torch, cupy … on a multi-GPU machine)
+            if previous != self.device:
+                _call("cudaSetDevice", cudart.cudaSetDevice, previous)
 
     @property
     def stream_handle(self) -> int:

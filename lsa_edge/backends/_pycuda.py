@@ -58,6 +58,17 @@ def device_info(device: int) -> tuple[str, str]:
     return str(dev.name()).strip(), f"{major}.{minor}"
 
 
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """pycuda's own exceptions (pycuda._driver.Error family) → LsaEdgeError saying what failed."""
+    try:
+        yield
+    except LsaEdgeError:
+        raise
+    except Exception as err:
+        raise LsaEdgeError(f"CUDA error {what} (pycuda: {type(err).__name__}: {err})") from err
+
+
 class _Freed:
     """pycuda allocations free themselves when collected; keep them alive until freed explicitly."""
 
@@ -97,11 +108,13 @@ class CudaImpl(Cuda):
 
     @contextlib.contextmanager
     def current(self) -> Iterator[None]:
-        self._ctx.push()
+        with _translated("pushing the CUDA context"):
+            self._ctx.push()
         try:
             yield
         finally:
-            drv.Context.pop()
+            with _translated("popping the CUDA context"):
+                drv.Context.pop()
 
     @property
     def stream_handle(self) -> int:
@@ -120,21 +133,24 @@ class CudaImpl(Cuda):
     def to_device(self, dst: DeviceMemory, src: np.ndarray, asynchronous: bool = True) -> None:
         if src.nbytes > dst.nbytes or not src.flags.c_contiguous:
             raise LsaEdgeError(f"bad host→device copy: {src.nbytes} bytes into {dst.nbytes}")
-        if asynchronous:
-            drv.memcpy_htod_async(dst.ptr, src, self._stream)
-        else:
-            drv.memcpy_htod(dst.ptr, src)
+        with _translated("copying to the GPU"):
+            if asynchronous:
+                drv.memcpy_htod_async(dst.ptr, src, self._stream)
+            else:
+                drv.memcpy_htod(dst.ptr, src)
 
     def to_host(self, dst: np.ndarray, src: DeviceMemory, asynchronous: bool = True) -> None:
         if dst.nbytes > src.nbytes or not dst.flags.c_contiguous:
             raise LsaEdgeError(f"bad device→host copy: {dst.nbytes} bytes from {src.nbytes}")
-        if asynchronous:
-            drv.memcpy_dtoh_async(dst, src.ptr, self._stream)
-        else:
-            drv.memcpy_dtoh(dst, src.ptr)
+        with _translated("copying from the GPU"):
+            if asynchronous:
+                drv.memcpy_dtoh_async(dst, src.ptr, self._stream)
+            else:
+                drv.memcpy_dtoh(dst, src.ptr)
 
     def synchronize(self) -> None:
-        self._stream.synchronize()
+        with _translated("waiting for the CUDA stream"):
+            self._stream.synchronize()
 
     def close(self) -> None:
         if self._ctx is None:

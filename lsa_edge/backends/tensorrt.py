@@ -99,10 +99,14 @@ class TensorRTBackend:
             raise ConfigError(f"{self.path.name} takes 1..{self.max_batch} items per call, got {n}")
         if tuple(x.shape[1:]) != self.item_shape:
             raise ConfigError(f"{self.path.name} takes N×{self.item_shape} inputs, got {x.shape}")
+        with self._lock:  # one set of buffers: one call at a time
+            return self._run(x, n)
+
+    def _run(self, x: np.ndarray, n: int) -> list[np.ndarray]:
         cuda = self._cuda
         if cuda is None:
             raise LsaEdgeError(f"the TensorRT backend for {self.path.name} is closed")
-        with self._lock, cuda.current():  # one set of buffers: one call at a time
+        with cuda.current():
             host_in = self._host[self.input_name]
             host_in[:n] = x
             if self.context.set_input_shape(self.input_name, (n, *self.item_shape)) is False:
@@ -113,7 +117,7 @@ class TensorRTBackend:
             for name in self.outputs:
                 cuda.to_host(self._host[name][:n], self._device[name])
             cuda.synchronize()
-        return [self._host[name][:n].copy() for name in self.outputs]
+            return [self._host[name][:n].copy() for name in self.outputs]  # before another call overwrites
 
     def predict(self, faces: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         x = np.ascontiguousarray(faces, dtype=np.float32)
@@ -134,16 +138,17 @@ class TensorRTBackend:
         return run
 
     def close(self) -> None:
-        cuda, self._cuda = self._cuda, None
-        if cuda is None:
-            return
-        try:
-            with cuda.current():
-                while self._device:
-                    self._device.popitem()[1].free()
-                self.context = self.engine = None
-        finally:
-            cuda.close()
+        with self._lock:  # never while a call is using the buffers
+            cuda, self._cuda = self._cuda, None
+            if cuda is None:
+                return
+            try:
+                with cuda.current():
+                    while self._device:
+                        self._device.popitem()[1].free()
+                    self.context = self.engine = None
+            finally:
+                cuda.close()
 
 
 __all__ = ["TensorRTBackend"]

@@ -236,7 +236,7 @@ def _tensorrt() -> tuple[dict[str, Any], list[Row]]:
                 "CUDA binding",
                 "no",
                 "neither cuda-python nor pycuda: the TensorRT backend needs one "
-                "(pip install 'cuda-python==12.*' on JetPack 6, '==11.8.*' on JetPack 5)",
+                "(pip install 'cuda-python==12.6.*' on JetPack 6, '==11.8.*' on JetPack 5, '==13.*' on JetPack 7)",
             )
         ]
     data = {"version": v, "cuda_binding": chosen, "cuda_bindings": bindings}

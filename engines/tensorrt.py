@@ -374,6 +374,19 @@ def _configure_dla(trt: Any, builder: Any, network: Any, config: Any, dla_core: 
             )
 
 
+def _lsa_edge_command(
+    onnx_path: Path, out_dir: Path, precision: str, batch: Sequence[int] | None, dla_core: int | None
+) -> str:
+    """The ``lsa-edge build`` line that rebuilds an engine (for its sidecar)."""
+    parts = ["lsa-edge build", shlex.quote(str(onnx_path)), f"--precision {precision}"]
+    if batch is not None:
+        parts.append("--batch " + ",".join(str(n) for n in batch))
+    parts.append(f"--out {shlex.quote(str(out_dir))}")
+    if dla_core is not None:
+        parts.append(f"--dla-core {dla_core}")
+    return " ".join(parts)
+
+
 def _load_timing_cache(config: Any, path: Path | None) -> Any:
     if path is None:
         return None
@@ -420,6 +433,97 @@ def _card_dict(card: Any, onnx_path: Path) -> dict[str, Any] | None:
 
 
 # -------------------------------------------------------------------------------------------------- build
+
+
+def _check_options(
+    version: str,
+    precision: str,
+    calibration_cache: str | Path | None,
+    calibrator: Any,
+    version_compatible: bool,
+    strongly_typed: bool | None,
+) -> Any:
+    """Refuse option combinations this TensorRT cannot build; returns the calibrator to use (a
+    cache-only one for ``calibration_cache``), or None."""
+    gen = generation(version)
+    if calibration_cache is not None and calibrator is not None:
+        raise ConfigError("pass either calibration_cache or calibrator, not both")
+    if calibrator is not None and precision != "int8":
+        raise ConfigError(f"a calibrator applies to --precision int8 only, got {precision}")
+    if version_compatible and Version(version) < Version("8.6"):
+        raise ConfigError(f"version-compatible engines need TensorRT 8.6 or later; this is {version}")
+    if strongly_typed and gen == "8.5":
+        raise ConfigError(f"strongly typed networks need TensorRT 10 or later; this is {version}")
+    if calibration_cache is None:
+        return calibrator
+    if precision != "int8" or gen == "11":
+        raise ConfigError(
+            "a calibration cache applies to --precision int8 on TensorRT 8.5/10 only "
+            f"(got precision {precision}, TensorRT {version})"
+        )
+    from lsa_edge.calibration.trt_calibrator import cache_calibrator
+
+    return cache_calibrator(calibration_cache)
+
+
+def _typed_network(
+    trt: Any, builder: Any, logger: Any, onnx_path: Path, precision: str, strongly_typed: bool | None
+) -> tuple[Any, Any, bool]:
+    """The parsed network, its parser (which owns the weights: keep it alive until the build ends) and
+    whether it is strongly typed.
+
+    Strongly typed: always on 11; on 10 when asked (True), or — left to us (None) — on 10.12+ for FP16 when
+    the graph carries it (the FP16 ONNX): the weak-typing flags are deprecated there. INT8 stays weakly
+    typed on 10: a strongly typed Q/DQ graph would run its unquantized layers in FP32, which is neither what
+    the accuracy gate measured (INT8 + FP16 for the rest) nor fast.
+    """
+    version = str(trt.__version__)
+    gen = generation(version)
+    deprecated = gen == "10" and weak_typing_deprecated(version) and precision != "fp32"
+    auto_typed = deprecated and strongly_typed is None and precision == "fp16"
+    typed = gen == "11" or bool(strongly_typed) or auto_typed
+    if deprecated and not typed:
+        _LOG.warning(
+            "TensorRT %s deprecates BuilderFlag.FP16/INT8 (weak typing); building %s with them%s",
+            version,
+            precision.upper(),
+            ": the Q/DQ graph's unquantized layers run FP16 as the accuracy gate measured"
+            if precision == "int8"
+            else "",
+        )
+    network = builder.create_network(_network_flags(trt, gen, typed))
+    parser = _parse(trt, network, onnx_path, logger)
+    if auto_typed and not _has_half(trt, network):
+        _LOG.warning(
+            "TensorRT %s deprecates BuilderFlag.FP16 (weak typing), but %s carries no FP16 tensors: building "
+            "it with the deprecated flag. Build from the FP16 ONNX that 'lsa-edge build --precision fp16' "
+            "writes for a strongly typed engine (what TensorRT 11 requires).",
+            version,
+            onnx_path.name,
+        )
+        network = builder.create_network(_network_flags(trt, gen, False))
+        return network, _parse(trt, network, onnx_path, logger), False
+    return network, parser, typed
+
+
+def _batch_profile(
+    network: Any, input_name: str, batch: tuple[int, int, int] | None
+) -> tuple[tuple[int, int, int], tuple[int, ...], bool]:
+    """(min, opt, max) batch, the input's C×H×W, and whether the input's shape is fixed (no profile)."""
+    input_shape = _find_input(network, input_name)
+    chw = input_shape[1:]
+    if batch is None:
+        if input_shape[0] < 1:
+            raise LsaEdgeError(
+                f"the ONNX input {input_name!r} has a dynamic batch; pass batch=(min, opt, max)"
+            )
+        return (input_shape[0],) * 3, chw, True
+    if input_shape[0] != -1 and not (batch[0] == batch[2] == input_shape[0]):
+        raise LsaEdgeError(
+            f"the ONNX input {input_name!r} has a fixed batch of {input_shape[0]}; export it with a "
+            f"dynamic batch to build the profile {tuple(batch)}"
+        )
+    return tuple(batch), chw, input_shape[0] != -1  # type: ignore[return-value]
 
 
 def build_engine(
@@ -477,78 +581,20 @@ def build_engine(
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
     if not onnx_path.is_file():
         raise LsaEdgeError(f"ONNX model not found: {onnx_path}")
-    if calibration_cache is not None and calibrator is not None:
-        raise ConfigError("pass either calibration_cache or calibrator, not both")
-    if calibrator is not None and precision != "int8":
-        raise ConfigError(f"a calibrator applies to --precision int8 only, got {precision}")
     trt = require("tensorrt", "building TensorRT engines")
     version = str(trt.__version__)
     gen = generation(version)
-    if version_compatible and Version(version) < Version("8.6"):
-        raise ConfigError(f"version-compatible engines need TensorRT 8.6 or later; this is {version}")
+    calibrator = _check_options(
+        version, precision, calibration_cache, calibrator, version_compatible, strongly_typed
+    )
     gpu, cc = gpu_info()
     card_dict = _card_dict(card, onnx_path)
     sha = model_sha256 or sha256_file(onnx_path)
     timing_path = Path(timing_cache) if timing_cache is not None else None
-    if calibration_cache is not None and precision == "int8" and gen != "11":
-        from lsa_edge.calibration.trt_calibrator import cache_calibrator
-
-        calibrator = cache_calibrator(calibration_cache)
-    elif calibration_cache is not None:
-        raise ConfigError(
-            "a calibration cache applies to --precision int8 on TensorRT 8.5/10 only "
-            f"(got precision {precision}, TensorRT {version})"
-        )
-
-    if strongly_typed and gen == "8.5":
-        raise ConfigError(f"strongly typed networks need TensorRT 10 or later; this is {version}")
     logger = trt_logger(trt)
     builder = trt.Builder(logger)
-    # Strongly typed: always on 11; on 10 when asked (True), or — left to us (None) — on 10.12+ for FP16
-    # when the graph carries it (the FP16 ONNX): the weak-typing flags are deprecated there. INT8 stays
-    # weakly typed on 10: a strongly typed Q/DQ graph would run its unquantized layers in FP32, which is
-    # neither what the accuracy gate measured (INT8 + FP16 for the rest) nor fast.
-    deprecated = gen == "10" and weak_typing_deprecated(version) and precision != "fp32"
-    auto_typed = deprecated and strongly_typed is None and precision == "fp16"
-    typed = gen == "11" or bool(strongly_typed) or auto_typed
-    if deprecated and not typed:
-        _LOG.warning(
-            "TensorRT %s deprecates BuilderFlag.FP16/INT8 (weak typing); building %s with them%s",
-            version,
-            precision.upper(),
-            ": the Q/DQ graph's unquantized layers run FP16 as the accuracy gate measured"
-            if precision == "int8"
-            else "",
-        )
-    network = builder.create_network(_network_flags(trt, gen, typed))
-    _parser = _parse(trt, network, onnx_path, logger)  # owns the weights: alive until the build ends
-    if auto_typed and not _has_half(trt, network):
-        _LOG.warning(
-            "TensorRT %s deprecates BuilderFlag.FP16 (weak typing), but %s carries no FP16 tensors: building "
-            "it with the deprecated flag. Build from the FP16 ONNX that 'lsa-edge build --precision fp16' "
-            "writes for a strongly typed engine (what TensorRT 11 requires).",
-            version,
-            onnx_path.name,
-        )
-        typed = False
-        network = builder.create_network(_network_flags(trt, gen, False))
-        _parser = _parse(trt, network, onnx_path, logger)
-    input_shape = _find_input(network, input_name)
-    chw = input_shape[1:]
-    if batch is None:
-        if input_shape[0] < 1:
-            raise LsaEdgeError(
-                f"the ONNX input {input_name!r} has a dynamic batch; pass batch=(min, opt, max)"
-            )
-        batch = (input_shape[0],) * 3
-        static = True
-    elif input_shape[0] != -1 and not (batch[0] == batch[2] == input_shape[0]):
-        raise LsaEdgeError(
-            f"the ONNX input {input_name!r} has a fixed batch of {input_shape[0]}; export it with a "
-            f"dynamic batch to build the profile {tuple(batch)}"
-        )
-    else:
-        static = input_shape[0] != -1
+    network, _parser, typed = _typed_network(trt, builder, logger, onnx_path, precision, strongly_typed)
+    batch, chw, static = _batch_profile(network, input_name, batch)
     lo, opt, hi = batch
 
     config = builder.create_builder_config()
@@ -617,15 +663,8 @@ def build_engine(
         int8_fp16_fallback=int8_fp16_fallback,
         strongly_typed=typed and gen == "10",
     )
-    lsa = rebuild_command or " ".join(
-        [
-            "lsa-edge build",
-            shlex.quote(str(onnx_path)),
-            f"--precision {precision}",
-            *([] if static else [f"--batch {lo},{opt},{hi}"]),
-            f"--out {shlex.quote(str(out_dir))}",
-            *([f"--dla-core {dla_core}"] if dla_core is not None else []),
-        ]
+    lsa = rebuild_command or _lsa_edge_command(
+        onnx_path, out_dir, precision, None if static else batch, dla_core
     )
     write_sidecar(
         engine_path,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 from packaging.version import Version
 
 from lsa_edge._lazy import require
-from lsa_edge.backends._cuda import DeviceMemory, open_cuda
+from lsa_edge.backends._cuda import Cuda, DeviceMemory, open_cuda
 from lsa_edge.errors import CalibrationError
 
 from .cache import ALGORITHMS, read_cache
@@ -120,85 +120,103 @@ def entropy_calibrator(
     stream = itertools.chain([first], it) if first is not None else iter(())
     cuda = open_cuda(device) if shapes is not None else None  # a cache-backed run needs no GPU memory
 
-    class _Calibrator(base):  # type: ignore[misc, valid-type]
+    class _Calibrator(_DeviceFeed, base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             base.__init__(self)  # trampoline: must be called explicitly
-            self.shape = None if shapes is None else shapes[input_name]
-            self.shapes = shapes
-            self.cache_path = cache_path
-            self.algorithm = algorithm
-            self.batches_seen = 0
-            self._stream = stream
-            self._cuda = cuda
-            self._device: dict[str, DeviceMemory] = {}
-
-        def get_batch_size(self) -> int:
-            # Explicit batch: N is part of the calibration profile's shape; TensorRT 10 deprecates this call.
-            return 1
-
-        def get_batch(self, names: list[str], *_: Any) -> list[int] | None:
-            # Called from TensorRT's C++ side: an exception must not cross it. Log, and end calibration
-            # (None); the build then fails with TensorRT's own error, after ours in the log.
-            try:
-                if self._cuda is None or self.shapes is None:
-                    return None
-                missing = [n for n in names if n not in self.shapes]
-                if missing:
-                    raise CalibrationError(
-                        f"TensorRT asks for inputs {list(names)}; the calibration batches hold "
-                        f"{sorted(self.shapes)} (missing {missing})"
-                    )
-                for batch in self._stream:
-                    inputs = _as_inputs(batch, input_name)
-                    got = {k: v.shape for k, v in inputs.items()}
-                    if got != self.shapes:
-                        log.warning("dropping calibration batch of shapes %s (expected %s)", got, self.shapes)
-                        continue
-                    with self._cuda.current():
-                        for name in names:
-                            x = inputs[name]
-                            if name not in self._device:
-                                self._device[name] = self._cuda.alloc(x.nbytes)
-                            self._cuda.to_device(self._device[name], x, asynchronous=False)
-                    self.batches_seen += 1
-                    return [int(self._device[name]) for name in names]  # one pointer per input, in order
-            except Exception:
-                log.exception("calibration batch %d failed; ending calibration", self.batches_seen + 1)
-                return None
-            if self.batches_seen:
-                log.info("calibrated on %d batches of %s", self.batches_seen, self.shapes)
-            return None
-
-        def read_calibration_cache(self, *_: Any) -> bytes | None:
-            return _read_bytes(self.cache_path)
-
-        def write_calibration_cache(self, cache: Any, *_: Any) -> None:
-            try:
-                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
-                tmp.write_bytes(bytes(memoryview(cache)))
-                tmp.replace(self.cache_path)
-                log.info("wrote calibration cache %s", self.cache_path)
-            except Exception:  # never across TensorRT's C++ side
-                log.exception("could not write the calibration cache %s", self.cache_path)
-
-        def __enter__(self) -> Any:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.close()
-
-        def close(self) -> None:
-            """Free the device buffers (also safe to call twice)."""
-            if self._cuda is None:
-                return
-            cuda, self._cuda = self._cuda, None
-            with cuda.current():
-                while self._device:
-                    self._device.popitem()[1].free()
-            cuda.close()
+            _DeviceFeed.__init__(self, stream, shapes, input_name, cache_path, algorithm, cuda)
 
     return _Calibrator()
+
+
+class _DeviceFeed:
+    """What :func:`entropy_calibrator`'s calibrators do, mixed in before TensorRT's calibrator base: feed
+    the batches to the GPU, one buffer per input, and keep the cache. TensorRT calls these methods from C++,
+    so none lets an exception escape."""
+
+    def __init__(
+        self,
+        stream: Iterator[Any],
+        shapes: dict[str, tuple[int, ...]] | None,
+        input_name: str,
+        cache_path: Path,
+        algorithm: str,
+        cuda: Cuda | None,
+    ) -> None:
+        self.shape = None if shapes is None else shapes[input_name]
+        self.shapes = shapes
+        self.input_name = input_name
+        self.cache_path = cache_path
+        self.algorithm = algorithm
+        self.batches_seen = 0
+        self._stream = stream
+        self._cuda = cuda
+        self._device: dict[str, DeviceMemory] = {}
+
+    def get_batch_size(self) -> int:
+        # Explicit batch: N is part of the calibration profile's shape; TensorRT 10 deprecates this call.
+        return 1
+
+    def get_batch(self, names: list[str], *_: Any) -> list[int] | None:
+        # An exception must not cross into TensorRT's C++: log, and end calibration (None); the build then
+        # fails with TensorRT's own error, after ours in the log.
+        try:
+            if self._cuda is None or self.shapes is None:
+                return None
+            missing = [n for n in names if n not in self.shapes]
+            if missing:
+                raise CalibrationError(
+                    f"TensorRT asks for inputs {list(names)}; the calibration batches hold "
+                    f"{sorted(self.shapes)} (missing {missing})"
+                )
+            for batch in self._stream:
+                inputs = _as_inputs(batch, self.input_name)
+                got = {k: v.shape for k, v in inputs.items()}
+                if got != self.shapes:
+                    log.warning("dropping calibration batch of shapes %s (expected %s)", got, self.shapes)
+                    continue
+                with self._cuda.current():
+                    for name in names:
+                        x = inputs[name]
+                        if name not in self._device:
+                            self._device[name] = self._cuda.alloc(x.nbytes)
+                        self._cuda.to_device(self._device[name], x, asynchronous=False)
+                self.batches_seen += 1
+                return [int(self._device[name]) for name in names]  # one pointer per input, in order
+        except Exception:
+            log.exception("calibration batch %d failed; ending calibration", self.batches_seen + 1)
+            return None
+        if self.batches_seen:
+            log.info("calibrated on %d batches of %s", self.batches_seen, self.shapes)
+        return None
+
+    def read_calibration_cache(self, *_: Any) -> bytes | None:
+        return _read_bytes(self.cache_path)
+
+    def write_calibration_cache(self, cache: Any, *_: Any) -> None:
+        try:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
+            tmp.write_bytes(bytes(memoryview(cache)))
+            tmp.replace(self.cache_path)
+            log.info("wrote calibration cache %s", self.cache_path)
+        except Exception:  # never across TensorRT's C++ side
+            log.exception("could not write the calibration cache %s", self.cache_path)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free the device buffers (also safe to call twice)."""
+        if self._cuda is None:
+            return
+        cuda, self._cuda = self._cuda, None
+        with cuda.current():
+            while self._device:
+                self._device.popitem()[1].free()
+        cuda.close()
 
 
 def _as_inputs(batch: np.ndarray | Mapping[str, np.ndarray], input_name: str) -> dict[str, np.ndarray]:

@@ -405,8 +405,6 @@ class Build:
         from lsa_edge.calibration.dataset import load_faces, require_enough
         from lsa_edge.calibration.quantize import calibrate, quantize
 
-        from .fp16 import FP32_OPS, convert_fp16
-
         assert self.card is not None
         pre = self.card.preprocessing
         src = self.cfg.calib_data or self.cfg.val_data
@@ -463,7 +461,14 @@ class Build:
             "tensorrt_cache": "calibration.cache",
             "onnxruntime_cache": ranges.ort_cache.name,
         }
-        lowered = self._lower("model_int8_trt.onnx", val)  # TensorRT 8.5's Q/DQ graph
+        self._int8_gates(self._lower("model_int8_trt.onnx", val), val)  # with TensorRT 8.5's Q/DQ graph
+
+    def _int8_gates(self, lowered: Path | None, val: Any) -> None:
+        """Gate each INT8 artifact as what runs it will run it: TensorRT 11 the Q/DQ graph as typed, 10 with
+        FP16 for the unquantized layers, 8.5 its opset-16 graph with every float layer FP16, ONNX Runtime
+        its CPU flavour."""
+        from .fp16 import FP32_OPS, convert_fp16
+
         with tempfile.TemporaryDirectory(prefix="lsa-int8-fp16-") as tmp:
             # TensorRT 8.5/10 build INT8 with FP16 for the layers left without Q/DQ (attention, norms,
             # sigmoid): gate that combination too, emulated by casting the float parts to FP16.
@@ -876,30 +881,7 @@ def build_from_manifest(
             f"elsewhere run one of the trtexec commands in {bundle / 'DEPLOY.md'}"
         )
     gen = generation(local)
-    compat = manifest.get("tensorrt_compatibility", {}).get(gen, {"ok": True})
-    # The lint's 8.5 table is 8.5's; 8.6 parses more (LayerNormalization): let its own parser decide there.
-    blocked = not compat["ok"] and not (gen == "8.5" and Version(local) >= Version("8.6"))
-    if blocked and gen == "8.5" and available("onnx"):  # a bundle without an 8.5 graph: write it here
-        blocked = not _lower_in_bundle(bundle, manifest)
-    if blocked:
-        from lsa_edge.package import DEFAULT_MODEL_DIR
-
-        shipped = (
-            Path(bundle).resolve() == DEFAULT_MODEL_DIR.resolve()
-        )  # `lsa-edge build` builds it by default
-        how = f"lsa-edge build{'' if shipped else ' MODEL'} --precision {manifest['precision']}"
-        if gen == "8.5":  # bundles from before the opset-16 rewrite (the shipped package keeps one graph)
-            how = (
-                "pip install onnx, and this command writes the opset-16 graph TensorRT 8.5 needs into the "
-                f"bundle; or on the desktop: {how} (it adds one; --trt 8.5 for 8.5 alone), and "
-                "lsa-edge build --from-bundle on its output here"
-            )
-        else:
-            how += f" --trt {gen}"
-        raise LsaEdgeError(
-            f"this bundle cannot be built by TensorRT {local}: {compat['errors'][0].rstrip('.')}. "
-            + (how if gen == "8.5" else f"Rebuild the bundle on the desktop with: {how}")
-        )
+    _ensure_buildable(bundle, manifest, local)
     opts = {
         "batch": tuple(cfg.batch) if cfg else tuple(manifest["batch"]),
         "workspace_mib": cfg.workspace_mib if cfg else manifest["workspace_mib"],
@@ -948,6 +930,35 @@ def build_from_manifest(
     write_manifest(bundle, manifest)
     log.info("built %s with TensorRT %s", manifest["engine"], local)
     return manifest
+
+
+def _ensure_buildable(bundle: Path, manifest: dict[str, Any], local: str) -> None:
+    """Raise, saying what to do, when the bundle has no graph the local TensorRT can parse — after writing
+    the missing opset-16 graph on a TensorRT 8.5 device where onnx is installed."""
+    from .tensorrt import generation
+
+    gen = generation(local)
+    compat = manifest.get("tensorrt_compatibility", {}).get(gen, {"ok": True})
+    # The lint's 8.5 table is 8.5's; 8.6 parses more (LayerNormalization): let its own parser decide there.
+    if compat["ok"] or (gen == "8.5" and Version(local) >= Version("8.6")):
+        return
+    if gen == "8.5" and available("onnx") and _lower_in_bundle(bundle, manifest):
+        return
+    from lsa_edge.package import DEFAULT_MODEL_DIR
+
+    shipped = Path(bundle).resolve() == DEFAULT_MODEL_DIR.resolve()  # `lsa-edge build` builds it by default
+    how = f"lsa-edge build{'' if shipped else ' MODEL'} --precision {manifest['precision']}"
+    if gen == "8.5":  # bundles from before the opset-16 rewrite (the shipped package keeps one graph)
+        how = (
+            "pip install onnx, and this command writes the opset-16 graph TensorRT 8.5 needs into the "
+            f"bundle; or on the desktop: {how} (it adds one; --trt 8.5 for 8.5 alone), and "
+            "lsa-edge build --from-bundle on its output here"
+        )
+    else:
+        how = f"Rebuild the bundle on the desktop with: {how} --trt {gen}"
+    raise LsaEdgeError(
+        f"this bundle cannot be built by TensorRT {local}: {compat['errors'][0].rstrip('.')}. {how}"
+    )
 
 
 def _lower_in_bundle(bundle: Path, manifest: dict[str, Any]) -> bool:

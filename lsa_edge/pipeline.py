@@ -167,22 +167,7 @@ class Pipeline:
         dets = self.detector.detect(img, color_order)
         timings["detect"] = (time.perf_counter() - t) * 1000
 
-        n = len(dets)
-        if self.tracker is not None:
-            t = time.perf_counter()
-            boxes = np.asarray([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
-            scores = np.asarray([d.score for d in dets], dtype=np.float64)
-            ids = self.tracker.assign(boxes, scores)
-            keep = ids >= 0  # a weak detection that matched no track is not a face we report
-            dets, boxes, ids = [d for d, k in zip(dets, keep) if k], boxes[keep], ids[keep]
-            n = len(dets)
-            need = self.tracker.needs_inference(ids, boxes)
-            tracks = self.tracker.tracks
-            confirmed = [tracks[int(i)].confirmed for i in ids]
-            timings["track"] = (time.perf_counter() - t) * 1000
-        else:
-            ids, need = np.full(n, -1, dtype=np.int64), np.ones(n, dtype=bool)
-            confirmed = [True] * n
+        dets, ids, need, confirmed = self._track(dets, timings)
 
         t = time.perf_counter()
         pre = self.card.preprocessing
@@ -209,10 +194,47 @@ class Pipeline:
             names = self.card.attributes
             labels = [tuple(compress(names, on)) for on in (probs >= self._thr).tolist()]
 
+        faces = self._faces(dets, smoothed, labels, ids, need, confirmed)
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return FrameResult(
+            index=idx,
+            timestamp=time.monotonic() if timestamp is None else timestamp,
+            size=(img.shape[0], img.shape[1]),
+            faces=tuple(faces),
+            timings_ms=timings,
+        )
+
+    def _track(self, dets: list, timings: dict[str, float]) -> tuple[list, np.ndarray, np.ndarray, list]:
+        """(detections kept, track ids, which need inference, which tracks are confirmed); without a
+        tracker every face is kept and inferred, with id −1."""
+        n = len(dets)
+        if self.tracker is None:
+            return dets, np.full(n, -1, dtype=np.int64), np.ones(n, dtype=bool), [True] * n
+        t = time.perf_counter()
+        boxes = np.asarray([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
+        scores = np.asarray([d.score for d in dets], dtype=np.float64)
+        ids = self.tracker.assign(boxes, scores)
+        keep = ids >= 0  # a weak detection that matched no track is not a face we report
+        dets, boxes, ids = [d for d, k in zip(dets, keep) if k], boxes[keep], ids[keep]
+        need = self.tracker.needs_inference(ids, boxes)
+        tracks = self.tracker.tracks
+        confirmed = [tracks[int(i)].confirmed for i in ids]
+        timings["track"] = (time.perf_counter() - t) * 1000
+        return dets, ids, need, confirmed
+
+    def _faces(
+        self,
+        dets: list,
+        smoothed: np.ndarray,
+        labels: list,
+        ids: np.ndarray,
+        need: np.ndarray,
+        confirmed: list,
+    ) -> list[Face]:
         # One conversion per array (tolist gives the floats float() would), not one per value.
         names = self.card.attributes
         rows, unset = smoothed.tolist(), np.isnan(smoothed).any(axis=1).tolist()
-        faces = [
+        return [
             Face(
                 box=d.box,
                 score=d.score,
@@ -227,14 +249,6 @@ class Pipeline:
                 dets, rows, unset, labels, ids.tolist(), need.tolist(), confirmed
             )
         ]
-        timings["total"] = (time.perf_counter() - t0) * 1000
-        return FrameResult(
-            index=idx,
-            timestamp=time.monotonic() if timestamp is None else timestamp,
-            size=(img.shape[0], img.shape[1]),
-            faces=tuple(faces),
-            timings_ms=timings,
-        )
 
     __call__ = predict
 

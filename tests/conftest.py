@@ -14,6 +14,21 @@ DATA = Path(os.environ.get("LSA_EDGE_DATA", ROOT.parent / "shared" / "data"))
 CELEBA = DATA / "celeba-10k"
 LFWA = DATA / "lfwa"
 
+try:  # property tests: a bounded, deterministic profile (hypothesis is a dev dependency; 3.8's stage lacks it)
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "lsa-edge",
+        max_examples=int(os.environ.get("LSA_EDGE_HYPOTHESIS_EXAMPLES", "60")),
+        deadline=None,
+        derandomize=bool(os.environ.get("CI")),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        database=None,
+    )
+    settings.load_profile("lsa-edge")
+except ImportError:
+    pass
+
 
 def pytest_sessionfinish(session, exitstatus):
     """LSA_EDGE_TRT_USAGE=FILE: write the TensorRT names lsa-edge used through the strict fake, per API

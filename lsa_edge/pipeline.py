@@ -9,10 +9,14 @@ Every face of a frame goes through the attribute model in one batched call (spli
 backend's maximum batch). Alignment is the same code training and calibration use
 (:func:`lsa_edge.preprocess.align_keypoints` with the card's template). Every result carries per-stage
 timings in milliseconds. numpy and OpenCV at import; the backends import their runtimes when chosen.
+
+Threads: one Pipeline may be called from several threads (see :class:`Pipeline` for what runs side by
+side and what one frame at a time); one Pipeline per camera keeps each camera's tracks its own.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -68,6 +72,21 @@ class Pipeline:
 
     The faces reach the backend in a batch buffer the pipeline reuses for the next frame (one per
     thread): a backend must copy what it keeps after ``predict`` returns.
+
+    Threads: :meth:`predict`, :meth:`stream` and :meth:`stream_frames` may be called from several threads
+    at once (each ``stream`` generator by one thread at a time, as every generator). Checking and
+    converting the frame, face detection and building the result always run concurrently: every thread
+    has its own detector input and batch buffers. Without tracking, alignment and the attribute model
+    run concurrently too (ONNX Runtime and PyTorch take concurrent calls; the TensorRT backend runs one
+    call at a time on its single execution context). With tracking, the stateful part of a frame —
+    association, the re-infer decision, alignment and the attribute model for the faces it chose, and
+    smoothing — runs under one lock, one frame at a time, so the tracker never sees half a frame.
+    Frames from several threads then form ONE track history, in the order they reach the tracker:
+    faces from two cameras fed into one tracked Pipeline are matched against each other's tracks
+    (a track may jump between cameras) and the smoothing mixes them. Use one Pipeline per camera (or
+    ``tracking=False``). Frame numbers drawn when ``index`` is not given come from one counter shared
+    by all threads. :meth:`reset` waits for the frame in the tracker; call :meth:`close` only when no
+    other thread is inside ``predict`` (afterwards ``predict`` raises :class:`ConfigError`).
     """
 
     def __init__(
@@ -133,8 +152,10 @@ class Pipeline:
             self.close()
             raise
         self._thr = np.asarray(self.card.thresholds, dtype=np.float32)
-        self._buffers = threading.local()
-        self._frames = 0
+        self._buffers = threading.local()  # per thread: the batch buffers of _batch_buffers
+        self._lock = threading.Lock()  # the tracker: one frame at a time from assign() to update()
+        self._count = itertools.count()  # frame numbers (next() on it is atomic under the GIL)
+        self._closed = False
         from .alignment import is_estimated
 
         if not is_estimated(pre.template):
@@ -155,44 +176,35 @@ class Pipeline:
         """Faces and attributes of one H×W×3 uint8 frame (BGR as OpenCV delivers it, or RGB).
 
         Grayscale, 16-bit and float frames are converted; None, empty or otherwise unusable frames raise
-        :class:`DataError` saying what was received.
+        :class:`DataError` saying what was received. Safe from several threads: see :class:`Pipeline`
+        for what runs concurrently (detection always; with tracking, the rest one frame at a time).
         """
         t0 = time.perf_counter()
+        if self._closed:
+            raise ConfigError("this Pipeline was closed; create a new one")
         img = self._frame(frame)
-        idx = self._frames if index is None else index
-        self._frames += 1
+        n = next(self._count)
+        idx = n if index is None else index
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
-        dets = self.detector.detect(img, color_order)
+        dets = self.detector.detect(img, color_order)  # per-thread buffers: runs concurrently
         timings["detect"] = (time.perf_counter() - t) * 1000
 
-        dets, ids, need, confirmed = self._track(dets, timings)
-
-        t = time.perf_counter()
-        pre = self.card.preprocessing
-        todo = np.flatnonzero(need)
-        crops, batch = self._batch_buffers(len(todo))
-        _align_into(img, [dets[i].keypoints_array() for i in todo], pre, crops)
-        timings["align"] = (time.perf_counter() - t) * 1000
-
-        t = time.perf_counter()
-        c = len(self.card.attributes)
-        probs = (
-            self.backend.predict(normalize(crops, pre, input_order=color_order, out=batch), self.max_batch)
-            if len(todo)
-            else np.zeros((0, c), np.float32)
-        )
-        timings["infer"] = (time.perf_counter() - t) * 1000
-
-        if self.tracker is not None:
-            t = time.perf_counter()
-            smoothed, labels = self.tracker.update(ids, probs, need)
-            timings["track"] += (time.perf_counter() - t) * 1000
-        else:
-            smoothed = probs
+        if self.tracker is None:
+            n = len(dets)
+            need = np.ones(n, dtype=bool)
+            ids, confirmed = np.full(n, -1, dtype=np.int64), [True] * n
+            probs = self._infer(img, dets, need, color_order, timings)
             names = self.card.attributes
-            labels = [tuple(compress(names, on)) for on in (probs >= self._thr).tolist()]
+            smoothed, labels = probs, [tuple(compress(names, on)) for on in (probs >= self._thr).tolist()]
+        else:
+            with self._lock:  # association → inference → smoothing: one frame at a time (see the class)
+                dets, ids, need, confirmed = self._track(dets, timings)
+                probs = self._infer(img, dets, need, color_order, timings)
+                t = time.perf_counter()
+                smoothed, labels = self.tracker.update(ids, probs, need)
+                timings["track"] += (time.perf_counter() - t) * 1000
 
         faces = self._faces(dets, smoothed, labels, ids, need, confirmed)
         timings["total"] = (time.perf_counter() - t0) * 1000
@@ -204,12 +216,29 @@ class Pipeline:
             timings_ms=timings,
         )
 
+    def _infer(
+        self, img: np.ndarray, dets: list, need: np.ndarray, color_order: str, timings: dict[str, float]
+    ) -> np.ndarray:
+        """M×C probabilities of the faces marked in ``need``: aligned into this thread's batch buffer,
+        one batched call (split only above max_batch)."""
+        t = time.perf_counter()
+        pre = self.card.preprocessing
+        todo = np.flatnonzero(need)
+        crops, batch = self._batch_buffers(len(todo))
+        _align_into(img, [dets[i].keypoints_array() for i in todo], pre, crops)
+        timings["align"] = (time.perf_counter() - t) * 1000
+
+        t = time.perf_counter()
+        probs = (
+            self.backend.predict(normalize(crops, pre, input_order=color_order, out=batch), self.max_batch)
+            if len(todo)
+            else np.zeros((0, len(self.card.attributes)), np.float32)
+        )
+        timings["infer"] = (time.perf_counter() - t) * 1000
+        return probs
+
     def _track(self, dets: list, timings: dict[str, float]) -> tuple[list, np.ndarray, np.ndarray, list]:
-        """(detections kept, track ids, which need inference, which tracks are confirmed); without a
-        tracker every face is kept and inferred, with id −1."""
-        n = len(dets)
-        if self.tracker is None:
-            return dets, np.full(n, -1, dtype=np.int64), np.ones(n, dtype=bool), [True] * n
+        """(detections kept, track ids, which need inference, which tracks are confirmed). Under the lock."""
         t = time.perf_counter()
         boxes = np.asarray([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
         scores = np.asarray([d.score for d in dets], dtype=np.float64)
@@ -217,8 +246,7 @@ class Pipeline:
         keep = ids >= 0  # a weak detection that matched no track is not a face we report
         dets, boxes, ids = [d for d, k in zip(dets, keep) if k], boxes[keep], ids[keep]
         need = self.tracker.needs_inference(ids, boxes)
-        tracks = self.tracker.tracks
-        confirmed = [tracks[int(i)].confirmed for i in ids]
+        confirmed = self.tracker.confirmed(ids)
         timings["track"] = (time.perf_counter() - t) * 1000
         return dets, ids, need, confirmed
 
@@ -267,7 +295,8 @@ class Pipeline:
         """Results for every frame of ``source`` (a URI, path, camera index, open Source or iterator of
         frames; see :func:`lsa_edge.sources.open_source`). A frame that cannot be processed is skipped with a
         warning; a lost live source reconnects (the source logs it). Timings gain ``read``: the wait for
-        the source."""
+        the source. Several threads may each stream their own source through one Pipeline (each frame
+        as :meth:`predict`); with tracking, their frames interleave into one track history."""
         for result, _ in self.stream_frames(source, **source_options):
             yield result
 
@@ -292,9 +321,10 @@ class Pipeline:
                 yield FrameResult(res.index, res.timestamp, res.size, res.faces, timings, frame.source), frame
 
     def reset(self) -> None:
-        """Forget all tracks (e.g. when the camera moves to another scene)."""
+        """Forget all tracks (e.g. when the camera moves to another scene); waits for a frame in the tracker."""
         if self.tracker is not None:
-            self.tracker.reset()
+            with self._lock:
+                self.tracker.reset()
 
     @staticmethod
     def _frame(frame: Any) -> np.ndarray:
@@ -321,6 +351,17 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------ lifetime
     def close(self) -> None:
+        """Release the models. Not while another thread is inside :meth:`predict` (a tracked frame in
+        flight is waited for; an untracked one may fail); afterwards ``predict`` raises ConfigError."""
+        self._closed = True
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            with lock:
+                self._close_parts()
+        else:  # __init__ failed before the lock existed
+            self._close_parts()
+
+    def _close_parts(self) -> None:
         for part in (
             getattr(self, "backend", None),
             getattr(self, "_det_engine", None),

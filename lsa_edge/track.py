@@ -214,6 +214,12 @@ class Tracker:
         """track id → snapshot of every live track (confirmed or tentative)."""
         return {tid: self._snapshot(t) for tid, t in self._tracks.items()}
 
+    def confirmed(self, track_ids: np.ndarray) -> list[bool]:
+        """Per id: whether that live track is confirmed (``min_hits`` matches); False for -1 or an id that
+        is not live. What ``tracks[i].confirmed`` says, without a snapshot of every track."""
+        live, need = self._tracks, self.config.min_hits
+        return [t is not None and t.hits >= need for t in (live.get(int(i)) for i in track_ids)]
+
     def _snapshot(self, t: _Track) -> TrackState:
         vel = (0.0, 0.0) if t.velocity is None else tuple(float(v) for v in t.velocity)
         return TrackState(

@@ -1,0 +1,155 @@
+"""One Pipeline called from several threads (issue 12, item 3): untracked results equal the single-threaded
+ones, tracked frames go through the tracker whole (the same results as a one-thread replay of the frames
+in the order they reached it), no thread shares another's buffers, and per-run state stays bounded.
+
+The shipped default model through ONNX Runtime: runs without torch (the Python 3.8 stage of CI)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from lsa_edge import Pipeline, TrackerConfig
+from lsa_edge.demo import scene
+from lsa_edge.errors import ConfigError
+
+THREADS = 4
+
+
+def _hammer(pipe: Pipeline, work: dict[int, list[np.ndarray]]) -> tuple[dict[int, list], list[BaseException]]:
+    """Each thread k predicts work[k] in order, all starting together; (results per thread, errors)."""
+    results: dict[int, list] = {k: [] for k in work}
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(work))
+
+    def run(k: int) -> None:
+        try:
+            start.wait()
+            for img in work[k]:
+                results[k].append(pipe.predict(img))
+        except BaseException as err:  # every thread's failure is reported
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
+def _same_faces(a, b) -> None:
+    assert len(a.faces) == len(b.faces)
+    for fa, fb in zip(a.faces, b.faces):
+        assert fa.track_id == fb.track_id and fa.labels == fb.labels and fa.confirmed == fb.confirmed
+        np.testing.assert_allclose(fa.box, fb.box, rtol=0, atol=1e-9)
+        assert fa.attributes.keys() == fb.attributes.keys()
+        np.testing.assert_allclose(
+            list(fa.attributes.values()), list(fb.attributes.values()), rtol=0, atol=1e-6
+        )
+
+
+def test_untracked_predict_from_threads_equals_one_thread():
+    # Every thread on its own scenes (1–4 faces, two frame sizes: buffers of several sizes in flight).
+    work = {
+        k: [scene(1 + k, i, size=(480, 640) if (i + k) % 2 else (360, 500)) for i in range(6)]
+        for k in range(THREADS)
+    }
+    with Pipeline(tracking=False) as pipe:
+        expected = {k: [pipe.predict(img) for img in imgs] for k, imgs in work.items()}
+        got, errors = _hammer(pipe, work)
+    assert not errors, errors
+    for k in work:
+        assert len(got[k]) == len(work[k])
+        for a, b in zip(got[k], expected[k]):
+            _same_faces(a, b)
+    assert sum(len(r.faces) for rs in got.values() for r in rs) >= 6 * (1 + 2 + 3 + 4) - 2
+
+
+def test_tracked_predict_from_threads_is_a_replay_of_the_tracker_order():
+    """Before the lock: "update: track id 6 is not live" (one thread's assign() ended a tentative track
+    another thread's frame was between assign() and update() on)."""
+    cfg = TrackerConfig(min_hits=2, reinfer_every=2)
+    work = {k: [scene(1 + k, i) for i in range(8)] for k in range(THREADS)}
+    with Pipeline(tracking=cfg) as pipe:
+        order: list[int] = []  # the thread of each frame, in the order frames reached the tracker
+        real = pipe.tracker.assign
+        names = {}
+
+        def assign(*a, **kw):
+            order.append(names[threading.get_ident()])
+            return real(*a, **kw)
+
+        pipe.tracker.assign = assign
+        real_predict = pipe.predict
+
+        def predict(img, *a, **kw):  # which thread is which: the work key
+            names.setdefault(threading.get_ident(), next(k for k in work if any(img is x for x in work[k])))
+            return real_predict(img, *a, **kw)
+
+        pipe.predict = predict
+        got, errors = _hammer(pipe, work)
+        assert not errors, errors
+        assert pipe.tracker.frame == len(order) == THREADS * 8
+    assert sorted(order) == sorted(k for k in work for _ in range(8))
+    assert len(set(order[:8])) > 1, "the threads did not interleave; the test proves nothing"
+
+    # The same frames, one thread, in the tracker's order: the same ids, attributes and labels.
+    with Pipeline(tracking=cfg) as ref:
+        nth = {k: 0 for k in work}
+        for k in order:
+            expected = ref.predict(work[k][nth[k]])
+            _same_faces(got[k][nth[k]], expected)
+            nth[k] += 1
+    ids = [f.track_id for rs in got.values() for r in rs for f in r.faces]
+    assert ids and all(i >= 1 for i in ids)
+    for rs in got.values():
+        for r in rs:
+            frame_ids = [f.track_id for f in r.faces]
+            assert len(set(frame_ids)) == len(frame_ids)  # a track at most once per frame
+
+
+def test_each_thread_has_its_own_buffers():
+    with Pipeline(tracking=False) as pipe:
+        seen: dict[str, list[np.ndarray]] = {"batch": [], "crops": [], "detector": []}
+        lock = threading.Lock()
+        img = scene(2, 0)
+
+        def grab() -> None:
+            pipe.predict(img)
+            crops, batch = pipe._batch_buffers(2)
+            with lock:
+                seen["crops"].append(crops)
+                seen["batch"].append(batch)
+                seen["detector"].append(pipe.detector._buffers.input[1])
+
+        threads = [threading.Thread(target=grab) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for kind, arrays in seen.items():
+            assert len(arrays) == 3
+            for i in range(3):
+                for j in range(i + 1, 3):
+                    assert not np.shares_memory(arrays[i], arrays[j]), kind
+
+
+def test_index_counter_is_shared_and_unique_across_threads():
+    work = {k: [scene(1, i) for i in range(5)] for k in range(THREADS)}
+    with Pipeline(tracking=False) as pipe:
+        got, errors = _hammer(pipe, work)
+    assert not errors
+    assert sorted(r.index for rs in got.values() for r in rs) == list(range(THREADS * 5))
+
+
+def test_predict_after_close_is_a_config_error():
+    pipe = Pipeline(tracking=True)
+    pipe.close()
+    with pytest.raises(ConfigError, match="closed"):
+        pipe.predict(scene(1, 0))
+    pipe.reset()  # harmless after close

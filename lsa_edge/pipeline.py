@@ -38,6 +38,8 @@ from .track import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
+_MAX_PIXELS = 8192 * 8192  # larger frames are refused before any conversion (a mistake, not a camera)
+
 
 def _align_into(img: np.ndarray, keypoints: list[np.ndarray], pre: Any, crops: np.ndarray) -> None:
     """Warp each face straight into its batch slot (frame's channel order; normalize() puts them into
@@ -328,26 +330,46 @@ class Pipeline:
 
     @staticmethod
     def _frame(frame: Any) -> np.ndarray:
+        """Any frame a user may hand over → H×W×3 uint8 (channel order kept), or DataError saying what
+        was received. Shape and size are checked before any conversion touches the pixels, so a huge or
+        odd array costs nothing to refuse."""
         if frame is None:
             raise DataError("the frame is None (a camera read that failed?); skip it or check the source")
-        if isinstance(frame, np.ndarray) and frame.dtype.kind == "f" and frame.size:
-            if not np.isfinite(frame).all():
-                raise DataError("the frame holds NaN or infinite values")
-            if float(frame.max()) > 1.0:
+        if isinstance(frame, np.ndarray) and type(frame) is not np.ndarray:
+            frame = np.asarray(frame)  # np.matrix, masked arrays: their plain pixels
+        if isinstance(frame, np.ndarray):
+            shape = frame.shape
+            if frame.ndim not in (2, 3) or (frame.ndim == 3 and shape[2] not in (1, 3, 4)):
                 raise DataError(
-                    f"a float frame must hold values in [0, 1], got up to {float(frame.max()):.1f}; divide by 255 "
-                    "or pass uint8"
+                    f"the frame has shape {shape}; expected H×W×3 (or H×W gray, H×W×1, H×W×4 with alpha)"
+                    + ("; pass one frame of the batch at a time" if frame.ndim == 4 else "")
                 )
+            h, w = shape[:2]
+            if h * w == 0 or (frame.ndim == 3 and shape[2] == 0):
+                raise DataError(f"the frame is empty (shape {shape})")
+            if h < 16 or w < 16:
+                raise DataError(f"the frame is {w}×{h} pixels; faces need a frame of at least 16×16")
+            if h * w > _MAX_PIXELS:
+                raise DataError(
+                    f"the frame is {w}×{h} pixels; resize frames above 8192×8192 before the pipeline"
+                )
+            if not frame.dtype.isnative:  # big-endian data (FITS, some PNG readers): the same values
+                frame = frame.astype(frame.dtype.newbyteorder("="))
+            if frame.dtype.kind == "f":
+                if not np.isfinite(frame).all():
+                    raise DataError("the frame holds NaN or infinite values")
+                lo, hi = float(frame.min()), float(frame.max())
+                if lo < 0.0 or hi > 1.0:
+                    raise DataError(
+                        f"a float frame must hold values in [0, 1], got {lo:.4g} to {hi:.4g}; divide by 255 "
+                        "or pass uint8"
+                    )
+                if frame.dtype not in (np.float32, np.float64):  # float16, long double: in [0, 1] now
+                    frame = frame.astype(np.float32)
         try:
-            img = to_rgb_uint8(frame, "frame")  # any common kind → H×W×3 uint8, channel order kept
+            return to_rgb_uint8(frame, "frame")  # any common kind → H×W×3 uint8, channel order kept
         except ValueError as err:
             raise DataError(str(err)) from None
-        h, w = img.shape[:2]
-        if h < 16 or w < 16:
-            raise DataError(f"the frame is {w}×{h} pixels; faces need a frame of at least 16×16")
-        if h * w > 8192 * 8192:
-            raise DataError(f"the frame is {w}×{h} pixels; resize frames above 8192×8192 before the pipeline")
-        return img
 
     # ------------------------------------------------------------------------------------------ lifetime
     def close(self) -> None:

@@ -1,0 +1,134 @@
+"""The overlay's label placement (issue 12, item 9): no label block covers another block or the status bar,
+every block lies inside the frame, for demo-like layouts of 1–16 faces and adversarial ones (faces at the
+edges, overlapping or covering the frame, tiny frames); and the overlay keeps no state that grows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lsa_edge.overlay import _color, _style, draw, layout_labels
+from lsa_edge.results import Face, FrameResult
+
+NAMES = ("Smiling", "Mouth_Slightly_Open", "No_Beard", "Young", "Male", "Eyeglasses")
+KPS = ((0.0, 0.0),) * 6
+
+
+def _face(box, track_id=1, labels=NAMES) -> Face:
+    attrs = {a: 0.9 - 0.1 * i for i, a in enumerate(labels)}
+    x0, y0, x1, y1 = box
+    kps = tuple(((x0 + x1) / 2, (y0 + y1) / 2) for _ in range(6))
+    return Face(tuple(float(v) for v in box), 0.9, kps, track_id, attrs, tuple(labels))
+
+
+def _result(boxes, size=(480, 640)) -> FrameResult:
+    return FrameResult(0, 0.0, size, tuple(_face(b, i + 1) for i, b in enumerate(boxes)), {})
+
+
+def _demo_boxes(n: int, frame: int, size=(480, 640)) -> list[tuple[float, ...]]:
+    """Face boxes where lsa_edge.demo.scene puts its heads (the same grid and drift), the face being the
+    middle of the head patch as the detector finds it."""
+    h, w = size
+    cols = int(np.ceil(np.sqrt(n * w / h)))
+    rows = int(np.ceil(n / cols))
+    cw, ch = w / cols, h / rows
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(n):
+        r, c = divmod(k, cols)
+        s = min(cw, ch) / 200 * rng.uniform(0.85, 1.0)
+        pw = ph = 200 * s
+        phase = rng.uniform(0, 2 * np.pi)
+        x0 = c * cw + (cw - pw) * (0.5 + 0.45 * np.sin(frame * 0.07 + phase))
+        y0 = r * ch + (ch - ph) * (0.5 + 0.45 * np.cos(frame * 0.05 + phase))
+        out.append((x0 + 0.23 * pw, y0 + 0.22 * ph, x0 + 0.75 * pw, y0 + 0.74 * ph))
+    return out
+
+
+def _check(result: FrameResult, shape, status: bool, max_labels: int = 4):
+    blocks = layout_labels(result, shape, max_labels, status)
+    h, w = shape[:2]
+    top = _style(shape).status_h if status else 0
+    assert len({b.face for b in blocks}) == len(blocks)
+    for b in blocks:
+        assert 0 <= b.face < len(result.faces)
+        assert b.x >= 0 and b.x + b.w <= w and top <= b.y and b.y + b.h <= h, (b, shape)
+        assert 1 <= len(b.lines) <= 1 + max_labels and all(b.lines)
+    for i, a in enumerate(blocks):
+        for b in blocks[i + 1 :]:
+            ax0, ay0, ax1, ay1 = a.rect
+            bx0, by0, bx1, by1 = b.rect
+            assert ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0, (a, b)
+    return blocks
+
+
+def test_the_demo_4_lower_left_face_gets_its_labels_clear_of_the_others():
+    """Before: the lower-left face's labels, with no room below its box, were written above it, over the
+    upper-left face's labels (boxes from `lsa-edge run --source demo:4`, frame 11)."""
+    boxes = [(54, 47, 158, 151), (474, 70, 584, 179), (279, 84, 371, 176), (46, 304, 151, 408)]
+    res = _result(boxes)
+    blocks = _check(res, (480, 640, 3), status=True)
+    assert sorted(b.face for b in blocks) == [0, 1, 2, 3]
+    assert all(len(b.lines) == 5 for b in blocks)  # room for everything: nothing trimmed
+    lower_left = next(b for b in blocks if b.face == 3)
+    assert lower_left.lines[0] == "#4"
+    for b in blocks:  # with this much room, no block covers any face's box
+        for box in boxes:
+            x0, y0, x1, y1 = b.rect
+            assert x1 <= box[0] or box[2] <= x0 or y1 <= box[1] or box[3] <= y0
+
+
+@pytest.mark.parametrize("faces", range(1, 17))
+def test_demo_layouts_never_overlap(faces):
+    for frame in range(0, 90, 15):
+        for status in (False, True):
+            blocks = _check(_result(_demo_boxes(faces, frame)), (480, 640, 3), status)
+            if faces <= 4:
+                assert len(blocks) == faces  # every face labelled while there is room
+
+
+def test_adversarial_layouts_never_overlap():
+    rng = np.random.default_rng(12)
+    shapes = [(480, 640, 3), (120, 160, 3), (32, 32, 3), (1080, 1920, 3), (40, 900, 3), (900, 40, 3)]
+    for trial in range(300):
+        h, w, _ = shape = shapes[trial % len(shapes)]
+        n = int(rng.integers(1, 24))
+        kind = trial % 4
+        if kind == 0:  # anywhere, partly outside the frame
+            c = rng.uniform([-0.2 * w, -0.2 * h], [1.2 * w, 1.2 * h], (n, 2))
+            s = rng.uniform(4, max(w, h) / 2, (n, 1))
+            boxes = np.concatenate([c - s / 2, c + s / 2], axis=1)
+        elif kind == 1:  # piled on one spot
+            boxes = np.tile([w * 0.4, h * 0.4, w * 0.6, h * 0.6], (n, 1)) + rng.normal(0, 3, (n, 4))
+        elif kind == 2:  # along the edges and in the corners
+            e = rng.choice([0.0, 1.0], (n, 2)) * [w, h]
+            boxes = np.concatenate([e - 30, e + 30], axis=1)
+        else:  # bigger than the frame
+            boxes = np.tile([-10.0, -10.0, w + 10.0, h + 10.0], (n, 1))
+        res = _result([tuple(b) for b in boxes], size=(h, w))
+        _check(res, shape, status=bool(trial % 2), max_labels=int(rng.integers(0, 6)))
+
+
+def test_long_labels_on_a_narrow_frame_are_cut_to_fit():
+    res = _result([(2, 2, 30, 30)], size=(200, 60))
+    (block,) = _check(res, (200, 60, 3), status=False)
+    assert block.lines[0] == "#1" and any(t.endswith("..") for t in block.lines[1:])
+
+
+def test_draw_paints_each_block_where_the_layout_says():
+    boxes = [(54, 47, 158, 151), (46, 304, 151, 408)]
+    res = _result(boxes)
+    img = draw(np.full((480, 640, 3), 255, np.uint8), res, status="status")
+    for b in layout_labels(res, img.shape, 4, True):
+        x0, y0, x1, y1 = b.rect
+        patch = img[y0:y1, x0:x1]
+        assert (patch == 0).all(axis=2).mean() > 0.5  # the black background of the block
+        color = np.asarray(_color(res.faces[b.face].track_id))
+        assert (np.abs(patch.astype(int) - color).sum(axis=2) < 60).any()  # its text in the face's colour
+
+
+def test_no_state_grows_with_the_number_of_tracks():
+    img = np.zeros((120, 160, 3), np.uint8)
+    for tid in range(1, 3000):
+        draw(img, FrameResult(tid, 0.0, (120, 160), (_face((10, 10, 50, 50), tid),), {}), inplace=True)
+    assert _color.cache_info().currsize <= 256

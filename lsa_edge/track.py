@@ -66,6 +66,7 @@ class TrackerConfig:
     hysteresis_off: float = 0.05  # probability margin: a label turns off when s < threshold − this
     reinfer_every: int = 1  # run the attribute model on a track at least every N frames (1 = every frame)
     reinfer_growth: float = 0.25  # also re-infer when the box area grew by more than this fraction (25%)
+    max_tracks: int = 1024  # live tracks kept at most: beyond it the longest-unseen go (memory stays flat)
 
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, accepted: str, hint: str = "") -> None:
@@ -99,6 +100,7 @@ class TrackerConfig:
                 name, _is_number(v) and 0.0 <= v < 0.5, "a probability margin in [0, 0.5)", " 0 turns it off."
             )
         check("reinfer_every", _is_int(self.reinfer_every) and self.reinfer_every >= 1, "an int ≥ 1 (frames)")
+        check("max_tracks", _is_int(self.max_tracks) and self.max_tracks >= 1, "an int ≥ 1 (tracks)")
         growth = self.reinfer_growth
         check(
             "reinfer_growth",
@@ -246,7 +248,8 @@ class Tracker:
         Returns N int64 track ids: an existing track's id, a new id for an unmatched detection scoring at
         least ``high_score``, or -1 for one that matched no track and may not start one (score below
         ``high_score``). Tracks not matched age by one frame; tentative tracks (fewer than ``min_hits``
-        matches) that miss a frame and tracks unseen for more than ``max_age`` frames are removed.
+        matches) that miss a frame and tracks unseen for more than ``max_age`` frames are removed, and
+        beyond ``max_tracks`` live tracks the longest-unseen ones (never one matched in this frame).
         """
         cfg = self.config
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -285,6 +288,10 @@ class Tracker:
             t = track_list[i]
             tentative = t.hits < cfg.min_hits
             if tentative or frame - t.last_frame > cfg.max_age:
+                del self._tracks[t.track_id]
+        if len(self._tracks) > cfg.max_tracks:  # a huge max_age and a stream of new faces: the oldest go
+            unseen = sorted((t for t in self._tracks.values() if t.last_frame != frame), key=_last_seen)
+            for t in unseen[: len(self._tracks) - cfg.max_tracks]:
                 del self._tracks[t.track_id]
         return ids
 
@@ -421,7 +428,9 @@ class LabelChangeNotifier:
     A track is reported when it first appears with attributes (``new=True``, ``added`` = its labels) and
     whenever its labels change. Faces without a track (-1), unconfirmed or without attributes yet are skipped. A track
     not seen for more than ``forget_after`` frames is forgotten, so the same id seen again is new again
-    (the tracker never reuses ids, so that happens only after ``Tracker.reset``).
+    (the tracker never reuses ids, so that happens only after ``Tracker.reset``). Frames are counted by
+    ``FrameResult.index`` where it advances (a jump counts as the frames skipped) and as one per update
+    where it does not (images numbered 0, a source that restarts): what is remembered stays bounded.
 
     callback: called with each :class:`LabelChange`, in face order; exceptions propagate.
     """
@@ -434,7 +443,9 @@ class LabelChangeNotifier:
         self.callback = callback
         self.forget_after = forget_after
         self._labels: dict[int, tuple[str, ...]] = {}
-        self._last_seen: dict[int, int] = {}
+        self._last_seen: dict[int, int] = {}  # track id → clock of its last update
+        self._clock = 0  # frames seen, advancing at least one per update
+        self._last_index: int | None = None
 
     def reset(self) -> None:
         self._labels.clear()
@@ -443,11 +454,14 @@ class LabelChangeNotifier:
     def update(self, result: FrameResult) -> list[LabelChange]:
         """The changes in ``result`` (also passed to the callback)."""
         changes: list[LabelChange] = []
+        idx = int(result.index)
+        last, self._last_index = self._last_index, idx
+        self._clock += idx - last if last is not None and idx > last else 1
         for face in result.faces:
             tid = int(face.track_id)
             if tid < 0 or not face.attributes or not getattr(face, "confirmed", True):
                 continue
-            self._last_seen[tid] = result.index
+            self._last_seen[tid] = self._clock
             before = self._labels.get(tid)
             now = tuple(face.labels)
             self._labels[tid] = now
@@ -462,7 +476,7 @@ class LabelChangeNotifier:
                 frame=result.index,
             )
             changes.append(change)
-        for tid in [t for t, seen in self._last_seen.items() if result.index - seen > self.forget_after]:
+        for tid in [t for t, seen in self._last_seen.items() if self._clock - seen > self.forget_after]:
             del self._last_seen[tid]
             self._labels.pop(tid, None)
         if self.callback is not None:
@@ -501,6 +515,10 @@ def _greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
             used_r.add(i)
             used_c.add(j)
     return pairs
+
+
+def _last_seen(t: _Track) -> int:
+    return t.last_frame
 
 
 def _centers(boxes: np.ndarray) -> np.ndarray:

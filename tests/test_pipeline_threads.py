@@ -153,3 +153,33 @@ def test_predict_after_close_is_a_config_error():
     with pytest.raises(ConfigError, match="closed"):
         pipe.predict(scene(1, 0))
     pipe.reset()  # harmless after close
+
+
+def test_per_thread_state_goes_with_its_thread_and_stays_bounded():
+    """Short-lived threads (a web server's, a ROS executor's) leave no buffers behind; one thread's batch
+    buffer grows only to the most faces seen in a frame, however long it runs; tracks stay bounded."""
+    import gc
+    import weakref
+
+    with Pipeline(tracking=TrackerConfig(min_hits=1, max_age=3)) as pipe:
+        refs = []
+
+        def once(n: int) -> None:
+            pipe.predict(scene(n, n))
+            refs.append(weakref.ref(pipe._buffers.batch[0]))
+            refs.append(weakref.ref(pipe.detector._buffers.input[1]))
+
+        for n in (1, 2, 3, 4, 2, 1):
+            t = threading.Thread(target=once, args=(n,))
+            t.start()
+            t.join()
+        gc.collect()
+        assert len(refs) == 12 and all(r() is None for r in refs)
+
+        sizes, tracks = [], []
+        for i in range(40):  # faces come and go: 1, 4, 2, 3, 1, … faces
+            pipe.predict(scene((1, 4, 2, 3)[i % 4], i))
+            sizes.append(len(pipe._buffers.batch[0]))
+            tracks.append(len(pipe.tracker.tracks))
+        assert max(sizes) <= 8 and sizes[-1] == sizes[10]  # doubled once to hold 4 faces, then stays
+        assert max(tracks) <= 4 * (3 + 1)

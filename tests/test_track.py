@@ -311,3 +311,59 @@ def test_label_change_notifier():
     assert len(events) == 4
     with pytest.raises(ConfigError, match="forget_after"):
         LabelChangeNotifier(forget_after=-1)
+
+
+# ----------------------------------------------------------- bounded state (issue 12, item 8)
+
+
+def _churn(tr: Tracker, frames: int, rng: np.random.Generator, check) -> None:
+    """Faces that come and go: up to 8 per frame, each staying 1–40 frames at a random place, some
+    detections missed; every frame goes through assign → needs_inference → update."""
+    alive: list[list[float]] = []  # [x, y, frames left]
+    for _ in range(frames):
+        alive = [[x, y, n - 1] for x, y, n in alive if n > 1]
+        while len(alive) < 8 and rng.random() < 0.5:
+            alive.append([rng.uniform(0, 1800), rng.uniform(0, 1000), rng.integers(1, 40)])
+        seen = [a for a in alive if rng.random() > 0.1]
+        boxes = np.asarray([box(x, y) for x, y, _ in seen]).reshape(-1, 4)
+        ids = tr.assign(boxes, np.full(len(boxes), 0.9))
+        need = tr.needs_inference(ids, boxes)
+        tr.update(ids, rng.random((int(need.sum()), len(ATTRS))), need)
+        check(tr)
+
+
+def test_tracker_state_stays_bounded_as_faces_come_and_go():
+    rng = np.random.default_rng(8)
+    tr = tracker(min_hits=3, max_age=30)
+    sizes = []
+    _churn(tr, 3000, rng, lambda t: sizes.append(len(t._tracks)))
+    assert max(sizes) <= 8 * (30 + 1)  # what max_age allows: at most 8 new faces a frame live that long
+    assert max(sizes[-1000:]) <= max(sizes[:1000]) * 1.5  # no drift
+    assert tr._next_id > 500  # many faces did come and go
+
+
+def test_max_tracks_bounds_a_tracker_that_never_forgets():
+    rng = np.random.default_rng(9)
+    tr = tracker(max_age=10**9, max_tracks=50)
+    sizes = []
+    _churn(tr, 1500, rng, lambda t: sizes.append(len(t._tracks)))
+    assert max(sizes) <= 50 and tr._next_id > 200
+    # The ones kept are the most recently seen: a face seen this frame is never dropped.
+    ids = tr.assign(np.asarray([box(5000, 5000)]), np.asarray([0.9]))
+    assert int(ids[0]) in tr.tracks and len(tr.tracks) <= 50
+    with pytest.raises(ConfigError, match="max_tracks"):
+        TrackerConfig(max_tracks=0)
+
+
+def test_label_change_notifier_forgets_when_the_index_does_not_advance():
+    """Before: tracks were forgotten by FrameResult.index only; with images (index 0 every time) or a
+    source that restarts its numbering, nothing was ever forgotten."""
+    notifier = LabelChangeNotifier(forget_after=10)
+    for tid in range(1, 3001):
+        notifier.update(_frame(0 if tid % 2 else tid % 7, _face(tid, ("Smiling",))))
+        assert len(notifier._labels) <= 11 and len(notifier._last_seen) <= 11
+    # A jump in the index still counts as the frames skipped.
+    notifier = LabelChangeNotifier(forget_after=2)
+    notifier.update(_frame(10, _face(1, ("Smiling",))))
+    notifier.update(_frame(20, _face(2, ("Smiling",))))
+    assert 1 not in notifier._labels and 2 in notifier._labels

@@ -356,9 +356,9 @@ class Pipeline:
             if not frame.dtype.isnative:  # big-endian data (FITS, some PNG readers): the same values
                 frame = frame.astype(frame.dtype.newbyteorder("="))
             if frame.dtype.kind == "f":
-                if not np.isfinite(frame).all():
+                lo, hi = float(frame.min()), float(frame.max())  # NaN and ±inf show in these two
+                if not (np.isfinite(lo) and np.isfinite(hi)):
                     raise DataError("the frame holds NaN or infinite values")
-                lo, hi = float(frame.min()), float(frame.max())
                 if lo < 0.0 or hi > 1.0:
                     raise DataError(
                         f"a float frame must hold values in [0, 1], got {lo:.4g} to {hi:.4g}; divide by 255 "

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("hypothesis")
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -139,7 +139,6 @@ def frames_with_faces(draw):
     return _layout(draw, x)
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(frame=frames_with_faces(), color_order=st.sampled_from(["BGR", "RGB"]))
 def test_faces_at_the_frame_edges_in_any_layout(pipes, frame, color_order):
     for pipe in pipes.values():

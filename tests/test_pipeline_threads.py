@@ -183,3 +183,27 @@ def test_per_thread_state_goes_with_its_thread_and_stays_bounded():
             tracks.append(len(pipe.tracker.tracks))
         assert max(sizes) <= 8 and sizes[-1] == sizes[10]  # doubled once to hold 4 faces, then stays
         assert max(tracks) <= 4 * (3 + 1)
+
+
+def test_threads_each_streaming_their_own_source():
+    """Two cameras, one untracked Pipeline: each thread's stream gets its own frames' faces, in order."""
+    work = {1: [scene(1, i) for i in range(5)], 3: [scene(3, i) for i in range(5)]}
+    got: dict[int, list] = {}
+    errors: list[BaseException] = []
+    with Pipeline(tracking=False) as pipe:
+
+        def run(k: int) -> None:
+            try:
+                got[k] = list(pipe.stream(iter(work[k])))
+            except BaseException as err:  # every thread's failure is reported
+                errors.append(err)
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in work]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    for k, results in got.items():
+        assert [r.index for r in results] == list(range(5))
+        assert all(len(r.faces) == k for r in results)

@@ -96,7 +96,8 @@ def test_tracked_predict_from_threads_is_a_replay_of_the_tracker_order():
         assert not errors, errors
         assert pipe.tracker.frame == len(order) == THREADS * 8
     assert sorted(order) == sorted(k for k in work for _ in range(8))
-    assert len(set(order[:8])) > 1, "the threads did not interleave; the test proves nothing"
+    switches = sum(a != b for a, b in zip(order, order[1:]))
+    assert switches >= THREADS, "the threads did not interleave; the test proves nothing"
 
     # The same frames, one thread, in the tracker's order: the same ids, attributes and labels.
     with Pipeline(tracking=cfg) as ref:

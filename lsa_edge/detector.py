@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import threading
+from concurrent.futures import wait
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -329,7 +330,11 @@ def _resize(
     out = np.empty((nh, nw, 3), np.uint8) if out is None else out
     top = r * h // nh
     lower = worker().submit(cv2.resize, img[top:], (nw, nh - r), dst=out[r:], interpolation=interp)
-    write_into(cv2.resize(img[:top], (nw, r), dst=out[:r], interpolation=interp), out[:r])
+    try:
+        upper = cv2.resize(img[:top], (nw, r), dst=out[:r], interpolation=interp)
+    finally:  # never leave the worker writing into a buffer this thread reuses for its next frame
+        wait([lower])
+    write_into(upper, out[:r])
     write_into(lower.result(), out[r:])
     return out
 

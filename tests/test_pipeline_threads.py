@@ -208,3 +208,36 @@ def test_threads_each_streaming_their_own_source():
     for k, results in got.items():
         assert [r.index for r in results] == list(range(5))
         assert all(len(r.faces) == k for r in results)
+
+
+def test_a_failing_band_waits_for_the_other_before_the_buffer_is_reused(monkeypatch):
+    """The letterbox shrink runs its lower band on the worker thread, into this thread's reused buffer:
+    when the upper band raised, the error left the lower band still writing into it."""
+    import time
+
+    import lsa_edge.detector as D
+
+    real = D.cv2.resize
+    lower_done = []
+
+    class Cv2:
+        def __getattr__(self, name):
+            return getattr(D.cv2_real, name)
+
+        @staticmethod
+        def resize(src, size, **kw):
+            if threading.current_thread() is threading.main_thread():
+                raise MemoryError("the upper band failed")
+            time.sleep(0.3)
+            out = real(src, size, **kw)
+            lower_done.append(True)
+            return out
+
+    monkeypatch.setattr(D, "cv2_real", D.cv2, raising=False)
+    monkeypatch.setattr(D, "cv2", Cv2())
+    monkeypatch.setattr(D, "usable_cpus", lambda: 2)
+    img = np.zeros((480, 640, 3), np.uint8)
+    out = np.empty((144, 192, 3), np.uint8)
+    with pytest.raises(MemoryError):
+        D._resize(img, 192, 144, out=out, split=True)
+    assert lower_done == [True]  # finished before the error reached the caller

@@ -26,6 +26,7 @@ HEADLINE = ("Male", "Smiling", "Eyeglasses", "Wearing_Hat", "Young", "Mouth_Slig
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _GAP = 2  # pixels kept free between a block and its box, and between two blocks
+_FAR = 1 << 20  # coordinates are clipped to ±this: far outside any frame, well inside OpenCV's int
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def layout_labels(
     h_img, w_img = int(shape[0]), int(shape[1])
     top = st.status_h if status else 0
     boxes = np.asarray([f.box for f in result.faces], dtype=np.float64).reshape(-1, 4)
-    boxes = np.round(np.nan_to_num(boxes, nan=0.0, posinf=1e6, neginf=-1e6)).astype(np.int64)
+    boxes = np.round(np.clip(np.nan_to_num(boxes, nan=0.0), -_FAR, _FAR)).astype(np.int64)
     placed: list[LabelBlock] = []
     taken = np.zeros((0, 4), np.int64)
     for i, face in enumerate(result.faces):
@@ -195,6 +196,14 @@ def _clear(x: int, y: int, w: int, h: int, rects: list, gap: int) -> bool:
     )
 
 
+def _pixels(values) -> tuple[int, ...] | None:
+    """Frame coordinates rounded to ints OpenCV takes (clipped far outside any frame); None if not finite."""
+    try:
+        return tuple(round(min(max(float(v), -_FAR), _FAR)) for v in values)
+    except (OverflowError, ValueError, TypeError):  # inf, NaN, not a number
+        return None
+
+
 def draw(
     frame: np.ndarray, result: FrameResult, max_labels: int = 4, status: str = "", inplace: bool = False
 ) -> np.ndarray:
@@ -204,10 +213,13 @@ def draw(
     st = _style(img.shape)
     for face in result.faces:
         color = _color(face.track_id)
-        x0, y0, x1, y1 = (round(v) for v in face.box)
-        cv2.rectangle(img, (x0, y0), (x1, y1), color, st.thick, cv2.LINE_AA)
-        for x, y in face.keypoints[:4]:
-            cv2.circle(img, (round(x), round(y)), st.thick + 1, color, -1, cv2.LINE_AA)
+        box = _pixels(face.box)
+        if box is not None:  # a box OpenCV can draw (a hand-made result may hold NaN or 1e300)
+            cv2.rectangle(img, box[:2], box[2:], color, st.thick, cv2.LINE_AA)
+        for point in face.keypoints[:4]:
+            p = _pixels(point)
+            if p is not None:
+                cv2.circle(img, p, st.thick + 1, color, -1, cv2.LINE_AA)
     for block in layout_labels(result, img.shape, max_labels, bool(status)):
         color = _color(result.faces[block.face].track_id)
         bx0, by0, bx1, by1 = block.rect

@@ -79,8 +79,10 @@ class Pipeline:
     at once (each ``stream`` generator by one thread at a time, as every generator). Checking and
     converting the frame, face detection and building the result always run concurrently: every thread
     has its own detector input and batch buffers. Without tracking, alignment and the attribute model
-    run concurrently too (ONNX Runtime and PyTorch take concurrent calls; the TensorRT backend runs one
-    call at a time on its single execution context). With tracking, the stateful part of a frame —
+    run concurrently too. ONNX Runtime and PyTorch take concurrent calls; a TensorRT engine (the
+    attribute model's or the detector's) runs one call at a time on its single execution context, and
+    the process's one preprocessing worker thread takes the threads' band and warp tasks in turn. With
+    tracking, the stateful part of a frame —
     association, the re-infer decision, alignment and the attribute model for the faces it chose, and
     smoothing — runs under one lock, one frame at a time, so the tracker never sees half a frame.
     Frames from several threads then form ONE track history, in the order they reach the tracker:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ._lazy import available, require
 from .card import ModelCard
-from .errors import ConfigError, LsaEdgeError, MissingDependencyError, unknown_choice
+from .errors import ConfigError, LsaEdgeError, MissingDependencyError, PackageError, unknown_choice
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,15 @@ class ModelPackage:
         if not p.exists():
             raise ConfigError(f"model {p} does not exist (a build folder, .onnx, .engine or checkpoint .pt)")
         if p.is_dir() and (p / "manifest.json").exists():
-            return cls._from_manifest(p)
+            try:
+                return cls._from_manifest(p)
+            except PackageError as err:
+                if p.resolve() != DEFAULT_MODEL_DIR.resolve():
+                    raise
+                raise PackageError(  # the user did not build it: say how to get it back
+                    f"{err} — this is the model installed with lsa-edge; restore it with: "
+                    "pip install --force-reinstall --no-deps lsa-edge"
+                ) from None
         if p.suffix == ".onnx":
             return cls(card=read_onnx_card(p), source=p, cpu_onnx=p, gpu_onnx=p)
         if p.suffix in (".engine", ".plan"):

@@ -215,6 +215,22 @@ def test_the_disk_cache_is_bounded(tmp_path, monkeypatch):
     assert [Path(p).name for p in files] == ["f2", "f3", "f4"]  # the newest kept
 
 
+def test_a_damaged_default_model_says_how_to_restore_it(pkg, monkeypatch):
+    import lsa_edge.package as package
+    from lsa_edge.cli.doctor import _models
+
+    monkeypatch.setattr(package, "DEFAULT_MODEL_DIR", pkg)
+    assert ModelPackage.open(None).source == pkg
+    _, rows = _models()
+    assert [r[1] for r in rows if r[0] == "default model"] == ["ok"]
+    flip_byte(pkg / "model.onnx")
+    with pytest.raises(PackageError, match="pip install --force-reinstall --no-deps lsa-edge"):
+        ModelPackage.open(None)
+    _, rows = _models()
+    ((_, status, text),) = [r for r in rows if r[0] == "default model"]
+    assert status == "fail" and "sha256" in text and "force-reinstall" in text
+
+
 # -- item 2: a named file that is missing ------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1  # the newest format this loader reads; lsa_edge.engines.build writes it
 PRECISIONS = ("fp32", "fp16", "int8")
+MAX_MANIFEST_BYTES = 16 << 20  # a manifest is ~11 kB; anything this big is not one (and is not read whole)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FIX = "rebuild the package with lsa-edge build, or copy it again from where it was built"
 
@@ -57,13 +58,19 @@ class _Invalid:
             raise PackageError(f"{self.path} is not a valid lsa-edge manifest: {shown}{more}. {_cap(_FIX)}")
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
+def read_manifest(root: Path, name: str = MANIFEST) -> dict[str, Any]:
     """The manifest of the build folder ``root``, with every key the loader uses checked.
 
     Returns the document as read (unknown keys kept). Raises PackageError naming ``root/manifest.json``.
     """
-    path = root / MANIFEST
+    path = root / name
     try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise PackageError(
+                f"{path} is {size:,} bytes: not a manifest (they are a few kB; at most {MAX_MANIFEST_BYTES:,}). "
+                f"{_cap(_FIX)}"
+            )
         raw = path.read_bytes()
     except OSError as err:
         raise PackageError(f"cannot read {path}: {err.strerror or err}; check its permissions") from None
@@ -91,7 +98,7 @@ def read_manifest(root: Path) -> dict[str, Any]:
         bad.add('"format"', f"must be a positive integer, got {_short(fmt)} ({_type(fmt)})")
     elif fmt > MANIFEST_FORMAT:
         raise PackageError(
-            f"{path} is manifest format {fmt}; this lsa-edge reads up to {MANIFEST_FORMAT}. Upgrade lsa-edge "
+            f"{path} is manifest format {_short(fmt)}; this lsa-edge reads up to {MANIFEST_FORMAT}. Upgrade lsa-edge "
             "(pip install -U lsa-edge), or rebuild the package with this version's lsa-edge build"
         )
     prec = doc.get("precision", "fp32")
@@ -113,11 +120,11 @@ def read_manifest(root: Path) -> dict[str, Any]:
     if files is not None and not isinstance(files, dict):
         bad.add('"files"', f"must be an object of file name → {{bytes, sha256}}, got {_type(files)}")
     elif files:
-        for name, entry in files.items():
-            where = f'"files".{_short(name)}'
-            if name == "":
+        for fname, entry in files.items():
+            where = f'"files".{_short(fname)}'
+            if fname == "":
                 bad.add('"files"', "has an entry with an empty file name")
-            _name(bad, f'"files" key {_short(name)}', name)
+            _name(bad, f'"files" key {_short(fname)}', fname)
             if not isinstance(entry, dict):
                 bad.add(where, f"must be an object with bytes and sha256, got {_type(entry)}")
                 continue

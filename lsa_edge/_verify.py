@@ -19,6 +19,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any, Tuple
 
 from ._fileio import write_json_atomic
-from .engine_meta import sha256_file
 
 __all__ = [
     "MAX_ENTRIES",
@@ -52,6 +52,15 @@ Identity = Tuple[str, int, int, int]  # resolved path, size, mtime_ns, ctime_ns
 _lock = threading.Lock()
 _memory: dict[Identity, str] = {}  # identity → sha256, for this process
 _disk: dict[str, list] | None = None  # path → [size, mtime_ns, ctime_ns, sha256], read once
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256, read in 1 MiB blocks (what lsa-edge build records in the manifest)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def verify_enabled() -> bool:

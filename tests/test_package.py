@@ -332,6 +332,15 @@ def test_invalid_manifest_names_file_and_problem(tmp_path, path, value, why):
     assert str(root / MANIFEST) in str(e.value)
 
 
+def test_a_huge_manifest_is_not_read(tmp_path, monkeypatch):
+    import lsa_edge._manifest as manifest
+
+    monkeypatch.setattr(manifest, "MAX_MANIFEST_BYTES", 1000)
+    root = small_package(tmp_path / "p")
+    with pytest.raises(PackageError, match="bytes: not a manifest"):
+        ModelPackage.open(root)
+
+
 def test_several_problems_are_reported_at_once(tmp_path):
     root = small_package(tmp_path / "p", precision="fp64", cpu_onnx=7, files=3)
     with pytest.raises(PackageError) as e:
@@ -426,6 +435,16 @@ def test_cli_on_an_invalid_or_incomplete_package(tmp_path, capsys):
     ):
         assert main(argv) == 1, argv
         _one_error_line(capsys, "model.onnx", "missing")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"), [("[]", "holds a JSON list"), ('{"format": "x"}', '"format" must be')]
+)
+def test_build_from_bundle_on_an_invalid_manifest(tmp_path, capsys, text, why):
+    root = small_package(tmp_path / "p")
+    (root / MANIFEST).write_text(text)
+    assert main(["build", "--from-bundle", str(root)]) == 1
+    _one_error_line(capsys, str(root / MANIFEST), why)
 
 
 def test_check_lints_a_good_package(pkg, capsys, tmp_path):

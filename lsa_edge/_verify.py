@@ -46,6 +46,7 @@ VERIFY_ENV = "LSA_EDGE_VERIFY"
 MAX_ENTRIES = 512
 RACY_S = 2.0  # a file younger than this (by mtime or ctime) is not cached: its times may not tell changes
 _CACHE_VERSION = 1
+_MAX_CACHE_BYTES = 1 << 20  # MAX_ENTRIES entries take ~100 kB
 
 Identity = Tuple[str, int, int, int]  # resolved path, size, mtime_ns, ctime_ns
 
@@ -128,6 +129,8 @@ def _load_disk() -> dict[str, list]:
     if path is None:
         return _disk
     try:
+        if path.stat().st_size > _MAX_CACHE_BYTES:  # not ours, or damaged: never read a huge file
+            raise ValueError(f"{path.stat().st_size} bytes")
         doc: Any = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return _disk

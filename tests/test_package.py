@@ -3,6 +3,7 @@ names outside the folder; and the CLI turns each into one line and exit status 1
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -169,6 +170,18 @@ def test_a_corrupt_cache_is_ignored(tmp_path, content):
     cache.write_bytes(content.encode("latin-1"))
     root = small_package(tmp_path / "p")
     assert ModelPackage.open(root).cpu_onnx == root / "model.onnx"
+
+
+def test_a_huge_cache_file_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(_verify, "RACY_S", 0.0)
+    cache = tmp_path / "cache" / "lsa-edge" / "verified.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text('{"version": 1, "files": {}, "pad": "' + "x" * (2 << 20) + '"}')
+    monkeypatch.setattr(_verify.json, "loads", lambda *a, **k: pytest.fail("read a huge cache file"))
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    _verify.file_sha256(f)
+    assert cache.stat().st_size < 1000  # replaced by a small one
 
 
 def test_no_usable_cache_folder_still_loads(tmp_path, monkeypatch):
@@ -411,6 +424,8 @@ def test_cli_on_a_corrupt_package(pkg, capsys, tmp_path):
         ["check", str(pkg)],
         ["eval", str(pkg), "--data", str(tmp_path)],
     ]
+    if all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime")):
+        runs.append(["compare", str(pkg), str(pkg / "model.onnx"), "--data", str(tmp_path)])
     for argv in runs:
         assert main(argv) == 1, argv
         _one_error_line(capsys, "model.onnx", "sha256", SHIPPED["files"]["model.onnx"]["sha256"])

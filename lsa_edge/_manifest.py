@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -37,7 +38,11 @@ def _type(v: Any) -> str:
 
 
 def _short(v: Any, limit: int = 60) -> str:
-    text = repr(v)
+    """A value as the message shows it: repr, cut to ``limit`` characters."""
+    return _clip(repr(v), limit)
+
+
+def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -173,24 +178,33 @@ def unsafe(name: str) -> str:
 
 def member(root: Path, name: Any, what: str, must_exist: bool = True) -> Path | None:
     """``root / name`` for a name read by :func:`read_manifest` (None for none); PackageError when the
-    manifest names a file that is not there (``must_exist``) or is not a file."""
+    manifest names a file that is not there (``must_exist``), is not a file, or cannot be looked at."""
     if not name:
         return None
-    if unsafe(name):  # read_manifest refused it already; kept for callers with their own documents
-        raise PackageError(f"{root / MANIFEST}: {what} names {name!r}: {unsafe(name)}")
+    manifest = root / MANIFEST
+    shown = _clip(name, 120) if isinstance(name, str) else _short(name)
+    problem = unsafe(name) if isinstance(name, str) else f"not a file name ({_type(name)})"
+    if problem:  # read_manifest refused it already; kept for callers with their own documents
+        raise PackageError(
+            f"{manifest}: {what} names {shown}: {problem}; a manifest may name only files inside its folder"
+        )
     path = root / name
-    if path.is_file():
-        return path
-    if path.exists():
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: not encodable on this system
+        if not must_exist:
+            return None
         raise PackageError(
-            f"{root / MANIFEST} names {name} as {what}, but {path} is not a file. {_cap(_FIX)}"
-        )
-    if must_exist:
+            f"{manifest} names {shown} as {what}, but {_clip(str(path))} is missing: the package is "
+            "incomplete. Copy the whole folder again, or rebuild it with lsa-edge build"
+        ) from None
+    except OSError as err:  # a name too long, a symlink loop, no permission
         raise PackageError(
-            f"{root / MANIFEST} names {name} as {what}, but {path} is missing: the package is incomplete. "
-            f"Copy the whole folder again, or rebuild it with lsa-edge build"
-        )
-    return None
+            f"{manifest} names {shown} as {what}, which cannot be opened ({err.strerror or err}). {_cap(_FIX)}"
+        ) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PackageError(f"{manifest} names {shown} as {what}, but it is not a file. {_cap(_FIX)}")
+    return path
 
 
 def check_files(root: Path, manifest: dict[str, Any]) -> None:

@@ -270,6 +270,25 @@ def test_a_missing_named_file_outside_files_is_named(tmp_path, key, value, named
         ModelPackage.open(root)
 
 
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("a" * 5000, "cannot be opened"),  # ENAMETOOLONG, not a crash
+        ("x/" * 3000 + "y", "cannot be opened"),
+        ("loop", "cannot be opened"),  # a symlink to itself: ELOOP
+        ("\udcff.onnx", "missing"),  # not encodable
+        ("sub", "not a file"),
+    ],
+)
+def test_names_that_cannot_be_opened(tmp_path, name, why):
+    root = small_package(tmp_path / "p", cpu_onnx=name)
+    (root / "loop").symlink_to("loop")
+    (root / "sub").mkdir()
+    with pytest.raises(PackageError, match=why) as e:
+        ModelPackage.open(root)
+    assert len(str(e.value)) < 800  # a long name is shortened in the message
+
+
 # -- item 3: invalid manifests are user errors ---------------------------------------------------------
 
 

@@ -67,6 +67,9 @@ odd_paths = st.sampled_from(
         "model.onnx/",
         "engines/",
         " model.onnx",
+        "a" * 5000,
+        "x/" * 3000 + "y",
+        "\udcff.onnx",
     ]
 ) | st.text(alphabet="./\\:~x", max_size=10)
 

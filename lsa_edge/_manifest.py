@@ -77,8 +77,8 @@ def read_manifest(root: Path, name: str = MANIFEST) -> dict[str, Any]:
                 f"{_cap(_FIX)}"
             )
         raw = path.read_bytes()
-    except OSError as err:
-        raise PackageError(f"cannot read {path}: {err.strerror or err}; check its permissions") from None
+    except OSError as err:  # no permission, a folder named manifest.json, an I/O error
+        raise PackageError(f"cannot read {path}: {err.strerror or err}") from None
     try:
         doc = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:

@@ -320,6 +320,13 @@ def test_manifest_that_is_not_a_manifest(tmp_path, text, why):
     assert str(root / MANIFEST) in str(e.value)
 
 
+def test_manifest_that_is_a_folder(tmp_path):
+    root = tmp_path / "p"
+    (root / MANIFEST).mkdir(parents=True)
+    with pytest.raises(PackageError, match=f"cannot read {root / MANIFEST}"):
+        ModelPackage.open(root)
+
+
 def test_manifest_that_is_binary(tmp_path):
     root = small_package(tmp_path / "p")
     (root / MANIFEST).write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 from ._common import write_json
@@ -51,8 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from lsa_edge.engines.lint import lint_report, load_onnx
 
     gens = GENERATIONS if args.trt == "all" else (args.trt,)
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def package_graphs(folder: Any, gens: tuple[str, ...]) -> dict[str, Any]:
+def package_graphs(folder: Path, gens: tuple[str, ...]) -> dict[str, Path]:
     """Each generation's graph in a build folder, after the package checks of the runtime's loader."""
     from lsa_edge._manifest import MANIFEST, member, read_manifest
     from lsa_edge.errors import ConfigError
@@ -91,7 +90,7 @@ def package_graphs(folder: Any, gens: tuple[str, ...]) -> dict[str, Any]:
     ModelPackage.open(folder)  # the manifest, the card, every file's sha256: a damaged package stops here
     m = read_manifest(folder)
     by_gen = m.get("onnx_by_tensorrt") if isinstance(m.get("onnx_by_tensorrt"), dict) else {}
-    out = {}
+    out: dict[str, Path] = {}
     for g in gens:
         name = by_gen.get(g) if isinstance(by_gen.get(g), str) else None
         name = name or m.get("onnx") or m.get("cpu_onnx")

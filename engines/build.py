@@ -851,15 +851,10 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
     path = bundle / MANIFEST if bundle.is_dir() else bundle
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; create a bundle with: lsa-edge build MODEL --out {bundle}")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err})") from err
-    if int(manifest.get("format", 0)) > MANIFEST_FORMAT:
-        raise ConfigError(
-            f"{path} was written by a newer lsa-edge (format {manifest['format']}); upgrade lsa-edge"
-        )
-    return manifest
+    from lsa_edge._manifest import read_manifest as read_checked
+
+    # The runtime loader's checks (JSON object, format, types, names inside the folder): PackageError
+    return read_checked(path.parent, path.name)
 
 
 def build_from_manifest(

@@ -38,9 +38,13 @@ def open_artifact(path: str | Path, device: str = "cpu") -> Artifact:
             f"{path} does not exist (expected a checkpoint, an ONNX, a build folder or an engine)"
         )
     if path.is_dir() and (path / "manifest.json").exists():
+        from lsa_edge._manifest import check_files, member
+
         from .build import read_manifest
 
         manifest = read_manifest(path)
+        check_files(path, manifest)  # as the runtime does: every listed file present and of its sha256
+        member(path, manifest.get("cpu_onnx"), '"cpu_onnx"')  # a named file that is missing: say which
         if manifest.get("engine"):  # the engine is what the device runs: compare that, or fail saying so
             try:
                 return open_artifact(path / manifest["engine"], device)

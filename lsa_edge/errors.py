@@ -16,6 +16,7 @@ __all__ = [
     "GpuUnavailableError",
     "LsaEdgeError",
     "MissingDependencyError",
+    "PackageError",
     "unknown_choice",
 ]
 
@@ -38,6 +39,11 @@ class DataError(LsaEdgeError):
 
 class CheckpointError(LsaEdgeError):
     """A checkpoint cannot be read or is not an lsa-edge checkpoint."""
+
+
+class PackageError(LsaEdgeError):
+    """A model package (build folder) is damaged or incomplete, or its manifest.json is invalid: a file it
+    names is missing, differs from its recorded sha256, or lies outside the folder."""
 
 
 class EngineMismatchError(LsaEdgeError):

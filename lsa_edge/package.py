@@ -12,7 +12,6 @@ not taken — never a silent fallback. An explicit backend that cannot run is an
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from ._lazy import available, require
 from .card import ModelCard
-from .errors import ConfigError, LsaEdgeError, MissingDependencyError, unknown_choice
+from .errors import ConfigError, LsaEdgeError, MissingDependencyError, PackageError, unknown_choice
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,15 @@ class ModelPackage:
         if not p.exists():
             raise ConfigError(f"model {p} does not exist (a build folder, .onnx, .engine or checkpoint .pt)")
         if p.is_dir() and (p / "manifest.json").exists():
-            return cls._from_manifest(p)
+            try:
+                return cls._from_manifest(p)
+            except PackageError as err:
+                if p.resolve() != DEFAULT_MODEL_DIR.resolve():
+                    raise
+                raise PackageError(  # the user did not build it: say how to get it back
+                    f"{err} — this is the model installed with lsa-edge; restore it with: "
+                    "pip install --force-reinstall --no-deps lsa-edge"
+                ) from None
         if p.suffix == ".onnx":
             return cls(card=read_onnx_card(p), source=p, cpu_onnx=p, gpu_onnx=p)
         if p.suffix in (".engine", ".plan"):
@@ -82,23 +89,25 @@ class ModelPackage:
 
     @classmethod
     def _from_manifest(cls, root: Path) -> ModelPackage:
-        m = json.loads((root / "manifest.json").read_text())
+        """A build folder, checked: the manifest is validated, every file it lists is present and matches
+        its recorded sha256 (cached, see :mod:`._verify`), and every file it names lies inside ``root``."""
+        from ._manifest import card_from, check_files, member, read_manifest
+
+        m = read_manifest(root)
+        card = card_from(root, m)
+        check_files(root, m)
         prec = m.get("precision", "fp32")
-        gpu = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8_trt.onnx"}.get(prec)
+        gpu = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8_trt.onnx"}[prec]
         det = m.get("detector") or {}
-
-        def opt(name: str | None) -> Path | None:
-            return root / name if name and (root / name).exists() else None
-
         return cls(
-            card=ModelCard.from_dict(m["card"]),
+            card=card,
             source=root,
             precision=prec,
-            cpu_onnx=opt(m.get("cpu_onnx")),
-            gpu_onnx=opt(gpu),
-            engine=opt(m.get("engine")),
-            detector_onnx=opt(det.get("onnx")),
-            detector_engine=opt(det.get("engine")),
+            cpu_onnx=member(root, m.get("cpu_onnx"), '"cpu_onnx" (the model for ONNX Runtime on a CPU)'),
+            gpu_onnx=member(root, gpu, f"the {prec} model for a GPU", must_exist=False),
+            engine=member(root, m.get("engine"), '"engine" (the TensorRT engine)'),
+            detector_onnx=member(root, det.get("onnx"), '"detector"."onnx" (the face detector)'),
+            detector_engine=member(root, det.get("engine"), '"detector"."engine"'),
         )
 
 

@@ -1,9 +1,13 @@
-"""``lsa-edge check``: a static TensorRT-compatibility lint of an ONNX model, on any CPU."""
+"""``lsa-edge check``: a static TensorRT-compatibility lint of an ONNX model or a build folder, on any CPU.
+
+A build folder is opened as the runtime opens it first (manifest validated, every file checked against
+its recorded sha256), then each TensorRT generation's graph from the manifest is linted."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 from ._common import write_json
@@ -25,7 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(TensorRT 11) builds. Exit status 1 when there is an error (or, with --strict, a warning).",
         epilog="Example: lsa-edge check model.onnx --trt all --json check.json",
     )
-    p.add_argument("model", metavar="MODEL.onnx", help="the ONNX model to check")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="the ONNX model to check, or a build folder (its files are verified, then its graphs linted)",
+    )
     p.add_argument(
         "--trt",
         choices=[*GENERATIONS, "all"],
@@ -46,12 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lsa_edge.engines.lint import lint_report, load_onnx
 
-    proto = load_onnx(args.model)  # once, for every generation
     gens = GENERATIONS if args.trt == "all" else (args.trt,)
-    reports = [lint_report(proto, g) for g in gens]
-    if args.nodes:
-        print_nodes(proto)
-    print_reports(reports, args.model, show_info=not args.no_info)
+    target = Path(args.model)
+    graphs = package_graphs(target, gens) if target.is_dir() else dict.fromkeys(gens, target)
+    protos = {path: load_onnx(path) for path in dict.fromkeys(graphs.values())}  # each graph once
+    reports = [lint_report(protos[graphs[g]], g) for g in gens]
+    for path, proto in protos.items():
+        if args.nodes:
+            print_nodes(proto)
+        shown = [r for g, r in zip(gens, reports) if graphs[g] == path]
+        print_reports(shown, str(path), show_info=not args.no_info)
     failed = any(r.failed(args.strict) for r in reports)
     if args.json:
         out: dict[str, Any] = {
@@ -61,8 +73,32 @@ def run(args: argparse.Namespace) -> int:
             "summary": reports[0].summary.to_dict(),
             "results": {r.trt: {k: v for k, v in r.to_dict().items() if k != "summary"} for r in reports},
         }
+        if target.is_dir():
+            out["graphs"] = {g: str(p.relative_to(target)) for g, p in graphs.items()}
         log.info("wrote %s", write_json(args.json, out))
     return 1 if failed else 0
+
+
+def package_graphs(folder: Path, gens: tuple[str, ...]) -> dict[str, Path]:
+    """Each generation's graph in a build folder, after the package checks of the runtime's loader."""
+    from lsa_edge._manifest import MANIFEST, member, read_manifest
+    from lsa_edge.errors import ConfigError
+    from lsa_edge.package import ModelPackage
+
+    if not (folder / MANIFEST).is_file():
+        raise ConfigError(f"{folder} is a folder without {MANIFEST}; pass an .onnx file or a build folder")
+    ModelPackage.open(folder)  # the manifest, the card, every file's sha256: a damaged package stops here
+    m = read_manifest(folder)
+    by_gen = m.get("onnx_by_tensorrt") if isinstance(m.get("onnx_by_tensorrt"), dict) else {}
+    out: dict[str, Path] = {}
+    for g in gens:
+        name = by_gen.get(g) if isinstance(by_gen.get(g), str) else None
+        name = name or m.get("onnx") or m.get("cpu_onnx")
+        path = member(folder, name, f'the ONNX for TensorRT {g} ("onnx_by_tensorrt")')
+        if path is None:
+            raise ConfigError(f"{folder / MANIFEST} names no ONNX graph to check")
+        out[g] = path
+    return out
 
 
 def print_reports(reports: list[Any], model: str, show_info: bool = True) -> None:

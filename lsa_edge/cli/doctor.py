@@ -293,7 +293,7 @@ def _torch() -> tuple[dict[str, Any], list[Row]]:
 
 def _models() -> tuple[dict[str, Any], list[Row]]:
     from .. import models
-    from ..errors import LsaEdgeError
+    from ..errors import LsaEdgeError, PackageError
 
     data: dict[str, Any] = {"detectors": {}, "default_model": None}
     rows: list[Row] = []
@@ -310,8 +310,15 @@ def _models() -> tuple[dict[str, Any], list[Row]]:
 
     try:
         pkg = ModelPackage.open(None)
-    except LsaEdgeError as err:
-        rows.append(("default model", "info", _first_sentence(str(err))))
+    except LsaEdgeError as err:  # not installed: info; installed but damaged (PackageError): a failure
+        damaged = isinstance(err, PackageError)  # the whole message: which file, the hashes, how to restore
+        rows.append(
+            (
+                "default model",
+                "fail" if damaged else "info",
+                str(err) if damaged else _first_sentence(str(err)),
+            )
+        )
         return data, rows
     data["default_model"] = str(DEFAULT_MODEL_DIR)
     test = pkg.card.training.get("test", {})

@@ -1,0 +1,274 @@
+"""Reading a build folder's ``manifest.json`` as untrusted input, and checking the files it names.
+
+Everything the loader uses is validated here, so a damaged, hand-edited or foreign manifest is a
+:class:`PackageError` naming the file, the key and what to do — never a KeyError from deep inside. Keys
+the loader does not use are left alone (manifests of every earlier lsa-edge load). A name in a manifest
+must stay inside the package folder: absolute paths, drive letters and ``..`` are refused, so a manifest
+cannot make lsa-edge read (or hash) a file elsewhere. Symlinks the user placed in the folder are followed.
+
+Imports the standard library, :mod:`._verify` and :mod:`.card` only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import stat
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from . import _verify
+from .errors import ConfigError, PackageError
+
+__all__ = ["MANIFEST", "MANIFEST_FORMAT", "check_files", "member", "read_manifest"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1  # the newest format this loader reads; lsa_edge.engines.build writes it
+PRECISIONS = ("fp32", "fp16", "int8")
+MAX_MANIFEST_BYTES = 16 << 20  # a manifest is ~11 kB; anything this big is not one (and is not read whole)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_FIX = "rebuild the package with lsa-edge build, or copy it again from where it was built"
+
+
+def _type(v: Any) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    """A value as the message shows it: repr, cut to ``limit`` characters."""
+    return _clip(repr(v), limit)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Invalid:
+    """Collects what is wrong with one manifest, then raises once with all of it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def add(self, where: str, what: str) -> None:
+        self.problems.append(f"{where} {what}")
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            shown = "; ".join(self.problems[:5])
+            more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+            raise PackageError(f"{self.path} is not a valid lsa-edge manifest: {shown}{more}. {_cap(_FIX)}")
+
+
+def read_manifest(root: Path, name: str = MANIFEST) -> dict[str, Any]:
+    """The manifest of the build folder ``root``, with every key the loader uses checked.
+
+    Returns the document as read (unknown keys kept). Raises PackageError naming ``root/manifest.json``.
+    """
+    path = root / name
+    try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise PackageError(
+                f"{path} is {size:,} bytes: not a manifest (they are a few kB; at most {MAX_MANIFEST_BYTES:,}). "
+                f"{_cap(_FIX)}"
+            )
+        raw = path.read_bytes()
+    except OSError as err:  # no permission, a folder named manifest.json, an I/O error
+        raise PackageError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise PackageError(
+            f"{path} is not a manifest: not UTF-8 text ({err.reason} at byte {err.start}). {_cap(_FIX)}"
+        ) from None
+    except json.JSONDecodeError as err:
+        raise PackageError(
+            f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); it may be truncated "
+            f"or hand-edited. {_cap(_FIX)}"
+        ) from None
+    except (ValueError, RecursionError) as err:  # e.g. integers longer than Python allows, absurd nesting
+        raise PackageError(f"{path} is not a usable manifest ({err}). {_cap(_FIX)}") from None
+    if not isinstance(doc, dict):
+        raise PackageError(
+            f'{path} is not a manifest: it holds a JSON {_type(doc)}, not an object with "card" and '
+            f'"files". {_cap(_FIX)}'
+        )
+    bad = _Invalid(path)
+    fmt = doc.get("format", 1)  # every manifest so far has it; a missing one is read as the first format
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        bad.add('"format"', f"must be a positive integer, got {_short(fmt)} ({_type(fmt)})")
+    elif fmt > MANIFEST_FORMAT:
+        raise PackageError(
+            f"{path} is manifest format {_short(fmt)}; this lsa-edge reads up to {MANIFEST_FORMAT}. Upgrade lsa-edge "
+            "(pip install -U lsa-edge), or rebuild the package with this version's lsa-edge build"
+        )
+    prec = doc.get("precision", "fp32")
+    if prec not in PRECISIONS:
+        bad.add('"precision"', f"must be one of {', '.join(PRECISIONS)}, got {_short(prec)}")
+    if "card" not in doc:
+        bad.add('"card"', "is missing (the model card: attributes, thresholds, preprocessing)")
+    elif not isinstance(doc["card"], dict):
+        bad.add('"card"', f"must be an object, got {_type(doc['card'])}")
+    for key in ("onnx", "cpu_onnx", "engine"):
+        _name(bad, f'"{key}"', doc.get(key))
+    det = doc.get("detector")
+    if det is not None and not isinstance(det, dict):
+        bad.add('"detector"', f"must be an object or null, got {_type(det)}")
+    elif det is not None:
+        for key in ("onnx", "engine"):
+            _name(bad, f'"detector"."{key}"', det.get(key))
+    files = doc.get("files")
+    if files is not None and not isinstance(files, dict):
+        bad.add('"files"', f"must be an object of file name → {{bytes, sha256}}, got {_type(files)}")
+    elif files:
+        for fname, entry in files.items():
+            where = f'"files".{_short(fname)}'
+            if fname == "":
+                bad.add('"files"', "has an entry with an empty file name")
+            _name(bad, f'"files" key {_short(fname)}', fname)
+            if not isinstance(entry, dict):
+                bad.add(where, f"must be an object with bytes and sha256, got {_type(entry)}")
+                continue
+            size, digest = entry.get("bytes"), entry.get("sha256")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                bad.add(f"{where}.bytes", f"must be a size in bytes (an integer ≥ 0), got {_short(size)}")
+            if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+                bad.add(f"{where}.sha256", f"must be 64 lowercase hex digits, got {_short(digest)}")
+    bad.raise_if_any()
+    return doc
+
+
+def _cap(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def _name(bad: _Invalid, where: str, name: Any) -> None:
+    """A file name in a manifest: null/absent, or a relative path that stays inside the package."""
+    if name is None:
+        return
+    if not isinstance(name, str):
+        bad.add(where, f"must be a file name or null, got {_type(name)}")
+        return
+    problem = unsafe(name)
+    if problem:
+        bad.add(where, f"names {_short(name)}: {problem}; a manifest may name only files inside its folder")
+
+
+def unsafe(name: str) -> str:
+    """Why ``name`` (from a manifest) cannot name a file inside the package folder; "" when it can.
+
+    Both POSIX and Windows readings are checked, so a manifest is equally safe wherever it is opened."""
+    if name == "":
+        return ""  # "no file" in manifests of every version (treated as absent)
+    if "\x00" in name:
+        return "a NUL character"
+    for pure in (PurePosixPath(name), PureWindowsPath(name)):
+        if pure.anchor or pure.is_absolute():
+            return "an absolute path, outside the package"
+        if ".." in pure.parts:
+            return "'..' leads outside the package"
+    if not PurePosixPath(name).parts or not PureWindowsPath(name).parts:
+        return "the package folder itself, not a file"
+    return ""
+
+
+def member(root: Path, name: Any, what: str, must_exist: bool = True) -> Path | None:
+    """``root / name`` for a name read by :func:`read_manifest` (None for none); PackageError when the
+    manifest names a file that is not there (``must_exist``), is not a file, or cannot be looked at."""
+    if not name:
+        return None
+    manifest = root / MANIFEST
+    shown = _clip(name, 120) if isinstance(name, str) else _short(name)
+    problem = unsafe(name) if isinstance(name, str) else f"not a file name ({_type(name)})"
+    if problem:  # read_manifest refused it already; kept for callers with their own documents
+        raise PackageError(
+            f"{manifest}: {what} names {shown}: {problem}; a manifest may name only files inside its folder"
+        )
+    path = root / name
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: not encodable on this system
+        if not must_exist:
+            return None
+        raise PackageError(
+            f"{manifest} names {shown} as {what}, but {_clip(str(path))} is missing: the package is "
+            "incomplete. Copy the whole folder again, or rebuild it with lsa-edge build"
+        ) from None
+    except OSError as err:  # a name too long, a symlink loop, no permission
+        raise PackageError(
+            f"{manifest} names {shown} as {what}, which cannot be opened ({err.strerror or err}). {_cap(_FIX)}"
+        ) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PackageError(f"{manifest} names {shown} as {what}, but it is not a file. {_cap(_FIX)}")
+    return path
+
+
+def check_files(root: Path, manifest: dict[str, Any]) -> None:
+    """Every file in the manifest's ``files`` is present, of the recorded size and sha256.
+
+    Hashes are cached (see :mod:`._verify`): the second check of an unchanged package only stats files.
+    ``LSA_EDGE_VERIFY=0`` skips the hash comparison, with a warning."""
+    files = manifest.get("files")
+    where = root / MANIFEST
+    if not files:
+        log.warning(
+            "%s records no file checksums: its files cannot be verified (rebuild it to add them)", where
+        )
+        return
+    verify = _verify.verify_enabled()
+    if not verify:
+        log.warning(
+            "%s=0: the files of %s are not checked against their sha256 (a damaged model may give wrong results)",
+            _verify.VERIFY_ENV,
+            root,
+        )
+    for name, entry in files.items():
+        path = member(root, name, "a package file")
+        assert path is not None  # names are non-empty: read_manifest checked them
+        try:
+            st = path.stat()
+        except OSError as err:
+            raise PackageError(f"cannot read {path}: {err.strerror or err}") from None
+        if st.st_size != entry["bytes"]:
+            raise PackageError(
+                f"{path} is {st.st_size:,} bytes but {where} records {entry['bytes']:,}: the file is "
+                f"truncated or was replaced. {_cap(_FIX)}{_bypass()}"
+            )
+        if not verify:
+            continue
+        try:
+            actual, cached = _verify.file_sha256(path, st)
+            if actual != entry["sha256"] and cached:  # never fail on a cache's word alone
+                actual, _ = _verify.file_sha256(path, st, fresh=True)
+        except OSError as err:
+            raise PackageError(f"cannot read {path}: {err.strerror or err}; check its permissions") from None
+        if actual != entry["sha256"]:
+            raise PackageError(
+                f"{path} is damaged or was changed after the package was built: its sha256 is {actual}, "
+                f"{where} records {entry['sha256']}. {_cap(_FIX)}{_bypass()}"
+            )
+
+
+def _bypass() -> str:
+    return f" (to run it anyway, at your own risk: {_verify.VERIFY_ENV}=0)"
+
+
+def card_from(root: Path, doc: dict[str, Any]) -> Any:
+    """The manifest's model card; PackageError naming the manifest when it is incomplete or malformed."""
+    from .card import ModelCard
+
+    try:
+        return ModelCard.from_dict(doc["card"])
+    except ConfigError as err:
+        raise PackageError(f"{root / MANIFEST}: its model card is invalid: {err}. {_cap(_FIX)}") from None
+    except KeyError as err:
+        raise PackageError(f"{root / MANIFEST}: its model card lacks the key {err}. {_cap(_FIX)}") from None
+    except (TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as err:
+        raise PackageError(
+            f"{root / MANIFEST}: its model card is malformed ({type(err).__name__}: {_short(str(err), 160)}). "
+            f"{_cap(_FIX)}"
+        ) from None

@@ -30,6 +30,18 @@ except ImportError:
     pass
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_user_cache(tmp_path_factory):
+    """Tests never write the user's ~/.cache (the package verification cache, anything else cached)."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 def pytest_sessionfinish(session, exitstatus):
     """LSA_EDGE_TRT_USAGE=FILE: write the TensorRT names lsa-edge used through the strict fake, per API
     version (read by `python scripts/tensorrt_api.py conformance`)."""

@@ -214,3 +214,50 @@ def test_one_field_first_line_of_a_headerless_partition_csv(tmp_path):
     root = csv_folder(tmp_path, [row("a.jpg", 0, ",")], partition="a.jpg\n")
     with pytest.raises(DataError, match=r"partition.csv:1: expected at least 2"):
         load_dataset(root)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def _broken_csv_folder(root: Path) -> Path:
+    return csv_folder(root, [row("a.jpg", 0, ","), row("b.jpg", 1, ","), row("a.jpg", 1, ",")])
+
+
+def _one_clear_line(err: str) -> str:
+    """The one ERROR line (INFO lines about the chosen backend may come before it)."""
+    lines = [ln for ln in err.strip().splitlines() if "ERROR" in ln]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and "please report it" not in err, err
+    return lines[0]
+
+
+def test_eval_on_a_broken_data_folder_is_one_clear_line(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from lsa_edge.cli import main
+
+    data = _broken_csv_folder(tmp_path / "data")
+    assert main(["eval", "--data", str(data)]) == 1
+    line = _one_clear_line(capsys.readouterr().err)
+    assert "attributes.csv: 1 image id(s) appear more than once" in line and "'a.jpg' on lines 2, 4" in line
+
+
+def test_train_on_a_broken_data_folder_is_one_clear_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from lsa_edge.cli import main
+
+    root = celeba(tmp_path / "data", [row("000001.jpg"), row("000002.jpg", [7] * 40)])
+    rc = main(
+        ["train", "--data", str(root), "--out", str(tmp_path / "run"), "--epochs", "1", "--device", "cpu"]
+    )
+    assert rc == 1
+    line = _one_clear_line(capsys.readouterr().err)
+    assert "list_attr_celeba.txt:4: attribute values must be -1/1 or 0/1; 5_o_Clock_Shadow is 7" in line
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "celeba", "lfwa-mat"])
+def test_a_wrong_format_or_missing_folder_is_a_data_error(tmp_path, fmt):
+    # --format csv on a folder without attributes.csv raised FileNotFoundError ("... please report it")
+    root = celeba(tmp_path / "c", [row("000001.jpg")]) if fmt == "csv" else csv_folder(tmp_path / "c", [])
+    with pytest.raises(DataError, match="not found"):
+        load_dataset(root, format=fmt)
+    with pytest.raises(DataError):
+        load_dataset(tmp_path / "missing", format=fmt)

@@ -54,8 +54,9 @@ def require_unique(ids: Sequence[str], lines: Sequence[int], path: Path | str, u
         for name, where in list(dupes.items())[:SHOW]
     )
     extra = sum(len(w) - 1 for w in dupes.values())
+    extra_units = units if extra > 1 else unit
     raise DataError(
-        f"{path}: {len(dupes)} image id(s) appear more than once ({extra} extra {units}): {shown}"
+        f"{path}: {len(dupes)} image id(s) appear more than once ({extra} extra {extra_units}): {shown}"
         f"{_more(len(dupes))}. Each image must appear exactly once (otherwise the later {unit} would "
         f"silently win); remove or merge the duplicate {units}."
     )

@@ -214,7 +214,10 @@ def _read_csv(path: Path, columns: int = 2) -> tuple[list[str], list[list[str]],
         r[0] = r[0].strip()
         if not r[0]:
             raise DataError(f"{path}:{at}: the first field (the image id) is empty")
-    return [h.strip() for h in header], rows, lines
+    header = [h.strip() for h in header]
+    while len(header) > columns and not header[-1]:  # a trailing comma on the header line
+        header.pop()
+    return header, rows, lines
 
 
 def _side_csv(path: Path, index: dict[str, int]) -> tuple[list[list[str]], list[int]]:
@@ -231,6 +234,11 @@ def _side_csv(path: Path, index: dict[str, int]) -> tuple[list[list[str]], list[
 
 def _load_csv(root: Path) -> FaceDataset:
     attr_path = root / "attributes.csv"
+    if not attr_path.is_file():
+        raise DataError(
+            f"{root}: attributes.csv not found (the csv layout is attributes.csv, images/, and optional "
+            "partition.csv and identity.csv); check --data and --format"
+        )
     header, rows, where = _read_csv(attr_path, columns=len(ATTRIBUTES) + 1)
     if not header or header[0] != "image_id":
         raise DataError(f"{attr_path}: the first column must be 'image_id', got {header[:1]}")

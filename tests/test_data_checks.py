@@ -4,6 +4,7 @@ the loaders read labels only, so the image folders may be empty)."""
 from __future__ import annotations
 
 import logging
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +262,51 @@ def test_a_wrong_format_or_missing_folder_is_a_data_error(tmp_path, fmt):
         load_dataset(root, format=fmt)
     with pytest.raises(DataError):
         load_dataset(tmp_path / "missing", format=fmt)
+
+
+# --------------------------------------------------------------------------- damaged .mat (scipy crashes)
+def _lfwa_mat_bytes(**extra) -> bytes:
+    import io
+
+    sio = pytest.importorskip("scipy.io")
+    attr = np.empty((1, 40), dtype=object)
+    attr[0, :] = list(ATTRIBUTES)
+    names = np.empty((1, 2), dtype=object)
+    names[0, :] = ["A\\A_0001.jpg", "B\\B_0001.jpg"]
+    buf = io.BytesIO()
+    sio.savemat(buf, {"AttrName": attr, "name": names, "label": np.zeros((2, 40), np.uint8), **extra})
+    return buf.getvalue()
+
+
+def _patch(data: bytes, pattern: bytes, offset: int, value: bytes) -> bytes:
+    at = data.index(pattern) + offset
+    return data[:at] + value + data[at + len(value) :]
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        # a tag's data type 16 (miUTF8) flipped to 222: scipy.io.loadmat died with SIGSEGV
+        (
+            lambda d: _patch(d, struct.pack("<II", 16, 16) + b"5_o_Clock_Shadow", 0, b"\xde"),
+            "unknown data type 222",
+        ),
+        # the complex flag set on an int64 array without an imaginary part: SIGSEGV
+        (lambda d: _patch(d, struct.pack("<IIII", 6, 8, 14, 0), 9, b"\x08"), "without its imaginary part"),
+        # a 1×1 struct's dimensions flipped to 1×1493172225: scipy looped for minutes
+        (
+            lambda d: _patch(d, struct.pack("<IIIIIIII", 6, 8, 2, 0, 5, 8, 1, 1), 31, b"\x59"),
+            r"a cell or struct array of 1x1493172225 entries",
+        ),
+        (lambda d: d[:100], "shorter than a MATLAB file header"),
+        (lambda d: d[: len(d) - 20], "where only"),
+    ],
+)
+def test_damaged_mat_files_are_a_data_error_not_a_crash(tmp_path, damage, says):
+    good = _lfwa_mat_bytes(extra=np.arange(3, dtype=np.int64), s={"a": np.arange(2)})
+    (tmp_path / "images").mkdir()
+    (tmp_path / "lfw_att_40.mat").write_bytes(good)
+    assert len(load_dataset(tmp_path, format="lfwa-mat")) == 2
+    (tmp_path / "lfw_att_40.mat").write_bytes(damage(good))
+    with pytest.raises(DataError, match=rf"lfw_att_40\.mat: (damaged MATLAB file: )?.*{says}"):
+        load_dataset(tmp_path, format="lfwa-mat")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import re
 from pathlib import Path
@@ -22,6 +23,7 @@ from .._lazy import require
 from ..attributes import ATTRIBUTES, match_attribute_columns
 from ..errors import DataError
 from ._checks import SHOW, binary_labels, parse_numbers, require_unique, warn_coverage
+from ._matcheck import check_mat_v5
 from .records import FaceDataset
 
 log = logging.getLogger(__name__)
@@ -311,7 +313,12 @@ def _loadmat(path: Path) -> dict[str, np.ndarray]:
             ) from err
     sio = require("scipy.io", "reading MATLAB v7 files")
     try:
-        return {k: v for k, v in sio.loadmat(str(path)).items() if not k.startswith("__")}
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err})") from err
+    check_mat_v5(data, path)  # scipy crashes the process on some damaged files (see _matcheck)
+    try:
+        return {k: v for k, v in sio.loadmat(io.BytesIO(data)).items() if not k.startswith("__")}
     except Exception as err:  # scipy raises MatReadError, ValueError, NotImplementedError, ...
         raise DataError(f"{path}: cannot read this .mat file ({type(err).__name__}: {err})") from err
 

@@ -348,3 +348,50 @@ def test_lfwa_label_matrix_checks(tmp_path):
     assert _savemat(tmp_path / "lfw_att_40.mat", bad_names)
     with pytest.raises(LsaEdgeError, match=r"name must be a cell array of strings; entry 2"):
         load_dataset(tmp_path, format="lfwa-mat")
+
+
+# ------------------------------------------------------------------------------ LFWA .mat v7.3 (HDF5)
+def _v73_bytes(path: Path, names: list[str], label: np.ndarray, group_ref: bool = False) -> bytes:
+    """A MATLAB -v7.3 label file as MATLAB writes it: HDF5, cells as references, arrays transposed."""
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(path, "w", userblock_size=512) as f:
+        refs = f.create_group("#refs#")
+
+        def cell(key: str, strings: list[str]) -> None:
+            ds = f.create_dataset(key, (1, len(strings)), dtype=h5py.ref_dtype)
+            for k, s in enumerate(strings):
+                c = refs.create_dataset(f"{key}{k}", data=np.array([[ord(ch)] for ch in s], dtype=np.uint16))
+                c.attrs["MATLAB_class"] = np.bytes_("char")
+                ds[0, k] = c.ref
+            if group_ref and key == "name":
+                ds[0, 0] = refs.ref  # a reference to a group, not a dataset
+
+        cell("AttrName", list(ATTRIBUTES))
+        cell("name", names)
+        f.create_dataset("label", data=label.T)
+    with path.open("r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 .")
+    return path.read_bytes()
+
+
+@given(data=st.data())
+@example(data=None)  # the unmutated file loads
+def test_lfwa_v73_files_load_or_raise_our_error(data, tmp_path_factory):
+    root = fresh(tmp_path_factory)
+    (root / "images").mkdir()
+    path = root / "lfw_att_40.mat"
+    good = _v73_bytes(path, ["A\\A_0001.jpg", "B\\B_0001.jpg"], np.zeros((2, 40), np.uint8))
+    if data is None:
+        assert check_loads(root, "lfwa-mat") is not None
+        return
+    mutated_bytes = data.draw(mutated(good[512:]))  # keep the 512-byte MATLAB header
+    path.write_bytes(good[:512] + mutated_bytes)
+    check_loads(root, "lfwa-mat")
+
+
+def test_lfwa_v73_reference_to_a_group_is_our_error(tmp_path):
+    # f[ref] is a Group: AttributeError ("... please report it") before
+    (tmp_path / "images").mkdir()
+    _v73_bytes(tmp_path / "lfw_att_40.mat", ["A\\A_0001.jpg"], np.zeros((1, 40)), group_ref=True)
+    with pytest.raises(LsaEdgeError, match=r"lfw_att_40\.mat: cannot read this MATLAB v7\.3"):
+        load_dataset(tmp_path, format="lfwa-mat")

@@ -225,5 +225,7 @@ def test_csv_partition_without_header_and_with_bom(tmp_path, celeba_dir):
     assert ds.partition.tolist() == [2, 0, 1]
     lines[1] = lines[1].rsplit(",", 1)[0] + ",2"
     (tmp_path / "attributes.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match="must be 0/1 or -1/1"):
+    with pytest.raises(
+        DataError, match=r"attributes.csv:2: attribute values must be -1/1 or 0/1; Young is 2 "
+    ):
         load_dataset(tmp_path)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import re
 from pathlib import Path
@@ -19,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from .._lazy import require
-from ..attributes import match_attribute_columns
+from ..attributes import ATTRIBUTES, match_attribute_columns
 from ..errors import DataError
+from ._checks import SHOW, binary_labels, parse_numbers, require_unique, warn_coverage
+from ._matcheck import check_mat_v5
 from .records import FaceDataset
 
 log = logging.getLogger(__name__)
@@ -80,27 +83,37 @@ def load_dataset(root: str | Path, format: str | None = None) -> FaceDataset:
 
 
 # --------------------------------------------------------------------------------------------- CelebA
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """The non-blank lines of a text file with their line numbers (1-based, as an editor counts)."""
     try:
-        return [ln for ln in path.read_text().splitlines() if ln.strip()]
+        text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not a text file ({err})") from err
+        raise DataError(
+            f"{path} is not a UTF-8 text file ({err}); expected CelebA's plain-text lists"
+        ) from err
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err})") from err
+    return [(k, ln) for k, ln in enumerate(text.split("\n"), start=1) if ln.strip()]
 
 
-def _read_pairs(path: Path) -> dict[str, str]:
-    """Lines of "<file> <value>" (list_eval_partition.txt, identity_CelebA.txt)."""
-    out: dict[str, str] = {}
-    for lineno, ln in enumerate(_read_lines(path), start=1):
+def _read_pairs(path: Path) -> tuple[dict[str, str], list[tuple[str, int]]]:
+    """Lines of "<file> <value>" (list_eval_partition.txt, identity_CelebA.txt): the mapping, and each
+    entry's (file, line). An image listed twice is an error."""
+    entries: list[tuple[str, int]] = []
+    values: list[str] = []
+    for lineno, ln in _read_lines(path):
         parts = ln.split()
         if len(parts) < 2:
-            raise DataError(f"{path}:{lineno}: expected '<file> <value>', got {ln.strip()!r}")
-        out[parts[0]] = parts[1]
-    return out
+            raise DataError(f"{path}:{lineno}: expected '<file> <value>', got {ln.strip()[:80]!r}")
+        entries.append((parts[0], lineno))
+        values.append(parts[1])
+    require_unique([e[0] for e in entries], [e[1] for e in entries], path)
+    return {name: v for (name, _), v in zip(entries, values)}, entries
 
 
 def _partition_code(value: str, where: str) -> int:
     if value not in ("0", "1", "2"):
-        raise DataError(f"{where}: partition must be 0 (train), 1 (val) or 2 (test), got {value!r}")
+        raise DataError(f"{where}: partition must be 0 (train), 1 (val) or 2 (test), got {value[:40]!r}")
     return int(value)
 
 
@@ -117,11 +130,13 @@ def _load_celeba(root: Path) -> FaceDataset:
         )
     lines = _read_lines(attr_file)
     if len(lines) < 3:
-        raise DataError(f"{attr_file}: expected a count line, a names line and rows; got {len(lines)} lines")
-    names = lines[1].split()
+        raise DataError(
+            f"{attr_file}: expected a count line, a names line and rows; got {len(lines)} non-blank lines"
+        )
+    names = lines[1][1].split()
     order = match_attribute_columns(names, str(attr_file))
-    ids, rows = [], []
-    for lineno, ln in enumerate(lines[2:], start=3):
+    ids, rows, where = [], [], []
+    for lineno, ln in lines[2:]:
         parts = ln.split()
         if len(parts) != len(names) + 1:
             raise DataError(
@@ -129,26 +144,36 @@ def _load_celeba(root: Path) -> FaceDataset:
             )
         ids.append(parts[0])
         rows.append(parts[1:])
-    try:
-        values = np.asarray(rows, dtype=np.int8)[:, order]
-    except ValueError as err:
-        raise DataError(f"{attr_file}: attribute values must be -1/1 or 0/1 ({err})") from err
-    bad = sorted(set(np.unique(values).tolist()) - {-1, 0, 1})
-    if bad:
-        raise DataError(f"{attr_file}: attribute values must be -1/1 or 0/1, found {bad}")
-    labels = (values > 0).astype(np.uint8)
+        where.append(lineno)
+    count = lines[0][1].strip()
+    if not count.isascii() or not count.isdigit() or int(count) != len(ids):
+        # CelebA's first line is the number of rows; a mismatch often means a truncated or edited file.
+        log.warning(
+            "%s: line %d says %r images but the file has %d rows; check that it is complete",
+            attr_file,
+            lines[0][0],
+            count[:40],
+            len(ids),
+        )
+    require_unique(ids, where, attr_file)
+    labels = binary_labels(parse_numbers(rows, where, attr_file)[:, order], where, attr_file)
     partition = np.full(len(ids), -1, dtype=np.int8)
     if part_file is not None:
         index = {name: i for i, name in enumerate(ids)}
-        for name, p in _read_pairs(part_file).items():
+        split, entries = _read_pairs(part_file)
+        lineno_of = dict(entries)
+        for name, p in split.items():
+            code = _partition_code(p, f"{part_file}:{lineno_of[name]}")
             i = index.get(name)
             if i is not None:
-                partition[i] = _partition_code(p, str(part_file))
+                partition[i] = code
+        warn_coverage(part_file, "partition", entries, ids, attr_file)
     else:
         log.warning("%s: no list_eval_partition.txt; every image is unsplit", root)
     identity = None
     if id_file is not None:
-        idmap = _read_pairs(id_file)
+        idmap, entries = _read_pairs(id_file)
+        warn_coverage(id_file, "identity", entries, ids, attr_file)
         identity = np.asarray([idmap.get(i, "") for i in ids], dtype=object)
     return FaceDataset(
         name=root.name,
@@ -163,8 +188,11 @@ def _load_celeba(root: Path) -> FaceDataset:
 
 
 # ------------------------------------------------------------------------------------------------ CSV
-def _read_csv(path: Path, columns: int = 2) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a CSV file; every row must have at least ``columns`` fields."""
+def _read_csv(path: Path, columns: int = 2) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, rows and each row's line number of a CSV file; every row must have at least ``columns``
+    fields (empty fields at the end of a row are dropped first)."""
+    rows: list[list[str]] = []
+    lines: list[int] = []
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:  # tolerate a spreadsheet's byte-order mark
             reader = csv.reader(f)
@@ -172,51 +200,80 @@ def _read_csv(path: Path, columns: int = 2) -> tuple[list[str], list[list[str]]]
                 header = next(reader)
             except StopIteration:
                 raise DataError(f"{path} is empty") from None
-            rows = [r for r in reader if r]
+            for r in reader:
+                if any(x.strip() for x in r):
+                    rows.append(r)
+                    lines.append(reader.line_num)
     except (UnicodeDecodeError, csv.Error) as err:
         raise DataError(f"{path} is not a readable CSV text file ({err})") from err
-    for k, r in enumerate(rows, start=2):
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err})") from err
+    for r, at in zip(rows, lines):
+        while len(r) > columns and not r[-1].strip():  # a trailing comma
+            r.pop()
         if len(r) < columns:
-            raise DataError(f"{path}:{k}: expected at least {columns} comma-separated fields, got {len(r)}")
-    return [h.strip() for h in header], rows
+            raise DataError(f"{path}:{at}: expected at least {columns} comma-separated fields, got {len(r)}")
+        r[0] = r[0].strip()
+        if not r[0]:
+            raise DataError(f"{path}:{at}: the first field (the image id) is empty")
+    header = [h.strip() for h in header]
+    while len(header) > columns and not header[-1]:  # a trailing comma on the header line
+        header.pop()
+    return header, rows, lines
 
 
-def _rows_with_optional_header(path: Path, index: dict[str, int]) -> list[list[str]]:
-    """Rows of partition.csv / identity.csv; the first line is data, not a header, when it names an image."""
-    header, rows = _read_csv(path)
-    return [header, *rows] if header and header[0] in index else rows
+def _side_csv(path: Path, index: dict[str, int]) -> tuple[list[list[str]], list[int]]:
+    """Rows of partition.csv / identity.csv with their lines; the first line is data, not a header, when
+    it names an image. An image listed twice is an error."""
+    header, rows, lines = _read_csv(path)
+    if header and header[0] in index:
+        if len(header) < 2:
+            raise DataError(f"{path}:1: expected at least 2 comma-separated fields, got {len(header)}")
+        rows, lines = [header, *rows], [1, *lines]
+    require_unique([r[0] for r in rows], lines, path)
+    return rows, lines
 
 
 def _load_csv(root: Path) -> FaceDataset:
     attr_path = root / "attributes.csv"
-    header, rows = _read_csv(attr_path, columns=41)
+    if not attr_path.is_file():
+        raise DataError(
+            f"{root}: attributes.csv not found (the csv layout is attributes.csv, images/, and optional "
+            "partition.csv and identity.csv); check --data and --format"
+        )
+    header, rows, where = _read_csv(attr_path, columns=len(ATTRIBUTES) + 1)
     if not header or header[0] != "image_id":
         raise DataError(f"{attr_path}: the first column must be 'image_id', got {header[:1]}")
     order = match_attribute_columns(header[1:], str(attr_path))
     if not rows:
         raise DataError(f"{attr_path} has a header but no rows")
+    for r, at in zip(rows, where):
+        if len(r) != len(header):
+            raise DataError(
+                f"{attr_path}:{at}: {len(r)} fields, but the header has {len(header)} (image_id and 40 "
+                "attributes); check for a stray comma or a missing value"
+            )
     ids = [r[0] for r in rows]
-    try:
-        values = np.asarray([r[1:] for r in rows], dtype=np.float32)[:, order]
-    except ValueError as err:
-        raise DataError(
-            f"{attr_path}: every row needs an image_id and 40 numbers 0/1 or -1/1 ({err})"
-        ) from err
-    bad = sorted(set(np.unique(values).tolist()) - {-1.0, 0.0, 1.0})
-    if bad:
-        raise DataError(f"{attr_path}: attribute values must be 0/1 or -1/1, found {bad[:5]}")
-    labels = (values > 0).astype(np.uint8)
+    require_unique(ids, where, attr_path)
+    values = parse_numbers([r[1:] for r in rows], where, attr_path)[:, order]
+    labels = binary_labels(values, where, attr_path)
     partition = np.full(len(ids), -1, dtype=np.int8)
     index = {name: i for i, name in enumerate(ids)}
-    if (root / "partition.csv").exists():
-        prow = _rows_with_optional_header(root / "partition.csv", index)
-        for r in prow:
+    part_path = root / "partition.csv"
+    if part_path.exists():
+        prow, plines = _side_csv(part_path, index)
+        for r, at in zip(prow, plines):
+            code = _partition_code(r[1].strip(), f"{part_path}:{at}")
             i = index.get(r[0])
             if i is not None:
-                partition[i] = _partition_code(r[1].strip(), str(root / "partition.csv"))
+                partition[i] = code
+        warn_coverage(part_path, "partition", [(r[0], at) for r, at in zip(prow, plines)], ids, attr_path)
     identity = None
-    if (root / "identity.csv").exists():
-        idmap = {r[0]: r[1] for r in _rows_with_optional_header(root / "identity.csv", index)}
+    id_path = root / "identity.csv"
+    if id_path.exists():
+        irow, ilines = _side_csv(id_path, index)
+        warn_coverage(id_path, "identity", [(r[0], at) for r, at in zip(irow, ilines)], ids, attr_path)
+        idmap = {r[0]: r[1] for r in irow}
         identity = np.asarray([idmap.get(i, "") for i in ids], dtype=object)
     image_root = root / "images"
     if not image_root.is_dir():
@@ -240,18 +297,28 @@ def _load_csv(root: Path) -> FaceDataset:
 # ------------------------------------------------------------------------------------------- LFWA .mat
 def _loadmat(path: Path) -> dict[str, np.ndarray]:
     """Read a MATLAB file: v7 with scipy, v7.3 (HDF5) with h5py."""
-    with path.open("rb") as f:
-        head = f.read(128)
+    try:
+        with path.open("rb") as f:
+            head = f.read(128)
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err})") from err
     if b"MATLAB 7.3" in head or head[:8] == b"\x89HDF\r\n\x1a\n":
         h5py = require("h5py", "reading MATLAB v7.3 files")
         try:
             with h5py.File(path, "r") as f:
                 return {k: _h5_value(h5py, f, f[k]) for k in f if isinstance(f[k], h5py.Dataset)}
-        except (OSError, KeyError, ValueError) as err:
-            raise DataError(f"{path}: cannot read this MATLAB v7.3 (HDF5) file ({err})") from err
+        except Exception as err:  # h5py raises OSError, KeyError, TypeError, ... on damaged or odd files
+            raise DataError(
+                f"{path}: cannot read this MATLAB v7.3 (HDF5) file ({type(err).__name__}: {err})"
+            ) from err
     sio = require("scipy.io", "reading MATLAB v7 files")
     try:
-        return {k: v for k, v in sio.loadmat(str(path)).items() if not k.startswith("__")}
+        data = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"{path} cannot be read ({err})") from err
+    check_mat_v5(data, path)  # scipy crashes the process on some damaged files (see _matcheck)
+    try:
+        return {k: v for k, v in sio.loadmat(io.BytesIO(data)).items() if not k.startswith("__")}
     except Exception as err:  # scipy raises MatReadError, ValueError, NotImplementedError, ...
         raise DataError(f"{path}: cannot read this .mat file ({type(err).__name__}: {err})") from err
 
@@ -261,7 +328,7 @@ def _h5_value(h5py, f, ds) -> np.ndarray | str:
     array is stored column-major (so transposed)."""
     data = ds[()]
     if ds.dtype == h5py.ref_dtype:
-        out = np.empty(data.shape, dtype=object)
+        out = np.empty(np.shape(data), dtype=object)
         for idx, ref in np.ndenumerate(data):
             out[idx] = _h5_value(h5py, f, f[ref])
         return out.T
@@ -270,8 +337,49 @@ def _h5_value(h5py, f, ds) -> np.ndarray | str:
     return np.asarray(data).T
 
 
-def _mat_strings(cell: np.ndarray) -> list[str]:
-    return [str(np.asarray(x).ravel()[0]) for x in np.asarray(cell).ravel()]
+def _mat_strings(cell: object, path: Path, key: str) -> list[str]:
+    """A MATLAB cell array of strings (1×K or K×1) as K Python strings."""
+    arr = np.asarray(cell)
+    if arr.dtype.kind == "U" and arr.ndim <= 1:  # a v7.3 char array already read as one string
+        arr = arr.reshape(-1)
+    out: list[str] = []
+    for k, x in enumerate(arr.ravel(), start=1):
+        v = np.asarray(x).ravel()
+        if v.dtype.kind != "U" or v.size != 1:
+            raise DataError(
+                f"{path}: {key} must be a cell array of strings; entry {k} is {v.dtype} with {v.size} "
+                "values. Re-save it from MATLAB as a cell array of char rows."
+            )
+        out.append(str(v[0]))
+    return out
+
+
+def _mat_labels(m: dict, n: int, path: Path, order: list[int]) -> np.ndarray:
+    """LFWA's N×40 ``label`` matrix (0/1 or -1/1) in :data:`ATTRIBUTES` order."""
+    arr = np.asarray(m["label"])
+    if arr.dtype.kind not in "biuf" or arr.ndim != 2 or arr.shape != (n, len(ATTRIBUTES)):
+        raise DataError(
+            f"{path}: label must be a numeric {n}×{len(ATTRIBUTES)} matrix (one row per name, one column "
+            f"per AttrName), got {arr.dtype} of shape {arr.shape}"
+        )
+    entries = list(range(1, n + 1))
+    return binary_labels(arr.astype(np.float64)[:, order], entries, f"{path} (label row)")
+
+
+def _mat_split(s: dict, key: str, n: int, path: Path) -> np.ndarray:
+    """One of indices_train_test.mat's 1-based index lists as 0-based positions, checked."""
+    arr = np.asarray(s[key])
+    if arr.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {key} must be numeric indices, got {arr.dtype}")
+    flat = arr.astype(np.float64).ravel()
+    ok = np.isfinite(flat) & (flat == np.round(flat)) & (flat >= 1) & (flat <= n)
+    if not ok.all():
+        bad = flat[~ok][:SHOW].tolist()
+        raise DataError(
+            f"{path}: {key} must hold whole numbers in 1..{n} (the images of the label file); found "
+            f"{bad} ({int((~ok).sum())} bad values)"
+        )
+    return flat.astype(np.int64) - 1  # MATLAB is 1-based
 
 
 def _load_lfwa_mat(root: Path) -> FaceDataset:
@@ -282,21 +390,33 @@ def _load_lfwa_mat(root: Path) -> FaceDataset:
     for key in ("AttrName", "label", "name"):
         if key not in m:
             raise DataError(f"{att}: expected variables AttrName, label, name; found {sorted(m)}")
-    order = match_attribute_columns(_mat_strings(m["AttrName"]), str(att))
-    labels = (np.asarray(m["label"]) > 0).astype(np.uint8)[:, order]
-    ids = [n.replace("\\", "/") for n in _mat_strings(m["name"])]
+    order = match_attribute_columns(_mat_strings(m["AttrName"], att, "AttrName"), str(att))
+    ids = [n.replace("\\", "/") for n in _mat_strings(m["name"], att, "name")]
+    require_unique(ids, range(1, len(ids) + 1), f"{att} (name)", unit="entry")
+    labels = _mat_labels(m, len(ids), att, order)
     partition = np.full(len(ids), -1, dtype=np.int8)
     split_file = _find_glob(att.parent, ["indices_train_test.mat"]) or _find_glob(
         root, ["indices_train_test.mat"]
     )
     if split_file is not None:
         s = _loadmat(split_file)
+        seen: dict[int, str] = {}
         for key, code in (("indices_img_train", 0), ("indices_img_test", 2)):
-            if key in s:
-                idx = np.asarray(s[key]).astype(np.int64).ravel() - 1  # MATLAB is 1-based
-                if idx.size and (idx.min() < 0 or idx.max() >= len(ids)):
-                    raise DataError(f"{split_file}: {key} indexes outside 1..{len(ids)}")
-                partition[idx] = code
+            if key not in s:
+                continue
+            idx = _mat_split(s, key, len(ids), split_file)
+            uniq, counts = np.unique(idx, return_counts=True)
+            twice = [int(i) for i in uniq[counts > 1]] + [int(i) for i in uniq if int(i) in seen]
+            if twice:
+                lists = sorted({seen.get(i, key) for i in twice} | {key})
+                raise DataError(
+                    f"{split_file}: {len(twice)} images are listed more than once in "
+                    f"{' and '.join(lists)}, e.g. {', '.join(repr(ids[i]) for i in twice[:SHOW])} "
+                    f"(1-based indices {', '.join(str(i + 1) for i in twice[:SHOW])}). Each image must be "
+                    "in one split, once."
+                )
+            seen.update((int(i), key) for i in idx)
+            partition[idx] = code
     else:
         log.warning("%s: no indices_train_test.mat; every image is unsplit", root)
     image_root = None

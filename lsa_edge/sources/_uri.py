@@ -45,7 +45,12 @@ IMAGE_EXTENSIONS = frozenset(
 )
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
-_DEV_VIDEO = re.compile(r"^/dev/video\d+$")
+_DEV_VIDEO = re.compile(r"/dev/video[0-9]+")
+# ASCII digits only: str.isdigit() is also true for "²" and "٣", which int() rejects or reads oddly.
+_INDEX = re.compile(r"[0-9]+")
+# Camera and sensor indices reach OpenCV / GStreamer as a C int.
+MAX_INDEX = 2**31 - 1
+_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
 
 
 @dataclass(frozen=True)
@@ -77,13 +82,31 @@ class SourceSpec:
 
 def redact_url(url: str) -> str:
     """rtsp://user:secret@host/x -> rtsp://user:***@host/x (passwords must not reach logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host += f":{parts.port}"
+    except ValueError:  # a malformed URL (bad port, unbalanced "["): mask by pattern, never raise
+        return _PASSWORD.sub(r"\1***@", url)
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _index(text: str | int, what: str, source: object) -> int:
+    """A camera or sensor index (ASCII digits or an int) in 0..MAX_INDEX."""
+    if isinstance(text, str) and len(text) > len(str(MAX_INDEX)):
+        value = MAX_INDEX + 1  # do not convert thousands of digits (Python caps int() at 4300)
+    else:
+        value = int(text)
+    if not 0 <= value <= MAX_INDEX:
+        if isinstance(source, (int, np.integer)) and abs(int(source)) > 10**40:
+            shown = f"a {int(source).bit_length()}-bit number"  # str() refuses more than 4300 digits
+        else:
+            shown = str(source) if len(str(source)) <= 40 else str(source)[:40] + "..."
+        raise ConfigError(f"{what} must be 0 or more and at most {MAX_INDEX}, got {shown}")
+    return value
 
 
 def parse_uri(uri: Any) -> SourceSpec:
@@ -95,9 +118,7 @@ def parse_uri(uri: Any) -> SourceSpec:
     if isinstance(uri, bool):
         raise ConfigError(f"not a video source: {uri!r}; pass a camera index, a URI, a path or frames")
     if isinstance(uri, (int, np.integer)):
-        if uri < 0:
-            raise ConfigError(f"camera index must be 0 or more, got {uri}")
-        return SourceSpec("camera", int(uri))
+        return SourceSpec("camera", _index(int(uri), "camera index", uri))
     if isinstance(uri, os.PathLike):
         uri = os.fspath(uri)
     if isinstance(uri, bytes):
@@ -124,22 +145,31 @@ def _parse_string(s: str) -> SourceSpec:
     s = s.strip()
     if not s:
         raise ConfigError("empty video source; pass a camera index (0), a URI, a path or a glob pattern")
-    if s.isdigit():
-        return SourceSpec("camera", int(s))
-    if _DEV_VIDEO.match(s):
+    if _INDEX.fullmatch(s):
+        return SourceSpec("camera", _index(s, "camera index", s))
+    if _DEV_VIDEO.fullmatch(s):
         return SourceSpec("v4l2", s)
     m = _SCHEME.match(s)
     if not m:
         return _classify_path(s)
     scheme, rest = m.group(1).lower(), m.group(2)
     if scheme in STREAM_SCHEMES:
-        if not urlsplit(s).hostname:
+        try:
+            parts = urlsplit(s)
+            host, _ = parts.hostname, parts.port  # .port raises for "host:abc" or "host:99999"
+        except ValueError as err:
+            raise ConfigError(
+                f"bad stream URL {redact_url(s)!r}: {err}; expected e.g. {scheme}://HOST:PORT/PATH"
+            ) from None
+        if not host:
             raise ConfigError(
                 f"stream URL {redact_url(s)!r} has no host; expected e.g. {scheme}://HOST:PORT/PATH"
             )
         return SourceSpec("stream", s)
     if scheme == "file":
         path = rest[len("localhost") :] if rest.startswith("localhost/") else rest
+        if not path.strip():
+            raise ConfigError(f"{s!r} names no file; expected file:///PATH or file://localhost/PATH")
         return _classify_path(path)
     if scheme not in ("v4l2", "csi"):
         raise ConfigError(unknown_choice("source scheme", scheme + "://", [x + "://" for x in SCHEMES]))
@@ -149,21 +179,35 @@ def _parse_string(s: str) -> SourceSpec:
     except ValueError as err:
         raise ConfigError(f"bad options {query!r} in {s!r}: {err}; expected KEY=VALUE&KEY=VALUE") from None
     if scheme == "csi":
-        if not target.isdigit():
+        if not _INDEX.fullmatch(target):
             raise ConfigError(f"bad CSI camera {s!r}: expected csi://N with the sensor id N (0, 1, ...)")
-        return SourceSpec("csi", int(target), options)
-    if target.isdigit():  # v4l2://0 is shorthand for v4l2:///dev/video0
-        target = f"/dev/video{target}"
+        return SourceSpec("csi", _index(target, "CSI sensor id", s), options)
+    if _INDEX.fullmatch(target):  # v4l2://0 is shorthand for v4l2:///dev/video0
+        target = f"/dev/video{_index(target, 'V4L2 device number', s)}"
     if not target.startswith("/"):
         raise ConfigError(f"bad V4L2 device {s!r}: expected v4l2:///dev/videoN (three slashes) or v4l2://N")
     return SourceSpec("v4l2", target, options)
 
 
+def _exists(path: Path, folder: bool = False) -> bool:
+    """Path.exists()/is_dir() that answers False instead of raising for names the OS rejects (too long,
+    a NUL byte, not encodable) or cannot look at (permissions); opening the source reports those."""
+    try:
+        return path.is_dir() if folder else path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _classify_path(s: str) -> SourceSpec:
-    path = Path(s).expanduser()
-    if _GLOB_CHARS.search(s) and not path.exists():
+    try:
+        path = Path(s).expanduser()
+    except RuntimeError:  # "~name/..." for a user that does not exist, or no home directory
+        raise ConfigError(
+            f"cannot expand {s[:80]!r}: no home directory for {s.split('/')[0]!r}; give the full path"
+        ) from None
+    if _GLOB_CHARS.search(s) and not _exists(path):
         return SourceSpec("glob", str(path))
-    if path.is_dir():
+    if _exists(path, folder=True):
         return SourceSpec("folder", str(path))
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         return SourceSpec("image", str(path))

@@ -25,6 +25,7 @@ from typing import IO, Any
 from .errors import ConfigError
 
 __all__ = [
+    "atomic_path",
     "atomic_write",
     "check_writable",
     "refuse_overwrite",
@@ -70,6 +71,33 @@ def atomic_write(
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as f:
             yield f
             f.flush()
+            os.fsync(f.fileno())
+        _keep_mode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` for writers that take a file name (``onnx.save``, ONNX Runtime,
+    TensorRT); on a clean exit the file written there replaces ``path`` in one rename.
+
+    The temporary name ends with ``path``'s suffix (some writers choose the format by it). On an exception
+    the target is untouched and the temporary file is removed. The folder must exist.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=_TMP_PREFIX + path.stem + ".", suffix=path.suffix, dir=str(path.parent)
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:  # the writer closed it; make its bytes durable before the rename
             os.fsync(f.fileno())
         _keep_mode(path, tmp)
         os.replace(tmp, path)

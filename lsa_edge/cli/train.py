@@ -97,6 +97,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, help="seed for selection, init, order and augmentation (default: 0)")
     t.add_argument("--resume", action="store_true", default=None, help="continue from RUN_DIR/last.pt")
     t.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="start afresh in a RUN_DIR that holds a run, replacing it (without it such a folder is refused)",
+    )
+    t.add_argument(
         "--stop-after",
         type=int,
         metavar="EPOCH",
@@ -148,6 +154,7 @@ _TRAIN_FLAGS = (
     "threads",
     "seed",
     "resume",
+    "overwrite",
     "stop_after",
     "select_rate",
     "label_fraction",

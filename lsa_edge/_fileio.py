@@ -28,6 +28,7 @@ __all__ = [
     "atomic_path",
     "atomic_write",
     "check_writable",
+    "copy_atomic",
     "refuse_overwrite",
     "same_or_inside",
     "staged_dir",
@@ -135,6 +136,13 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None = 2, **kwargs: Any) -> Path:
     """JSON (with a trailing newline) written atomically; ``kwargs`` go to :func:`json.dumps`."""
     return write_text_atomic(path, json.dumps(obj, indent=indent, **kwargs) + "\n")
+
+
+def copy_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Copy the file ``src`` to ``dst`` (a file name) atomically."""
+    with open(src, "rb") as fin, atomic_write(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    return Path(dst)
 
 
 @contextlib.contextmanager

@@ -173,6 +173,9 @@ def test_an_existing_run_is_refused_before_any_data_is_read(celeba_dir, tmp_path
     assert "no " in capsys.readouterr().err and (run / "best.pt").read_text() == "old best"
     assert main([*base, "--resume", "--overwrite"]) == 2
     assert "give one of them" in capsys.readouterr().err
+    for name in ("best.pt", "log.csv"):
+        (run / name).unlink()  # config.json alone: a run killed before its first epoch, started afresh
+    assert main(base) == 1 and "the data set was read" in capsys.readouterr().err  # i.e. it went on
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")  # a folder without a run is fine (the check passes, data next)

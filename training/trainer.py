@@ -362,7 +362,8 @@ def check_run_folder(cfg: TrainConfig) -> None:
             )
         return
     found = [name for name in RUN_FILES if (out / name).exists()]
-    if found and not cfg.overwrite:
+    # config.json alone is a run killed before its first epoch: nothing trained is lost by starting afresh.
+    if found and found != ["config.json"] and not cfg.overwrite:
         raise ConfigError(
             f"{out} already holds a training run ({', '.join(found)}); nothing was changed. Continue it with "
             "--resume, replace it with --overwrite, or choose another --out"

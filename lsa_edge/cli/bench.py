@@ -90,6 +90,9 @@ def measure(pipe: Any, faces: int, frames: int, warmup: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_json_out
+
+    check_json_out(args.json)  # a mistake costs a second, not the whole run
     from rich.table import Table
 
     from lsa_edge.pipeline import Pipeline

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_json_out
+
+    check_json_out(args.json)  # a mistake costs a second, not the whole run
     from lsa_edge.engines.lint import lint_report, load_onnx
 
     proto = load_onnx(args.model)  # once, for every generation

@@ -130,6 +130,9 @@ def render_png(d: Any, input_size: tuple[int, int], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_json_out
+
+    check_json_out(args.json)  # a mistake costs a second, not the whole run
     from .._lazy import require
     from .train import parse_size
 

@@ -9,8 +9,8 @@ import pytest
 from lsa_edge._fileio import (
     atomic_path,
     atomic_write,
-    copy_atomic,
     check_writable,
+    copy_atomic,
     refuse_overwrite,
     same_or_inside,
     staged_dir,

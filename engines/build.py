@@ -146,6 +146,11 @@ class BuildConfig:
         for path, flag in ((self.calib_data, "--calib-data"), (self.val_data, "--val-data")):
             if path is not None and not Path(path).exists():
                 raise ConfigError(f"{flag} {path} does not exist")
+            if path is not None and not Path(path).is_dir():
+                raise ConfigError(
+                    f"{flag} {path} is a file; give a folder: a data set (CelebA, generic CSV or LFWA layout) "
+                    "or a folder of face pictures"
+                )
         if self.fp32_ops:
             onnx = require("onnx", "checking --fp32-ops")
             unknown = [op for op in self.fp32_ops if not onnx.defs.has(op)]
@@ -243,6 +248,13 @@ class Build:
         if self._from_checkpoint:
             from lsa_edge.training.checkpoint import read_checkpoint
 
+            if self.model.is_dir() and not (self.model / "best.pt").exists():
+                onnx_files = sorted(p.name for p in self.model.glob("*.onnx"))
+                if onnx_files:
+                    raise ConfigError(
+                        f"{self.model} is a build or package folder, not a training run (no best.pt); build "
+                        f"from its FP32 graph: lsa-edge build {self.model / 'model.onnx'} ..."
+                    )
             self.card = ModelCard.from_dict(read_checkpoint(self.model)["card"])
         else:
             if not self.model.is_file():
@@ -889,15 +901,42 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
     path = bundle / MANIFEST if bundle.is_dir() else bundle
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; create a bundle with: lsa-edge build MODEL --out {bundle}")
+    redo = (
+        f"rebuild the bundle with: lsa-edge build MODEL --out {bundle.parent if path == bundle else bundle}"
+    )
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err})") from err
-    if int(manifest.get("format", 0)) > MANIFEST_FORMAT:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(
+            f"{path} is not a build manifest (not valid JSON: {err}); give the bundle folder, or {redo}"
+        ) from err
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format", 0), int):
+        raise ConfigError(f"{path} is not an lsa-edge build manifest (no format number); {redo}")
+    if manifest.get("format", 0) > MANIFEST_FORMAT:
         raise ConfigError(
             f"{path} was written by a newer lsa-edge (format {manifest['format']}); upgrade lsa-edge"
         )
     return manifest
+
+
+# What building engines from a manifest reads; a bundle without them is damaged or not ours.
+_BUILD_KEYS = ("precision", "onnx_by_tensorrt", "input", "batch", "workspace_mib", "dla_core", "card")
+
+
+def _check_manifest(bundle: Path, manifest: dict[str, Any]) -> None:
+    missing = [k for k in _BUILD_KEYS if k not in manifest]
+    inp, by_gen = manifest.get("input"), manifest.get("onnx_by_tensorrt")
+    if "input" in manifest and not (isinstance(inp, dict) and "name" in inp):
+        missing.append("input.name")
+    if "onnx_by_tensorrt" in manifest and not (
+        isinstance(by_gen, dict) and all(g in by_gen for g in GENERATIONS)
+    ):
+        missing.append(f"onnx_by_tensorrt for TensorRT {', '.join(GENERATIONS)}")
+    if missing:
+        raise ConfigError(
+            f"{Path(bundle) / MANIFEST} lacks {', '.join(missing)}: it is incomplete or not an lsa-edge build "
+            "manifest. Rebuild the bundle on the desktop with: lsa-edge build MODEL --out DIR"
+        )
 
 
 def build_from_manifest(
@@ -919,6 +958,7 @@ def build_from_manifest(
             f"elsewhere run one of the trtexec commands in {bundle / 'DEPLOY.md'}"
         )
     gen = generation(local)
+    _check_manifest(bundle, manifest)
     _ensure_buildable(bundle, manifest, local)
     opts = {
         "batch": tuple(cfg.batch) if cfg else tuple(manifest["batch"]),

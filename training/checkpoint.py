@@ -95,9 +95,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         # TorchVersion (a str subclass) was stored by early 0.1 checkpoints; it is safe to allow.
         with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file
+    except Exception as err:  # torch raises many types for a bad file, some with a page of advice
+        log.debug("torch.load(%s) failed: %s", path, err)
+        detail = "empty file" if path.is_file() and path.stat().st_size == 0 else type(err).__name__
         raise CheckpointError(
-            f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})"
+            f"{path} is not a readable torch checkpoint ({detail}: truncated by an interrupted copy, damaged, "
+            "or not a checkpoint). Use the run's other checkpoint (best.pt / last.pt), copy it again, or train "
+            "again (-vv shows torch's message)"
         ) from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an lsa-edge checkpoint (no format tag {CHECKPOINT_FORMAT!r})")

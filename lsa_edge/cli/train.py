@@ -169,9 +169,15 @@ _TRAIN_FLAGS = (
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {what}; give a YAML or JSON file of TrainConfig fields")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config file {path} is not text; give a YAML or JSON file of TrainConfig fields"
+        ) from None
     if path.suffix == ".json":
         import json
 

@@ -34,6 +34,7 @@ _WRITERS = {
     "dump": 1,  # json.dump(obj, f), pickle.dump(obj, f)
     "imwrite": 0,
     "VideoWriter": 0,
+    "savefig": 0,
     "savez": 0,
     "tofile": 0,
 }
@@ -145,6 +146,7 @@ def test_the_scan_sees_what_it_must(tmp_path):
         "cv2.imwrite(str(p), img)",
         "cv2.VideoWriter(str(p), fourcc, 25, (640, 480))",
         "np.save(path, arr)",
+        "fig.savefig(path, dpi=120)",
     ]
     good = [
         "with atomic_path(path) as tmp:\n    onnx.save(proto, str(tmp))",

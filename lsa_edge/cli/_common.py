@@ -37,12 +37,14 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def check_json_out(path: str | Path | None, flag: str = "--json") -> None:
-    """Before the long work: ``--json PATH`` must be a file this process can write (not a folder)."""
+    """Before the long work: an output file (``--json PATH``, ``--plot``, ...) must be a file this process
+    can write (not a folder)."""
     if path is None:
         return
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'result.json'}")
+        example = path / ("result" + ("".join(Path(str(path)).suffixes) or ".json"))
+        raise ConfigError(f"{flag} {path} is a folder; give a file name, e.g. {example}")
     check_writable(path, flag)
 
 

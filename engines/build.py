@@ -39,6 +39,7 @@ from lsa_edge._fileio import (
     check_writable,
     copy_atomic,
     refuse_overwrite,
+    same_or_inside,
     staged_dir,
     write_json_atomic,
     write_text_atomic,
@@ -186,6 +187,11 @@ class Build:
         new one is whole (``cfg.overwrite``; without it a non-empty ``cfg.out`` is refused before any work).
         Engines are then added to the finished bundle, as ``--from-bundle`` would (each file atomically), so
         a failed engine build still leaves a complete bundle."""
+        if self._from_checkpoint and self.model.exists() and same_or_inside(self.model, self.final):
+            raise ConfigError(
+                f"--out {self.final} holds the input {self.model}: the build would replace the folder and the "
+                "checkpoint with it. Choose another --out"
+            )
         refuse_overwrite(self.final, self.cfg.overwrite)
         if self.final.exists() and not self.final.is_dir():
             raise ConfigError(f"--out {self.final} is a file; give a folder for the build")

@@ -68,6 +68,7 @@ def test_damaged_checkpoints_and_onnx_name_the_file_and_what_to_do(tmp_path, cap
         (["build", str(empty_pt), "--precision", "fp32"], 1, "empty file"),
         (["compare", str(truncated_onnx), str(MODEL), "--data", str(tmp_path)], 2, "lsa-edge check"),
         (["build", str(DEFAULT_MODEL_DIR), "--precision", "fp32"], 2, "not a training run"),
+        (["build", str(truncated_pt), "--out", str(tmp_path), "--overwrite"], 2, "holds the input"),
         (["build", "--from-bundle", str(truncated_onnx)], 2, "not a build manifest"),
         (["build", str(MODEL), "--calib-data", str(truncated_pt)], 2, "is a file; give a folder"),
         (
@@ -76,7 +77,9 @@ def test_damaged_checkpoints_and_onnx_name_the_file_and_what_to_do(tmp_path, cap
             "folder",
         ),
     ]:
-        assert main([*argv, "--out", str(tmp_path / "o")] if argv[0] == "build" else argv) == code, argv
+        if argv[0] == "build" and "--out" not in argv:
+            argv = [*argv, "--out", str(tmp_path / "o")]
+        assert main(argv) == code, argv
         err = capsys.readouterr().err
         assert expect in err and "please report" not in err, (argv, err)
         assert "Check the documentation of torch.load" not in err  # one line, not torch's page

@@ -176,6 +176,9 @@ def test_an_existing_run_is_refused_before_any_data_is_read(celeba_dir, tmp_path
     for name in ("best.pt", "log.csv"):
         (run / name).unlink()  # config.json alone: a run killed before its first epoch, started afresh
     assert main(base) == 1 and "the data set was read" in capsys.readouterr().err  # i.e. it went on
+    (run / "best.pt").write_text("a teacher")
+    assert main([*base, "--overwrite", "--teacher", str(run / "best.pt")]) == 2  # would delete its teacher
+    assert "another --out" in capsys.readouterr().err and (run / "best.pt").read_text() == "a teacher"
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")  # a folder without a run is fine (the check passes, data next)

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from lsa_edge._fileio import check_writable, write_json_atomic, write_text_atomic
+from lsa_edge._fileio import check_writable, same_or_inside, write_json_atomic, write_text_atomic
 from lsa_edge.card import ModelCard, Preprocessing
 from lsa_edge.data import FaceDataset, carve_validation, load_dataset, select_labelled
 from lsa_edge.errors import CheckpointError, ConfigError, LsaEdgeError
@@ -361,6 +361,12 @@ def check_run_folder(cfg: TrainConfig) -> None:
                 f"--resume: there is no {out / 'last.pt'} to continue from; drop --resume to start afresh"
             )
         return
+    for teacher in cfg.teachers:
+        if cfg.overwrite and Path(teacher).exists() and same_or_inside(teacher, out):
+            raise ConfigError(
+                f"--teacher {teacher} lies in --out {out}, which --overwrite replaces; give the student "
+                "another --out"
+            )
     found = [name for name in RUN_FILES if (out / name).exists()]
     # config.json alone is a run killed before its first epoch: nothing trained is lost by starting afresh.
     if found and found != ["config.json"] and not cfg.overwrite:

@@ -204,7 +204,7 @@ def test_a_read_only_run_folder_is_a_usage_error(celeba_dir, tmp_path, capsys, m
     assert "is a file" in capsys.readouterr().err
 
 
-def test_overwrite_replaces_a_run_whole(celeba_dir, tmp_path):
+def test_overwrite_replaces_a_run_whole(celeba_dir, tmp_path, monkeypatch):
     from lsa_edge.training.checkpoint import read_checkpoint
 
     run = tmp_path / "r"
@@ -224,6 +224,10 @@ def test_overwrite_replaces_a_run_whole(celeba_dir, tmp_path):
         "--max-val",
         "32",
     ]
+    with monkeypatch.context() as m:  # a new run that fails before its first epoch: the old one is kept
+        _no_data(m)
+        assert main([*argv, "--overwrite"]) == 1
+    assert all((run / n).read_text() == "old run" for n in ("best.pt", "last.pt", "log.csv"))
     assert main([*argv, "--overwrite"]) == 0
     # Stopped before its first validation: the old best.pt must not pass for this run's.
     assert not (run / "best.pt").exists() and not (run / "log.csv").exists()

@@ -500,11 +500,9 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     if resume_aug_state is not None:
         aug_gen.set_state(resume_aug_state)
     log_path = out / "log.csv"
-    if di.main and start_epoch == 0:  # --overwrite: nothing of the old run may pass for this one's
-        for stale in ("best.pt", "last.pt", "log.csv"):
-            if (out / stale).exists():
-                log.info("--overwrite: removing the previous run's %s", stale)
-                (out / stale).unlink()
+    # --overwrite: the previous run's files stay until this run has its first epoch to save, then none of
+    # them may pass for this run's (a best.pt from before, a log of other epochs).
+    stale = [n for n in ("best.pt", "log.csv") if (out / n).exists()] if di.main and start_epoch == 0 else []
     from tqdm.auto import tqdm
 
     completed = start_epoch
@@ -607,6 +605,12 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             gathered: list[Any] = [None] * di.world
             dist.all_gather_object(gathered, aug_gen.get_state())
             aug_states = {str(r): st for r, st in enumerate(gathered)}
+        if stale:
+            for name in stale:
+                if (name == "best.pt" and best_acc < 0) or (name == "log.csv" and not history):
+                    log.info("--overwrite: removing the previous run's %s", name)
+                    (out / name).unlink(missing_ok=True)
+            stale = []
         if di.main:
             save_checkpoint(
                 out / "last.pt",

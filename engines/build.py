@@ -966,6 +966,14 @@ def build_from_manifest(
     gen = generation(local)
     _check_manifest(bundle, manifest)
     _ensure_buildable(bundle, manifest, local)
+    det = manifest.get("detector") or {}
+    needed = [manifest["onnx_by_tensorrt"][gen], *([det["onnx_by_tensorrt"][gen]] if det else [])]
+    missing = [name for name in needed if not (Path(bundle) / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"the bundle {bundle} lacks {', '.join(missing)}, named by its manifest for TensorRT {gen}: copy the "
+            "whole folder to the device again (or rebuild it on the desktop with lsa-edge build)"
+        )
     opts = {
         "batch": tuple(cfg.batch) if cfg else tuple(manifest["batch"]),
         "workspace_mib": cfg.workspace_mib if cfg else manifest["workspace_mib"],

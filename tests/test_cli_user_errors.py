@@ -84,3 +84,12 @@ def test_damaged_checkpoints_and_onnx_name_the_file_and_what_to_do(tmp_path, cap
         assert expect in err and "please report" not in err, (argv, err)
         assert "Check the documentation of torch.load" not in err  # one line, not torch's page
     assert not (tmp_path / "o").exists()
+
+
+def test_from_bundle_checks_the_folder_before_touching_it(tmp_path, capsys, monkeypatch):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    _deny_writes(monkeypatch)
+    assert main(["build", "--from-bundle", str(bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "--from-bundle" in err and "permission denied" in err and "please report" not in err

@@ -292,6 +292,10 @@ def test_from_bundle_builds_the_engine_with_a_sidecar(int8_bundle, tmp_path, fak
     key = read_sidecar(engine)["key"]
     assert key.precision == "int8" and key.compute_capability == "8.7" and key.batch == (1, 8, 16)
     assert read_manifest(bundle)["engine"] == manifest["engine"]
+    assert not list(bundle.rglob(".lsa-edge-tmp-*"))  # engines, sidecars, manifest: renamed into place
+    (bundle / manifest["onnx_by_tensorrt"]["10"]).unlink()  # a bundle copied in part
+    with pytest.raises(ConfigError, match=r"lacks model_int8_trt\.onnx.*copy the whole folder"):
+        build_from_manifest(bundle, read_manifest(bundle))
 
 
 def _old_bundle(src, dst):

@@ -32,7 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from lsa_edge._fileio import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
+from lsa_edge._fileio import (
+    atomic_path,
+    atomic_write,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from lsa_edge._lazy import require
 from lsa_edge.detector import (
     DETECTOR_METADATA_KEY,
@@ -727,6 +733,9 @@ def write_golden(
             }
     arrays["meta_json"] = np.asarray(json.dumps(meta))
     out = Path(out)
+    if out.suffix != ".npz":  # what numpy itself does with a file name
+        out = out.with_name(out.name + ".npz")
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays)
+    with atomic_write(out) as f:
+        np.savez_compressed(f, **arrays)
     return out

@@ -192,9 +192,9 @@ class Build:
                 f"--out {self.final} holds the input {self.model}: the build would replace the folder and the "
                 "checkpoint with it. Choose another --out"
             )
-        refuse_overwrite(self.final, self.cfg.overwrite)
         if self.final.exists() and not self.final.is_dir():
             raise ConfigError(f"--out {self.final} is a file; give a folder for the build")
+        refuse_overwrite(self.final, self.cfg.overwrite)
         check_writable(self.final, "--out")
         if self.cfg.require_engine:  # known now, not after the build
             from .tensorrt import tensorrt_version

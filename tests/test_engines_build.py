@@ -558,8 +558,9 @@ def test_build_user_mistakes_are_usage_errors(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "truncated" in err and f"lsa-edge check {truncated}" in err
     (tmp_path / "file").write_text("x")
-    assert main(_fp32_argv(tmp_path / "file")) == 2
-    assert "please report" not in capsys.readouterr().err
+    assert main([*_fp32_argv(tmp_path / "file"), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; give a folder" in err and (tmp_path / "file").read_text() == "x"
 
     import tempfile
 

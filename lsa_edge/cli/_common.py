@@ -36,15 +36,14 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_json_atomic(path, obj, default=_json_default)
 
 
-def check_json_out(path: str | Path | None, flag: str = "--json") -> None:
+def check_json_out(path: str | Path | None, flag: str = "--json", example: str = "result.json") -> None:
     """Before the long work: an output file (``--json PATH``, ``--plot``, ...) must be a file this process
     can write (not a folder)."""
     if path is None:
         return
     path = Path(path)
     if path.is_dir():
-        example = path / ("result" + ("".join(Path(str(path)).suffixes) or ".json"))
-        raise ConfigError(f"{flag} {path} is a folder; give a file name, e.g. {example}")
+        raise ConfigError(f"{flag} {path} is a folder; give a file name, e.g. {path / example}")
     check_writable(path, flag)
 
 

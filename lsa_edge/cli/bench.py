@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from ._common import check_json_out
 
     check_json_out(args.json)  # a mistake costs a second, not the whole run
-    check_json_out(args.plot, "--plot")
+    check_json_out(args.plot, "--plot", "bench.png")
     from rich.table import Table
 
     from lsa_edge.pipeline import Pipeline

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from ._common import check_json_out
 
     check_json_out(args.json)  # a mistake costs a second, not the whole run
-    check_json_out(None if args.no_png else args.png, "--png")
+    check_json_out(None if args.no_png else args.png, "--png", "lsa_prior.png")
     from .._lazy import require
     from .train import parse_size
 

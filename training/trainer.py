@@ -296,7 +296,8 @@ def write_log(path: Path, history: list[dict[str, Any]]) -> None:
     kill leaves the previous complete log, and a resumed run's log is exactly its checkpoint's history (an
     epoch logged but killed before last.pt was saved is run again, and not listed twice)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(history[0]), lineterminator="\n")
+    names = list(dict.fromkeys(k for row in history for k in row))  # rows of an older run may lack some
+    w = csv.DictWriter(buf, fieldnames=names, restval="", lineterminator="\n")
     w.writeheader()
     for row in history:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

@@ -185,7 +185,9 @@ def main() -> None:
             )
     Console(width=None if sys.stdout.isatty() else 160).print(tab)
     out = Path(args.out)
-    write_json_atomic(out / "summary.json", {"rows": rows, "summary": summary, "machine": platform.platform()})
+    write_json_atomic(
+        out / "summary.json", {"rows": rows, "summary": summary, "machine": platform.platform()}
+    )
     print(
         f"majority-class test accuracy (train rates): {100 * rows[0]['majority']:.2f}%; "
         f"rows and summary in {out}/summary.json"

@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {i + 1}/{args.rounds}: {name} done", file=sys.stderr)
     print(summarise(runs))
     if args.json:
-        Path(args.json).write_text(json.dumps(runs, indent=1))
+        from lsa_edge._fileio import write_json_atomic
+
+        write_json_atomic(args.json, runs, indent=1)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lsa_edge._fileio import write_json_atomic
 from lsa_edge.detector import FaceDetector, shipped_model
 
 
@@ -106,7 +106,7 @@ def main() -> None:
             f"{r['no_detection']:5d} {r['extra']:6d} {r['model_ms']:9.2f} {r['detect_640x480_ms']:10.2f} {r['onnx_mb']:5.2f}"
         )
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        write_json_atomic(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lsa_edge._fileio import write_json_atomic
 from lsa_edge.cli import setup_logging
 
 ARTIFACTS = {  # label → file in the build folder, or "torch"
@@ -229,7 +230,7 @@ def main() -> None:
             console.print(ptab)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        write_json_atomic(args.json, results, indent=1)
         console.print(f"wrote {args.json}")
     logging.shutdown()
 

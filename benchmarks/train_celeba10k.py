@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from lsa_edge._fileio import write_json_atomic
 from lsa_edge.cli import setup_logging
 from lsa_edge.cli.eval import evaluate_checkpoint
 
@@ -82,7 +83,7 @@ def run_one(args: argparse.Namespace, budget: str, variant: str, seed: int) -> d
     from lsa_edge.training.checkpoint import read_checkpoint
 
     result["labelled"] = read_checkpoint(out / "best.pt")["meta"]["data"]["labelled_images"]
-    cached.write_text(json.dumps(result, indent=2))
+    write_json_atomic(cached, result)
     return result
 
 
@@ -184,8 +185,8 @@ def main() -> None:
             )
     Console(width=None if sys.stdout.isatty() else 160).print(tab)
     out = Path(args.out)
-    (out / "summary.json").write_text(
-        json.dumps({"rows": rows, "summary": summary, "machine": platform.platform()}, indent=2)
+    write_json_atomic(
+        out / "summary.json", {"rows": rows, "summary": summary, "machine": platform.platform()}
     )
     print(
         f"majority-class test accuracy (train rates): {100 * rows[0]['majority']:.2f}%; "

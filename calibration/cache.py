@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from packaging.version import InvalidVersion, Version
 
+from lsa_edge._fileio import write_bytes_atomic
 from lsa_edge.errors import CalibrationError
 
 __all__ = [
@@ -168,7 +169,7 @@ def write_cache(
         lines.append(f"{name}: {encode_scale(s)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    write_bytes_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
 
 

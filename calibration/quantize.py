@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lsa_edge._fileio import atomic_path
 from lsa_edge._lazy import require
 from lsa_edge.errors import CalibrationError, ConfigError, unknown_choice
 
@@ -134,7 +135,8 @@ def calibrate(
             data = calibrator.compute_data()
         del calibrator
     cache = out_dir / f"calibration_{method}.json"
-    calib.save_tensors_data(data, cache)
+    with atomic_path(cache) as tmp:
+        calib.save_tensors_data(data, tmp)
     ranges = {}
     for name, td in data.data.items():
         lo, hi = (float(np.asarray(v).reshape(-1)[0]) for v in td.range_value)
@@ -218,27 +220,28 @@ def quantize(
             "this onnxruntime cannot reuse calibrated ranges and no calibration faces were given; "
             "upgrade with: pip install -U onnxruntime"
         )
-    try:
-        q.quantize_static(
-            str(onnx_path),
-            str(out_path),
-            quant_format=q.QuantFormat.QDQ,
-            op_types_to_quantize=list(op_types),
-            per_channel=per_channel,
-            activation_type=act,
-            weight_type=wt,
-            nodes_to_exclude=list(exclude_nodes),
-            calibrate_method=_ort_method(ranges.method),
-            extra_options=extra,
-            **reuse,
-        )
-    finally:
-        quiet.setLevel(level)
-    # Keep the FP32 model's metadata (the model card) on the quantized graph.
-    qmodel = onnx.load(str(out_path))
-    del qmodel.metadata_props[:]
-    qmodel.metadata_props.extend(model.metadata_props)
-    onnx.save(qmodel, str(out_path))
+    with atomic_path(out_path) as tmp:  # a kill or a failure never leaves half a quantized model
+        try:
+            q.quantize_static(
+                str(onnx_path),
+                str(tmp),
+                quant_format=q.QuantFormat.QDQ,
+                op_types_to_quantize=list(op_types),
+                per_channel=per_channel,
+                activation_type=act,
+                weight_type=wt,
+                nodes_to_exclude=list(exclude_nodes),
+                calibrate_method=_ort_method(ranges.method),
+                extra_options=extra,
+                **reuse,
+            )
+        finally:
+            quiet.setLevel(level)
+        # Keep the FP32 model's metadata (the model card) on the quantized graph.
+        qmodel = onnx.load(str(tmp))
+        del qmodel.metadata_props[:]
+        qmodel.metadata_props.extend(model.metadata_props)
+        onnx.save(qmodel, str(tmp))
     counts = qdq_counts(qmodel)
     log.info(
         "wrote %s (%s flavour, %d QuantizeLinear, %d DequantizeLinear) in %.1f s",

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from packaging.version import Version
 
+from lsa_edge._fileio import write_bytes_atomic
 from lsa_edge._lazy import require
 from lsa_edge.backends._cuda import Cuda, DeviceMemory, open_cuda
 from lsa_edge.errors import CalibrationError
@@ -195,9 +196,7 @@ class _DeviceFeed:
     def write_calibration_cache(self, cache: Any, *_: Any) -> None:
         try:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_path.with_name(self.cache_path.name + ".tmp")
-            tmp.write_bytes(bytes(memoryview(cache)))
-            tmp.replace(self.cache_path)
+            write_bytes_atomic(self.cache_path, bytes(memoryview(cache)))
             log.info("wrote calibration cache %s", self.cache_path)
         except Exception:  # never across TensorRT's C++ side
             log.exception("could not write the calibration cache %s", self.cache_path)

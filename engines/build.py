@@ -22,9 +22,7 @@ when the input is a checkpoint; everything else needs onnx and onnxruntime.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,7 +33,18 @@ import numpy as np
 from packaging.version import Version
 
 from lsa_edge import __version__
+from lsa_edge._fileio import (
+    atomic_path,
+    check_writable,
+    copy_atomic,
+    refuse_overwrite,
+    same_or_inside,
+    staged_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 from lsa_edge._lazy import available, require
+from lsa_edge._manifest import MANIFEST_FORMAT  # one definition: the loader's (the newest it reads)
 from lsa_edge.card import ModelCard
 from lsa_edge.engine_meta import sha256_file
 from lsa_edge.errors import ConfigError, DataError, LsaEdgeError, unknown_choice
@@ -48,7 +57,6 @@ PRECISIONS = ("fp32", "fp16", "int8")
 GENERATIONS = ("8.5", "10", "11")
 DEFAULT_GENERATION = "10"  # JetPack 6 (Orin): the TensorRT most Jetsons in the field run today
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
 DETECTOR_BATCH = (1, 1, 4)  # frames per detector call: one camera, up to four
 Precision = Literal["fp32", "fp16", "int8"]
 
@@ -105,6 +113,7 @@ class BuildConfig:
     seed: int = 0  # sampling of calibration and validation faces
     workers: int = 4
     progress: bool = True
+    overwrite: bool = False  # replace a non-empty `out` (only once the new build is complete)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -137,6 +146,11 @@ class BuildConfig:
         for path, flag in ((self.calib_data, "--calib-data"), (self.val_data, "--val-data")):
             if path is not None and not Path(path).exists():
                 raise ConfigError(f"{flag} {path} does not exist")
+            if path is not None and not Path(path).is_dir():
+                raise ConfigError(
+                    f"{flag} {path} is a file; give a folder: a data set (CelebA, generic CSV or LFWA layout) "
+                    "or a folder of face pictures"
+                )
         if self.fp32_ops:
             onnx = require("onnx", "checking --fp32-ops")
             unknown = [op for op in self.fp32_ops if not onnx.defs.has(op)]
@@ -152,7 +166,8 @@ class Build:
     def __init__(self, model: str | Path, cfg: BuildConfig) -> None:
         self.model = Path(model)
         self.cfg = cfg
-        self.out = Path(cfg.out)
+        self.final = Path(cfg.out)  # where the build ends up
+        self.out = self.final  # where files are written now: a staged folder beside it while building
         self.timings: dict[str, float] = {}
         self.checks: dict[str, AccuracyCheck] = {}
         self.files: dict[str, Path] = {}
@@ -166,7 +181,39 @@ class Build:
 
     # -- steps --------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Build into a temporary folder beside ``cfg.out`` and rename it into place once the bundle is
+        complete: a failure leaves no empty or half-filled folder, and a previous build there stays until the
+        new one is whole (``cfg.overwrite``; without it a non-empty ``cfg.out`` is refused before any work).
+        Engines are then added to the finished bundle, as ``--from-bundle`` would (each file atomically), so
+        a failed engine build still leaves a complete bundle."""
+        if self._from_checkpoint and self.model.exists() and same_or_inside(self.model, self.final):
+            raise ConfigError(
+                f"--out {self.final} holds the input {self.model}: the build would replace the folder and the "
+                "checkpoint with it. Choose another --out"
+            )
+        if self.final.exists() and not self.final.is_dir():
+            raise ConfigError(f"--out {self.final} is a file; give a folder for the build")
+        refuse_overwrite(self.final, self.cfg.overwrite)
+        check_writable(self.final, "--out")
+        if self.cfg.require_engine:  # known now, not after the build
+            from .tensorrt import tensorrt_version
+
+            if tensorrt_version() is None:
+                raise LsaEdgeError(
+                    "TensorRT is not installed here and --require-engine was given; nothing was built. Build "
+                    "the bundle without --require-engine and run 'lsa-edge build --from-bundle DIR' on the device"
+                )
+        with staged_dir(self.final, overwrite=self.cfg.overwrite) as tmp:
+            self.out = tmp
+            try:
+                manifest = self._bundle()
+            finally:
+                self.out = self.final
+        self.files = {name: self.final / name for name in self.files}
+        self._engines(manifest)
+        return read_manifest(self.out)  # as JSON has it (lists, not tuples), like every later reader
+
+    def _bundle(self) -> dict[str, Any]:
         self._fp32_onnx()
         val = self._val_faces() if self.cfg.precision != "fp32" or self._from_checkpoint else None
         if val is not None:
@@ -184,9 +231,8 @@ class Build:
             self._detector()
         manifest = self._manifest()
         write_manifest(self.out, manifest)  # a complete bundle before any engine is attempted
-        (self.out / "DEPLOY.md").write_text(deploy_text(manifest))
-        self._engines(manifest)
-        return read_manifest(self.out)  # as JSON has it (lists, not tuples), like every later reader
+        write_text_atomic(self.out / "DEPLOY.md", deploy_text(manifest))
+        return manifest
 
     @property
     def _opset(self) -> int:
@@ -207,6 +253,13 @@ class Build:
         if self._from_checkpoint:
             from lsa_edge.training.checkpoint import read_checkpoint
 
+            if self.model.is_dir() and not (self.model / "best.pt").exists():
+                onnx_files = sorted(p.name for p in self.model.glob("*.onnx"))
+                if onnx_files:
+                    raise ConfigError(
+                        f"{self.model} is a build or package folder, not a training run (no best.pt); build "
+                        f"from its FP32 graph: lsa-edge build {self.model / 'model.onnx'} ..."
+                    )
             self.card = ModelCard.from_dict(read_checkpoint(self.model)["card"])
         else:
             if not self.model.is_file():
@@ -218,8 +271,7 @@ class Build:
                     "--opset/--no-simplify apply to exports from a checkpoint; %s is used as it is",
                     self.model,
                 )
-            if self.model.resolve() != dst.resolve():
-                shutil.copyfile(self.model, dst)
+            copy_atomic(self.model, dst)
             self.parity = self.card.build.get("export", {}).get("parity_max_abs_diff")
             if self.parity is None:
                 log.warning("%s carries no export parity figure (exported by an older lsa-edge?)", self.model)
@@ -304,9 +356,15 @@ class Build:
         nodes = {n.name for n in onnx.load(str(self.out / "model.onnx")).graph.node}
         missing = [n for n in self.cfg.exclude_nodes if n not in nodes]
         if missing:
+            onnx_file = self.final / "model.onnx" if self._from_checkpoint else self.model
             raise ConfigError(
                 f"--exclude-nodes names nodes the graph does not have: {', '.join(missing)}; list them with: "
-                f"lsa-edge check {self.out / 'model.onnx'} --nodes"
+                f"lsa-edge check {onnx_file} --nodes"
+                + (
+                    " (after an FP32 build of the checkpoint into that folder)"
+                    if self._from_checkpoint
+                    else ""
+                )
             )
 
     def _template(self) -> None:
@@ -549,10 +607,10 @@ class Build:
         dst_dir = self.out / "detector"
         dst_dir.mkdir(exist_ok=True)
         dst = dst_dir / src.name
-        shutil.copyfile(src, dst)
+        copy_atomic(src, dst)
         for extra in ("NOTICE", "PROVENANCE.json"):
             if (src.parent / extra).exists():
-                shutil.copyfile(src.parent / extra, dst_dir / extra)
+                copy_atomic(src.parent / extra, dst_dir / extra)
         self.files[f"detector/{src.name}"] = dst
         if (
             self.cfg.precision != "fp32"
@@ -706,7 +764,8 @@ class Build:
             )
             proto = onnx.load(str(path))
             set_card(proto, card)
-            onnx.save(proto, str(path))
+            with atomic_path(path) as tmp:
+                onnx.save(proto, str(tmp))
             cards[name] = card
         return cards
 
@@ -839,11 +898,7 @@ def tensorrt_commands(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> Path:
-    path = Path(out) / MANIFEST
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    tmp.replace(path)
-    return path
+    return write_json_atomic(Path(out) / MANIFEST, manifest)
 
 
 def read_manifest(bundle: str | Path) -> dict[str, Any]:
@@ -855,6 +910,26 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
 
     # The runtime loader's checks (JSON object, format, types, names inside the folder): PackageError
     return read_checked(path.parent, path.name)
+
+
+# What building engines from a manifest reads; a bundle without them is damaged or not ours.
+_BUILD_KEYS = ("precision", "onnx_by_tensorrt", "input", "batch", "workspace_mib", "dla_core", "card")
+
+
+def _check_manifest(bundle: Path, manifest: dict[str, Any]) -> None:
+    missing = [k for k in _BUILD_KEYS if k not in manifest]
+    inp, by_gen = manifest.get("input"), manifest.get("onnx_by_tensorrt")
+    if "input" in manifest and not (isinstance(inp, dict) and "name" in inp):
+        missing.append("input.name")
+    if "onnx_by_tensorrt" in manifest and not (
+        isinstance(by_gen, dict) and all(g in by_gen for g in GENERATIONS)
+    ):
+        missing.append(f"onnx_by_tensorrt for TensorRT {', '.join(GENERATIONS)}")
+    if missing:
+        raise ConfigError(
+            f"{Path(bundle) / MANIFEST} lacks {', '.join(missing)}: it is incomplete or not an lsa-edge build "
+            "manifest. Rebuild the bundle on the desktop with: lsa-edge build MODEL --out DIR"
+        )
 
 
 def build_from_manifest(
@@ -876,7 +951,16 @@ def build_from_manifest(
             f"elsewhere run one of the trtexec commands in {bundle / 'DEPLOY.md'}"
         )
     gen = generation(local)
+    _check_manifest(bundle, manifest)
     _ensure_buildable(bundle, manifest, local)
+    det = manifest.get("detector") or {}
+    needed = [manifest["onnx_by_tensorrt"][gen], *([det["onnx_by_tensorrt"][gen]] if det else [])]
+    missing = [name for name in needed if not (Path(bundle) / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"the bundle {bundle} lacks {', '.join(missing)}, named by its manifest for TensorRT {gen}: copy the "
+            "whole folder to the device again (or rebuild it on the desktop with lsa-edge build)"
+        )
     opts = {
         "batch": tuple(cfg.batch) if cfg else tuple(manifest["batch"]),
         "workspace_mib": cfg.workspace_mib if cfg else manifest["workspace_mib"],

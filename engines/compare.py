@@ -59,8 +59,9 @@ def open_artifact(path: str | Path, device: str = "cpu") -> Artifact:
 
         from .export import read_card
 
+        card = read_card(path)  # first: a truncated or foreign file is a usage error naming it
         backend = OnnxRuntimeBackend(path)
-        return Artifact(str(path), "onnx", read_card(path), backend.predict)
+        return Artifact(str(path), "onnx", card, backend.predict)
     if path.suffix in (".engine", ".plan", ".trt"):
         from lsa_edge.backends.tensorrt import TensorRTBackend
         from lsa_edge.engine_meta import read_sidecar

@@ -32,6 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from lsa_edge._fileio import (
+    atomic_path,
+    atomic_write,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from lsa_edge._lazy import require
 from lsa_edge.detector import (
     DETECTOR_METADATA_KEY,
@@ -173,7 +180,7 @@ def extract_tflite(source: str | Path, variant: str, workdir: str | Path) -> Sou
                 key, _, value = line.partition(":")
                 fields.setdefault(key.strip(), value.strip())
         out = Path(workdir) / want
-        out.write_bytes(zf.read(members[0]))
+        write_bytes_atomic(out, zf.read(members[0]))
     info = {
         "distribution": fields.get("Name", "?"),
         "version": fields.get("Version", "?"),
@@ -537,8 +544,8 @@ def convert_blazeface(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / ONNX_FILES[variant]
-    partial = final.with_suffix(".partial.onnx")
-    with tempfile.TemporaryDirectory(prefix="lsa-blazeface-") as tmp:
+    # Only a checked graph gets the real name: written under a temporary one, renamed once it matches.
+    with atomic_path(final) as partial, tempfile.TemporaryDirectory(prefix="lsa-blazeface-") as tmp:
         source_model = extract_tflite(source, variant, tmp)
         raw = Path(tmp) / "tflite2onnx.onnx"
         quiet = logging.getLogger("tflite2onnx")
@@ -605,14 +612,12 @@ def convert_blazeface(
                 diffs["logits"],
             )
             if diffs["excess"] > 1.0 or diffs.get("batch", 0.0) > LOGIT_TOLERANCE[0]:
-                partial.unlink(missing_ok=True)
                 raise ConversionError(
                     f"{final.name} does not reproduce {source_model.tflite.name}: {diffs} (tolerance "
                     f"|Δ| ≤ atol + rtol·|ref|: regressors {REGRESSOR_TOLERANCE}, logits {LOGIT_TOLERANCE})"
                 )
         else:
             log.warning("%s: not checked against the original model (--no-check)", final.name)
-    partial.replace(final)
     digest = sha256_file(final)
     entry = {
         "file": final.name,
@@ -656,7 +661,7 @@ def convert_blazeface(
         or f"lsa_edge.engines.detector.convert_blazeface({str(source)!r}, variant={variant!r})",
     }
     _update_provenance(out_dir / PROVENANCE_FILE, entry)
-    (out_dir / NOTICE_FILE).write_text(NOTICE_TEXT)
+    write_text_atomic(out_dir / NOTICE_FILE, NOTICE_TEXT)
     log.info("wrote %s (%.2f MB, sha256 %s…)", final, entry["bytes"] / 1e6, digest[:12])
     return ConversionResult(final, variant, opset, digest, entry["bytes"], check_info, entry)
 
@@ -674,7 +679,7 @@ def _update_provenance(path: Path, entry: dict[str, Any]) -> None:
         "how it was checked against the original TFLite model. Regenerate with the recorded command."
     )
     doc["models"] = dict(sorted(doc["models"].items()))
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    write_json_atomic(path, doc)
 
 
 # --------------------------------------------------------------------------------------------- golden
@@ -728,6 +733,9 @@ def write_golden(
             }
     arrays["meta_json"] = np.asarray(json.dumps(meta))
     out = Path(out)
+    if out.suffix != ".npz":  # what numpy itself does with a file name
+        out = out.with_name(out.name + ".npz")
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays)
+    with atomic_write(out) as f:
+        np.savez_compressed(f, **arrays)
     return out

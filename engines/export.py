@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from lsa_edge._fileio import atomic_path
 from lsa_edge._lazy import require
 from lsa_edge.card import ModelCard
 from lsa_edge.errors import ConfigError, LsaEdgeError
@@ -88,61 +89,63 @@ def export_onnx(
         raise ExportError("the parity check needs at least one real face crop")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    final, out = out, out.with_suffix(".partial.onnx")  # only a checked graph gets the real name
-    h, w = card.preprocessing.input_size
-    wrapper = export_wrapper(model)
-    dummy = torch.zeros(2, 3, h, w)
-    t0 = time.perf_counter()
-    torch.onnx.export(
-        wrapper,
-        (dummy,),
-        str(out),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        opset_version=opset,
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        # The TorchScript exporter: it needs no onnxscript and gives TensorRT-friendly opset-17 graphs. The
-        # torch.export-based one (torch's default since 2.9) is the next thing to evaluate here.
-        dynamo=False,
-    )
-    proto = onnx.load(str(out))
-    t1 = time.perf_counter()
-    simplified = False
-    if simplify:
-        onnxsim = require("onnxsim", "ONNX simplification")
-        proto, ok = onnxsim.simplify(proto)
-        if not ok:
-            raise ExportError("onnxsim could not validate the simplified graph; export with --no-simplify")
-        simplified = True
-    t2 = time.perf_counter()
-    set_card(proto, card)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(out))
-    diff = parity(wrapper, out, parity_faces)
-    log.info(
-        "exported %s (opset %d%s): max |Δp| vs torch %.2e on %d faces",
-        out,
-        opset,
-        ", simplified" if simplified else "",
-        diff,
-        len(parity_faces),
-    )
-    if diff > tolerance:
-        out.unlink(missing_ok=True)
-        raise ExportError(
-            f"{final}: ONNX Runtime differs from torch by {diff:.3g} (> {tolerance:g}) in probability"
+    final = out
+    # Only a checked graph gets the real name: written under a temporary one, renamed once parity holds.
+    with atomic_path(final) as out:
+        h, w = card.preprocessing.input_size
+        wrapper = export_wrapper(model)
+        dummy = torch.zeros(2, 3, h, w)
+        t0 = time.perf_counter()
+        torch.onnx.export(
+            wrapper,
+            (dummy,),
+            str(out),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=opset,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            # The TorchScript exporter: it needs no onnxscript and gives TensorRT-friendly opset-17 graphs. The
+            # torch.export-based one (torch's default since 2.9) is the next thing to evaluate here.
+            dynamo=False,
         )
-    # Record how the graph was made and checked in its own card (an ONNX handed to `build` later keeps it).
-    export_info = {
-        "opset": opset,
-        "simplified": simplified,
-        "parity_max_abs_diff": diff,
-        "parity_faces": len(parity_faces),
-        "exporter": f"torch {torch.__version__} (TorchScript)",
-    }
-    set_card(proto, card.with_updates(build={**card.build, "export": export_info}))
-    onnx.save(proto, str(out))
-    out.replace(final)
+        proto = onnx.load(str(out))
+        t1 = time.perf_counter()
+        simplified = False
+        if simplify:
+            onnxsim = require("onnxsim", "ONNX simplification")
+            proto, ok = onnxsim.simplify(proto)
+            if not ok:
+                raise ExportError(
+                    "onnxsim could not validate the simplified graph; export with --no-simplify"
+                )
+            simplified = True
+        t2 = time.perf_counter()
+        set_card(proto, card)
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(out))
+        diff = parity(wrapper, out, parity_faces)
+        log.info(
+            "exported %s (opset %d%s): max |Δp| vs torch %.2e on %d faces",
+            final,
+            opset,
+            ", simplified" if simplified else "",
+            diff,
+            len(parity_faces),
+        )
+        if diff > tolerance:
+            raise ExportError(
+                f"{final}: ONNX Runtime differs from torch by {diff:.3g} (> {tolerance:g}) in probability"
+            )
+        # Record how the graph was made and checked in its own card (an ONNX handed to `build` later keeps it).
+        export_info = {
+            "opset": opset,
+            "simplified": simplified,
+            "parity_max_abs_diff": diff,
+            "parity_faces": len(parity_faces),
+            "exporter": f"torch {torch.__version__} (TorchScript)",
+        }
+        set_card(proto, card.with_updates(build={**card.build, "export": export_info}))
+        onnx.save(proto, str(out))
     return ExportResult(final, opset, simplified, diff, len(parity_faces), t1 - t0, t2 - t1)
 
 
@@ -158,10 +161,28 @@ def set_card(proto: Any, card: ModelCard) -> None:
 def read_card(path: str | Path) -> ModelCard:
     """The model card stored in an exported ONNX file."""
     onnx = require("onnx", "reading an ONNX model card")
-    proto = onnx.load(str(path), load_external_data=False)
+    path = Path(path)
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "missing"
+        raise ConfigError(f"{path} is {what}; give an lsa-edge ONNX file (or a checkpoint)")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{path} is empty (an interrupted copy or export?); copy or export it again")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError for a truncated or non-ONNX file, OSError, ...
+        raise ConfigError(
+            f"{path} is not a readable ONNX model ({type(err).__name__}: {err}); it may be truncated (an "
+            f"interrupted copy or download). Copy or export it again; lsa-edge check {path} tells what is wrong"
+        ) from err
     for p in proto.metadata_props:
         if p.key == CARD_KEY:
-            return ModelCard.from_dict(json.loads(p.value))
+            try:
+                return ModelCard.from_dict(json.loads(p.value))
+            except (ValueError, TypeError, KeyError) as err:  # ConfigError is a ValueError
+                raise ExportError(
+                    f"{path}: its model card is damaged ({type(err).__name__}: {err}); export it again "
+                    "from the checkpoint (lsa-edge build CKPT --precision fp32)"
+                ) from err
     raise ExportError(
         f"{path} has no lsa-edge model card ({CARD_KEY!r} in metadata_props); was it exported by lsa-edge?"
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lsa_edge._fileio import atomic_path
 from lsa_edge._lazy import require
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ def convert_fp16(
     onnx.checker.check_model(converted)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(converted, str(out_path))
+    with atomic_path(out_path) as tmp:
+        onnx.save(converted, str(tmp))
     fp16_nodes = sum(1 for n in converted.graph.node if n.op_type not in block and n.op_type != "Cast")
     log.info(
         "wrote %s: FP16 except %s",

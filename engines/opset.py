@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from lsa_edge._fileio import atomic_path
 from lsa_edge._lazy import require
 from lsa_edge.errors import LsaEdgeError
 
@@ -156,9 +157,8 @@ def lower_to_opset16(src: str | Path, dst: str | Path) -> Path:
         ) from err
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(dst)
+    with atomic_path(dst) as tmp:
+        onnx.save(model, str(tmp))
     log.info(
         "wrote %s: opset %d → %d, %d LayerNormalization node(s) decomposed",
         dst.name,

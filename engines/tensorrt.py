@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
+from lsa_edge._fileio import atomic_write
 from lsa_edge._lazy import require
 from lsa_edge.backends._tensorrt_env import enum_name, gpu_info, load_engine, tensorrt_version, trt_logger
 
@@ -413,10 +414,8 @@ def _save_timing_cache(config: Any, path: Path | None) -> None:
 
 def _atomic_write(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as f:
         f.write(data)
-    tmp.replace(path)
 
 
 def _card_dict(card: Any, onnx_path: Path) -> dict[str, Any] | None:

@@ -25,8 +25,10 @@ from typing import IO, Any
 from .errors import ConfigError
 
 __all__ = [
+    "atomic_path",
     "atomic_write",
     "check_writable",
+    "copy_atomic",
     "refuse_overwrite",
     "same_or_inside",
     "staged_dir",
@@ -80,6 +82,33 @@ def atomic_write(
     _fsync_dir(path.parent)
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``path`` for writers that take a file name (``onnx.save``, ONNX Runtime,
+    TensorRT); on a clean exit the file written there replaces ``path`` in one rename.
+
+    The temporary name ends with ``path``'s suffix (some writers choose the format by it). On an exception
+    the target is untouched and the temporary file is removed. The folder must exist.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=_TMP_PREFIX + path.stem + ".", suffix=path.suffix, dir=str(path.parent)
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:  # the writer closed it; make its bytes durable before the rename
+            os.fsync(f.fileno())
+        _keep_mode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
 def _keep_mode(target: Path, tmp: Path) -> None:
     """mkstemp creates 0600 files; give the new file the old one's mode, or the umask's default."""
     try:
@@ -107,6 +136,13 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None = 2, **kwargs: Any) -> Path:
     """JSON (with a trailing newline) written atomically; ``kwargs`` go to :func:`json.dumps`."""
     return write_text_atomic(path, json.dumps(obj, indent=indent, **kwargs) + "\n")
+
+
+def copy_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Copy the file ``src`` to ``dst`` (a file name) atomically."""
+    with open(src, "rb") as fin, atomic_write(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+    return Path(dst)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
+from ._fileio import write_json_atomic
 from .errors import ConfigError, EngineMismatchError, LsaEdgeError
 
 __all__ = [
@@ -220,9 +221,7 @@ def write_sidecar(
             raise ConfigError(f"extra sidecar field {k!r} would overwrite a standard field")
         doc[k] = v
     out = sidecar_path(engine_path)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    write_json_atomic(out, doc)
     return out
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ def main() -> int:
     )
     args = ap.parse_args()
 
+    from lsa_edge._fileio import staged_dir, write_text_atomic
     from lsa_edge.cli import main as cli
     from lsa_edge.cli import setup_logging
     from lsa_edge.cli.eval import evaluate_model
@@ -116,12 +116,22 @@ def main() -> int:
     save_checkpoint(packaged, model, card, ck["meta"])
 
     out = Path(args.out)
-    if out.exists():
-        shutil.rmtree(out)
-    build = ["build", str(packaged), "--precision", "fp32", "--calib-data", args.data, "--out", str(out)]
-    if cli([*build, "--no-detector", "--no-progress"]) != 0:
-        return 1
-    (out / "README.md").write_text(model_card_text(card, test, out))
+    # The package is assembled beside the shipped one and replaces it only once complete (README included):
+    # a failed or interrupted build leaves the previous package as it was.
+    with staged_dir(out, overwrite=True) as stage:
+        build = [
+            "build",
+            str(packaged),
+            "--precision",
+            "fp32",
+            "--calib-data",
+            args.data,
+            "--out",
+            str(stage),
+        ]
+        if cli([*build, "--no-detector", "--no-progress"]) != 0:
+            raise SystemExit(f"building the package failed; {out} is unchanged")
+        write_text_atomic(stage / "README.md", model_card_text(card, test, out))
     size = sum(p.stat().st_size for p in out.iterdir())
     print(
         f"default model: test mean accuracy {100 * test['mean_accuracy']:.2f}% (tuned thresholds "
@@ -133,14 +143,18 @@ def main() -> int:
 
 def train_once(cli, config: str, data: str, run: Path, extra: list[str]) -> float:
     """Train ``run`` unless it has finished (resuming an interrupted run); returns its training seconds."""
+    from lsa_edge._fileio import write_json_atomic
+
     if not (run / "best.pt").exists() or not (run / "result.json").exists():
         t0 = time.time()
         argv = ["train", "--config", config, "--data", data, "--out", str(run), "--no-progress", *extra]
         if (run / "last.pt").exists():
             argv.append("--resume")
+        elif (run / "best.pt").exists():  # a run without last.pt cannot continue: start it again
+            argv.append("--overwrite")
         if cli(argv) != 0:
             raise SystemExit(f"training {run} failed; fix the error above and re-run (it resumes)")
-        (run / "result.json").write_text(json.dumps({"train_seconds": time.time() - t0}))
+        write_json_atomic(run / "result.json", {"train_seconds": time.time() - t0})
     return float(json.loads((run / "result.json").read_text())["train_seconds"])
 
 

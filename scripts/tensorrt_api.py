@@ -260,10 +260,9 @@ def _write(api: dict[str, Any], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, **api}
     path = out / f"{api['version']}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
+    from lsa_edge._fileio import write_json_atomic
+
+    return write_json_atomic(path, doc, indent=1, sort_keys=True)
 
 
 # -------------------------------------------------------------------------------- 8.5 from the sources

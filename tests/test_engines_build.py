@@ -198,6 +198,7 @@ def test_cli_gate_failure_exits_1(checkpoint, celeba_dir, tmp_path, monkeypatch,
     assert main([*argv, "--out", str(tmp_path / "b"), "--no-progress", "--no-detector"]) == 1
     err = capsys.readouterr().err
     assert "FP16 accuracy gate failed" in err and "--max-accuracy-drop" in err and "--fp32-ops" in err
+    assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".lsa-edge-tmp-*"))  # nothing half-built
 
 
 def test_cli_usage_errors(checkpoint, tmp_path, capsys):
@@ -227,6 +228,11 @@ def test_the_design_cards_command_builds_the_default_model(tmp_path, monkeypatch
     assert manifest["onnx_by_tensorrt"]["8.5"] == "model_opset16.onnx"
     assert manifest["source"] == "model.onnx" and manifest["detector"]["onnx_by_tensorrt"]["8.5"]
     assert main(["build", "--precision", "int8", "--no-progress"]) == 2  # INT8 needs real faces
+    before = (out / "manifest.json").read_bytes()
+    assert main(["build", "--precision", "fp16", "--no-progress"]) == 2  # a second run: said, not replaced
+    err = capsys.readouterr().err
+    assert "earlier build of the shipped default model" in err and "--overwrite" in err and "--out" in err
+    assert (out / "manifest.json").read_bytes() == before
 
 
 def test_require_engine_without_tensorrt_exits_1(int8_bundle, tmp_path, capsys):
@@ -286,6 +292,10 @@ def test_from_bundle_builds_the_engine_with_a_sidecar(int8_bundle, tmp_path, fak
     key = read_sidecar(engine)["key"]
     assert key.precision == "int8" and key.compute_capability == "8.7" and key.batch == (1, 8, 16)
     assert read_manifest(bundle)["engine"] == manifest["engine"]
+    assert not list(bundle.rglob(".lsa-edge-tmp-*"))  # engines, sidecars, manifest: renamed into place
+    (bundle / manifest["onnx_by_tensorrt"]["10"]).unlink()  # a bundle copied in part
+    with pytest.raises(ConfigError, match=r"lacks model_int8_trt\.onnx.*copy the whole folder"):
+        build_from_manifest(bundle, read_manifest(bundle))
 
 
 def _old_bundle(src, dst):
@@ -474,3 +484,90 @@ def test_the_shipped_package_builds_on_tensorrt_85(fake_trt, tmp_path):
     )
     assert manifest["opset16_parity_max_abs_diff"]["model_opset16.onnx"] < 1e-4
     assert [v for k, v in trt._fake.calls if k == "parse_from_file"] == [str(bundle / "model_opset16.onnx")]
+
+
+# ------------------------------------------------------------------------------- nothing lost (issue 12)
+def _default_onnx():
+    from lsa_edge.package import DEFAULT_MODEL_DIR
+
+    return DEFAULT_MODEL_DIR / "model.onnx"
+
+
+def _fp32_argv(out):
+    return [
+        "build",
+        str(_default_onnx()),
+        "--precision",
+        "fp32",
+        "--no-detector",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+
+
+def _leftovers(folder):
+    return [p.name for p in folder.iterdir() if p.name.startswith(".lsa-edge-tmp-")]
+
+
+def test_build_is_staged_refuses_a_non_empty_out_and_overwrites_only_when_complete(
+    tmp_path, capsys, monkeypatch
+):
+    import lsa_edge.engines.build as build_mod
+
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    assert main(_fp32_argv(out)) == 2  # refused before any work
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--overwrite" in err and (out / "mine.txt").read_text() == "keep me"
+
+    # A build that fails half-way (after the ONNX was written) leaves the previous folder as it was.
+    def boom(self):
+        assert (self.out / "model.onnx").exists() and self.out != self.final  # written in the staged folder
+        raise LsaEdgeError("failed half-way")
+
+    monkeypatch.setattr(build_mod.Build, "_manifest", boom)
+    assert main([*_fp32_argv(out), "--overwrite"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt"] and _leftovers(tmp_path) == []
+    assert main(_fp32_argv(tmp_path / "new")) == 1  # no empty or half-filled --out either
+    assert not (tmp_path / "new").exists() and _leftovers(tmp_path) == []
+    monkeypatch.undo()
+
+    assert main([*_fp32_argv(out), "--overwrite"]) == 0  # replaced once complete
+    assert not (out / "mine.txt").exists() and read_manifest(out)["precision"] == "fp32"
+    assert _leftovers(tmp_path) == [] and _leftovers(out) == []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(_fp32_argv(empty)) == 0  # an empty folder is no one's build
+
+
+def test_build_user_mistakes_are_usage_errors(tmp_path, capsys, monkeypatch):
+    truncated = tmp_path / "model.onnx"
+    truncated.write_bytes(_default_onnx().read_bytes()[:5000])
+    for bad in (truncated, tmp_path / "empty.onnx", tmp_path / "folder.onnx"):
+        if bad.name == "empty.onnx":
+            bad.write_bytes(b"")
+        elif bad.name == "folder.onnx":
+            bad.mkdir()
+        assert main(["build", str(bad), "--precision", "fp32", "--out", str(tmp_path / "o")]) == 2, bad
+        err = capsys.readouterr().err
+        assert str(bad) in err and "please report" not in err, err
+        assert not (tmp_path / "o").exists()
+    assert main(["build", str(truncated), "--precision", "fp32", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "truncated" in err and f"lsa-edge check {truncated}" in err
+    (tmp_path / "file").write_text("x")
+    assert main([*_fp32_argv(tmp_path / "file"), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file; give a folder" in err and (tmp_path / "file").read_text() == "x"
+
+    import tempfile
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    assert main(_fp32_argv(tmp_path / "ro" / "b")) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "permission denied" in err and "please report" not in err

@@ -7,8 +7,10 @@ import os
 import pytest
 
 from lsa_edge._fileio import (
+    atomic_path,
     atomic_write,
     check_writable,
+    copy_atomic,
     refuse_overwrite,
     same_or_inside,
     staged_dir,
@@ -114,3 +116,25 @@ def test_check_writable_reports_permission_denied_even_as_root(tmp_path, monkeyp
     monkeypatch.setattr(tempfile, "mkstemp", denied)
     with pytest.raises(ConfigError, match=r"cannot write into .* \(permission denied\)"):
         check_writable(tmp_path / "out.json", what="--json")
+
+
+def test_atomic_path_for_writers_that_take_a_name(tmp_path):
+    target = tmp_path / "model.onnx"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".onnx" and tmp != target
+        tmp.write_text("half")
+        raise RuntimeError("parity failed")
+    assert target.read_text() == "old" and _leftovers(tmp_path) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+        assert target.read_text() == "old"
+    assert target.read_text() == "new" and _leftovers(tmp_path) == []
+    assert target.stat().st_mode & 0o777 != 0o600  # not mkstemp's private mode
+
+
+def test_copy_atomic(tmp_path):
+    src = tmp_path / "a.bin"
+    src.write_bytes(bytes(range(256)) * 5000)
+    copy_atomic(src, tmp_path / "b.bin")
+    assert (tmp_path / "b.bin").read_bytes() == src.read_bytes() and _leftovers(tmp_path) == []

@@ -147,6 +147,99 @@ def test_bad_training_inputs(celeba_dir, tmp_path, capsys):
     assert "Did you mean 'resnet18'" in capsys.readouterr().err
 
 
+def _no_data(monkeypatch):
+    """Make reading the data set an error: the checks under test must come before it."""
+    import lsa_edge.training.trainer as trainer
+
+    def never(*a, **k):
+        raise AssertionError("the data set was read before the run folder was checked")
+
+    monkeypatch.setattr(trainer, "prepare_data", never)
+    monkeypatch.setattr(trainer, "create_model_from_config", never)
+
+
+def test_an_existing_run_is_refused_before_any_data_is_read(celeba_dir, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "r"
+    run.mkdir()
+    for name, text in (("best.pt", "old best"), ("log.csv", "epoch\n1\n"), ("config.json", "{}")):
+        (run / name).write_text(text)
+    _no_data(monkeypatch)
+    base = ["train", "--data", str(celeba_dir), "--out", str(run), *TINY_MODEL]
+    assert main(base) == 2
+    err = capsys.readouterr().err
+    assert "already holds a training run" in err and "--resume" in err and "--overwrite" in err
+    assert (run / "best.pt").read_text() == "old best" and (run / "log.csv").read_text() == "epoch\n1\n"
+    assert main([*base, "--resume"]) == 2  # no last.pt to continue from, said before data is read
+    assert "no " in capsys.readouterr().err and (run / "best.pt").read_text() == "old best"
+    assert main([*base, "--resume", "--overwrite"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    for name in ("best.pt", "log.csv"):
+        (run / name).unlink()  # config.json alone: a run killed before its first epoch, started afresh
+    assert main(base) == 1 and "the data set was read" in capsys.readouterr().err  # i.e. it went on
+    (run / "best.pt").write_text("a teacher")
+    assert main([*base, "--overwrite", "--teacher", str(run / "best.pt")]) == 2  # would delete its teacher
+    assert "another --out" in capsys.readouterr().err and (run / "best.pt").read_text() == "a teacher"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")  # a folder without a run is fine (the check passes, data next)
+    with pytest.raises(AssertionError, match="before the run folder was checked"):
+        import lsa_edge.training.trainer as trainer
+
+        trainer.train(trainer.TrainConfig(data=str(celeba_dir), out=str(other), progress=False))
+
+
+def test_a_read_only_run_folder_is_a_usage_error(celeba_dir, tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    _no_data(monkeypatch)
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    assert main(["train", "--data", str(celeba_dir), "--out", str(tmp_path / "r"), *TINY_MODEL]) == 2
+    err = capsys.readouterr().err
+    assert "permission denied" in err and "please report" not in err
+    assert main(["train", "--data", str(celeba_dir), "--out", str(celeba_dir / "list_attr_celeba.txt")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_a_run_whole(celeba_dir, tmp_path, monkeypatch):
+    from lsa_edge.training.checkpoint import read_checkpoint
+
+    run = tmp_path / "r"
+    run.mkdir()
+    for name in ("best.pt", "last.pt", "log.csv", "config.json"):
+        (run / name).write_text("old run")
+    argv = ["train", "--data", str(celeba_dir), "--out", str(run), *TINY_MODEL, "--select-rate", "40"]
+    argv += [
+        "--epochs",
+        "2",
+        "--eval-every",
+        "2",
+        "--stop-after",
+        "1",
+        "--batch-size",
+        "32",
+        "--max-val",
+        "32",
+    ]
+    with monkeypatch.context() as m:  # a new run that fails before its first epoch: the old one is kept
+        _no_data(m)
+        assert main([*argv, "--overwrite"]) == 1
+    assert all((run / n).read_text() == "old run" for n in ("best.pt", "last.pt", "log.csv"))
+    assert main([*argv, "--overwrite"]) == 0
+    # Stopped before its first validation: the old best.pt must not pass for this run's.
+    assert not (run / "best.pt").exists() and not (run / "log.csv").exists()
+    assert read_checkpoint(run / "last.pt")["epoch"] == 0
+    assert json.loads((run / "config.json").read_text())["overwrite"] is True
+    assert main([*argv, "--resume"]) == 0  # the new run continues; --overwrite may differ on resume
+    log = (run / "log.csv").read_text().splitlines()
+    assert log[0].startswith("epoch,") and len(log) == 2 and log[1].startswith("2,")
+    assert read_checkpoint(run / "best.pt")["meta"]["epoch"] == 2
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".lsa-edge-tmp-")]
+
+
 def test_corrupt_image_is_skipped_and_counted(celeba_dir, tmp_path):
     from _helpers import make_celeba_copy
 

@@ -8,7 +8,6 @@ metrics, git commit and library versions. ``last.pt`` adds optimizer, scheduler 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import subprocess
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import torch
 
+from lsa_edge._fileio import atomic_write
 from lsa_edge.card import ModelCard
 from lsa_edge.errors import CheckpointError
 
@@ -76,12 +76,10 @@ def save_checkpoint(
         "versions": {"torch": str(torch.__version__)},
         **(extra or {}),
     }
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save(ckpt, buf)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)  # atomic: an interrupted save never leaves a half-written checkpoint
+    with atomic_write(path) as f:  # an interrupted save never leaves a half-written checkpoint
+        torch.save(ckpt, f)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -97,13 +95,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         # TorchVersion (a str subclass) was stored by early 0.1 checkpoints; it is safe to allow.
         with torch.serialization.safe_globals([torch.torch_version.TorchVersion]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file
+    except Exception as err:  # torch raises many types for a bad file, some with a page of advice
+        log.debug("torch.load(%s) failed: %s", path, err)
+        detail = "empty file" if path.is_file() and path.stat().st_size == 0 else type(err).__name__
         raise CheckpointError(
-            f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})"
+            f"{path} is not a readable torch checkpoint ({detail}: truncated by an interrupted copy, damaged, "
+            "or not a checkpoint). Use the run's other checkpoint (best.pt / last.pt), copy it again, or train "
+            "again (-vv shows torch's message)"
         ) from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an lsa-edge checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
-    if int(ckpt.get("version", 0)) > CHECKPOINT_VERSION:
+    version = ckpt.get("version", 0)
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path} is a damaged lsa-edge checkpoint (version {version!r})")
+    if version > CHECKPOINT_VERSION:
         raise CheckpointError(
             f"{path} was written by a newer lsa-edge (checkpoint version {ckpt['version']}); upgrade"
         )
@@ -113,11 +118,18 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path, device: str = "cpu") -> tuple[LSAModel, ModelCard, dict[str, Any]]:
     """Rebuild the model from a checkpoint (no text encoder needed). Returns (model in eval mode, card, raw)."""
     ckpt = read_checkpoint(path)
-    config = LSAConfig.from_dict({**ckpt["model_config"], "pretrained": False})
-    prior = CorrelationDictionary.from_state(ckpt["prior"]) if ckpt.get("prior") else None
-    model = LSAModel(config, prior)
+    try:
+        config = LSAConfig.from_dict({**ckpt["model_config"], "pretrained": False})
+        prior = CorrelationDictionary.from_state(ckpt["prior"]) if ckpt.get("prior") else None
+        model = LSAModel(config, prior)
+        card = ModelCard.from_dict(ckpt["card"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # tagged, but incomplete or damaged
+        raise CheckpointError(
+            f"{path} is an incomplete or damaged lsa-edge checkpoint ({type(err).__name__}: {err}); "
+            "use the run's other checkpoint (best.pt / last.pt) or train again"
+        ) from err
     try:
         model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
+    except (RuntimeError, KeyError, TypeError) as err:
         raise CheckpointError(f"{path}: weights do not fit the stored model config ({err})") from err
-    return model.to(device).eval(), ModelCard.from_dict(ckpt["card"]), ckpt
+    return model.to(device).eval(), card, ckpt

@@ -7,6 +7,7 @@ DistributedDataParallel (gloo on CPU, NCCL on CUDA).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -22,6 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from lsa_edge._fileio import check_writable, same_or_inside, write_json_atomic, write_text_atomic
 from lsa_edge.card import ModelCard, Preprocessing
 from lsa_edge.data import FaceDataset, carve_validation, load_dataset, select_labelled
 from lsa_edge.errors import CheckpointError, ConfigError, LsaEdgeError
@@ -67,6 +69,7 @@ class TrainConfig:
     teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged predictions distil in
     distill_weight: float = 0.5  # share of the teachers' soft targets in the loss (the rest: labels)
     resume: bool = False  # continue from out/last.pt
+    overwrite: bool = False  # start afresh in a folder that holds a run (its files are replaced)
     stop_after: int | None = None  # stop after this epoch (for time-limited jobs); continue later with resume
     progress: bool = True
 
@@ -78,6 +81,10 @@ class TrainConfig:
             raise ConfigError(f"ema is a per-step decay in [0, 1) (0 = off; e.g. 0.995), got {self.ema}")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ConfigError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+        if self.resume and self.overwrite:
+            raise ConfigError(
+                "--resume continues the run in the folder, --overwrite replaces it: give one of them"
+            )
         if self.lr <= 0 or self.backbone_lr_mult < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ConfigError(
                 "lr must be positive; backbone_lr_mult, weight_decay and warmup_epochs non-negative"
@@ -240,6 +247,7 @@ def predict_crops(
 # Options that may change between a run and its resumption; everything else must match.
 _RESUME_MAY_CHANGE = {
     "resume",
+    "overwrite",
     "stop_after",
     "progress",
     "out",
@@ -281,6 +289,19 @@ def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
         raise ConfigError(
             f"--resume with different settings than the saved run ({pairs}); use the original flags"
         )
+
+
+def write_log(path: Path, history: list[dict[str, Any]]) -> None:
+    """log.csv, rewritten whole and atomically from the history each epoch (a few rows), not appended: a
+    kill leaves the previous complete log, and a resumed run's log is exactly its checkpoint's history (an
+    epoch logged but killed before last.pt was saved is run again, and not listed twice)."""
+    buf = io.StringIO()
+    names = list(dict.fromkeys(k for row in history for k in row))  # rows of an older run may lack some
+    w = csv.DictWriter(buf, fieldnames=names, restval="", lineterminator="\n")
+    w.writeheader()
+    for row in history:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_text_atomic(path, buf.getvalue())
 
 
 def ema_info(ema: WeightEMA) -> dict[str, Any]:
@@ -325,9 +346,43 @@ def _set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
-    """Train, select on validation, tune thresholds; returns a summary. Writes RUN_DIR/{best,last}.pt."""
+RUN_FILES = ("best.pt", "last.pt", "log.csv", "config.json")
+
+
+def check_run_folder(cfg: TrainConfig) -> None:
+    """Before any data is read or model built: the run folder must be writable, must not hold a run unless
+    --resume or --overwrite says what to do with it, and --resume needs its last.pt."""
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for the run (best.pt, last.pt, log.csv)")
+    check_writable(out, "run folder --out")
+    if cfg.resume:
+        if not (out / "last.pt").exists():
+            raise ConfigError(
+                f"--resume: there is no {out / 'last.pt'} to continue from; drop --resume to start afresh"
+            )
+        return
+    for teacher in cfg.teachers:
+        if cfg.overwrite and Path(teacher).exists() and same_or_inside(teacher, out):
+            raise ConfigError(
+                f"--teacher {teacher} lies in --out {out}, which --overwrite replaces; give the student "
+                "another --out"
+            )
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    # config.json alone is a run killed before its first epoch: nothing trained is lost by starting afresh.
+    if found and found != ["config.json"] and not cfg.overwrite:
+        raise ConfigError(
+            f"{out} already holds a training run ({', '.join(found)}); nothing was changed. Continue it with "
+            "--resume, replace it with --overwrite, or choose another --out"
+        )
+
+
+def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
+    """Train, select on validation, tune thresholds; returns a summary. Writes RUN_DIR/{best,last}.pt.
+
+    Refuses (ConfigError) a folder that holds a run unless ``cfg.resume`` or ``cfg.overwrite``."""
+    out = Path(cfg.out)
+    check_run_folder(cfg)
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -360,10 +415,6 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     resume_aug_state = None
     ema = WeightEMA(model, cfg.ema) if cfg.ema else None
     if cfg.resume:
-        if not (out / "last.pt").exists():
-            raise ConfigError(
-                f"--resume: there is no {out / 'last.pt'} to continue from; drop --resume to start afresh"
-            )
         ck = read_checkpoint(out / "last.pt")
         check_resumable(ck["meta"]["train_config"], cfg)
         if teachers is not None and ck["meta"].get("teachers") != teachers.provenance:
@@ -428,7 +479,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     }
     if di.main:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        write_json_atomic(out / "config.json", cfg.to_dict())
         log.info(
             "training %s (%.1f M params, %.0f MMACs) on %d labelled images (%s), val %d, %d epochs × %d steps, device %s%s",
             card.name,
@@ -450,8 +501,9 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     if resume_aug_state is not None:
         aug_gen.set_state(resume_aug_state)
     log_path = out / "log.csv"
-    if di.main and start_epoch == 0 and log_path.exists():
-        log_path.unlink()  # a fresh run starts a fresh log; a resumed one appends
+    # --overwrite: the previous run's files stay until this run has its first epoch to save, then none of
+    # them may pass for this run's (a best.pt from before, a log of other epochs).
+    stale = [n for n in ("best.pt", "log.csv") if (out / n).exists()] if di.main and start_epoch == 0 else []
     from tqdm.auto import tqdm
 
     completed = start_epoch
@@ -523,11 +575,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
                 "epoch_s": time.perf_counter() - t0,
             }
             history.append(row)
-            with log_path.open("a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(row))
-                if f.tell() == 0:
-                    w.writeheader()
-                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            write_log(log_path, history)
             log.info(
                 "epoch %d/%d  loss %.4f  val acc %.2f%%  bal %.2f%%  α %.2f β %.2f  %.0f img/s",
                 epoch + 1,
@@ -558,6 +606,12 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
             gathered: list[Any] = [None] * di.world
             dist.all_gather_object(gathered, aug_gen.get_state())
             aug_states = {str(r): st for r, st in enumerate(gathered)}
+        if stale:
+            for name in stale:
+                if (name == "best.pt" and best_acc < 0) or (name == "log.csv" and not history):
+                    log.info("--overwrite: removing the previous run's %s", name)
+                    (out / name).unlink(missing_ok=True)
+            stale = []
         if di.main:
             save_checkpoint(
                 out / "last.pt",

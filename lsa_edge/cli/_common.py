@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from .._fileio import check_writable, write_json_atomic
 from ..data import FORMATS
+from ..errors import ConfigError
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -29,10 +30,21 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
+    """A command's JSON result, written atomically (a kill leaves the old file or the new one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, default=_json_default))
-    return path
+    return write_json_atomic(path, obj, default=_json_default)
+
+
+def check_json_out(path: str | Path | None, flag: str = "--json", example: str = "result.json") -> None:
+    """Before the long work: an output file (``--json PATH``, ``--plot``, ...) must be a file this process
+    can write (not a folder)."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder; give a file name, e.g. {path / example}")
+    check_writable(path, flag)
 
 
 def _json_default(o: Any) -> Any:

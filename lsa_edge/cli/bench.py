@@ -90,6 +90,10 @@ def measure(pipe: Any, faces: int, frames: int, warmup: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_json_out
+
+    check_json_out(args.json)  # a mistake costs a second, not the whole run
+    check_json_out(args.plot, "--plot", "bench.png")
     from rich.table import Table
 
     from lsa_edge.pipeline import Pipeline
@@ -177,5 +181,8 @@ def _plot(out: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from .._fileio import atomic_path
+
+    with atomic_path(path) as tmp:  # the suffix stays: matplotlib picks the format by it
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)

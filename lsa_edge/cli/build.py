@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .._fileio import check_writable
 from ..errors import ConfigError
 
 HELP = "export a model to ONNX, FP16/INT8 (accuracy-gated), and TensorRT engines or a device bundle"
@@ -39,6 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"], help="default: fp16")
     p.add_argument("--out", metavar="DIR", help="output folder (default: build/<model>-<precision>)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out (the old build stays until the new one is complete)",
+    )
     p.add_argument(
         "--from-bundle", metavar="DIR", help="build the engines a bundle describes (on the device)"
     )
@@ -141,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         seed=args.seed,
         workers=args.workers,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
 
 
@@ -230,6 +237,8 @@ def run(args: argparse.Namespace) -> int:
         from lsa_edge.engines.build import build_from_manifest, read_manifest
 
         bundle = Path(args.from_bundle)
+        if bundle.is_dir():  # engines and the manifest are added in place (each file atomically)
+            check_writable(bundle, "--from-bundle")
         overrides = {
             "batch": parse_batch(args.batch) if args.batch else None,
             "workspace_mib": args.workspace,
@@ -247,7 +256,14 @@ def run(args: argparse.Namespace) -> int:
                 f"no MODEL given and the default model is missing ({args.model}); give a checkpoint or an "
                 "lsa-edge ONNX, or --from-bundle DIR on the device"
             )
-        args.out = args.out or str(Path("build") / f"default-{args.precision}")
+        if not args.out:
+            args.out = str(Path("build") / f"default-{args.precision}")
+            out = Path(args.out)
+            if not args.overwrite and out.is_dir() and any(out.iterdir()):
+                raise ConfigError(
+                    f"{out} holds an earlier build of the shipped default model; nothing was changed. Add "
+                    f"--overwrite to rebuild it there, or --out DIR for another folder"
+                )
         log.info("no MODEL given: building the shipped default model into %s", args.out)
     from lsa_edge.engines.build import Build
 

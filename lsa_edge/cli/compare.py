@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_json_out
+
+    check_json_out(args.json)  # a mistake costs a second, not the whole run
     from rich.table import Table
 
     from lsa_edge.calibration.dataset import load_faces

@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-images must be >= 1, got {args.max_images}")
     if args.tflite and args.variant == "all":
         raise ConfigError("--variant all needs --wheel (one .tflite file holds one variant)")
+    from .._fileio import check_writable
+
+    # The folder is updated in place (each file atomically; PROVENANCE.json keeps the other entries).
+    check_writable(args.out, "--out")
     from lsa_edge.engines.detector import convert_blazeface
 
     source = args.wheel or args.tflite

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_json_out
+
+    check_json_out(args.json)  # a mistake costs a second, not the whole run
     cameras = None if args.no_cameras else (args.camera_timeout, args.max_cameras)
     report = collect(cameras)
     print_report(report)

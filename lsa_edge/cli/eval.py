@@ -236,6 +236,9 @@ def print_result(result: dict[str, Any], sort: str = "name") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_json_out
+
+    check_json_out(args.json)  # a mistake costs a second, not the whole run
     result = evaluate_model(
         args.model,
         args.data,

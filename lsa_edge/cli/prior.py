@@ -125,11 +125,18 @@ def render_png(d: Any, input_size: tuple[int, int], path: Path) -> None:
         a.axis("off")
     fig.suptitle("LSA language prior (x: template eyes, nose, mouth)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    from .._fileio import atomic_path
+
+    with atomic_path(path) as tmp:  # the suffix stays: matplotlib picks the format by it
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import check_json_out
+
+    check_json_out(args.json)  # a mistake costs a second, not the whole run
+    check_json_out(None if args.no_png else args.png, "--png", "lsa_prior.png")
     from .._lazy import require
     from .train import parse_size
 

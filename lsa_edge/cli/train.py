@@ -97,6 +97,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, help="seed for selection, init, order and augmentation (default: 0)")
     t.add_argument("--resume", action="store_true", default=None, help="continue from RUN_DIR/last.pt")
     t.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="start afresh in a RUN_DIR that holds a run, replacing it (without it such a folder is refused)",
+    )
+    t.add_argument(
         "--stop-after",
         type=int,
         metavar="EPOCH",
@@ -148,6 +154,7 @@ _TRAIN_FLAGS = (
     "threads",
     "seed",
     "resume",
+    "overwrite",
     "stop_after",
     "select_rate",
     "label_fraction",
@@ -162,9 +169,15 @@ _TRAIN_FLAGS = (
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {what}; give a YAML or JSON file of TrainConfig fields")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"config file {path} is not text; give a YAML or JSON file of TrainConfig fields"
+        ) from None
     if path.suffix == ".json":
         import json
 

@@ -1,0 +1,95 @@
+"""User mistakes with the files commands read and write end as one line naming the input and the next
+step (exit 2 for usage errors), never as "… failed: X … please report it" — and before the long work."""
+
+from __future__ import annotations
+
+import tempfile
+
+import pytest
+
+from lsa_edge.cli import main
+from lsa_edge.package import DEFAULT_MODEL_DIR
+
+MODEL = DEFAULT_MODEL_DIR / "model.onnx"
+
+
+def _deny_writes(monkeypatch):
+    """Permission errors as a non-root user gets them (we run as root here, where chmod does not bite)."""
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+
+
+def _never(monkeypatch, target, name):
+    def called(*a, **k):
+        raise AssertionError(f"{name} ran before the output was checked")
+
+    monkeypatch.setattr(target, name, called)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", str(MODEL), "--data", "DATA"],
+        ["bench", "--model", str(MODEL), "--frames", "2"],
+        ["compare", str(MODEL), str(MODEL), "--data", "DATA"],
+        ["check", str(MODEL)],
+        ["doctor", "--no-cameras"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_json_into_a_read_only_folder_is_refused_before_the_work(argv, tmp_path, capsys, monkeypatch):
+    import lsa_edge.cli.eval as eval_cmd
+
+    _never(monkeypatch, eval_cmd, "evaluate_model")
+    argv = [str(tmp_path) if a == "DATA" else a for a in argv]
+    _deny_writes(monkeypatch)
+    assert main([*argv, "--json", str(tmp_path / "ro" / "out.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and "permission denied" in err and "please report" not in err
+    monkeypatch.undo()
+    assert main([*argv, "--json", str(tmp_path)]) == 2  # a folder where a file is expected
+    assert "is a folder; give a file name" in capsys.readouterr().err
+
+
+def test_damaged_checkpoints_and_onnx_name_the_file_and_what_to_do(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    truncated_pt = tmp_path / "best.pt"
+    truncated_pt.write_bytes(b"PK\x03\x04" + bytes(2000))  # the start of a zip, cut off
+    empty_pt = tmp_path / "empty.pt"
+    empty_pt.write_bytes(b"")
+    truncated_onnx = tmp_path / "model.onnx"
+    truncated_onnx.write_bytes(MODEL.read_bytes()[:4000])
+    for argv, code, expect in [
+        (["build", str(truncated_pt), "--precision", "fp32"], 1, "truncated"),
+        (["build", str(empty_pt), "--precision", "fp32"], 1, "empty file"),
+        (["compare", str(truncated_onnx), str(MODEL), "--data", str(tmp_path)], 2, "lsa-edge check"),
+        (["build", str(DEFAULT_MODEL_DIR), "--precision", "fp32"], 2, "not a training run"),
+        (["build", str(truncated_pt), "--out", str(tmp_path), "--overwrite"], 2, "holds the input"),
+        (["build", "--from-bundle", str(truncated_onnx)], 2, "not a build manifest"),
+        (["build", str(MODEL), "--calib-data", str(truncated_pt)], 2, "is a file; give a folder"),
+        (
+            ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--config", str(tmp_path)],
+            2,
+            "folder",
+        ),
+    ]:
+        if argv[0] == "build" and "--out" not in argv:
+            argv = [*argv, "--out", str(tmp_path / "o")]
+        assert main(argv) == code, argv
+        err = capsys.readouterr().err
+        assert expect in err and "please report" not in err, (argv, err)
+        assert "Check the documentation of torch.load" not in err  # one line, not torch's page
+    assert not (tmp_path / "o").exists()
+
+
+def test_from_bundle_checks_the_folder_before_touching_it(tmp_path, capsys, monkeypatch):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    _deny_writes(monkeypatch)
+    assert main(["build", "--from-bundle", str(bundle)]) == 2
+    err = capsys.readouterr().err
+    assert "--from-bundle" in err and "permission denied" in err and "please report" not in err

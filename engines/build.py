@@ -906,6 +906,11 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
     path = bundle / MANIFEST if bundle.is_dir() else bundle
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; create a bundle with: lsa-edge build MODEL --out {bundle}")
+    if path.suffix.lower() != ".json":  # a model, an engine, an image … given where the bundle goes: usage
+        raise ConfigError(
+            f"--from-bundle takes a bundle folder (or its {MANIFEST}), got the file {path}; "
+            f"give the folder that `lsa-edge build MODEL --out DIR` wrote"
+        )
     from lsa_edge._manifest import read_manifest as read_checked
 
     # The runtime loader's checks (JSON object, format, types, names inside the folder): PackageError

@@ -24,7 +24,7 @@ __all__ = ["HEADLINE", "LabelBlock", "draw", "layout_labels"]
 # Attributes people usually want to see first on a robot's screen (the rest follow by probability).
 HEADLINE = ("Male", "Smiling", "Eyeglasses", "Wearing_Hat", "Young", "Mouth_Slightly_Open", "No_Beard")
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX, as a number: importing this module needs no OpenCV
 _GAP = 2  # pixels kept free between a block and its box, and between two blocks
 _FAR = 1 << 20  # coordinates are clipped to ±this: far outside any frame, well inside OpenCV's int
 

@@ -69,7 +69,7 @@ def test_damaged_checkpoints_and_onnx_name_the_file_and_what_to_do(tmp_path, cap
         (["compare", str(truncated_onnx), str(MODEL), "--data", str(tmp_path)], 2, "lsa-edge check"),
         (["build", str(DEFAULT_MODEL_DIR), "--precision", "fp32"], 2, "not a training run"),
         (["build", str(truncated_pt), "--out", str(tmp_path), "--overwrite"], 2, "holds the input"),
-        (["build", "--from-bundle", str(truncated_onnx)], 2, "not a build manifest"),
+        (["build", "--from-bundle", str(truncated_onnx)], 2, "takes a bundle folder"),
         (["build", str(MODEL), "--calib-data", str(truncated_pt)], 2, "is a file; give a folder"),
         (
             ["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--config", str(tmp_path)],

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from .._signals import Terminated
 from ..errors import ConfigError, LsaEdgeError
 from . import bench as bench_cmd
 from . import build as build_cmd
@@ -70,13 +71,17 @@ def setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     if not args.command:
         parser.print_help()
         return 2
-    setup_logging(args.verbose, args.quiet)
     try:
+        setup_logging(args.verbose, args.quiet)
         return int(args.run(args) or 0)
     except ConfigError as err:  # a bad flag or config value: a usage error
         logging.getLogger("lsa_edge").error("%s", err)
@@ -84,9 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LsaEdgeError as err:
         logging.getLogger("lsa_edge").error("%s", err)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C anywhere, start-up included: no traceback
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated as err:  # SIGTERM/SIGHUP before a command could stop cleanly (start-up)
+        print(str(err), file=sys.stderr)
+        return err.exit_code
     except (
         Exception
     ) as err:  # a bug or an environment problem we did not anticipate: one line, then details on -vv

@@ -12,6 +12,7 @@ from lsa_edge._fileio import (
     refuse_overwrite,
     same_or_inside,
     staged_dir,
+    write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
 )
@@ -114,3 +115,25 @@ def test_check_writable_reports_permission_denied_even_as_root(tmp_path, monkeyp
     monkeypatch.setattr(tempfile, "mkstemp", denied)
     with pytest.raises(ConfigError, match=r"cannot write into .* \(permission denied\)"):
         check_writable(tmp_path / "out.json", what="--json")
+
+
+def test_same_or_inside_sees_hard_links(tmp_path):
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(b"video")
+    os.link(src, tmp_path / "alias.mp4")
+    assert same_or_inside(tmp_path / "alias.mp4", src)
+    assert not same_or_inside(tmp_path / "other.mp4", src)
+
+
+def test_atomic_write_without_fsync_is_still_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "frame.jpg"
+    target.write_bytes(b"old")
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    with pytest.raises(RuntimeError), atomic_write(target, fsync=False) as f:
+        f.write(b"half")
+        raise RuntimeError
+    assert target.read_bytes() == b"old"
+    write_bytes_atomic(target, b"new", fsync=False)
+    assert target.read_bytes() == b"new" and synced == []
+    assert [p.name for p in tmp_path.iterdir()] == ["frame.jpg"]

@@ -54,3 +54,26 @@ def test_main_turns_terminated_into_its_exit_code(monkeypatch, capsys):
     assert main(["run"]) == 143
     err = capsys.readouterr().err
     assert "stopped by SIGTERM" in err and "Traceback" not in err and "please report" not in err
+
+
+def test_the_console_script_imports_nothing_heavy_before_main(tmp_path):
+    """Everything slow (numpy, OpenCV, ONNX Runtime) is imported inside main(), where Ctrl-C is handled."""
+    import subprocess
+    import sys
+
+    code = "import sys; from lsa_edge.cli import main; print(sorted(m for m in ('numpy', 'cv2', 'rich') if m in sys.modules))"
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
+def test_ctrl_c_while_main_imports_the_commands(monkeypatch, capsys):
+    import lsa_edge.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lsa_edge.cli, "commands", interrupted)
+    assert lsa_edge.cli.main(["run"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"

@@ -135,7 +135,7 @@ def _source_paths(source: str) -> list[tuple[Path, str, str | None]]:
         return [(Path(spec.target), "the source folder", None)]
     if spec.kind == "glob":
         parts = Path(str(spec.target)).parts
-        fixed = [p for p in parts[: next(i for i, p in enumerate(parts) if globlib.has_magic(p))]]
+        fixed = list(parts[: next(i for i, p in enumerate(parts) if globlib.has_magic(p))])
         return [(Path(*fixed) if fixed else Path("."), "the folder of the source pattern", str(spec.target))]
     return []
 

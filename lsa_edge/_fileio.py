@@ -56,12 +56,14 @@ def _fsync_dir(folder: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_write(
-    path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None
+    path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None, fsync: bool = True
 ) -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on a clean exit it replaces ``path`` in one rename.
 
     On an exception (or a kill) the target is untouched and the temporary file is removed (a kill can leave
-    a hidden ``.lsa-edge-tmp-*`` file, never a truncated target). The folder must exist.
+    a hidden ``.lsa-edge-tmp-*`` file, never a truncated target). The folder must exist. ``fsync=False``
+    skips flushing to the disk: still atomic against a killed process, not against a power cut (for many
+    small files written per frame, where fsync would cost more than the frame).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write writes whole files: mode 'w' or 'wb', got {mode!r}")
@@ -72,14 +74,16 @@ def atomic_write(
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         _keep_mode(path, tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    if fsync:
+        _fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -121,8 +125,8 @@ def _keep_mode(target: Path, tmp: Path) -> None:
         os.chmod(tmp, mode)
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    with atomic_write(path, "wb") as f:
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, fsync: bool = True) -> Path:
+    with atomic_write(path, "wb", fsync=fsync) as f:
         f.write(data)
     return Path(path)
 
@@ -207,9 +211,15 @@ def refuse_overwrite(path: str | os.PathLike[str], overwrite: bool, flag: str = 
 
 
 def same_or_inside(out: str | os.PathLike[str], src: str | os.PathLike[str]) -> bool:
-    """True when ``out`` is ``src`` or lies inside the folder ``src`` (symlinks resolved)."""
+    """True when ``out`` is ``src`` or lies inside the folder ``src`` (symlinks resolved; a hard link to
+    ``src`` counts as ``src``)."""
     o, s = Path(out).resolve(), Path(src).resolve()
-    return o == s or s in o.parents
+    if o == s or s in o.parents:
+        return True
+    try:
+        return os.path.samefile(o, s)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:

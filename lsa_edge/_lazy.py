@@ -10,6 +10,7 @@ import platform
 import sys
 from types import ModuleType
 
+from . import _signals
 from .errors import MissingDependencyError
 
 # module -> (pip extra, hint)
@@ -67,9 +68,16 @@ def require(module: str, feature: str = "") -> ModuleType:
     if top in _MIN_PYTHON:
         minimum, why = _MIN_PYTHON[top]
         require_python(minimum, feature or top, why)
+    signals_before = _signals.received()
     try:
         return importlib.import_module(module)
     except (ImportError, OSError) as err:  # OSError: a stub wheel or a missing shared library (libnvinfer)
+        if _signals.received() != signals_before:
+            # Ctrl-C or SIGTERM while an extension module initialised can surface as an ImportError; the
+            # package is fine: report the interruption, not a missing dependency.
+            raise _signals.interruption() from err
+        if _interrupted(err):
+            raise KeyboardInterrupt from err
         extra, hint = _EXTRAS.get(top, ("", ""))
         what = f" for {feature}" if feature else ""
         install = f"pip install 'lsa-edge[{extra}]'" if extra else f"pip install {top}"
@@ -77,6 +85,18 @@ def require(module: str, feature: str = "") -> ModuleType:
         if hint:
             msg += f" {hint}"
         raise MissingDependencyError(msg) from err
+
+
+def _interrupted(err: BaseException) -> bool:
+    """True when a KeyboardInterrupt is among the causes or contexts of ``err``."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def available(module: str) -> bool:

@@ -12,6 +12,7 @@ the short version to copy into your own application.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import time
 
@@ -33,10 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        with Pipeline(args.model, backend=args.backend) as pipe, open_input(
-            args.source, args.max_frames, False
-        ) as src:
-            sink = VideoSink(args.save, src.fps or 30.0) if args.save else None
+        with contextlib.ExitStack() as stack:
+            pipe = stack.enter_context(Pipeline(args.model, backend=args.backend))
+            src = stack.enter_context(open_input(args.source, args.max_frames, False))
+            # A context manager: the video is renamed into place however the loop ends (q, Ctrl-C, errors).
+            sink = stack.enter_context(VideoSink(args.save, src.fps or 30.0)) if args.save else None
             fps, last = 0.0, time.perf_counter()
             for result, frame in pipe.stream_frames(src):
                 now = time.perf_counter()
@@ -59,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
                     pipe.reset()
                 if key == ord("s"):
                     cv2.imwrite(f"snapshot_{result.index:06d}.jpg", annotated)
-            if sink is not None:
-                sink.close()
     except LsaEdgeError as err:
         logging.error("%s", err)
         return 1

@@ -14,6 +14,7 @@ from lsa_edge._fileio import (
     refuse_overwrite,
     same_or_inside,
     staged_dir,
+    write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
 )
@@ -138,3 +139,25 @@ def test_copy_atomic(tmp_path):
     src.write_bytes(bytes(range(256)) * 5000)
     copy_atomic(src, tmp_path / "b.bin")
     assert (tmp_path / "b.bin").read_bytes() == src.read_bytes() and _leftovers(tmp_path) == []
+
+
+def test_same_or_inside_sees_hard_links(tmp_path):
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(b"video")
+    os.link(src, tmp_path / "alias.mp4")
+    assert same_or_inside(tmp_path / "alias.mp4", src)
+    assert not same_or_inside(tmp_path / "other.mp4", src)
+
+
+def test_atomic_write_without_fsync_is_still_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "frame.jpg"
+    target.write_bytes(b"old")
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    with pytest.raises(RuntimeError), atomic_write(target, fsync=False) as f:
+        f.write(b"half")
+        raise RuntimeError
+    assert target.read_bytes() == b"old"
+    write_bytes_atomic(target, b"new", fsync=False)
+    assert target.read_bytes() == b"new" and synced == []
+    assert [p.name for p in tmp_path.iterdir()] == ["frame.jpg"]

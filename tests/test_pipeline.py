@@ -192,11 +192,13 @@ def test_run_command_writes_json_lines_and_video(bundle, tmp_path, capsys):
 def test_run_on_an_image_folder_tracks_nothing(bundle, lfwa_dir, tmp_path):
     import shutil
 
+    imgs = tmp_path / "imgs"  # outputs inside the source folder are refused
+    imgs.mkdir()
     for p in sorted((lfwa_dir / "images").rglob("*.jpg"))[:3]:
-        shutil.copy(p, tmp_path / p.name)
-    (tmp_path / "broken.jpg").write_bytes(b"nope")
+        shutil.copy(p, imgs / p.name)
+    (imgs / "broken.jpg").write_bytes(b"nope")
     out = tmp_path / "r.jsonl"
-    assert main(["run", "--model", str(bundle), "--source", str(tmp_path), "--json", str(out)]) == 0
+    assert main(["run", "--model", str(bundle), "--source", str(imgs), "--json", str(out)]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 3 and all(f["track_id"] == -1 for x in lines for f in x["faces"])
 

@@ -7,36 +7,42 @@ Exit codes: 0 success, 1 runtime failure, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
 from .. import __version__
+from .._signals import Terminated
 from ..errors import ConfigError, LsaEdgeError
-from . import bench as bench_cmd
-from . import build as build_cmd
-from . import check as check_cmd
-from . import compare as compare_cmd
-from . import detector as detector_cmd
-from . import doctor as doctor_cmd
-from . import eval as eval_cmd
-from . import prior as prior_cmd
-from . import run as run_cmd
-from . import train as train_cmd
 
-# In the order of the help text: the runtime first, then building, then training.
-COMMANDS = (
-    run_cmd,
-    eval_cmd,
-    bench_cmd,
-    build_cmd,
-    check_cmd,
-    compare_cmd,
-    train_cmd,
-    prior_cmd,
-    doctor_cmd,
-    detector_cmd,
+# In the order of the help text: the runtime first, then building, then training. The modules are imported
+# by main(), inside its Ctrl-C handling (they pull in numpy); ``COMMANDS`` gives the modules themselves.
+_COMMAND_MODULES = (
+    "run",
+    "eval",
+    "bench",
+    "build",
+    "check",
+    "compare",
+    "train",
+    "prior",
+    "doctor",
+    "detector",
 )
+
+
+def commands() -> tuple[ModuleType, ...]:
+    """The command modules, each with ``register(subparsers)`` and ``run(args) -> int``."""
+    return tuple(importlib.import_module(f"{__name__}.{name}") for name in _COMMAND_MODULES)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "COMMANDS":
+        return commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for cmd in COMMANDS:
+    for cmd in commands():
         cmd.register(sub)
     return parser
 
@@ -70,13 +76,17 @@ def setup_logging(verbose: int, quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     if not args.command:
         parser.print_help()
         return 2
-    setup_logging(args.verbose, args.quiet)
     try:
+        setup_logging(args.verbose, args.quiet)
         return int(args.run(args) or 0)
     except ConfigError as err:  # a bad flag or config value: a usage error
         logging.getLogger("lsa_edge").error("%s", err)
@@ -84,9 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LsaEdgeError as err:
         logging.getLogger("lsa_edge").error("%s", err)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C anywhere, start-up included: no traceback
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated as err:  # SIGTERM/SIGHUP before a command could stop cleanly (start-up)
+        print(str(err), file=sys.stderr)
+        return err.exit_code
     except (
         Exception
     ) as err:  # a bug or an environment problem we did not anticipate: one line, then details on -vv

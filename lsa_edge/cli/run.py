@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from .._fileio import check_writable, refuse_overwrite, same_or_inside
+from .._signals import GracefulStop, signal_name
 from ..errors import ConfigError
 from ..package import BACKENDS
+from ..sinks import VIDEO_SUFFIXES, JsonLinesSink
+from ..sinks import VideoSink as VideoSink  # re-exported: samples/camera.py and users import it from here
+from ..stats import StageStats
 
 HELP = "run detection + attributes on a camera, stream, video, image folder or the built-in demo"
 log = logging.getLogger(__name__)
@@ -39,9 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default="demo", metavar="URI", help="what to read (default: demo)")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (q quits)")
     p.add_argument(
-        "--save", metavar="OUT", help="write the annotated frames: a video (.mp4/.avi) or a folder"
+        "--save",
+        metavar="OUT",
+        help="write the annotated frames: a video (.mp4/.avi/.mkv) or a folder (frames from image files "
+        "keep their file names); never the source, nor over existing files without --overwrite",
     )
-    p.add_argument("--json", metavar="OUT", help="one JSON line per frame (frame, faces, timings_ms)")
+    p.add_argument(
+        "--json",
+        metavar="OUT",
+        help="one JSON line per frame (frame, faces, timings_ms; file for image sources), written as it goes",
+    )
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     p.add_argument(
         "--track",
@@ -50,6 +64,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="track + smooth faces (auto: on for cameras, streams and videos; off for unrelated images)",
     )
     p.add_argument("--loop", action="store_true", help="repeat a video or folder (demos)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --save/--json file or write into a non-empty --save folder",
+    )
     p.set_defaults(run=run)
 
 
@@ -97,55 +116,104 @@ def open_input(source: str, max_frames: int | None, loop: bool) -> Any:
     return open_source(src, **opts)
 
 
-class VideoSink:
-    """Annotated frames to a video file (mp4v/MJPG by extension) or, for a folder, numbered JPEGs."""
+def _source_paths(source: str) -> list[tuple[Path, str, str | None]]:
+    """The files and folders ``--source`` reads: (path, what, glob pattern or None). Cameras, streams and
+    the demo read none."""
+    import glob as globlib
 
-    def __init__(self, path: str, fps: float) -> None:
-        self.path, self.fps = Path(path), fps or 30.0
-        self.writer: Any = None
-        self.count = 0
-        if self.path.suffix.lower() not in (".mp4", ".avi", ".mkv", ""):
-            raise ConfigError(f"--save takes a .mp4, .avi or .mkv file or a folder, got {path}")
+    from lsa_edge.sources import parse_uri
 
-    def write(self, img: Any) -> None:
-        from .._opencv import cv2
+    if source == "demo" or source.startswith("demo:"):
+        return []
+    try:
+        spec = parse_uri(source if not source.isdigit() else int(source))
+    except ConfigError:
+        return []  # open_input reports it after the checks
+    if spec.kind in ("image", "video"):
+        return [(Path(spec.target), "the source file", None)]
+    if spec.kind == "folder":
+        return [(Path(spec.target), "the source folder", None)]
+    if spec.kind == "glob":
+        parts = Path(str(spec.target)).parts
+        fixed = list(parts[: next(i for i, p in enumerate(parts) if globlib.has_magic(p))])
+        return [(Path(*fixed) if fixed else Path("."), "the folder of the source pattern", str(spec.target))]
+    return []
 
-        if self.path.suffix == "":
-            self.path.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(self.path / f"{self.count:06d}.jpg"), img)
-        else:
-            if self.writer is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
-                h, w = img.shape[:2]
-                self.writer = cv2.VideoWriter(
-                    str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h)
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before the model loads, outputs that would replace what the user has: the source itself
+    (or a file in the source folder), an existing file or a non-empty folder (unless --overwrite), or a
+    place this process cannot write."""
+    import fnmatch
+
+    overwrite = bool(getattr(args, "overwrite", False))
+    outputs = [(flag, Path(p)) for flag, p in (("--save", args.save), ("--json", args.json)) if p]
+    if len(outputs) == 2 and outputs[0][1].resolve() == outputs[1][1].resolve():
+        raise ConfigError(f"--save and --json are both {args.save}; give them different paths")
+    for flag, out in outputs:
+        for src, what, pattern in _source_paths(args.source):
+            is_folder_save = flag == "--save" and out.suffix == ""
+            if pattern is not None and not is_folder_save:
+                # a file beside the pattern's images is harmless, unless the pattern matches it
+                matches = fnmatch.fnmatch(str(out), pattern) or fnmatch.fnmatch(
+                    str(out.resolve()), str(Path(pattern).resolve())
                 )
-                if not self.writer.isOpened():
+                if matches:
                     raise ConfigError(
-                        f"OpenCV cannot write {self.path} ({fourcc}); try --save out.avi or a folder"
+                        f"{flag} {out} matches the source pattern {pattern!r}: writing there would replace "
+                        "what is being read. Choose an output the pattern does not match"
                     )
-            self.writer.write(img)
-        self.count += 1
+                continue
+            if same_or_inside(out, src):
+                if out.resolve() == src.resolve() or not src.is_dir():
+                    where, fix = "is", "Choose another output path"
+                else:
+                    where, fix = "lies inside", f"Choose an output outside {src}"
+                raise ConfigError(
+                    f"{flag} {out} {where} {what} {src}: writing there would replace or mix with what is "
+                    f"being read. {fix}"
+                )
+    if args.save:
+        out = Path(args.save)
+        if out.suffix.lower() not in (*VIDEO_SUFFIXES, ""):
+            raise ConfigError(f"--save takes a .mp4, .avi or .mkv file or a folder, got {args.save}")
+        if out.suffix == "" and out.exists() and not out.is_dir():
+            raise ConfigError(
+                f"--save {out} is a file; a --save without .mp4/.avi/.mkv is a folder of images"
+            )
+        if out.suffix != "" and out.is_dir():
+            raise ConfigError(
+                f"--save {out} is a folder; give a video file name (.mp4, .avi, .mkv) or a folder"
+            )
+        _refuse(out, "--save", overwrite)
+        check_writable(out, "--save")
+    if args.json:
+        out = Path(args.json)
+        if not out.resolve().parent.is_dir():
+            raise ConfigError(f"--json {args.json}: the folder {out.parent} does not exist; create it first")
+        if out.is_dir():
+            raise ConfigError(f"--json {out} is a folder; give a file name such as faces.jsonl")
+        _refuse(out, "--json", overwrite)
+        check_writable(out, "--json")
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
+
+def _refuse(out: Path, flag: str, overwrite: bool) -> None:
+    try:
+        refuse_overwrite(out, overwrite)
+    except ConfigError as err:  # "OUT exists; ..." or "the folder OUT is not empty; ..."
+        raise ConfigError(f"{flag}: {err}") from None
 
 
-def timing_table(results: list[dict[str, float]], title: str) -> Any:
-    import numpy as np
+def timing_table(stats: StageStats, title: str) -> Any:
     from rich.table import Table
 
     tab = Table(title=title)
     for col in ("stage", "p50 ms", "p95 ms", "mean ms"):
         tab.add_column(col, justify="left" if col == "stage" else "right")
-    stages = [
-        s for s in ("read", "detect", "track", "align", "infer", "total") if any(s in r for r in results)
-    ]
-    for s in stages:
-        v = np.asarray([r.get(s, 0.0) for r in results])
-        tab.add_row(s, f"{np.percentile(v, 50):.2f}", f"{np.percentile(v, 95):.2f}", f"{v.mean():.2f}")
+    for s in ("read", "detect", "track", "align", "infer", "total"):
+        if s in stats:
+            st = stats[s]
+            tab.add_row(s, f"{st.quantile(0.5):.2f}", f"{st.quantile(0.95):.2f}", f"{st.mean:.2f}")
     return tab
 
 
@@ -158,13 +226,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be ≥ 1, got {args.max_frames}")
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise ConfigError(f"--json {args.json}: the folder {Path(args.json).parent} does not exist")
+    check_outputs(args)  # before the model loads: a mistake costs a second
     c = console()
-    records: list[dict[str, float]] = []
+    stats = StageStats()  # bounded: a camera left running for weeks keeps a fixed-size table
     faces_seen = 0
     source_error = None
-    with contextlib.ExitStack() as stack:
+    # SIGTERM/SIGHUP/SIGINT: during start-up they stop at once; in the frame loop the current frame is
+    # finished and the writers are closed (the video renamed into place); a second signal ends at once.
+    with GracefulStop() as stop, contextlib.ExitStack() as stack:
         # The model first: a model that fails to load leaves no camera or file open behind it.
         pipe = stack.enter_context(
             Pipeline(
@@ -177,12 +246,13 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         src = stack.enter_context(open_input(args.source, args.max_frames, args.loop))
+        stack.enter_context(stop.frames())  # from here a signal sets stop.requested (closing included)
+        if src.live:  # a camera that is reconnecting would keep the loop waiting: wake it
+            stop.add_callback(lambda: threading.Thread(target=src.close, daemon=True).start())
         if args.track == "auto" and src.kind in ("image", "folder", "glob"):
             pipe.tracker = None  # unrelated pictures: nothing to track
-        sink = VideoSink(args.save, src.fps or 30.0) if args.save else None
-        if sink is not None:
-            stack.callback(sink.close)
-        jsonl = stack.enter_context(open(args.json, "w")) if args.json else None
+        sink = stack.enter_context(VideoSink(args.save, src.fps or 30.0)) if args.save else None
+        jsonl = stack.enter_context(JsonLinesSink(args.json)) if args.json else None
         if args.show:
             stack.callback(cv2.destroyAllWindows)
         tracking = "on" if pipe.tracker is not None else "off"
@@ -191,32 +261,44 @@ def run(args: argparse.Namespace) -> int:
         fps_ema = 0.0
         for frame_result, frame in pipe.stream_frames(src):
             image = frame.image
-            records.append(frame_result.timings_ms)
+            stats.add(frame_result.timings_ms)
             faces_seen += len(frame_result.faces)
             total = frame_result.timings_ms.get("total", 0.0) + frame_result.timings_ms.get("read", 0.0)
             rate = 1000.0 / max(total, 1e-3)
             fps_ema = 0.9 * fps_ema + 0.1 * rate if fps_ema else rate
             if jsonl is not None:
-                jsonl.write(json.dumps(frame_result.to_dict()) + "\n")
+                record = frame_result.to_dict()
+                if frame.path is not None:  # image files: which one (frames skip unreadable files)
+                    record["file"] = frame.path
+                jsonl.write(record)
             if sink is not None or args.show:
                 status = f"{fps_ema:5.1f} fps  {len(frame_result.faces)} face(s)  {pipe.card.name}"
                 annotated = draw(image, frame_result, status=status)
                 if sink is not None:
-                    sink.write(annotated)
+                    sink.write(annotated, frame.path)
                 if args.show and _show(annotated):
                     break
+            if stop.requested:
+                break
         source_error = src.error
     wall = time.perf_counter() - t_start
+    if stop.requested:
+        how = signal_name(stop.signum) if stop.signum is not None else "a signal"
+        log.warning("stopped by %s after %d frame(s); the outputs are complete", how, stats.frames)
     if source_error:
         log.error("the source ended: %s", source_error)
-    if not records:
+    if not stats.frames:
         c.print("[yellow]no frames were processed[/] (an empty source, or every frame was unreadable)")
-        return 1
-    c.print(timing_table(records, f"{len(records)} frames, {faces_seen} faces; per-stage time"))
-    c.print(f"{len(records) / wall:.1f} frames/s end to end over {wall:.1f} s (model loading excluded)")
+        return stop.exit_code or 1
+    c.print(timing_table(stats, f"{stats.frames} frames, {faces_seen} faces; per-stage time"))
+    c.print(f"{stats.frames / wall:.1f} frames/s end to end over {wall:.1f} s (model loading excluded)")
     for what, path in (("annotated frames", args.save), ("JSON lines", args.json)):
         if path:
             c.print(f"wrote {what}: {path}")
+    if stop.requested:
+        if stop.signum == signal.SIGINT:
+            print("interrupted", file=sys.stderr)
+        return stop.exit_code
     return 1 if source_error else 0
 
 

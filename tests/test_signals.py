@@ -1,0 +1,79 @@
+"""lsa_edge._signals: a stop signal ends a frame loop cleanly; a second one ends the process."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from lsa_edge import _signals
+from lsa_edge._signals import GracefulStop, Terminated
+
+
+def test_inside_frames_a_signal_only_sets_the_flag():
+    old = signal.getsignal(signal.SIGTERM)
+    woken = []
+    with GracefulStop() as stop:
+        stop.add_callback(lambda: woken.append(True))
+        with stop.frames():
+            before = _signals.received()
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes
+                if stop.requested:
+                    break
+            assert stop.requested and stop.signum == signal.SIGTERM and stop.exit_code == 143
+            assert _signals.received() == before + 1 and woken == [True]
+            # the next one is the operating system's: it would end the process at once
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) == old  # restored on exit
+
+
+def test_outside_frames_a_signal_raises_at_once():
+    with pytest.raises(Terminated) as info, GracefulStop():
+        os.kill(os.getpid(), signal.SIGHUP)
+        for _ in range(1000):
+            pass
+    assert info.value.exit_code == 129
+    with pytest.raises(KeyboardInterrupt), GracefulStop():
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+    assert signal.getsignal(signal.SIGINT) == signal.default_int_handler
+
+
+def test_main_turns_terminated_into_its_exit_code(monkeypatch, capsys):
+    from lsa_edge.cli import main
+    from lsa_edge.cli import run as run_cmd
+
+    def stopped(args):
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(run_cmd, "run", stopped)
+    assert main(["run"]) == 143
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM" in err and "Traceback" not in err and "please report" not in err
+
+
+def test_the_console_script_imports_nothing_heavy_before_main(tmp_path):
+    """Everything slow (numpy, OpenCV, ONNX Runtime) is imported inside main(), where Ctrl-C is handled."""
+    import subprocess
+    import sys
+
+    code = "import sys; from lsa_edge.cli import main; print(sorted(m for m in ('numpy', 'cv2', 'rich') if m in sys.modules))"
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
+def test_ctrl_c_while_main_imports_the_commands(monkeypatch, capsys):
+    import lsa_edge.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lsa_edge.cli, "commands", interrupted)
+    assert lsa_edge.cli.main(["run"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"

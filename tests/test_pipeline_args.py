@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -294,3 +296,15 @@ def test_a_detector_gpu_provider_that_does_not_load_is_an_error(monkeypatch):
         GpuUnavailableError, match="could not start CUDAExecutionProvider for the face detector"
     ):
         FaceDetector(providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+
+
+def test_cuda_for_a_checkpoint_without_a_cuda_torch_is_an_error(pkg):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("PyTorch sees a GPU here")
+    ckpt = replace(pkg, cpu_onnx=None, gpu_onnx=None, checkpoint=Path("best.pt"))
+    for backend in ("auto", "torch"):
+        with pytest.raises(
+            GpuUnavailableError, match=r"device cuda: PyTorch .* sees no CUDA GPU.*device cpu"
+        ):
+            select_backend(ckpt, backend, device="cuda")

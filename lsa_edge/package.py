@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._args import MAX_THREADS, device_text, integer, parse_device
+from ._args import MAX_THREADS, device_text, integer, parse_device, shown
 from ._lazy import available, require
 from .card import ModelCard
 from .errors import (
@@ -179,6 +179,11 @@ def select_backend(
     TensorRT); "cuda" or "cuda:N" — GPU N (default 0) through a TensorRT engine, ONNX Runtime's
     TensorRT/CUDA provider or PyTorch, and an error saying what to install when none of them can: a
     device asked for is never silently replaced by the CPU. threads: ONNX Runtime intra-op threads."""
+    if not isinstance(package, ModelPackage):
+        raise ConfigError(
+            f"select_backend(package=...): got {shown(package)}; accepted: a ModelPackage, e.g. "
+            "ModelPackage.open(path)"
+        )
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ConfigError(unknown_choice("backend", backend, BACKENDS))
     threads = integer(

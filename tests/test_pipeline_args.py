@@ -308,3 +308,30 @@ def test_cuda_for_a_checkpoint_without_a_cuda_torch_is_an_error(pkg):
             GpuUnavailableError, match=r"device cuda: PyTorch .* sees no CUDA GPU.*device cpu"
         ):
             select_backend(ckpt, backend, device="cuda")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"engine_path": 5}, "engine_path"),
+        ({"device": "cuda:0"}, "device"),
+        ({"device": -1}, "device"),
+        ({"cuda_binding": "numba"}, "cuda_binding"),
+    ],
+)
+def test_backend_constructors_check_their_arguments(tmp_path, kwargs, name):
+    from lsa_edge.backends import OnnxRuntimeBackend
+    from lsa_edge.backends.tensorrt import TensorRTBackend
+
+    with pytest.raises(ConfigError, match=rf"TensorRTBackend\({name}=\.\.\.\)"):
+        TensorRTBackend(**{"engine_path": tmp_path / "m.engine", **kwargs})
+    with pytest.raises(ConfigError, match=r"OnnxRuntimeBackend\(threads=\.\.\.\)"):
+        OnnxRuntimeBackend(pkg_onnx(), threads=2.0)
+    with pytest.raises(ConfigError, match=r"OnnxRuntimeBackend\(device_id=\.\.\.\)"):
+        OnnxRuntimeBackend(pkg_onnx(), device_id="1")
+    with pytest.raises(ConfigError, match=r"select_backend\(package=\.\.\.\)"):
+        select_backend("lsa_edge/models/default")
+
+
+def pkg_onnx():
+    return ModelPackage.open(None).cpu_onnx

@@ -50,9 +50,12 @@ def number(
 ) -> float:
     """A finite real number (an int or float, numpy's too; never a bool or a string) within the bounds."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    x = float(value) if ok else math.nan
+    try:
+        x = float(value) if ok else math.nan
+    except (OverflowError, ValueError, TypeError):  # an int beyond any float, an odd Real subclass
+        x = math.nan
     if not math.isfinite(x):
-        hint = " NaN and infinity are not numbers here." if ok else ""
+        hint = " NaN, infinity and numbers beyond a float are refused." if ok else ""
         if isinstance(value, str):
             hint = " Convert text first, e.g. float(text)."
         raise _bad(where, name, value, accepted, hint)
@@ -83,7 +86,13 @@ def path_like(where: str, name: str, value: Any, accepted: str) -> None:
     """A str or os.PathLike (a pathlib.Path); bytes, numbers and the rest are refused."""
     if not isinstance(value, (str, os.PathLike)):
         raise _bad(where, name, value, accepted)
-    if isinstance(value, str) and (not value.strip() or "\0" in value):
+    try:
+        text = os.fspath(value)
+    except Exception:  # a PathLike whose __fspath__ fails
+        raise _bad(where, name, value, accepted) from None
+    if not isinstance(text, str):  # bytes from __fspath__
+        raise _bad(where, name, value, accepted)
+    if not text.strip() or "\0" in text:
         raise _bad(where, name, value, accepted, " The path is empty or holds a NUL character.")
 
 

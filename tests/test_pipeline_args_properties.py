@@ -69,6 +69,7 @@ ANY = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([2**2000, -(2**2000)]),  # beyond any float
     st.integers(min_value=-2, max_value=40),
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(min_value=0.0, max_value=1.0),

@@ -257,10 +257,12 @@ def test_device_cpu_picks_the_cpu_and_says_so(pkg, monkeypatch, caplog):
         select_backend(pkg, "tensorrt", device="cpu")
 
 
-def test_eval_device_is_a_usage_error(tmp_path, capsys):
-    """``eval --device tpu`` used to run on the CPU and exit 0 (the data is read after the backend)."""
-    rc = main(["-q", "eval", "--data", str(tmp_path), "--device", "tpu"])
-    assert rc == 2 and "'tpu' is not a device" in capsys.readouterr().err
+@pytest.mark.parametrize("device", ["tpu", "cuda:banana"])
+def test_eval_device_is_a_usage_error(celeba_dir, capsys, device):
+    """``eval --device tpu`` used to run on the CPU and exit 0."""
+    rc = main(["-q", "eval", "--data", str(celeba_dir), "--split", "val", "--device", device])
+    err = capsys.readouterr().err
+    assert rc == 2 and device in err and "cuda:N" in err, err
 
 
 # ------------------------------------------------------------------------------------------ messages

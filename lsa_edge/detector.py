@@ -26,9 +26,10 @@ from typing import Any, Callable, Literal, Sequence  # typing: Runner is subscri
 
 import numpy as np
 
+from ._args import MAX_THREADS, integer, number, path_like, shown
 from ._opencv import cv2  # a stand-in naming the fix where OpenCV is missing
 from .card import KEYPOINTS
-from .errors import ConfigError, DataError, unknown_choice
+from .errors import ConfigError, DataError, GpuUnavailableError, unknown_choice
 from .preprocess import to_planes, usable_cpus, worker, write_into
 
 __all__ = [
@@ -465,7 +466,15 @@ class _OnnxRuntimeRunner:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         except Exception as err:  # ORT raises its own exception types; keep its diagnostic
             raise DataError(f"ONNX Runtime cannot load the face detector {path}: {err}") from err
-        log.info("face detector %s on %s", path.name, self.session.get_providers())
+        active = self.session.get_providers()
+        gpu = [p for p in providers if p != "CPUExecutionProvider"]
+        if gpu and not any(p in active for p in gpu):  # ONNX Runtime fell back to the CPU on its own
+            raise GpuUnavailableError(
+                f"ONNX Runtime could not start {' or '.join(gpu)} for the face detector {path.name} (it "
+                f"runs only {', '.join(active)}): no NVIDIA driver or GPU, or the CUDA libraries "
+                "onnxruntime-gpu needs are missing; run lsa-edge doctor, or ask for CPUExecutionProvider"
+            )
+        log.info("face detector %s on %s", path.name, active)
         meta = self.session.get_modelmeta().custom_metadata_map
         inp = self.session.get_inputs()[0]
         self.input_name, shape = inp.name, list(inp.shape)
@@ -524,8 +533,9 @@ class FaceDetector:
         providers: Sequence[str] | None = None,
         threads: int = 1,
     ) -> None:
-        if threads < 0:
-            raise ConfigError(f"threads must be >= 0 (0 = ONNX Runtime's choice), got {threads}")
+        _check_arguments(
+            model, runner, config, min_score, iou_threshold, nms, min_face_size, max_faces, providers, threads
+        )
         if runner is None:
             path = _resolve_model(model)
             ort_runner = _OnnxRuntimeRunner(path, providers, threads)
@@ -543,13 +553,8 @@ class FaceDetector:
             raise ConfigError(f"min_score must be in (0, 1), got {self.min_score}")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ConfigError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
-        if nms not in ("weighted", "hard"):
-            raise ConfigError(unknown_choice("NMS method", nms, ("weighted", "hard")))
-        if min_face_size < 0:
-            raise ConfigError(f"min_face_size must be >= 0 pixels, got {min_face_size}")
-        if max_faces is not None and max_faces < 1:
-            raise ConfigError(f"max_faces must be >= 1 or None, got {max_faces}")
-        self.nms, self.min_face_size, self.max_faces = nms, float(min_face_size), max_faces
+        self.nms, self.min_face_size = nms, float(min_face_size)
+        self.max_faces = None if max_faces is None else int(max_faces)
         self.anchors = generate_anchors(self.config)
         self._buffers = threading.local()  # per-thread model input, reused while the frame size holds
 
@@ -639,12 +644,81 @@ class FaceDetector:
         self.close()
 
 
+def _check_arguments(
+    model: Any,
+    runner: Any,
+    config: Any,
+    min_score: Any,
+    iou_threshold: Any,
+    nms: Any,
+    min_face_size: Any,
+    max_faces: Any,
+    providers: Any,
+    threads: Any,
+) -> None:
+    """FaceDetector's arguments, checked before a model is opened: ConfigError naming the argument."""
+    w = "FaceDetector"
+    if model is not None:
+        path_like(w, "model", model, 'None, "full", "short" or the path of a BlazeFace ONNX file')
+    if runner is not None and not callable(runner):
+        raise ConfigError(
+            f"FaceDetector(runner=...): got {shown(runner)}; accepted: None or a callable taking "
+            "N×3×S×S float32 and returning (regressors, logits)"
+        )
+    if config is not None and not isinstance(config, BlazeFaceConfig):
+        raise ConfigError(
+            f"FaceDetector(config=...): got {shown(config)}; accepted: None or a BlazeFaceConfig "
+            "(e.g. BlazeFaceConfig.short_range())"
+        )
+    between = "None (the model's) or a number between 0 and 1"
+    if min_score is not None:
+        number(
+            w,
+            "min_score",
+            min_score,
+            lo=0,
+            hi=1,
+            lo_open=True,
+            hi_open=True,
+            accepted=between + ", exclusive",
+        )
+    if iou_threshold is not None:
+        number(
+            w, "iou_threshold", iou_threshold, lo=0, hi=1, lo_open=True, accepted=between + " (0 excluded)"
+        )
+    if not isinstance(nms, str) or nms not in ("weighted", "hard"):
+        raise ConfigError(f"FaceDetector(nms=...): {unknown_choice('NMS method', nms, ('weighted', 'hard'))}")
+    number(w, "min_face_size", min_face_size, lo=0.0, accepted="a number of pixels ≥ 0 (0 keeps every face)")
+    if max_faces is not None:
+        integer(w, "max_faces", max_faces, lo=1, accepted="None (every face) or an int ≥ 1")
+    if providers is not None and (
+        not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers)
+    ):
+        raise ConfigError(
+            f"FaceDetector(providers=...): got {shown(providers)}; accepted: None (the CPU) or a list of ONNX "
+            "Runtime provider names, e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']"
+        )
+    integer(
+        w,
+        "threads",
+        threads,
+        lo=0,
+        hi=MAX_THREADS,
+        accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
+    )
+
+
 def _resolve_model(model: str | Path | None) -> Path:
     if model is None:
         return shipped_model("full")
     if isinstance(model, str) and model in VARIANTS and not Path(model).exists():
         return shipped_model(model)
     path = Path(model)
+    if path.is_dir():
+        raise DataError(
+            f"face detector model {path} is a folder; pass a BlazeFace .onnx file, or 'full' or "
+            "'short' for the shipped ones (a build folder's own detector is used when the folder is the model)"
+        )
     if not path.is_file():
         raise DataError(f"face detector model {path} not found (use 'full' or 'short' for the shipped ones)")
     return path

@@ -7,7 +7,9 @@ always comes with it (ONNX metadata, sidecar, checkpoint); preprocessing is neve
 ``select_backend(package, "auto")`` picks TensorRT (an engine that matches this machine), then ONNX
 Runtime on the GPU (its TensorRT provider, else CUDA's; the CPU provider only for ops they lack), then
 ONNX Runtime on the CPU, and logs what it chose and why each better option was
-not taken — never a silent fallback. An explicit backend that cannot run is an error saying what to do.
+not taken — never a silent fallback. An explicit backend or device that cannot run is an error saying
+what to do (``device="cuda"`` for an ONNX model where ONNX Runtime has no CUDA provider: install
+onnxruntime-gpu).
 """
 
 from __future__ import annotations
@@ -17,9 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._args import MAX_THREADS, device_text, integer, parse_device, shown
 from ._lazy import available, require
 from .card import ModelCard
-from .errors import ConfigError, LsaEdgeError, MissingDependencyError, PackageError, unknown_choice
+from .errors import (
+    ConfigError,
+    GpuUnavailableError,
+    LsaEdgeError,
+    MissingDependencyError,
+    PackageError,
+    unknown_choice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +88,8 @@ class ModelPackage:
             )
         if p.is_dir() and (p / "best.pt").exists():
             p = p / "best.pt"
+        elif p.is_dir():
+            _not_a_package(p)
         if p.suffix in (".pt", ".pth"):
             require("torch", "running a checkpoint")
             from lsa_edge.training.checkpoint import read_checkpoint
@@ -111,6 +123,27 @@ class ModelPackage:
         )
 
 
+def _not_a_package(folder: Path) -> None:
+    """A folder that is neither a build folder nor a finished training run: say which it looks like."""
+    run = [n for n in ("config.json", "last.pt", "log.csv") if (folder / n).is_file()]
+    if (folder / "last.pt").is_file():
+        raise ConfigError(
+            f"{folder} is a training run without best.pt (it stopped before its first validation); run its "
+            f"latest weights with --model {folder / 'last.pt'}, or continue training with: lsa-edge train "
+            f"--out {folder} --resume (with the run's other options)"
+        )
+    if run:
+        raise ConfigError(
+            f"{folder} looks like a training run ({', '.join(run)}) that stopped before it saved a checkpoint: "
+            "it has no best.pt or last.pt, so there is nothing to run; train it again with lsa-edge train "
+            f"--out {folder}"
+        )
+    raise ConfigError(
+        f"{folder} is a folder without manifest.json or best.pt; pass a build folder (from lsa-edge build), "
+        "a training run folder, an .onnx, an .engine or a .pt"
+    )
+
+
 def read_onnx_card(path: Path) -> ModelCard:
     """The card in an ONNX file's metadata, read with ONNX Runtime (the runtime needs no onnx package)."""
     ort = require("onnxruntime", "reading an ONNX model")
@@ -141,46 +174,127 @@ def select_backend(
 ) -> Any:
     """A backend object (``predict(faces) -> probs``) for ``package``; logs the choice and the reasons.
 
-    device: for the torch backend only (cpu, cuda, cuda:N; default: CUDA when available)."""
-    if backend not in BACKENDS:
+    device: None or "auto" — the best this machine offers (the choice is logged, a CPU run of a package
+    built for a GPU is a warning); "cpu" — ONNX Runtime's CPU provider or PyTorch on the CPU (never
+    TensorRT); "cuda" or "cuda:N" — GPU N (default 0) through a TensorRT engine, ONNX Runtime's
+    TensorRT/CUDA provider or PyTorch, and an error saying what to install when none of them can: a
+    device asked for is never silently replaced by the CPU. threads: ONNX Runtime intra-op threads."""
+    if not isinstance(package, ModelPackage):
+        raise ConfigError(
+            f"select_backend(package=...): got {shown(package)}; accepted: a ModelPackage, e.g. "
+            "ModelPackage.open(path)"
+        )
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise ConfigError(unknown_choice("backend", backend, BACKENDS))
+    threads = integer(
+        "select_backend",
+        "threads",
+        threads,
+        lo=0,
+        hi=MAX_THREADS,
+        accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
+    )
+    dev = parse_device(device)
+    want, index = (None, None) if dev is None else dev
     if backend == "tensorrt":
-        return _tensorrt(package, must=True)
+        if want == "cpu":
+            raise ConfigError(
+                "backend tensorrt runs on a GPU, but device 'cpu' was asked for; for the CPU use backend "
+                "onnxruntime (or auto), or drop the device to run TensorRT"
+            )
+        return _tensorrt(package, must=True, device=index or 0)
     if backend == "torch":
-        return _torch(package, device)
-    reasons = []
+        return _torch(package, dev)
+    reasons: list[str] = []
     if backend == "auto":
-        trt = _tensorrt(package, must=False, reasons=reasons)
-        if trt is not None:
-            return trt
+        if want == "cpu":
+            reasons.append("device cpu asked for (TensorRT runs on a GPU)")
+        else:
+            trt = _tensorrt(package, must=False, reasons=reasons, device=index or 0)
+            if trt is not None:
+                return trt
     if backend in ("auto", "onnxruntime"):
-        from .backends import OnnxRuntimeBackend
-
-        gpu = _gpu_providers()
-        if gpu and package.gpu_onnx is not None:
-            log.info("backend: ONNX Runtime %s (%s)%s", " + ".join(gpu), package.gpu_onnx.name, _why(reasons))
-            return OnnxRuntimeBackend(package.gpu_onnx, (*gpu, "CPUExecutionProvider"), threads)
-        reasons.append("ONNX Runtime has no GPU provider here" if package.gpu_onnx else "no ONNX for a GPU")
-        if package.cpu_onnx is not None:
-            # Loud when the package was built for a GPU: running it on the CPU is a fallback, not a choice.
-            level = logging.WARNING if package.engine is not None else logging.INFO
-            log.log(level, "backend: ONNX Runtime CPU (%s)%s", package.cpu_onnx.name, _why(reasons))
-            return OnnxRuntimeBackend(package.cpu_onnx, ("CPUExecutionProvider",), threads)
+        chosen = _onnxruntime(package, want, index, threads, reasons)
+        if chosen is not None:
+            return chosen
+        if want == "cuda" and (backend == "onnxruntime" or package.checkpoint is None):
+            _no_gpu(package, device_text(dev), reasons)
         if backend == "onnxruntime":
             raise ConfigError(
                 f"{package.source} has no ONNX file; build one with: lsa-edge build {package.source}"
             )
     if package.checkpoint is not None:
         log.info("backend: PyTorch (%s)%s", package.checkpoint.name, _why(reasons))
-        return _torch(package, device)
+        return _torch(package, dev)
     raise LsaEdgeError(f"nothing can run {package.source} here:{_why(reasons)}")
+
+
+def _onnxruntime(
+    package: ModelPackage, want: str | None, index: int | None, threads: int, reasons: list[str]
+) -> Any:
+    """ONNX Runtime for ``package`` on the device asked for (None: a GPU provider where there is one, else
+    the CPU); None, with the reasons, when it cannot run there."""
+    from .backends import OnnxRuntimeBackend
+
+    if want != "cpu":
+        gpu = _gpu_providers()
+        if gpu and package.gpu_onnx is not None:
+            try:
+                chosen = OnnxRuntimeBackend(package.gpu_onnx, (*gpu, "CPUExecutionProvider"), threads, index)
+            except GpuUnavailableError as err:  # listed, but none loads: no driver, CUDA libraries missing
+                if want == "cuda":
+                    raise
+                log.warning("ONNX Runtime's GPU providers are not usable here: %s", err)
+                reasons.append(f"ONNX Runtime's GPU providers do not load ({err})")
+            else:
+                active = [p for p in chosen.session.get_providers() if p in gpu]
+                log.info(
+                    "backend: ONNX Runtime %s (%s)%s",
+                    " + ".join(active),
+                    package.gpu_onnx.name,
+                    _why(reasons),
+                )
+                return chosen
+        elif package.gpu_onnx is None:
+            reasons.append("no ONNX for a GPU")
+        else:
+            reasons.append("ONNX Runtime has no GPU provider here")
+        if want == "cuda":
+            return None
+    if package.cpu_onnx is None:
+        return None
+    if want == "cpu":
+        log.info("backend: ONNX Runtime CPU (%s) — device cpu asked for", package.cpu_onnx.name)
+    else:
+        # Loud when the package was built for a GPU: running it on the CPU is a fallback, not a choice.
+        level = logging.WARNING if package.engine is not None else logging.INFO
+        log.log(level, "backend: ONNX Runtime CPU (%s)%s", package.cpu_onnx.name, _why(reasons))
+    return OnnxRuntimeBackend(package.cpu_onnx, ("CPUExecutionProvider",), threads)
+
+
+def _no_gpu(package: ModelPackage, device: str, reasons: list[str]) -> None:
+    """device cuda asked for, nothing here runs ``package`` on a GPU: say what to install or pass."""
+    others = [r for r in reasons if "ONNX Runtime" not in r]  # TensorRT's, say; ONNX Runtime's is below
+    also = f" (and TensorRT cannot: {'; '.join(others)})" if others else ""
+    if package.gpu_onnx is None:
+        raise ConfigError(
+            f"device {device}: nothing in {package.source} runs on a GPU here ({'; '.join(reasons)}). "
+            "Pass device cpu, or build a package for the GPU with lsa-edge build"
+        )
+    have = require("onnxruntime").get_available_providers() if available("onnxruntime") else []
+    raise MissingDependencyError(
+        f"device {device}: ONNX Runtime here has no CUDA provider (available: {', '.join(have) or 'none'}), "
+        f"so {package.gpu_onnx.name} cannot run on the GPU{also}. Install the GPU build: pip uninstall "
+        "onnxruntime && pip install onnxruntime-gpu (on Jetson: the onnxruntime-gpu wheel for your "
+        "JetPack), or pass device cpu to run on the CPU"
+    )
 
 
 def _why(reasons: list[str]) -> str:
     return f" — not better options because: {'; '.join(reasons)}" if reasons else ""
 
 
-def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = None) -> Any:
+def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = None, device: int = 0) -> Any:
     reasons = [] if reasons is None else reasons
     if package.engine is None:
         msg = f"{package.source} has no TensorRT engine (build one on the device: lsa-edge build --from-bundle {package.source})"
@@ -192,9 +306,9 @@ def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = Non
         from .backends.tensorrt import TensorRTBackend
 
         if must:
-            return TensorRTBackend(package.engine)
+            return TensorRTBackend(package.engine, device=device)
         try:
-            backend = TensorRTBackend(package.engine)
+            backend = TensorRTBackend(package.engine, device=device)
         except LsaEdgeError as err:  # e.g. an engine for another TensorRT/GPU: say so, then fall back loudly
             log.warning("TensorRT engine %s not usable: %s", package.engine.name, err)
             reasons.append(f"TensorRT engine not usable ({err})")
@@ -207,10 +321,23 @@ def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = Non
     return None
 
 
-def _torch(package: ModelPackage, device: str | None = None) -> Any:
+def _torch(package: ModelPackage, device: tuple[str, int | None] | None = None) -> Any:
     if package.checkpoint is None:
         raise ConfigError(f"the torch backend needs a checkpoint (.pt); {package.source} is not one")
     from importlib import import_module
 
+    if device is not None and device[0] == "cuda":
+        torch = require("torch", "running a checkpoint")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise GpuUnavailableError(
+                f"device {device_text(device)}: PyTorch {torch.__version__} here sees no CUDA GPU (a CPU "
+                "build of torch, or no NVIDIA driver); install a CUDA build of torch, or pass device cpu"
+            )
+        if device[1] is not None and device[1] >= count:
+            raise ConfigError(
+                f"device {device_text(device)}: PyTorch sees {count} GPU(s), cuda:0 to cuda:{count - 1}"
+            )
     # The training package provides it (plugin-style: the core never imports training at module level).
-    return import_module("lsa_edge.training.backend").TorchBackend(package.checkpoint, device)
+    backend = import_module("lsa_edge.training.backend").TorchBackend
+    return backend(package.checkpoint, None if device is None else device_text(device))

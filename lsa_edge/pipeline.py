@@ -28,10 +28,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._args import MAX_THREADS, integer, number, parse_device, path_like, shown
 from .card import ModelCard
 from .data.images import to_rgb_uint8
-from .errors import ConfigError, DataError, LsaEdgeError
-from .package import ModelPackage, select_backend
+from .errors import ConfigError, DataError, LsaEdgeError, unknown_choice
+from .package import BACKENDS, ModelPackage, select_backend
 from .preprocess import align_keypoints, normalize, usable_cpus, worker
 from .results import Face, FrameResult
 from .track import Tracker, TrackerConfig
@@ -61,6 +62,75 @@ def _align_into(img: np.ndarray, keypoints: list[np.ndarray], pre: Any, crops: n
         others.result()  # the slots must be written (or the error raised) before the batch is read
 
 
+_TRACKING = 'True or "on" (a default TrackerConfig), a TrackerConfig, or False or "off" (no tracking)'
+
+
+def _tracking(value: Any) -> TrackerConfig | None:
+    """``tracking=`` → the tracker's configuration, or None for no tracking."""
+    if isinstance(value, TrackerConfig):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return TrackerConfig() if value else None
+    if isinstance(value, str) and value.strip().lower() in ("on", "off"):
+        return TrackerConfig() if value.strip().lower() == "on" else None
+    hint = " None and numbers are refused so that tracking is never switched on or off by accident."
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        hint = (
+            " 'auto' is lsa-edge run's per-source choice (on for cameras, streams and videos, off for "
+            "unrelated images); in Python pass True or False."
+        )
+    raise ConfigError(f"Pipeline(tracking=...): got {shown(value)}; accepted: {_TRACKING}.{hint}")
+
+
+def _check_arguments(
+    model: Any,
+    backend: Any,
+    detector: Any,
+    min_face_size: Any,
+    detector_threshold: Any,
+    max_faces: Any,
+    tracking: Any,
+    max_batch: Any,
+    threads: Any,
+) -> TrackerConfig | None:
+    """Pipeline's arguments, checked before anything is opened; returns the tracker's configuration."""
+    w = "Pipeline"
+    if model is not None and not isinstance(model, ModelPackage):
+        path_like(
+            w,
+            "model",
+            model,
+            "None (the shipped default), a build folder, an .onnx, an .engine or a .pt path",
+        )
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ConfigError(f"Pipeline(backend=...): {unknown_choice('backend', backend, BACKENDS)}")
+    path_like(w, "detector", detector, '"full", "short" or the path of a BlazeFace ONNX')
+    number(w, "min_face_size", min_face_size, lo=0.0, accepted="a number of pixels ≥ 0 (0 keeps every face)")
+    if detector_threshold is not None:
+        number(
+            w,
+            "detector_threshold",
+            detector_threshold,
+            lo=0.0,
+            hi=1.0,
+            lo_open=True,
+            hi_open=True,
+            accepted="None (the model's) or a score between 0 and 1, exclusive",
+        )
+    if max_faces is not None:
+        integer(w, "max_faces", max_faces, lo=1, accepted="None (every face) or an int ≥ 1")
+    integer(w, "max_batch", max_batch, lo=1, accepted="an int ≥ 1 (faces per attribute-model call)")
+    integer(
+        w,
+        "threads",
+        threads,
+        lo=0,
+        hi=MAX_THREADS,
+        accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
+    )
+    return _tracking(tracking)
+
+
 class Pipeline:
     """Face attributes for whole frames.
 
@@ -69,8 +139,17 @@ class Pipeline:
     picked and why). detector: "full" (BlazeFace full range, faces up to ~5 m) or "short", or an ONNX path;
     the build folder's own detector (engine where TensorRT runs) wins when present. min_face_size: faces
     smaller than this (larger box side, frame pixels) are ignored — attributes of tiny faces are noise.
-    tracking: True (default :class:`TrackerConfig`), a TrackerConfig, or False (every face inferred
-    every frame, no smoothing, track_id −1). max_batch: faces per attribute-model call.
+    detector_threshold: the detection score (0 to 1, exclusive) that starts a face (None: the model's).
+    max_faces: at most this many faces a frame (None: all). tracking: True or "on" (default
+    :class:`TrackerConfig`), a TrackerConfig, or False or "off" (every face inferred every frame, no
+    smoothing, track_id −1); anything else (None, 0, "auto") is a ConfigError, so tracking is never
+    switched by accident. max_batch: faces per attribute-model call (an int ≥ 1). threads: ONNX Runtime
+    intra-op threads for the attribute model (0 = its choice). device: where the attribute model runs —
+    None or "auto" (the backend's choice, logged), "cpu", "cuda" or "cuda:N"; a device that cannot be
+    honoured is an error (e.g. "cuda" for an ONNX model where ONNX Runtime has no CUDA provider: install
+    onnxruntime-gpu), never a silent CPU run. The face detector's ONNX runs on the CPU (a TensorRT
+    detector engine on the chosen GPU). Every argument is checked before a model is opened: a wrong type
+    or value is a :class:`ConfigError` naming the argument.
 
     The faces reach the backend in a batch buffer the pipeline reuses for the next frame (one per
     thread): a backend must copy what it keeps after ``predict`` returns.
@@ -102,14 +181,30 @@ class Pipeline:
         min_face_size: float = 24.0,
         detector_threshold: float | None = None,
         max_faces: int | None = None,
-        tracking: bool | TrackerConfig = True,
+        tracking: bool | str | TrackerConfig = True,
         max_batch: int = 16,
         threads: int = 0,
+        device: str | None = None,
     ) -> None:
         from .detector import FaceDetector
 
-        if max_batch < 1:
-            raise ConfigError(f"max_batch must be ≥ 1, got {max_batch}")
+        # Every argument is checked before anything is opened: a wrong type or value is a ConfigError
+        # naming it, never a TypeError from inside (or one at the first frame).
+        track_cfg = _check_arguments(
+            model,
+            backend,
+            detector,
+            min_face_size,
+            detector_threshold,
+            max_faces,
+            tracking,
+            max_batch,
+            threads,
+        )
+        dev = parse_device(device, "Pipeline(device=...):")
+        max_batch, min_face_size = int(max_batch), float(min_face_size)  # numpy scalars → Python's
+        max_faces = None if max_faces is None else int(max_faces)
+        detector_threshold = None if detector_threshold is None else float(detector_threshold)
         self.package = model if isinstance(model, ModelPackage) else ModelPackage.open(model)
         self.card: ModelCard = self.package.card
         pre = self.card.preprocessing
@@ -117,16 +212,16 @@ class Pipeline:
             raise ConfigError(
                 f"{self.package.source}'s card has no alignment template; it cannot align detected faces"
             )
-        if tracking is False:
+        if track_cfg is None:
             self.tracker = None
         else:
-            cfg = tracking if isinstance(tracking, TrackerConfig) else TrackerConfig()
+            cfg = track_cfg
             if detector_threshold is not None:  # the user's threshold is what starts a track
                 cfg = replace(
                     cfg, high_score=detector_threshold, low_score=min(cfg.low_score, detector_threshold)
                 )
             self.tracker = Tracker(cfg, self.card.attributes, self.card.thresholds)
-        self.backend = select_backend(self.package, backend, threads)
+        self.backend = select_backend(self.package, backend, threads, device)
         self._det_engine = None
         try:
             self.max_batch = min(max_batch, getattr(self.backend, "max_batch", None) or max_batch)
@@ -135,7 +230,8 @@ class Pipeline:
                 from .backends.tensorrt import TensorRTBackend
 
                 try:
-                    self._det_engine = TensorRTBackend(self.package.detector_engine)
+                    gpu = dev[1] if dev is not None and dev[1] is not None else 0
+                    self._det_engine = TensorRTBackend(self.package.detector_engine, device=gpu)
                     runner = self._det_engine.detector_runner()
                 except LsaEdgeError as err:
                     log.warning("detector engine not usable (%s); running the detector's ONNX instead", err)

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .._args import MAX_THREADS, integer, path_like, shown
 from .._lazy import require
-from ..errors import ConfigError
+from ..errors import ConfigError, GpuUnavailableError
 
 log = logging.getLogger(__name__)
+
+_GPU = ("TensorrtExecutionProvider", "CUDAExecutionProvider")  # providers that take a device_id
 
 
 class OnnxRuntimeBackend:
@@ -19,13 +22,37 @@ class OnnxRuntimeBackend:
 
     providers: ONNX Runtime execution providers in order of preference (default: CPU only — a GPU provider
     is chosen explicitly, never by silent fallback). threads: intra-op threads (0 = ONNX Runtime's default).
+    device_id: the GPU the CUDA/TensorRT providers run on (None: ONNX Runtime's, GPU 0). When GPU providers
+    are asked for and ONNX Runtime loads none of them (no driver, CUDA libraries missing, no such GPU) —
+    ONNX Runtime itself would quietly run on the CPU — this raises :class:`GpuUnavailableError`.
     """
 
     name = "onnxruntime"
 
     def __init__(
-        self, path: str | Path, providers: Sequence[str] = ("CPUExecutionProvider",), threads: int = 0
+        self,
+        path: str | Path,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+        threads: int = 0,
+        device_id: int | None = None,
     ) -> None:
+        w = "OnnxRuntimeBackend"
+        path_like(w, "path", path, "the path of an .onnx file")
+        if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
+            raise ConfigError(
+                f"OnnxRuntimeBackend(providers=...): got {shown(providers)}; accepted: a list of ONNX "
+                "Runtime provider names, e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']"
+            )
+        threads = integer(
+            w,
+            "threads",
+            threads,
+            lo=0,
+            hi=MAX_THREADS,
+            accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
+        )
+        if device_id is not None:
+            device_id = integer(w, "device_id", device_id, lo=0, accepted="None or a GPU index ≥ 0")
         ort = require("onnxruntime", "the ONNX Runtime backend")
         self.path = Path(path)
         if not self.path.is_file():
@@ -44,7 +71,23 @@ class OnnxRuntimeBackend:
         # Idle pool threads keep spinning after a run by default, taking a core from the CPU work between
         # calls (letterboxing, alignment warps) on a 2–6 core board. Spinning during a run is kept.
         opts.add_session_config_entry("session.force_spinning_stop", "1")
-        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=list(providers))
+        asked = [
+            (p, {"device_id": device_id}) if device_id is not None and p in _GPU else p for p in providers
+        ]
+        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=asked)
+        active = self.session.get_providers()
+        gpu = [p for p in providers if p in _GPU]
+        if gpu and not any(p in active for p in gpu):  # ONNX Runtime fell back to the CPU on its own
+            self.session = None
+            where = "" if device_id is None else f" on GPU {device_id}"
+            raise GpuUnavailableError(
+                f"ONNX Runtime could not start {' or '.join(gpu)}{where} for {self.path.name} (it runs "
+                f"only {', '.join(active)}): no NVIDIA driver or GPU, no such GPU index, or the CUDA/cuDNN "
+                "libraries onnxruntime-gpu needs are missing; run lsa-edge doctor"
+            )
+        for p in gpu:
+            if p not in active:
+                log.info("ONNX Runtime could not start %s; running on %s", p, ", ".join(active))
         (inp,) = self.session.get_inputs()
         self.input_name = inp.name
         self.input_shape = tuple(inp.shape)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._args import integer, path_like
 from .._lazy import require
-from ..errors import ConfigError, LsaEdgeError, MissingDependencyError
-from ._cuda import Cuda, DeviceMemory, open_cuda
+from ..errors import ConfigError, LsaEdgeError, MissingDependencyError, unknown_choice
+from ._cuda import BINDINGS, Cuda, DeviceMemory, open_cuda
 from ._tensorrt_env import load_engine
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,13 @@ class TensorRTBackend:
     name = "tensorrt"
 
     def __init__(self, engine_path: str | Path, device: int = 0, cuda_binding: str = "auto") -> None:
+        w = "TensorRTBackend"
+        path_like(w, "engine_path", engine_path, "the path of a TensorRT .engine file")
+        device = integer(w, "device", device, lo=0, accepted="a CUDA device index ≥ 0")
+        if not isinstance(cuda_binding, str) or cuda_binding not in ("auto", *BINDINGS):
+            raise ConfigError(
+                f"TensorRTBackend(cuda_binding=...): {unknown_choice('CUDA binding', cuda_binding, ('auto', *BINDINGS))}"
+            )
         self.path = Path(engine_path)
         self._cuda: Cuda | None = None
         self._device: dict[str, DeviceMemory] = {}

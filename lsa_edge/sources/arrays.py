@@ -8,6 +8,7 @@ Imports numpy, OpenCV and the standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -86,13 +87,19 @@ class IterableSource(Source):
                 self._n_skipped += 1
                 log.warning("%s; skipped", err)
                 continue
+            if self._closed:  # closed by another thread while the iterable produced this item
+                self._close()
+                return None
             ts = index / self._fps if self._fps else time.monotonic()
             return Frame(image, index, ts, self.name)
         return None
 
     def _close(self) -> None:
         if isinstance(self._it, GeneratorType):  # run the generator's finally blocks now, not at GC
-            self._it.close()
+            # ValueError "generator already executing": another thread is inside it right now;
+            # _next_frame closes it when that item arrives
+            with contextlib.suppress(ValueError):
+                self._it.close()
 
 
 def open_iterable(spec: SourceSpec, opts: dict[str, Any]) -> IterableSource:

@@ -696,3 +696,57 @@ def test_close_video_from_another_thread_and_twice(tmp_path):
     assert not consumer.is_alive() and count["n"] > 0
     assert [e.kind for e in src.events].count("closed") == 1
     assert src._cap.isOpened() is False
+
+
+# ------------------------------------------------------------------------------ folders: sub-folders
+
+
+def _nest(root: Path) -> Path:
+    for rel in ("top.png", "a/mid.png", "a/b/deep.png", "a/b/deeper_10.png", "a/b/deeper_9.png"):
+        _png(root / rel)
+    (root / "a" / "notes.txt").parent.mkdir(parents=True, exist_ok=True)
+    (root / "a" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_double_star_pattern_is_recursive_and_sorted(tmp_path):
+    root = _nest(tmp_path / "nest")
+    names = [Path(f.path).relative_to(root).as_posix() for f in open_source(str(root / "**" / "*.png"))]
+    # before: only "a/mid.png" ("**" acted as one "*")
+    assert names == ["a/b/deep.png", "a/b/deeper_9.png", "a/b/deeper_10.png", "a/mid.png", "top.png"]
+    assert [Path(f.path).name for f in open_source(str(root / "**" / "*.png"), recursive=False)] == [
+        "mid.png"
+    ]
+    assert [Path(f.path).name for f in open_source(str(root / "*.png"))] == ["top.png"]  # "*" stays one level
+
+
+def test_folder_recursive_option_and_warning_for_skipped_sub_folders(tmp_path, caplog):
+    root = _nest(tmp_path / "nest")
+    with caplog.at_level(logging.WARNING):
+        top = [Path(f.path).name for f in open_source(root)]
+    assert top == ["top.png"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("sub-folders" in m and "recursive=True" in m and "/**/*.png" in m for m in warned)
+    every = [Path(f.path).relative_to(root).as_posix() for f in open_source(root, recursive="true")]
+    assert every == ["a/b/deep.png", "a/b/deeper_9.png", "a/b/deeper_10.png", "a/mid.png", "top.png"]
+    assert every == [
+        Path(f.path).relative_to(root).as_posix() for f in open_source(str(root / "**" / "*.png"))
+    ]
+    with pytest.raises(ConfigError, match="recursive"):
+        open_source(root, recursive="maybe")
+
+
+def test_folder_with_images_only_in_sub_folders_names_what_to_type(tmp_path):
+    root = tmp_path / "only nested"
+    _png(root / "a" / "x.jpg")
+    with pytest.raises(DataError) as err:
+        open_source(root)
+    msg = str(err.value)
+    assert "recursive=True" in msg  # the Python option ...
+    assert f"--source '{root}/**/*.jpg'" in msg  # ... and what the command line accepts today, quoted
+    assert [Path(f.path).name for f in open_source(root, recursive=True)] == ["x.jpg"]
+    assert [Path(f.path).name for f in open_source(str(root / "**" / "*.jpg"))] == ["x.jpg"]
+    (tmp_path / "nothing" / "sub").mkdir(parents=True)
+    with pytest.raises(DataError, match="no image files") as err:
+        open_source(tmp_path / "nothing")
+    assert "recursive=True" not in str(err.value)  # no images below either: no misleading hint

@@ -18,7 +18,7 @@ for every kind; ``index``; ``timestamp`` in seconds; ``source`` name) and a cont
 | ``clip.mp4`` (any other file), ``file:///…`` | video | OpenCV (FFmpeg) | no |
 | ``face.jpg`` (image extension) | image | :func:`lsa_edge.data.images.read_image` | no |
 | ``frames/`` (a folder) | folder | sorted naturally; ``recursive=True`` for sub-folders | no |
-| ``"frames/*.png"``, ``"**/*.jpg"`` | glob | image files matched, sorted naturally | no |
+| ``"frames/*.png"``, ``"frames/**/*.jpg"`` | glob | image files matched (``**``: any depth), sorted naturally | no |
 | a numpy array (H×W[×C] or N×H×W×C), any iterable/iterator of arrays | iterable | as given | no |
 
 Options (keywords; for csi:// and v4l2:// also as a URI query, ``csi://0?width=1920&height=1080&flip=2``):
@@ -35,7 +35,9 @@ Options (keywords; for csi:// and v4l2:// also as a URI query, ``csi://0?width=1
   ``cv2.VideoCapture``; for tests and custom capture stacks).
 * video, image, folder, glob: ``loop`` (start again at the end; indices and timestamps keep increasing).
 * image, folder, glob, iterable: ``fps`` (timestamps = index / fps instead of the read time).
-* folder, glob: ``recursive``. iterable: ``color`` (``"bgr"``, default, or ``"rgb"``).
+* folder, glob: ``recursive`` (folders: include sub-folders, default False, and a warning names images
+  left out; globs: ``**`` matches any depth, default True when the pattern has ``**``).
+  iterable: ``color`` (``"bgr"``, default, or ``"rgb"``).
 
 Frames from every kind are normalised the same way: grayscale → 3 channels, 16-bit → 8-bit (top byte),
 float in [0, 1] → uint8, alpha dropped, RGB input (``color="rgb"``) and RGB-decoded image files → BGR.

@@ -33,7 +33,8 @@ Options (keywords; for csi:// and v4l2:// also as a URI query, ``csi://0?width=1
   ``reconnect_max_delay`` (10), ``max_reconnects`` (attempts per loss; default None = forever),
   ``capture_factory`` (``(target, api_preference, params) -> VideoCapture-like``; default
   ``cv2.VideoCapture``; for tests and custom capture stacks).
-* video, image, folder, glob: ``loop`` (start again at the end; indices and timestamps keep increasing).
+* video, image, folder, glob, iterable: ``loop`` (start again at the end; indices and timestamps keep
+  increasing; an iterable must then be a list or array — an iterator can be read only once).
 * image, folder, glob, iterable: ``fps`` (timestamps = index / fps instead of the read time).
 * folder, glob: ``recursive`` (folders: include sub-folders, default False, and a warning names images
   left out; globs: ``**`` matches any depth, default True when the pattern has ``**``).

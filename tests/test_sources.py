@@ -566,13 +566,13 @@ def test_reconnection_counts_only_once_a_frame_arrives():
 
     def factory(target, api, params):
         opens["n"] += 1
+        if opens["n"] >= 2:
+            cam.online = True  # the first capture stays dead (like an unplugged one); new ones may work
         return DeadCapture() if 2 <= opens["n"] <= 3 else FakeCapture(cam)  # 2nd, 3rd open: no frames
 
     with open_source(0, capture_factory=factory, max_reconnects=5, **FAST) as src:
         next(src)
         cam.online = False  # the first capture dies
-        _wait_for(src, "reconnecting")
-        cam.online = True
         _wait_for(src, "reconnected")
         after = next(src)
     kinds = [e.kind for e in src.events]

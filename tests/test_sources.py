@@ -750,3 +750,56 @@ def test_folder_with_images_only_in_sub_folders_names_what_to_type(tmp_path):
     with pytest.raises(DataError, match="no image files") as err:
         open_source(tmp_path / "nothing")
     assert "recursive=True" not in str(err.value)  # no images below either: no misleading hint
+
+
+def test_open_that_never_returns_is_bounded():
+    """A driver or server that never answers the open (first open or a reconnection) cannot hang the source."""
+    gate = threading.Event()
+    late = DeadCapture()
+
+    def hanging(target, api, params):
+        gate.wait(5.0)
+        return late
+
+    t0 = time.monotonic()
+    with pytest.raises(DataError, match=r"cannot open camera:0: opening did not finish within 0.2 s"):
+        open_source(0, capture_factory=hanging, open_timeout=0.2)
+    assert time.monotonic() - t0 < 1.5
+    gate.set()
+    assert late.released.wait(1.0)  # the capture that arrived late is released, not leaked
+
+    cam, opens, gate2 = FakeCamera(), {"n": 0}, threading.Event()
+
+    def second_open_hangs(target, api, params):
+        opens["n"] += 1
+        if opens["n"] > 1:
+            gate2.wait(5.0)
+        return FakeCapture(cam)
+
+    src = open_source(0, capture_factory=second_open_hangs, open_timeout=0.1, max_reconnects=2, **FAST)
+    next(src)
+    cam.online = False
+    t0 = time.monotonic()
+    assert len(list(src)) <= 1 and time.monotonic() - t0 < 2
+    assert "gave up after 2" in src.error and "opening did not finish" in src.error
+    gate2.set()
+
+
+def test_close_during_a_hanging_reconnection_is_prompt():
+    cam, opens, gate = FakeCamera(), {"n": 0}, threading.Event()
+
+    def second_open_hangs(target, api, params):
+        opens["n"] += 1
+        if opens["n"] > 1:
+            gate.wait(5.0)
+        return FakeCapture(cam)
+
+    src = open_source(0, capture_factory=second_open_hangs, **FAST)  # open_timeout 30 s
+    next(src)
+    cam.online = False
+    _wait_for(src, "reconnecting")
+    time.sleep(0.05)  # the supervisor is inside the hanging open
+    t0 = time.monotonic()
+    src.close()
+    assert time.monotonic() - t0 < 1.0 and list(src) == []
+    gate.set()

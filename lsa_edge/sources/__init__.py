@@ -28,9 +28,10 @@ Options (keywords; for csi:// and v4l2:// also as a URI query, ``csi://0?width=1
 * camera, v4l2: ``width``, ``height``, ``fps``, ``fourcc`` (e.g. ``"MJPG"`` for high resolutions on USB 2).
 * csi: ``width``, ``height``, ``fps`` (alias ``framerate``) — default 1280×720 at 30 — ``flip`` (0..7 or
   nvvidconv's name), ``sensor_mode``.
-* stream: ``open_timeout`` (seconds, default 10).
 * live kinds: ``read_timeout`` (seconds without a frame = lost; 2, streams 5), ``reconnect_delay`` (0.5),
-  ``reconnect_max_delay`` (10), ``max_reconnects`` (attempts per loss; default None = forever),
+  ``reconnect_max_delay`` (10), ``max_reconnects`` (failed attempts in a row; default None = forever; an
+  attempt succeeds once a frame arrives), ``open_timeout`` (seconds an open may take; streams 10, passed to
+  FFmpeg, others 30),
   ``capture_factory`` (``(target, api_preference, params) -> VideoCapture-like``; default
   ``cv2.VideoCapture``; for tests and custom capture stacks).
 * video, image, folder, glob, iterable: ``loop`` (start again at the end; indices and timestamps keep

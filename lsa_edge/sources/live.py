@@ -40,8 +40,8 @@ from .arrays import to_bgr_uint8
 
 log = logging.getLogger(__name__)
 
-# Abandoned captures whose read() is still blocked in the driver, at most, per source; while this many are
-# stuck a reconnection attempt fails without opening another (threads must not pile up over days).
+# Abandoned captures whose read() or open is still blocked in the driver, at most, per source; while this
+# many are stuck a reconnection attempt fails without opening another (threads must not pile up over days).
 MAX_STUCK_READERS = 3
 
 
@@ -54,9 +54,10 @@ class ReconnectPolicy:
     max_delay: float = 10.0  # the backoff doubles up to this
     factor: float = 2.0  # backoff growth per attempt
     max_attempts: int | None = None  # attempts per loss before giving up; None: retry forever
+    open_timeout: float = 30.0  # an open (first or reconnection) that has not returned by then has failed
 
     def __post_init__(self) -> None:
-        for name in ("read_timeout", "initial_delay", "max_delay"):
+        for name in ("read_timeout", "initial_delay", "max_delay", "open_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"ReconnectPolicy.{name} must be > 0 seconds, got {getattr(self, name)!r}")
         if self.factor < 1:
@@ -133,7 +134,7 @@ class LiveSource(Source):
         self._stop = threading.Event()
         self._open_error = ""
         self._last_frame = -math.inf  # time.monotonic() of the latest frame
-        self._stuck: list[_Reader] = []  # abandoned readers still blocked in read()
+        self._stuck: list[_Reader | _Opener] = []  # abandoned readers blocked in read(), openers in open
         cap = self._connect()  # LsaEdgeError (e.g. OpenCV lacks GStreamer) propagates as is
         if cap is None:
             raise DataError(f"cannot open {name}: {self._open_error}.{' ' + hint if hint else ''}")
@@ -145,12 +146,27 @@ class LiveSource(Source):
     # ------------------------------------------------------------------------------------ properties
     # ------------------------------------------------------------------------------------ connection
     def _connect(self) -> Any:
-        """An opened capture, or None (reason in ``_open_error``). LsaEdgeError from the opener propagates."""
-        try:
-            cap = self._open_capture()
-        except LsaEdgeError:
-            raise
-        except Exception as err:
+        """An opened capture, or None (reason in ``_open_error``). LsaEdgeError from the opener propagates.
+
+        The opener runs in a helper thread, waited for at most ``policy.open_timeout`` seconds (and not
+        after close()): a driver or server that never answers cannot hang the source. A late capture is
+        released by the helper thread."""
+        opener = _Opener(self._open_capture, self.name)
+        end = time.monotonic() + self.policy.open_timeout
+        while not opener.done.wait(min(0.05, max(0.0, end - time.monotonic()))):
+            if self._stop.is_set() or time.monotonic() >= end:
+                if opener.abandon():
+                    self._stuck.append(opener)
+                    self._open_error = (
+                        f"opening did not finish within {self.policy.open_timeout:g} s (the device or server "
+                        "does not answer)"
+                    )
+                    return None
+                break  # it finished just now
+        err, cap = opener.error, opener.cap
+        if isinstance(err, LsaEdgeError):
+            raise err
+        if err is not None:
             self._open_error = f"{type(err).__name__}: {redact_text(str(err))}"
             return None
         opened = getattr(cap, "isOpened", None)
@@ -190,7 +206,8 @@ class LiveSource(Source):
             self._stuck = [r for r in self._stuck if r.thread.is_alive()]
             if len(self._stuck) >= MAX_STUCK_READERS:
                 self._open_error = (
-                    f"{len(self._stuck)} earlier captures are still blocked in read(); not opening another"
+                    f"{len(self._stuck)} earlier captures are still blocked in read() or open; not opening "
+                    "another"
                 )
                 continue
             try:
@@ -308,7 +325,41 @@ class LiveSource(Source):
             )
 
 
-# ------------------------------------------------------------------------------------------- readers
+# ------------------------------------------------------------------------------------------- helpers
+class _Opener:
+    """``open_capture()`` in its own thread, so that waiting for it can be bounded. If the waiter gives up
+    (:meth:`abandon`) before it returns, this thread releases the capture it eventually gets."""
+
+    def __init__(self, open_capture: Callable[[], Any], name: str):
+        self.open_capture = open_capture
+        self.cap: Any = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self.thread = threading.Thread(target=self._work, name=f"lsa-edge {name} open", daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        try:
+            self.cap = self.open_capture()
+        except BaseException as err:  # handed to the waiter
+            self.error = err
+        with self._lock:
+            self.done.set()
+            late = self._abandoned
+        if late and self.cap is not None:
+            _release(self.cap)
+
+    def abandon(self) -> bool:
+        """Stop waiting; False when the open has already finished (then use its result)."""
+        with self._lock:
+            if self.done.is_set():
+                return False
+            self._abandoned = True
+            return True
+
+
 class _Reader:
     """One opened capture and the thread that reads it. After the handover only this thread touches the
     capture (reads it, then releases it), so a read that blocks in the driver can be abandoned: the

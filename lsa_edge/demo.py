@@ -5,14 +5,19 @@ camera-like stream that needs no camera, download or third-party photo. numpy an
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._opencv import cv2
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .sources import Source
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 PORTRAIT = ASSETS / "astronaut.jpg"
@@ -33,14 +38,18 @@ def _background(h: int, w: int, t: float) -> np.ndarray:
     return np.clip(np.stack([base, base * 0.9 + 20, base * 0.8 + 30], axis=2), 0, 255).astype(np.uint8)
 
 
+def _check_faces(faces: int) -> None:
+    if isinstance(faces, bool) or not isinstance(faces, (int, np.integer)) or not 0 <= faces <= 64:
+        raise ConfigError(f"faces must be 0..64 (a whole number), got {faces!r}")
+
+
 def scene(faces: int = 1, frame: int = 0, size: tuple[int, int] = (480, 640), seed: int = 0) -> np.ndarray:
     """One H×W×3 uint8 BGR frame holding ``faces`` copies of the portrait's head, each moving slowly.
 
     Faces sit on a grid (so they never overlap), with per-face size and a gentle drift over ``frame``.
     Up to 16 faces fit 640×480 at a detectable size (~100 px heads at 16).
     """
-    if not 0 <= faces <= 64:
-        raise ConfigError(f"faces must be 0..64, got {faces}")
+    _check_faces(faces)
     h, w = size
     rng = np.random.default_rng(seed)
     img = _background(h, w, frame * 0.05)
@@ -63,7 +72,39 @@ def scene(faces: int = 1, frame: int = 0, size: tuple[int, int] = (480, 640), se
     return img
 
 
-def frames(n: int = 90, faces: int = 1, size: tuple[int, int] = (480, 640)) -> Iterator[np.ndarray]:
-    """``n`` consecutive demo frames (BGR), a 3-second clip at 30 fps by default."""
-    for i in range(n):
-        yield scene(faces, i, size)
+def frames(
+    n: int | None = 90, faces: int = 1, size: tuple[int, int] = (480, 640), loop: bool = False
+) -> Iterator[np.ndarray]:
+    """Demo frames (BGR), rendered one at a time (memory stays flat however long it runs).
+
+    n: frames in the clip, a 3-second clip at 30 fps by default; None: endless, the faces keep drifting.
+    loop: repeat the n-frame clip forever (frame n is frame 0 again), like ``loop`` for a video file.
+    """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ConfigError(f"the demo needs n ≥ 1 frames (or None: endless), got {n!r}")
+    _check_faces(faces)  # here, not at the first next()
+    return _render(None if n is None else int(n), faces, size, loop)
+
+
+def _render(n: int | None, faces: int, size: tuple[int, int], loop: bool) -> Iterator[np.ndarray]:
+    for i in itertools.count():
+        if n is not None and i >= n and not loop:
+            return
+        yield scene(faces, i % n if n is not None else i, size)
+
+
+def open_demo(
+    faces: int = 1,
+    *,
+    n: int | None = 90,
+    loop: bool = False,
+    max_frames: int | None = None,
+    size: tuple[int, int] = (480, 640),
+    fps: float = 30.0,
+) -> Source:
+    """The demo as a :class:`lsa_edge.sources.Source` ("demo (N faces)", ``fps`` timestamps): ``n`` frames,
+    repeated forever with ``loop`` (stop with ``max_frames`` or ``close()``); ``n=None`` is endless."""
+    from .sources import open_source
+
+    label = f"demo ({faces} face{'s' * (faces != 1)})"
+    return open_source(frames(n, faces, size, loop=loop), fps=fps, name=label, max_frames=max_frames)

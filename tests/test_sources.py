@@ -496,3 +496,310 @@ def test_doctor_does_not_import_torch_when_absent(monkeypatch):
     assert data == {"installed": False} and rows[0][1] == "no"
     report = doctor.collect(cameras=None)
     assert report["sections"]["cameras"] == {"probed": False}
+
+
+# ------------------------------------------------------------- live, faked: devices that open but stall
+
+
+class DeadCapture:
+    """Opens fine, never delivers: read() returns (False, None), raises, or blocks until released (a claimed
+    USB camera, a wrong pixel format, an RTSP server that accepts and sends nothing, a stalled network)."""
+
+    def __init__(self, mode: str = "empty", message: str = "boom"):
+        self.mode, self.message = mode, message
+        self.released = threading.Event()
+        self.unblock = threading.Event()
+        self.reads = 0
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        self.reads += 1
+        if self.mode == "block":
+            self.unblock.wait(5.0)  # a driver stuck in read() (the test unblocks it at the end)
+            return False, None
+        time.sleep(0.002)
+        if self.mode == "raise":
+            raise RuntimeError(self.message)
+        return False, None
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        self.released.set()
+        self.unblock.set()
+
+
+def _dead_factory(mode: str, message: str = "boom"):
+    caps: list[DeadCapture] = []
+
+    def factory(target, api, params):
+        caps.append(DeadCapture(mode, message))
+        return caps[-1]
+
+    return factory, caps
+
+
+@pytest.mark.parametrize("mode", ["empty", "raise"])
+def test_capture_that_opens_but_never_delivers_gives_up(mode):
+    factory, caps = _dead_factory(mode)
+    t0 = time.monotonic()
+    src = open_source(0, capture_factory=factory, max_reconnects=2, **FAST)
+    assert list(src) == []  # ends: before the fix every re-open counted as "reconnected", forever
+    assert time.monotonic() - t0 < 3
+    kinds = [e.kind for e in src.events]
+    assert kinds.count("lost") == 1 and "reconnected" not in kinds
+    assert [e.attempt for e in src.events if e.kind == "reconnecting"] == [1, 2]
+    assert kinds[-2:] == ["gave_up", "closed"] and src.stats.reconnects == 0
+    assert "camera:0: gave up after 2 reconnection attempt(s)" in src.error
+    assert "opened but delivered no frame" in src.error
+    assert ("RuntimeError: boom" if mode == "raise" else "returned no frame") in src.error
+    assert len(caps) == 3 and all(c.released.is_set() for c in caps)  # every capture released
+
+
+def test_reconnection_counts_only_once_a_frame_arrives():
+    """A camera that drops, re-opens without frames for a while, then delivers: one loss, one reconnect."""
+    cam = FakeCamera()
+    opens = {"n": 0}
+
+    def factory(target, api, params):
+        opens["n"] += 1
+        if opens["n"] >= 2:
+            cam.online = True  # the first capture stays dead (like an unplugged one); new ones may work
+        return DeadCapture() if 2 <= opens["n"] <= 3 else FakeCapture(cam)  # 2nd, 3rd open: no frames
+
+    with open_source(0, capture_factory=factory, max_reconnects=5, **FAST) as src:
+        next(src)
+        cam.online = False  # the first capture dies
+        _wait_for(src, "reconnected")
+        after = next(src)
+    kinds = [e.kind for e in src.events]
+    assert kinds.count("lost") == 1 and kinds.count("reconnected") == 1
+    assert [e.attempt for e in src.events if e.kind == "reconnecting"] == [1, 2, 3]
+    assert src.stats.reconnects == 1 and src.error is None and after.index > 0
+
+
+def test_dead_stream_error_hides_the_password():
+    url = "rtsp://admin:s3cret@10.0.0.2/live"
+    factory, _ = _dead_factory("raise", message=f"could not read from {url}")
+    src = open_source(url, capture_factory=factory, max_reconnects=1, **FAST)
+    assert list(src) == []
+    assert src.error and "s3cret" not in src.error and "admin:***@10.0.0.2" in src.error
+    assert all("s3cret" not in e.message for e in src.events)
+
+
+def test_read_that_blocks_forever_counts_as_lost_and_reconnects():
+    cam = FakeCamera()
+    stuck = DeadCapture("block")
+    opens = {"n": 0}
+
+    def factory(target, api, params):
+        opens["n"] += 1
+        return stuck if opens["n"] == 1 else FakeCapture(cam)
+
+    t0 = time.monotonic()
+    with open_source(0, capture_factory=factory, **FAST) as src:
+        frame = next(src)  # the first capture never returns from read(): the second one delivers
+    assert time.monotonic() - t0 < 2
+    lost = next(e for e in src.events if e.kind == "lost")
+    assert "blocked" in lost.message and src.stats.reconnects == 1 and frame.index == 0
+    assert not stuck.released.is_set()  # never released while its read() is in progress (not thread-safe)
+    stuck.unblock.set()  # the driver returns at last: the abandoned reader releases its capture
+    assert stuck.released.wait(1.0)
+
+
+def test_stalled_reads_do_not_pile_up_threads():
+    factory, caps = _dead_factory("block")
+    before = threading.active_count()
+    src = open_source(0, capture_factory=factory, max_reconnects=8, **FAST)
+    assert list(src) == []
+    assert "still blocked in read()" in src.error
+    assert len(caps) <= 1 + 3  # the first capture and MAX_STUCK_READERS more, not one per attempt
+    for c in caps:
+        c.unblock.set()
+    end = time.monotonic() + 2
+    while threading.active_count() > before and time.monotonic() < end:
+        time.sleep(0.01)
+    assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize("mode", ["live", "stalled"])
+def test_close_from_another_thread_ends_iteration_promptly(mode):
+    cam = FakeCamera()
+    factory, caps = cam.factory, []
+    if mode == "stalled":
+        factory, caps = _dead_factory("block")
+    src = open_source(0, capture_factory=factory, read_timeout=5.0)
+    got: list = []
+    consumer = threading.Thread(target=lambda: got.extend(src))
+    consumer.start()
+    time.sleep(0.05)
+    t0 = time.monotonic()
+    closer = threading.Thread(target=src.close)
+    closer.start()
+    consumer.join(1.0)
+    assert not consumer.is_alive() and time.monotonic() - t0 < 1.0
+    for c in caps:
+        c.unblock.set()  # close() waits (up to read_timeout + 1 s) for the capture to be released
+    closer.join(7.0)
+    assert not closer.is_alive() and all(c.released.is_set() for c in caps)
+    src.close()  # twice: harmless
+    assert src.closed and [e.kind for e in src.events].count("closed") == 1
+    assert src.error is None
+
+
+def test_close_from_another_thread_while_a_generator_is_producing():
+    gate, finished = threading.Event(), []
+
+    def frames():
+        try:
+            yield np.zeros((4, 4, 3), np.uint8)
+            gate.wait(2.0)  # the consumer is inside the generator when close() comes
+            yield np.zeros((4, 4, 3), np.uint8)
+            yield np.zeros((4, 4, 3), np.uint8)
+        finally:
+            finished.append(True)
+
+    src = open_source(frames())
+    next(src)
+    got: list = []
+    consumer = threading.Thread(target=lambda: got.extend(src))
+    consumer.start()
+    time.sleep(0.05)
+    src.close()  # was: ValueError "generator already executing" out of close()
+    src.close()
+    gate.set()
+    consumer.join(2.0)
+    assert not consumer.is_alive() and got == [] and finished == [True]
+
+
+def test_close_video_from_another_thread_and_twice(tmp_path):
+    path = _write_video(tmp_path / "clip.avi", n=20)
+    src = open_source(path, loop=True)
+    count = {"n": 0}
+
+    def consume():
+        for _ in src:
+            count["n"] += 1
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    time.sleep(0.05)
+    closers = [threading.Thread(target=src.close) for _ in range(3)]
+    for t in closers:
+        t.start()
+    for t in closers:
+        t.join(2.0)
+    consumer.join(2.0)
+    assert not consumer.is_alive() and count["n"] > 0
+    assert [e.kind for e in src.events].count("closed") == 1
+    assert src._cap.isOpened() is False
+
+
+# ------------------------------------------------------------------------------ folders: sub-folders
+
+
+def _nest(root: Path) -> Path:
+    for rel in ("top.png", "a/mid.png", "a/b/deep.png", "a/b/deeper_10.png", "a/b/deeper_9.png"):
+        _png(root / rel)
+    (root / "a" / "notes.txt").parent.mkdir(parents=True, exist_ok=True)
+    (root / "a" / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_double_star_pattern_is_recursive_and_sorted(tmp_path):
+    root = _nest(tmp_path / "nest")
+    names = [Path(f.path).relative_to(root).as_posix() for f in open_source(str(root / "**" / "*.png"))]
+    # before: only "a/mid.png" ("**" acted as one "*")
+    assert names == ["a/b/deep.png", "a/b/deeper_9.png", "a/b/deeper_10.png", "a/mid.png", "top.png"]
+    assert [Path(f.path).name for f in open_source(str(root / "**" / "*.png"), recursive=False)] == [
+        "mid.png"
+    ]
+    assert [Path(f.path).name for f in open_source(str(root / "*.png"))] == ["top.png"]  # "*" stays one level
+
+
+def test_folder_recursive_option_and_warning_for_skipped_sub_folders(tmp_path, caplog):
+    root = _nest(tmp_path / "nest")
+    with caplog.at_level(logging.WARNING):
+        top = [Path(f.path).name for f in open_source(root)]
+    assert top == ["top.png"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("sub-folders" in m and "recursive=True" in m and "/**/*.png" in m for m in warned)
+    every = [Path(f.path).relative_to(root).as_posix() for f in open_source(root, recursive="true")]
+    assert every == ["a/b/deep.png", "a/b/deeper_9.png", "a/b/deeper_10.png", "a/mid.png", "top.png"]
+    assert every == [
+        Path(f.path).relative_to(root).as_posix() for f in open_source(str(root / "**" / "*.png"))
+    ]
+    with pytest.raises(ConfigError, match="recursive"):
+        open_source(root, recursive="maybe")
+
+
+def test_folder_with_images_only_in_sub_folders_names_what_to_type(tmp_path):
+    root = tmp_path / "only nested"
+    _png(root / "a" / "x.jpg")
+    with pytest.raises(DataError) as err:
+        open_source(root)
+    msg = str(err.value)
+    assert "recursive=True" in msg  # the Python option ...
+    assert f"--source '{root}/**/*.jpg'" in msg  # ... and what the command line accepts today, quoted
+    assert [Path(f.path).name for f in open_source(root, recursive=True)] == ["x.jpg"]
+    assert [Path(f.path).name for f in open_source(str(root / "**" / "*.jpg"))] == ["x.jpg"]
+    (tmp_path / "nothing" / "sub").mkdir(parents=True)
+    with pytest.raises(DataError, match="no image files") as err:
+        open_source(tmp_path / "nothing")
+    assert "recursive=True" not in str(err.value)  # no images below either: no misleading hint
+
+
+def test_open_that_never_returns_is_bounded():
+    """A driver or server that never answers the open (first open or a reconnection) cannot hang the source."""
+    gate = threading.Event()
+    late = DeadCapture()
+
+    def hanging(target, api, params):
+        gate.wait(5.0)
+        return late
+
+    t0 = time.monotonic()
+    with pytest.raises(DataError, match=r"cannot open camera:0: opening did not finish within 0.2 s"):
+        open_source(0, capture_factory=hanging, open_timeout=0.2)
+    assert time.monotonic() - t0 < 1.5
+    gate.set()
+    assert late.released.wait(1.0)  # the capture that arrived late is released, not leaked
+
+    cam, opens, gate2 = FakeCamera(), {"n": 0}, threading.Event()
+
+    def second_open_hangs(target, api, params):
+        opens["n"] += 1
+        if opens["n"] > 1:
+            gate2.wait(5.0)
+        return FakeCapture(cam)
+
+    src = open_source(0, capture_factory=second_open_hangs, open_timeout=0.1, max_reconnects=2, **FAST)
+    next(src)
+    cam.online = False
+    t0 = time.monotonic()
+    assert len(list(src)) <= 1 and time.monotonic() - t0 < 2
+    assert "gave up after 2" in src.error and "opening did not finish" in src.error
+    gate2.set()
+
+
+def test_close_during_a_hanging_reconnection_is_prompt():
+    cam, opens, gate = FakeCamera(), {"n": 0}, threading.Event()
+
+    def second_open_hangs(target, api, params):
+        opens["n"] += 1
+        if opens["n"] > 1:
+            gate.wait(5.0)
+        return FakeCapture(cam)
+
+    src = open_source(0, capture_factory=second_open_hangs, **FAST)  # open_timeout 30 s
+    next(src)
+    cam.online = False
+    _wait_for(src, "reconnecting")
+    time.sleep(0.05)  # the supervisor is inside the hanging open
+    t0 = time.monotonic()
+    src.close()
+    assert time.monotonic() - t0 < 1.0 and list(src) == []
+    gate.set()

@@ -18,7 +18,7 @@ for every kind; ``index``; ``timestamp`` in seconds; ``source`` name) and a cont
 | ``clip.mp4`` (any other file), ``file:///…`` | video | OpenCV (FFmpeg) | no |
 | ``face.jpg`` (image extension) | image | :func:`lsa_edge.data.images.read_image` | no |
 | ``frames/`` (a folder) | folder | sorted naturally; ``recursive=True`` for sub-folders | no |
-| ``"frames/*.png"``, ``"**/*.jpg"`` | glob | image files matched, sorted naturally | no |
+| ``"frames/*.png"``, ``"frames/**/*.jpg"`` | glob | image files matched (``**``: any depth), sorted naturally | no |
 | a numpy array (H×W[×C] or N×H×W×C), any iterable/iterator of arrays | iterable | as given | no |
 
 Options (keywords; for csi:// and v4l2:// also as a URI query, ``csi://0?width=1920&height=1080&flip=2``):
@@ -28,14 +28,18 @@ Options (keywords; for csi:// and v4l2:// also as a URI query, ``csi://0?width=1
 * camera, v4l2: ``width``, ``height``, ``fps``, ``fourcc`` (e.g. ``"MJPG"`` for high resolutions on USB 2).
 * csi: ``width``, ``height``, ``fps`` (alias ``framerate``) — default 1280×720 at 30 — ``flip`` (0..7 or
   nvvidconv's name), ``sensor_mode``.
-* stream: ``open_timeout`` (seconds, default 10).
 * live kinds: ``read_timeout`` (seconds without a frame = lost; 2, streams 5), ``reconnect_delay`` (0.5),
-  ``reconnect_max_delay`` (10), ``max_reconnects`` (attempts per loss; default None = forever),
+  ``reconnect_max_delay`` (10), ``max_reconnects`` (failed attempts in a row; default None = forever; an
+  attempt succeeds once a frame arrives), ``open_timeout`` (seconds an open may take; streams 10, passed to
+  FFmpeg, others 30),
   ``capture_factory`` (``(target, api_preference, params) -> VideoCapture-like``; default
   ``cv2.VideoCapture``; for tests and custom capture stacks).
-* video, image, folder, glob: ``loop`` (start again at the end; indices and timestamps keep increasing).
+* video, image, folder, glob, iterable: ``loop`` (start again at the end; indices and timestamps keep
+  increasing; an iterable must then be a list or array — an iterator can be read only once).
 * image, folder, glob, iterable: ``fps`` (timestamps = index / fps instead of the read time).
-* folder, glob: ``recursive``. iterable: ``color`` (``"bgr"``, default, or ``"rgb"``).
+* folder, glob: ``recursive`` (folders: include sub-folders, default False, and a warning names images
+  left out; globs: ``**`` matches any depth, default True when the pattern has ``**``).
+  iterable: ``color`` (``"bgr"``, default, or ``"rgb"``).
 
 Frames from every kind are normalised the same way: grayscale → 3 channels, 16-bit → 8-bit (top byte),
 float in [0, 1] → uint8, alpha dropped, RGB input (``color="rgb"``) and RGB-decoded image files → BGR.

@@ -7,6 +7,7 @@ Imports numpy and the standard library only.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -106,6 +107,7 @@ class Source(ABC):
         self._on_event = on_event
         self._events: deque[SourceEvent] = deque(maxlen=MAX_EVENTS)
         self._closed = False
+        self._close_lock = threading.Lock()
         self._error: str | None = None
         self._n_read = 0
         self._n_delivered = 0
@@ -167,10 +169,12 @@ class Source(ABC):
 
     # -------------------------------------------------------------------------------------- lifecycle
     def close(self) -> None:
-        """Release the file or device; safe to call twice and from another thread."""
-        if self._closed:
-            return
-        self._closed = True
+        """Release the file or device; safe to call twice, also at the same time from two threads, and from
+        another thread while one iterates (that iteration then ends)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
         try:
             self._close()
         finally:

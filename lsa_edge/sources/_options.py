@@ -107,6 +107,7 @@ LIVE: dict[str, Converter] = {
     "reconnect_delay": positive_float,  # seconds before the first reconnection attempt (default 0.5)
     "reconnect_max_delay": positive_float,  # cap of the exponential backoff, seconds (default 10)
     "max_reconnects": optional(positive_int, "forever", "none", "inf"),  # attempts per loss; None: forever
+    "open_timeout": positive_float,  # seconds an open may take (first and reconnections; streams 10, else 30)
     "capture_factory": a_callable,  # (target, api_preference, params) -> VideoCapture-like; default cv2.VideoCapture
 }
 

@@ -94,6 +94,11 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
+def redact_text(text: str) -> str:
+    """Every ``//user:secret@`` in free text (an error message quoting a URL) -> ``//user:***@``."""
+    return _PASSWORD.sub(r"\1***@", text)
+
+
 def _index(text: str | int, what: str, source: object) -> int:
     """A camera or sensor index (ASCII digits or an int) in 0..MAX_INDEX."""
     if isinstance(text, str) and len(text) > len(str(MAX_INDEX)):

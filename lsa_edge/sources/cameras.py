@@ -66,10 +66,11 @@ CSI_OPTIONS = {
     "flip": flip_method,  # nvvidconv flip-method, 0..7 or its name
     "sensor_mode": nonneg_int,  # nvarguscamerasrc sensor-mode (default: chosen from width/height/fps)
 }
-STREAM_OPTIONS = {**COMMON, **LIVE, "open_timeout": positive_float}  # seconds to wait for the stream to open
+STREAM_OPTIONS = {**COMMON, **LIVE}
 
 CSI_DEFAULTS = {"width": 1280, "height": 720, "fps": 30.0}
 READ_TIMEOUT = {"camera": 2.0, "v4l2": 2.0, "csi": 2.0, "stream": 5.0}  # seconds; networks stall longer
+OPEN_TIMEOUT = {"camera": 30.0, "v4l2": 30.0, "csi": 30.0, "stream": 10.0}  # seconds (Argus can take a while)
 
 
 def camera_api() -> int:
@@ -184,6 +185,8 @@ def _policy(kind: str, opts: dict[str, Any]) -> ReconnectPolicy:
         initial_delay=initial,
         max_delay=max(opts.get("reconnect_max_delay", 10.0), initial),
         max_attempts=opts.get("max_reconnects"),
+        # streams: FFmpeg's own open timeout fires first (a clearer message); this bounds what it misses
+        open_timeout=opts.get("open_timeout", OPEN_TIMEOUT[kind]) + (5.0 if kind == "stream" else 0.0),
     )
 
 
@@ -271,7 +274,7 @@ def open_csi(spec: SourceSpec, opts: dict[str, Any]) -> LiveSource:
 def open_stream(spec: SourceSpec, opts: dict[str, Any]) -> LiveSource:
     """RTSP/RTMP/HTTP through FFmpeg, with open and read timeouts so a dead server cannot block forever."""
     read_ms = int(1000 * opts.get("read_timeout", READ_TIMEOUT["stream"]))
-    open_ms = int(1000 * opts.get("open_timeout", 10.0))
+    open_ms = int(1000 * opts.get("open_timeout", OPEN_TIMEOUT["stream"]))
     params: list[int] = []
     if hasattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC"):  # OpenCV ≥ 4.6
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]

@@ -8,8 +8,10 @@ the standard library only.
 from __future__ import annotations
 
 import glob
+import itertools
 import logging
 import re
+import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +32,9 @@ OPTIONS = {
     "loop": boolean,  # start again after the last image, forever
     "fps": positive_float,  # timestamps become index / fps instead of the read time
 }
-FOLDER_OPTIONS = {**OPTIONS, "recursive": boolean}  # folders and globs: include sub-folders (glob: "**")
+# folders: include sub-folders (default False); globs: "**" matches any depth (default: True when the pattern
+# has "**", as in a shell with globstar; recursive=False makes "**" one level like "*")
+FOLDER_OPTIONS = {**OPTIONS, "recursive": boolean}
 
 
 def natural_key(path: Path) -> list[Any]:
@@ -109,22 +113,51 @@ class ImageFilesSource(Source):
             return Frame(image, index, ts, self.name, path=str(path))
 
 
+def recursive_hint(folder: str | Path, ext: str = ".jpg") -> str:
+    """How to include sub-folders, for the Python API and for the command line."""
+    pattern = shlex.quote(str(Path(folder) / "**" / f"*{ext}"))
+    return f"pass recursive=True (Python), or the pattern {pattern} (lsa-edge run --source {pattern})"
+
+
+def _first_nested_image(folder: Path, budget: int = 10000) -> Path | None:
+    """An image file in a sub-folder of ``folder`` (stops at the first, or after ``budget`` entries of a big
+    tree without images), or None."""
+    try:
+        subdirs = sorted((p for p in folder.iterdir() if p.is_dir()), key=natural_key)
+        entries = itertools.islice(itertools.chain.from_iterable(d.rglob("*") for d in subdirs), budget)
+        return next((p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()), None)
+    except OSError:
+        return None
+
+
 def open_images(spec: SourceSpec, opts: dict[str, Any]) -> ImageFilesSource:
     target = Path(spec.target)
-    recursive = bool(opts.get("recursive", False))
     if spec.kind == "image":
         if not target.is_file():
             raise DataError(f"image file {target} does not exist; check the path")
         paths = [target]
     elif spec.kind == "folder":
+        recursive = bool(opts.get("recursive", False))
         paths = list_images(target, recursive)
+        nested = None if recursive else _first_nested_image(target)
         if not paths:
-            hint = "" if recursive else " (images in sub-folders need recursive=True)"
+            exts = ", ".join(sorted(IMAGE_EXTENSIONS))
+            if nested is None:
+                raise DataError(f"no image files ({exts}) in the folder {target}")
             raise DataError(
-                f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in the folder {target}{hint}"
+                f"no image files ({exts}) directly in the folder {target}, but its sub-folders have some "
+                f"(e.g. {nested.relative_to(target)}); to read them, {recursive_hint(target, nested.suffix)}"
+            )
+        if nested is not None:
+            log.warning(
+                "%s: images in sub-folders (e.g. %s) are not included; to include them, %s",
+                spec.name,
+                nested.relative_to(target),
+                recursive_hint(target, nested.suffix),
             )
     else:
         pattern = str(target)
+        recursive = bool(opts.get("recursive", "**" in pattern))  # "**" means any depth, as in a shell
         matches = [Path(p) for p in glob.glob(pattern, recursive=recursive) if Path(p).is_file()]
         paths = sorted((p for p in matches if p.suffix.lower() in IMAGE_EXTENSIONS), key=natural_key)
         if not paths:

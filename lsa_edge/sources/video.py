@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ class VideoFileSource(Source):
                 "v4l2:///dev/videoN, a folder of images or a glob pattern works too"
             )
         self._loop = loop
+        self._lock = threading.Lock()  # a read and a release (close from another thread) never overlap
+        self._released = False
         self._cap = self._open()
         self._fps = _positive(self._cap.get(cv2.CAP_PROP_FPS))
         h, w = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
@@ -88,6 +91,10 @@ class VideoFileSource(Source):
         return image if ok and image is not None else None
 
     def _next_frame(self) -> Frame | None:
+        with self._lock:
+            return None if self._released else self._next_locked()
+
+    def _next_locked(self) -> Frame | None:
         image = self._read()
         if image is None and self._loop and self._pass_frames > 0:
             step = 1.0 / self._fps if self._fps else 0.0
@@ -122,7 +129,9 @@ class VideoFileSource(Source):
         return frame
 
     def _close(self) -> None:
-        self._cap.release()
+        with self._lock:  # waits for a read in progress (one frame) to finish
+            self._released = True
+            self._cap.release()
 
 
 def open_video(spec: SourceSpec, opts: dict[str, Any]) -> VideoFileSource:

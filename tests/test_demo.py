@@ -1,0 +1,75 @@
+"""The built-in demo input: finite, looping and endless clips rendered lazily (memory stays flat), and the
+demo as a Source (what ``lsa-edge run --source demo --loop`` reads)."""
+
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from lsa_edge.demo import frames, open_demo, portrait, scene
+from lsa_edge.errors import ConfigError
+from lsa_edge.sources import open_source
+
+SMALL = (48, 64)
+
+
+def test_finite_clip_loop_and_endless():
+    clip = list(frames(3, faces=1, size=SMALL))
+    assert len(clip) == 3 and all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in clip)
+    looped = list(itertools.islice(frames(3, faces=1, size=SMALL, loop=True), 8))
+    assert len(looped) == 8
+    for i, f in enumerate(looped):  # frame 3 is frame 0 again: the clip repeats
+        assert np.array_equal(f, clip[i % 3])
+    endless = list(itertools.islice(frames(None, faces=1, size=SMALL), 5))
+    assert np.array_equal(endless[4], scene(1, 4, SMALL))  # keeps drifting, never repeats frame 0 here
+    assert not np.array_equal(endless[3], clip[0])
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(n=0), dict(n=-5), dict(n=2.5), dict(n=True), dict(faces=-1), dict(faces=65)]
+)
+def test_bad_arguments_fail_at_the_call(bad):
+    with pytest.raises(ConfigError):
+        frames(**bad)  # at the call, not at the first frame
+
+
+def test_looping_demo_memory_stays_flat():
+    portrait()  # the cached sample image is not per-frame memory
+    gen = frames(4, faces=2, size=SMALL, loop=True)
+    next(gen)
+    tracemalloc.start()
+    try:
+        for _ in itertools.islice(gen, 400):  # 400 frames × 9 KB = 3.6 MB if frames were kept
+            pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_open_demo_loops_until_max_frames():
+    """What the CLI's demo branch needs: ``--loop`` repeats the 90-frame clip until --max-frames / Ctrl-C."""
+    with open_demo(2, n=3, loop=True, max_frames=7, size=SMALL) as src:
+        got = list(src)
+    assert src.name == "demo (2 faces)" and src.closed
+    assert [f.index for f in got] == list(range(7))
+    assert [f.timestamp for f in got] == pytest.approx([i / 30 for i in range(7)])
+    assert np.array_equal(got[3].image, got[0].image) and np.array_equal(got[6].image, got[0].image)
+    assert len(list(open_demo(1, n=3, size=SMALL))) == 3  # without loop: the clip once
+    with open_demo(1, n=None, max_frames=5, size=SMALL) as src:
+        assert len(list(src)) == 5
+
+
+def test_iterable_source_loop_needs_a_sequence():
+    stack = np.stack([np.full((4, 4, 3), k, np.uint8) for k in range(3)])
+    got = list(open_source(stack, loop=True, max_frames=7))
+    assert [int(f.image[0, 0, 0]) for f in got] == [0, 1, 2, 0, 1, 2, 0]
+    assert [f.index for f in got] == list(range(7))
+    one = list(open_source(stack[0], loop=True, max_frames=3))
+    assert len(one) == 3
+    with pytest.raises(ConfigError, match="list or array"):
+        open_source(iter(list(stack)), loop=True)
+    assert list(open_source([None, None], loop=True)) == []  # nothing usable: the loop stops, no hang

@@ -286,3 +286,29 @@ def test_an_interrupted_import_is_not_a_missing_dependency(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _lazy.require("onnxruntime")
+
+
+def test_run_demo_loop_and_recursive_flag(tmp_path, capsys):
+    """--loop repeats the demo (it used to end at 90 frames); --recursive reaches sub-folders and is refused
+    where it means nothing; an output a '**' pattern would read is refused."""
+    import shutil
+
+    import lsa_edge
+
+    out = tmp_path / "loop.jsonl"
+    assert main(["run", "--source", "demo", "--loop", "--max-frames", "120", "--json", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 120
+    nest = tmp_path / "nest" / "a"
+    nest.mkdir(parents=True)
+    shutil.copy(Path(lsa_edge.__file__).parent / "assets" / "astronaut.jpg", nest / "x.jpg")
+    out2 = tmp_path / "rec.jsonl"
+    assert main(["run", "--source", str(tmp_path / "nest"), "--recursive", "--json", str(out2)]) == 0
+    assert len(out2.read_text().splitlines()) == 1
+    assert main(["run", "--source", "demo", "--recursive", "--max-frames", "2"]) == 2
+    assert "--recursive applies to a folder or glob" in capsys.readouterr().err
+    pattern = str(tmp_path / "nest" / "**" / "*.jsonl")
+    (tmp_path / "nest" / "old.jsonl").write_text("{}\n")
+    assert (
+        main(["run", "--source", pattern, "--json", str(tmp_path / "nest" / "old.jsonl"), "--overwrite"]) == 2
+    )
+    assert "matches the source pattern" in capsys.readouterr().err

@@ -63,7 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="track + smooth faces (auto: on for cameras, streams and videos; off for unrelated images)",
     )
-    p.add_argument("--loop", action="store_true", help="repeat a video or folder (demos)")
+    p.add_argument("--loop", action="store_true", help="repeat a video, folder or the demo")
+    p.add_argument(
+        "--recursive",
+        action="store_true",
+        help="with a folder --source: include images in sub-folders ('DIR/**/*.jpg' is recursive already)",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -94,25 +99,32 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def open_input(source: str, max_frames: int | None, loop: bool) -> Any:
+def open_input(source: str, max_frames: int | None, loop: bool, recursive: bool = False) -> Any:
     """The source object for ``--source`` (a URI, or demo[:N] for the built-in synthetic scene)."""
     from lsa_edge.sources import open_source
 
     if source == "demo" or source.startswith("demo:"):
-        from lsa_edge.demo import frames
+        from lsa_edge.demo import open_demo
 
         try:
             faces = int(source.split(":", 1)[1]) if ":" in source else 1
         except ValueError:
             raise ConfigError(f"--source demo:N takes a number of faces, got {source!r}") from None
-        n = max_frames or 90
-        return open_source(frames(n, faces), fps=30.0, name=f"demo ({faces} face{'s' * (faces != 1)})")
+        if recursive:
+            raise ConfigError("--recursive applies to a folder or glob --source, not the demo")
+        return open_demo(faces, n=max_frames or 90, loop=loop, max_frames=max_frames)
     opts: dict[str, Any] = {}
     if max_frames:
         opts["max_frames"] = max_frames
     if loop:
         opts["loop"] = True
     src = source if not source.isdigit() else int(source)
+    if recursive:
+        from lsa_edge.sources import parse_uri
+
+        if parse_uri(src).kind not in ("folder", "glob"):
+            raise ConfigError(f"--recursive applies to a folder or glob --source, got {source!r}")
+        opts["recursive"] = True
     return open_source(src, **opts)
 
 
@@ -155,8 +167,12 @@ def check_outputs(args: argparse.Namespace) -> None:
             is_folder_save = flag == "--save" and out.suffix == ""
             if pattern is not None and not is_folder_save:
                 # a file beside the pattern's images is harmless, unless the pattern matches it
-                matches = fnmatch.fnmatch(str(out), pattern) or fnmatch.fnmatch(
-                    str(out.resolve()), str(Path(pattern).resolve())
+                # fnmatch reads '**/' as one folder or more; the source reads it as zero or more too
+                variants = {pattern, pattern.replace("**/", "")}
+                matches = any(
+                    fnmatch.fnmatch(str(out), v)
+                    or fnmatch.fnmatch(str(out.resolve()), str(Path(v).resolve()))
+                    for v in variants
                 )
                 if matches:
                     raise ConfigError(
@@ -245,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
                 threads=args.threads,
             )
         )
-        src = stack.enter_context(open_input(args.source, args.max_frames, args.loop))
+        src = stack.enter_context(open_input(args.source, args.max_frames, args.loop, args.recursive))
         stack.enter_context(stop.frames())  # from here a signal sets stop.requested (closing included)
         if src.live:  # a camera that is reconnecting would keep the loop waiting: wake it
             stop.add_callback(lambda: threading.Thread(target=src.close, daemon=True).start())

@@ -116,7 +116,10 @@ class ImageFilesSource(Source):
 def recursive_hint(folder: str | Path, ext: str = ".jpg") -> str:
     """How to include sub-folders, for the Python API and for the command line."""
     pattern = shlex.quote(str(Path(folder) / "**" / f"*{ext}"))
-    return f"pass recursive=True (Python), or the pattern {pattern} (lsa-edge run --source {pattern})"
+    return (
+        f"pass recursive=True (Python), or --recursive (lsa-edge run), or the pattern {pattern} "
+        f"(lsa-edge run --source {pattern})"
+    )
 
 
 def _first_nested_image(folder: Path, budget: int = 10000) -> Path | None:

@@ -33,6 +33,7 @@ import numpy as np
 from packaging.version import Version
 
 from lsa_edge import __version__
+from lsa_edge._checks import check_number
 from lsa_edge._fileio import (
     atomic_path,
     check_writable,
@@ -86,6 +87,18 @@ CPU_ONNX = {  # what ONNX Runtime on a CPU should run for each precision
 }
 
 
+def check_batch(batch: Any, flag: str = "--batch") -> None:
+    """A TensorRT optimisation profile: three integers with 1 ≤ MIN ≤ OPT ≤ MAX."""
+    ok = (
+        isinstance(batch, (tuple, list))
+        and len(batch) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in batch)
+        and 1 <= batch[0] <= batch[1] <= batch[2]
+    )
+    if not ok:
+        raise ConfigError(f"{flag} must be MIN,OPT,MAX with 1 ≤ MIN ≤ OPT ≤ MAX (e.g. 1,8,16), got {batch}")
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """Options of one build (the CLI's flags)."""
@@ -125,15 +138,27 @@ class BuildConfig:
             raise ConfigError(unknown_choice("TensorRT generation", self.tensorrt, GENERATIONS))
         if self.calib_method not in METHODS:
             raise ConfigError(unknown_choice("calibration method", self.calib_method, METHODS))
+        check_batch(self.batch)
         lo, opt, hi = self.batch
-        if not 1 <= lo <= opt <= hi:
-            raise ConfigError(f"--batch must be MIN,OPT,MAX with 1 ≤ MIN ≤ OPT ≤ MAX, got {self.batch}")
-        if self.max_accuracy_drop < 0:
-            raise ConfigError(f"--max-accuracy-drop must be ≥ 0 points, got {self.max_accuracy_drop}")
-        if self.calib_count < 1 or (self.val_count is not None and self.val_count < 1):
-            raise ConfigError("--calib-count and --val-count must be positive")
-        if self.workspace_mib < 1:
-            raise ConfigError(f"--workspace must be ≥ 1 MiB, got {self.workspace_mib}")
+        check_number(
+            self.max_accuracy_drop, "max_accuracy_drop", flag="--max-accuracy-drop", lo=0, hi=100,
+            hint="mean-accuracy points, e.g. 0.5",
+        )  # fmt: skip
+        check_number(
+            self.calib_count, "calib_count", flag="--calib-count", lo=1, integer=True, hint="e.g. 512"
+        )
+        check_number(
+            self.val_count, "val_count", flag="--val-count", lo=1, integer=True, optional=True,
+            hint="a number, or 'all' for the whole split",
+        )  # fmt: skip
+        check_number(self.calib_batch, "calib_batch", lo=1, integer=True)
+        check_number(
+            self.workspace_mib, "workspace_mib", flag="--workspace", lo=1, integer=True, hint="MiB, e.g. 1024"
+        )
+        check_number(self.workers, "workers", flag="--workers", lo=1, hi=256, integer=True, hint="e.g. 4")
+        check_number(self.seed, "seed", flag="--seed", lo=0, hi=2**32 - 1, integer=True)
+        check_number(self.opset, "opset", flag="--opset", lo=13, integer=True, optional=True, hint="e.g. 17")
+        check_number(self.dla_core, "dla_core", flag="--dla-core", lo=0, integer=True, optional=True)
         if self.dla_core is not None:
             if self.dla_core < 0:
                 raise ConfigError(f"--dla-core must be ≥ 0, got {self.dla_core}")

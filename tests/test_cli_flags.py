@@ -496,3 +496,22 @@ def test_a_pt_that_is_onnx_or_text_says_what_it_is(tmp_path, capsys):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert "pass it as .onnx" in err and "please report" not in err and "file an issue" not in err.lower()
+
+
+def test_a_broken_pipe_outside_rich_ends_quietly(monkeypatch, capsys):
+    """A plain print() into a closed pipe reaches main(): exit 0, no "please report it"."""
+    import lsa_edge.cli.doctor as doctor
+
+    def boom(*a, **k):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(doctor, "run", boom)  # register() binds the module's run at parse time
+    monkeypatch.setattr(sys, "stdout", type("S", (), {"fileno": lambda self: -1, "write": boom})())
+    assert main(["doctor", "--no-cameras"]) == 0
+    assert "please report" not in capsys.readouterr().err
+
+
+def test_csv_format_without_attributes_csv_names_the_file(tmp_path, capsys):
+    assert main(["eval", str(MODEL), "--data", str(tmp_path), "--format", "csv"]) == 1
+    err = capsys.readouterr().err
+    assert "attributes.csv not found" in err and "please report" not in err

@@ -87,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout's reader went away (| head): end quietly, see _common.stdout_closed
+        from ._common import stdout_closed
+
+        return stdout_closed()
     except (
         Exception
     ) as err:  # a bug or an environment problem we did not anticipate: one line, then details on -vv

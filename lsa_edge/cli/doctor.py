@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     check_json_out(args.json)  # a mistake costs a second, not the whole run
     cameras = None if args.no_cameras else (args.camera_timeout, args.max_cameras)
     report = collect(cameras)
-    print_report(report)
-    if args.json:
+    if args.json:  # the file first: a closed stdout (| head) must not lose it
         log.info("wrote %s", write_json(args.json, report))
+    print_report(report)
     return 0
 
 

@@ -21,10 +21,12 @@ when the input is a checkpoint; everything else needs onnx and onnxruntime.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +49,7 @@ from lsa_edge._fileio import (
 from lsa_edge._lazy import available, require
 from lsa_edge._manifest import MANIFEST_FORMAT  # one definition: the loader's (the newest it reads)
 from lsa_edge.card import ModelCard
-from lsa_edge.engine_meta import sha256_file
+from lsa_edge.engine_meta import sha256_file, sidecar_path
 from lsa_edge.errors import ConfigError, DataError, LsaEdgeError, unknown_choice
 
 from .accuracy import AccuracyCheck, AccuracyGateError, compare_accuracy, enforce
@@ -185,6 +187,32 @@ class BuildConfig:
                 )
 
 
+@contextlib.contextmanager
+def _logged_as(tmp: Path, final: Path) -> Iterator[None]:
+    """While a build is staged in the hidden folder ``tmp``, log lines name the files where they will be
+    (``final``), not the temporary folder the user never sees ("wrote build/fp16/model_fp16.onnx")."""
+    pairs = [(str(tmp.resolve()), str(final.resolve())), (str(tmp), str(final))]
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format is logging's own error to report
+            return record
+        if any(t in text for t, _ in pairs):
+            for t, f in pairs:
+                text = text.replace(t, f)
+            record.msg, record.args = text, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(previous)
+
+
 class Build:
     """One build run; call :meth:`run`. Keeps the manifest, timings and checks as it goes."""
 
@@ -228,7 +256,7 @@ class Build:
                     "TensorRT is not installed here and --require-engine was given; nothing was built. Build "
                     "the bundle without --require-engine and run 'lsa-edge build --from-bundle DIR' on the device"
                 )
-        with staged_dir(self.final, overwrite=self.cfg.overwrite) as tmp:
+        with staged_dir(self.final, overwrite=self.cfg.overwrite) as tmp, _logged_as(tmp, self.final):
             self.out = tmp
             try:
                 manifest = self._bundle()
@@ -991,6 +1019,7 @@ def build_from_manifest(
             f"the bundle {bundle} lacks {', '.join(missing)}, named by its manifest for TensorRT {gen}: copy the "
             "whole folder to the device again (or rebuild it on the desktop with lsa-edge build)"
         )
+    _check_bundle_files(bundle, manifest, needed)  # seconds now, not minutes of building from a damaged ONNX
     opts = {
         "batch": tuple(cfg.batch) if cfg else tuple(manifest["batch"]),
         "workspace_mib": cfg.workspace_mib if cfg else manifest["workspace_mib"],
@@ -1036,9 +1065,36 @@ def build_from_manifest(
             else None,
         )
         det["engine"] = str(Path(det_engine).relative_to(bundle))
+    # The engines and their sidecars get checksums like every other file, so a damaged engine is caught
+    # when the package is loaded; the manifest is rewritten atomically (the old one or the new one).
+    built = [Path(engine), *([Path(det_engine)] if det else [])]
+    files = manifest.setdefault("files", {})
+    for path in [p for e in built for p in (e, sidecar_path(e))]:
+        if path.is_file():
+            files[path.relative_to(bundle).as_posix()] = {
+                "bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+            }
+    manifest["files"] = dict(sorted(files.items()))
     write_manifest(bundle, manifest)
     log.info("built %s with TensorRT %s", manifest["engine"], local)
     return manifest
+
+
+def _check_bundle_files(bundle: Path, manifest: dict[str, Any], needed: list[str]) -> None:
+    """The bundle's files against the manifest's sizes and sha256 (the runtime loader's check), before an
+    engine is built from them: the graphs this build reads, and every other recorded file that is there
+    (one this TensorRT does not need may be absent). Engines recorded by an earlier --from-bundle are left
+    out: they are the files about to be rebuilt."""
+    from lsa_edge._manifest import check_files
+
+    files = {
+        k: v
+        for k, v in (manifest.get("files") or {}).items()
+        if not k.startswith("engines/") and (k in needed or (Path(bundle) / k).is_file())
+    }
+    if files:
+        check_files(Path(bundle), {**manifest, "files": files})
 
 
 def _ensure_buildable(bundle: Path, manifest: dict[str, Any], local: str) -> None:

@@ -6,6 +6,7 @@ BuildConfig), so the Python API refuses the same values. Standard library only.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from typing import Any
@@ -53,9 +54,8 @@ def check_number(
     label = _label(name, flag)
     want = _range_text(lo, hi, lo_open, hi_open, integer)
     tail = f"; {hint}" if hint else ""
-    ok_type = (isinstance(value, int) if integer else isinstance(value, (int, float))) and not isinstance(
-        value, bool
-    )
+    kind = numbers.Integral if integer else numbers.Real  # numpy scalars too
+    ok_type = isinstance(value, kind) and not isinstance(value, bool)
     if not ok_type:
         raise ConfigError(f"{label} must be {want}, got {value!r} ({type(value).__name__}){tail}")
     bad = not math.isfinite(value)
@@ -128,10 +128,10 @@ def _match(ann: str, value: Any) -> tuple[bool | None, str]:
         return value is None, "null"
     if ann == "Any":
         return True, ""
-    if ann == "int":
-        return isinstance(value, int) and not isinstance(value, bool), _SIMPLE["int"]
+    if ann == "int":  # numbers.Integral: numpy integers too
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool), _SIMPLE["int"]
     if ann == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool), _SIMPLE["float"]
+        return isinstance(value, numbers.Real) and not isinstance(value, bool), _SIMPLE["float"]
     if ann == "str" or ann.startswith("Literal["):
         return isinstance(value, str), _SIMPLE["str"]
     if ann == "bool":

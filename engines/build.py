@@ -21,10 +21,12 @@ when the input is a checkpoint; everything else needs onnx and onnxruntime.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +35,7 @@ import numpy as np
 from packaging.version import Version
 
 from lsa_edge import __version__
+from lsa_edge._checks import check_number
 from lsa_edge._fileio import (
     atomic_path,
     check_writable,
@@ -46,7 +49,7 @@ from lsa_edge._fileio import (
 from lsa_edge._lazy import available, require
 from lsa_edge._manifest import MANIFEST_FORMAT  # one definition: the loader's (the newest it reads)
 from lsa_edge.card import ModelCard
-from lsa_edge.engine_meta import sha256_file
+from lsa_edge.engine_meta import sha256_file, sidecar_path
 from lsa_edge.errors import ConfigError, DataError, LsaEdgeError, unknown_choice
 
 from .accuracy import AccuracyCheck, AccuracyGateError, compare_accuracy, enforce
@@ -84,6 +87,18 @@ CPU_ONNX = {  # what ONNX Runtime on a CPU should run for each precision
     "fp16": "model.onnx",  # x86 ONNX Runtime has no FP16 kernels: model_fp16.onnx runs upcast and slower
     "int8": "model_int8_cpu.onnx",
 }
+
+
+def check_batch(batch: Any, flag: str = "--batch") -> None:
+    """A TensorRT optimisation profile: three integers with 1 ≤ MIN ≤ OPT ≤ MAX."""
+    ok = (
+        isinstance(batch, (tuple, list))
+        and len(batch) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in batch)
+        and 1 <= batch[0] <= batch[1] <= batch[2]
+    )
+    if not ok:
+        raise ConfigError(f"{flag} must be MIN,OPT,MAX with 1 ≤ MIN ≤ OPT ≤ MAX (e.g. 1,8,16), got {batch}")
 
 
 @dataclass(frozen=True)
@@ -125,15 +140,27 @@ class BuildConfig:
             raise ConfigError(unknown_choice("TensorRT generation", self.tensorrt, GENERATIONS))
         if self.calib_method not in METHODS:
             raise ConfigError(unknown_choice("calibration method", self.calib_method, METHODS))
+        check_batch(self.batch)
         lo, opt, hi = self.batch
-        if not 1 <= lo <= opt <= hi:
-            raise ConfigError(f"--batch must be MIN,OPT,MAX with 1 ≤ MIN ≤ OPT ≤ MAX, got {self.batch}")
-        if self.max_accuracy_drop < 0:
-            raise ConfigError(f"--max-accuracy-drop must be ≥ 0 points, got {self.max_accuracy_drop}")
-        if self.calib_count < 1 or (self.val_count is not None and self.val_count < 1):
-            raise ConfigError("--calib-count and --val-count must be positive")
-        if self.workspace_mib < 1:
-            raise ConfigError(f"--workspace must be ≥ 1 MiB, got {self.workspace_mib}")
+        check_number(
+            self.max_accuracy_drop, "max_accuracy_drop", flag="--max-accuracy-drop", lo=0, hi=100,
+            hint="mean-accuracy points, e.g. 0.5",
+        )  # fmt: skip
+        check_number(
+            self.calib_count, "calib_count", flag="--calib-count", lo=1, integer=True, hint="e.g. 512"
+        )
+        check_number(
+            self.val_count, "val_count", flag="--val-count", lo=1, integer=True, optional=True,
+            hint="a number, or 'all' for the whole split",
+        )  # fmt: skip
+        check_number(self.calib_batch, "calib_batch", lo=1, integer=True)
+        check_number(
+            self.workspace_mib, "workspace_mib", flag="--workspace", lo=1, integer=True, hint="MiB, e.g. 1024"
+        )
+        check_number(self.workers, "workers", flag="--workers", lo=1, hi=256, integer=True, hint="e.g. 4")
+        check_number(self.seed, "seed", flag="--seed", lo=0, hi=2**32 - 1, integer=True)
+        check_number(self.opset, "opset", flag="--opset", lo=13, integer=True, optional=True, hint="e.g. 17")
+        check_number(self.dla_core, "dla_core", flag="--dla-core", lo=0, integer=True, optional=True)
         if self.dla_core is not None:
             if self.dla_core < 0:
                 raise ConfigError(f"--dla-core must be ≥ 0, got {self.dla_core}")
@@ -158,6 +185,32 @@ class BuildConfig:
                 raise ConfigError(
                     f"--fp32-ops: {', '.join(unknown)} are not ONNX operators (e.g. Softmax, Mul)"
                 )
+
+
+@contextlib.contextmanager
+def _logged_as(tmp: Path, final: Path) -> Iterator[None]:
+    """While a build is staged in the hidden folder ``tmp``, log lines name the files where they will be
+    (``final``), not the temporary folder the user never sees ("wrote build/fp16/model_fp16.onnx")."""
+    pairs = [(str(tmp.resolve()), str(final.resolve())), (str(tmp), str(final))]
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format is logging's own error to report
+            return record
+        if any(t in text for t, _ in pairs):
+            for t, f in pairs:
+                text = text.replace(t, f)
+            record.msg, record.args = text, None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(previous)
 
 
 class Build:
@@ -203,7 +256,7 @@ class Build:
                     "TensorRT is not installed here and --require-engine was given; nothing was built. Build "
                     "the bundle without --require-engine and run 'lsa-edge build --from-bundle DIR' on the device"
                 )
-        with staged_dir(self.final, overwrite=self.cfg.overwrite) as tmp:
+        with staged_dir(self.final, overwrite=self.cfg.overwrite) as tmp, _logged_as(tmp, self.final):
             self.out = tmp
             try:
                 manifest = self._bundle()
@@ -966,6 +1019,7 @@ def build_from_manifest(
             f"the bundle {bundle} lacks {', '.join(missing)}, named by its manifest for TensorRT {gen}: copy the "
             "whole folder to the device again (or rebuild it on the desktop with lsa-edge build)"
         )
+    _check_bundle_files(bundle, manifest, needed)  # seconds now, not minutes of building from a damaged ONNX
     opts = {
         "batch": tuple(cfg.batch) if cfg else tuple(manifest["batch"]),
         "workspace_mib": cfg.workspace_mib if cfg else manifest["workspace_mib"],
@@ -1011,9 +1065,36 @@ def build_from_manifest(
             else None,
         )
         det["engine"] = str(Path(det_engine).relative_to(bundle))
+    # The engines and their sidecars get checksums like every other file, so a damaged engine is caught
+    # when the package is loaded; the manifest is rewritten atomically (the old one or the new one).
+    built = [Path(engine), *([Path(det_engine)] if det else [])]
+    files = manifest.setdefault("files", {})
+    for path in [p for e in built for p in (e, sidecar_path(e))]:
+        if path.is_file():
+            files[path.relative_to(bundle).as_posix()] = {
+                "bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+            }
+    manifest["files"] = dict(sorted(files.items()))
     write_manifest(bundle, manifest)
     log.info("built %s with TensorRT %s", manifest["engine"], local)
     return manifest
+
+
+def _check_bundle_files(bundle: Path, manifest: dict[str, Any], needed: list[str]) -> None:
+    """The bundle's files against the manifest's sizes and sha256 (the runtime loader's check), before an
+    engine is built from them: the graphs this build reads, and every other recorded file that is there
+    (one this TensorRT does not need may be absent). Engines recorded by an earlier --from-bundle are left
+    out: they are the files about to be rebuilt."""
+    from lsa_edge._manifest import check_files
+
+    files = {
+        k: v
+        for k, v in (manifest.get("files") or {}).items()
+        if not k.startswith("engines/") and (k in needed or (Path(bundle) / k).is_file())
+    }
+    if files:
+        check_files(Path(bundle), {**manifest, "files": files})
 
 
 def _ensure_buildable(bundle: Path, manifest: dict[str, Any], local: str) -> None:

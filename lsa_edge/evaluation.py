@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._checks import check_number
 from .card import ModelCard
 from .data import FaceDataset, load_crops, read_image
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .preprocess import align_keypoints, normalize
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ def predict_aligned(
     progress: bool = True,
 ) -> Predictions:
     """The training crop of every image (the data set's frame for unaligned data), no detector."""
+    _check_sizes(batch_size, workers)
     t0 = time.perf_counter()
     crops = load_crops(ds, card.preprocessing, ds.frame, workers, progress)
     probs = _predict(backend, crops.images, card, batch_size)
@@ -77,11 +79,14 @@ def predict_pipeline(
     """Detect + align + predict on every (unaligned) image, as the runtime does; no face = a miss."""
     from tqdm.auto import tqdm
 
+    _check_sizes(batch_size, workers)
+    if face not in ("central", "largest", "score"):
+        raise ConfigError(f"face (--face) must be central, largest or score, got {face!r}")
     t0 = time.perf_counter()
     probs, kept, unreadable, no_face = [], [], [], []
     chunk = 256  # images decoded ahead and crops held at a time: memory stays flat on a Jetson
     bar = tqdm(total=len(ds), desc=f"detect+align {ds.name}", disable=not progress)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # decoding overlaps detection
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # decoding overlaps detection
         for start in range(0, len(ds), chunk):
             idx = range(start, min(start + chunk, len(ds)))
             crops = []
@@ -114,6 +119,12 @@ def predict_pipeline(
         no_face,
         time.perf_counter() - t0,
     )
+
+
+def _check_sizes(batch_size: int, workers: int) -> None:
+    """Before any image is decoded (not as a ``range()`` error after minutes of decoding)."""
+    check_number(batch_size, "batch_size", flag="--batch-size", lo=1, integer=True, hint="e.g. 256")
+    check_number(workers, "workers", flag="--workers", lo=1, integer=True, hint="e.g. 4")
 
 
 def _predict(backend: Any, crops: np.ndarray, card: ModelCard, batch_size: int) -> np.ndarray:

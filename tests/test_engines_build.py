@@ -571,3 +571,71 @@ def test_build_user_mistakes_are_usage_errors(tmp_path, capsys, monkeypatch):
     assert main(_fp32_argv(tmp_path / "ro" / "b")) == 2
     err = capsys.readouterr().err
     assert "--out" in err and "permission denied" in err and "please report" not in err
+
+
+def test_from_bundle_records_engines_in_the_manifest_and_checks_the_bundle_first(
+    int8_bundle, tmp_path, fake_trt, monkeypatch
+):
+    """Engines built on the device and their sidecars get sha256 entries (a damaged engine is caught at
+    load), and a damaged ONNX in the bundle is refused before the minutes of building."""
+    import shutil
+
+    from lsa_edge._manifest import check_files
+    from lsa_edge.engine_meta import sha256_file, sidecar_path
+    from lsa_edge.errors import PackageError
+
+    src, _ = int8_bundle
+    bundle = tmp_path / "bundle"
+    shutil.copytree(src, bundle)
+    manifest = read_manifest(bundle)
+    manifest["detector"] = None  # the fake TensorRT models the attribute network only
+    fake_trt("10.3.0.26")
+    manifest = build_from_manifest(bundle, manifest)
+    engine = bundle / manifest["engine"]
+    on_disk = read_manifest(bundle)
+    for path in (engine, sidecar_path(engine)):
+        name = path.relative_to(bundle).as_posix()
+        assert on_disk["files"][name]["sha256"] == sha256_file(path), name
+    check_files(bundle, on_disk)
+    data = bytearray(engine.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    engine.write_bytes(bytes(data))
+    with pytest.raises(PackageError, match="damaged"):
+        check_files(bundle, read_manifest(bundle))
+    # a rebuild replaces the damaged engine (engines are not checked before they are rebuilt)
+    manifest = read_manifest(bundle)
+    manifest["detector"] = None
+    build_from_manifest(bundle, manifest)
+    check_files(bundle, read_manifest(bundle))
+
+    onnx_path = bundle / manifest["onnx_by_tensorrt"]["10"]
+    data = bytearray(onnx_path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    onnx_path.write_bytes(bytes(data))
+    import lsa_edge.engines.tensorrt as trt_mod
+
+    def never(*a, **k):
+        raise AssertionError("an engine was built from a damaged ONNX")
+
+    monkeypatch.setattr(trt_mod, "build_engine", never)
+    manifest = read_manifest(bundle)
+    manifest["detector"] = None
+    with pytest.raises(PackageError, match=onnx_path.name):
+        build_from_manifest(bundle, manifest)
+
+
+def test_staged_build_logs_name_the_final_folder(tmp_path, caplog):
+    """INFO lines name build/fp16/model_fp16.onnx, not the hidden .lsa-edge-tmp-… folder."""
+    import logging
+
+    from lsa_edge.package import DEFAULT_MODEL_DIR
+
+    out = tmp_path / "fp16"
+    with caplog.at_level(logging.INFO):
+        Build(
+            DEFAULT_MODEL_DIR / "model.onnx",
+            BuildConfig(precision="fp16", out=out, detector=False, progress=False),
+        ).run()
+    text = caplog.text
+    assert ".lsa-edge-tmp-" not in text, text
+    assert str(out / "model_fp16.onnx") in text

@@ -82,6 +82,39 @@ def save_checkpoint(
         torch.save(ckpt, f)
 
 
+_ONNX_SECOND_FIELDS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42}  # ModelProto fields 2..8 after ir_version
+
+
+def sniff_file(path: Path) -> str | None:
+    """One line saying what ``path`` is when its first bytes show it is not a torch file (an ONNX model
+    renamed .pt, a text file), or None (a zip or pickle: torch.load decides). Reads 512 bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError as err:
+        return f"{path} cannot be read ({err.strerror}); check the path and its permissions"
+    if not head or head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # empty (torch's case), zip, pickle
+        return None
+    if len(head) > 2 and head[0] == 0x08 and head[1] < 0x80 and head[2] in _ONNX_SECOND_FIELDS:
+        return (
+            f"{path} is an ONNX model, not a torch checkpoint; pass it as .onnx (rename it to "
+            f"{path.with_suffix('.onnx').name}): lsa-edge reads ONNX models by their ending"
+        )
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return (
+            f"{path} is a text file, not an lsa-edge checkpoint (a .pt written by lsa-edge train: best.pt or "
+            "last.pt in the run folder)"
+        )
+    return (
+        f"{path} is not an lsa-edge checkpoint (neither a torch zip nor a pickle; starts with {head[:8].hex()}); "
+        "give a .pt written by lsa-edge train (best.pt or last.pt in the run folder)"
+    )
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
@@ -90,6 +123,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} does not exist; train one with: lsa-edge train --data DIR --out RUN_DIR"
         )
+    what = sniff_file(path)
+    if what is not None:
+        raise CheckpointError(what)
     try:
         # weights_only: a checkpoint is data (tensors, numbers, strings); loading never runs pickled code.
         # TorchVersion (a str subclass) was stored by early 0.1 checkpoints; it is safe to allow.

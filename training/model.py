@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lsa_edge._checks import check_field_types, check_number
 from lsa_edge.attributes import NUM_ATTRIBUTES
 from lsa_edge.card import Preprocessing, celeba_preprocessing
 from lsa_edge.errors import ConfigError, unknown_choice
@@ -59,6 +60,7 @@ class LSAConfig:
     num_attributes: int = NUM_ATTRIBUTES
 
     def __post_init__(self) -> None:
+        check_field_types(type(self), {f.name: getattr(self, f.name) for f in fields(self)}, "model config")
         self.input_size = tuple(int(x) for x in self.input_size)  # type: ignore[assignment]
         if self.pretrained is None:
             self.pretrained = self.backbone in PRETRAINED_AVAILABLE
@@ -72,13 +74,29 @@ class LSAConfig:
             raise ConfigError(f"head must be lsa or linear, got {self.head!r}")
         if self.balance not in ("learned", "equal", "no_prior", "prior_only"):
             raise ConfigError(f"balance must be learned, equal, no_prior or prior_only, got {self.balance!r}")
+        if self.prior_source not in ("text", "shuffled", "random"):
+            raise ConfigError(f"prior_source must be text, shuffled or random, got {self.prior_source!r}")
+        if self.normalization not in ("none", "center", "zscore"):
+            raise ConfigError(f"normalization must be none, center or zscore, got {self.normalization!r}")
         if self.region_set not in REGION_SETS:
             raise ConfigError(f"region_set must be one of {REGION_SETS}, got {self.region_set!r}")
+        for name, flag in (("d_model", "--d-model"), ("heads", None), ("layers", "--layers"), ("ffn", None)):
+            check_number(getattr(self, name), name, flag=flag, lo=1, integer=True)
+        check_number(self.num_attributes, "num_attributes", lo=1, integer=True)
+        check_number(self.dropout, "dropout", lo=0, hi=1, hi_open=True)
+        check_number(self.tau, "tau", flag="--tau", lo=0, lo_open=True, hint="e.g. 0.05")
         if self.d_model % self.heads:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        if self.d_model % 4:
+            raise ConfigError(
+                f"d_model (--d-model) must be divisible by 4 (2-D positions), got {self.d_model}"
+            )
         h, w = self.input_size
-        if h % 32 or w % 16:
-            raise ConfigError(f"input_size (H, W) must have H divisible by 32 and W by 16, got {h}×{w}")
+        if h < 32 or w < 16 or h % 32 or w % 16:
+            raise ConfigError(
+                f"input_size (--input-size, H x W) must be positive with H divisible by 32 and W by 16 (e.g. "
+                f"128x112), got {h}x{w}"
+            )
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -95,11 +113,15 @@ class LSAConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LSAConfig:
+    def from_dict(cls, d: dict[str, Any], where: str = "model config") -> LSAConfig:
+        """From a mapping; ``where`` (a config file) is named in errors, with the key and the value."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: model must be a mapping of model options, got {d!r}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"unknown model option(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"{where}: unknown model option(s) {sorted(unknown)}; known: {sorted(known)}")
+        check_field_types(cls, d, f"{where}: model")
         return cls(**d)
 
 

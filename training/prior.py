@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from lsa_edge._checks import check_number
 from lsa_edge.attributes import ATTRIBUTES
 from lsa_edge.errors import ConfigError
 from lsa_edge.regions import region_names, region_phrases
@@ -109,8 +110,7 @@ class CorrelationDictionary:
 
 def normalize_similarity(sim: np.ndarray, normalization: str, tau: float) -> np.ndarray:
     """Raw attribute×region cosine similarities → a distribution over regions per attribute."""
-    if tau <= 0:
-        raise ConfigError(f"tau must be positive, got {tau}")
+    check_number(tau, "tau", flag="--tau", lo=0, lo_open=True, hint="e.g. 0.05")
     s = np.asarray(sim, dtype=np.float64)
     if normalization == "center":
         s = s - s.mean(axis=0, keepdims=True)

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from lsa_edge._checks import check_device, check_field_types, check_number
 from lsa_edge._fileio import check_writable, same_or_inside, write_json_atomic, write_text_atomic
 from lsa_edge.card import ModelCard, Preprocessing
 from lsa_edge.data import FaceDataset, carve_validation, load_dataset, select_labelled
@@ -74,20 +75,59 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ConfigError(f"ema is a per-step decay in [0, 1) (0 = off; e.g. 0.995), got {self.ema}")
-        if not 0.0 <= self.distill_weight <= 1.0:
-            raise ConfigError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+        if isinstance(self.teachers, (str, os.PathLike)):  # one path, not a list of its characters
+            self.teachers = [self.teachers]  # type: ignore[list-item]
+        if isinstance(self.teachers, (list, tuple)):
+            self.teachers = [os.fspath(t) if isinstance(t, os.PathLike) else t for t in self.teachers]
+        for name in ("data", "out"):
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
+        if isinstance(self.model, dict):
+            self.model = LSAConfig.from_dict(self.model)
+        if not isinstance(self.model, LSAConfig):
+            raise ConfigError(
+                f"model must be a mapping of model options (e.g. backbone: resnet18), got {self.model!r}"
+            )
+        if isinstance(self.augment, dict):
+            self.augment = _augment_from_dict(self.augment)
+        check_field_types(
+            type(self), {f.name: getattr(self, f.name) for f in fields(self)}, "training config"
+        )
+        for name, lo in (("epochs", 1), ("batch_size", 1), ("eval_every", 1), ("workers", 1)):
+            check_number(getattr(self, name), name, flag=_flag(name), lo=lo, integer=True)
+        for name in ("select_rate", "label_count", "max_val", "threads", "stop_after"):
+            hint = "leave it out for torch's default" if name == "threads" else ""
+            check_number(
+                getattr(self, name), name, flag=_flag(name), lo=1, integer=True, optional=True, hint=hint
+            )
+        check_number(self.seed, "seed", flag="--seed", lo=0, hi=2**32 - 1, integer=True)
+        check_number(self.lr, "lr", flag="--lr", lo=0, lo_open=True, hint="e.g. 1e-3")
+        for name in ("backbone_lr_mult", "weight_decay", "warmup_epochs"):
+            check_number(getattr(self, name), name, flag=_flag(name), lo=0)
+        check_number(
+            self.label_fraction, "label_fraction", flag="--label-fraction", lo=0, lo_open=True, hi=1,
+            optional=True,
+        )  # fmt: skip
+        check_number(
+            self.val_fraction, "val_fraction", flag="--val-fraction", lo=0, lo_open=True, hi=1, hi_open=True,
+            optional=True,
+        )  # fmt: skip
+        check_number(
+            self.ema,
+            "ema",
+            flag="--ema",
+            lo=0,
+            hi=1,
+            hi_open=True,
+            hint="a per-step decay (0 = off; e.g. 0.995)",
+        )
+        check_number(self.distill_weight, "distill_weight", flag="--distill-weight", lo=0, hi=1)
+        check_device(self.device)
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ConfigError(f"amp (--amp) must be auto, off, bf16 or fp16, got {self.amp!r}")
         if self.resume and self.overwrite:
             raise ConfigError(
                 "--resume continues the run in the folder, --overwrite replaces it: give one of them"
-            )
-        if self.lr <= 0 or self.backbone_lr_mult < 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ConfigError(
-                "lr must be positive; backbone_lr_mult, weight_decay and warmup_epochs non-negative"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,21 +136,61 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, d: dict[str, Any], where: str = "training config") -> TrainConfig:
+        """From a mapping (a config file's, the CLI's); ``where`` names it in errors. A wrong key or a value
+        of the wrong type is a ConfigError naming the key, the value and the type expected."""
+        d = cls.check_mapping(d, where)
+        if isinstance(d.get("model"), dict):
+            d["model"] = LSAConfig.from_dict(d["model"], where)
+        if isinstance(d.get("augment"), dict):
+            d["augment"] = _augment_from_dict(d["augment"], where)
+        return cls(**d)
+
+    @classmethod
+    def check_mapping(cls, d: Any, where: str = "training config") -> dict[str, Any]:
+        """The keys and value types of a mapping of TrainConfig fields (ranges are checked on construction);
+        returns a copy with a single ``teachers`` path made a one-element list."""
+        if not isinstance(d, dict):
+            raise ConfigError(
+                f"{where} must be a mapping of TrainConfig fields (key: value), got {type(d).__name__}"
+            )
         d = dict(d)
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(f"unknown training option(s) {sorted(unknown)}; known: {sorted(known)}")
-        if isinstance(d.get("model"), dict):
-            d["model"] = LSAConfig.from_dict(d["model"])
-        if isinstance(d.get("augment"), dict):
-            known_aug = {f.name for f in fields(AugmentConfig)}
-            bad = set(d["augment"]) - known_aug
+            raise ConfigError(
+                f"{where}: unknown training option(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
+        if isinstance(d.get("teachers"), str):  # one teacher path: a one-element list
+            d["teachers"] = [d["teachers"]]
+        for key, kind, example in (
+            ("model", LSAConfig, "backbone: resnet18"),
+            ("augment", AugmentConfig, "hflip: 0.5"),
+        ):
+            if key not in d or isinstance(d[key], kind):
+                continue
+            if not isinstance(d[key], dict):
+                raise ConfigError(
+                    f"{where}: {key} must be a mapping of {key} options (e.g. {key}: {{{example}}}), got "
+                    f"{d[key]!r} ({type(d[key]).__name__})"
+                )
+            bad = set(d[key]) - {f.name for f in fields(kind)}
             if bad:
-                raise ConfigError(f"unknown augment option(s) {sorted(bad)}; known: {sorted(known_aug)}")
-            d["augment"] = AugmentConfig(**d["augment"])
-        return cls(**d)
+                raise ConfigError(
+                    f"{where}: unknown {key} option(s) {sorted(bad)}; known: {sorted(f.name for f in fields(kind))}"
+                )
+            check_field_types(kind, d[key], f"{where}: {key}")
+        check_field_types(cls, {k: v for k, v in d.items() if k not in ("model", "augment")}, where)
+        return d
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _augment_from_dict(d: dict[str, Any], where: str = "training config") -> AugmentConfig:
+    TrainConfig.check_mapping({"augment": d}, where)
+    return AugmentConfig(**d)
 
 
 # ------------------------------------------------------------------------------------------ distributed
@@ -125,8 +205,33 @@ class DistInfo:
         return self.rank == 0
 
 
+def check_distributed_env(env: Any = None) -> int:
+    """The world size torchrun set (1 without it). A WORLD_SIZE > 1 without the rest of torchrun's
+    environment (RANK, MASTER_ADDR, MASTER_PORT) is a usage error, not a torch.distributed failure."""
+    env = os.environ if env is None else env
+    text = env.get("WORLD_SIZE", "1")
+    try:
+        world = int(text)
+    except ValueError:
+        raise ConfigError(f"the environment variable WORLD_SIZE must be an integer, got {text!r}") from None
+    if world < 1:
+        raise ConfigError(f"the environment variable WORLD_SIZE must be ≥ 1, got {world}")
+    if world > 1:
+        missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if not env.get(k)]
+        if missing:
+            raise ConfigError(
+                f"WORLD_SIZE={world} is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                f"not: start data-parallel training with torchrun --nproc_per_node {world} -m lsa_edge train "
+                "..., or unset WORLD_SIZE for one process"
+            )
+        for k in ("RANK", "LOCAL_RANK"):
+            if k in env and not str(env[k]).isdigit():
+                raise ConfigError(f"the environment variable {k} must be an integer ≥ 0, got {env[k]!r}")
+    return world
+
+
 def init_distributed(device: torch.device) -> DistInfo:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = check_distributed_env()
     if world <= 1:
         return DistInfo()
     backend = "nccl" if device.type == "cuda" else "gloo"
@@ -138,9 +243,15 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    check_device(name)
     if name == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(
+            f"--device {name!r} is not a device torch knows ({err}); use cpu, cuda or cuda:N"
+        ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(
@@ -148,6 +259,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
             )
         if dev.index is None:
             dev = torch.device(f"cuda:{local_rank}")
+        if dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+            )
     return dev
 
 
@@ -383,6 +498,7 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     Refuses (ConfigError) a folder that holds a run unless ``cfg.resume`` or ``cfg.overwrite``."""
     out = Path(cfg.out)
     check_run_folder(cfg)
+    check_distributed_env()  # before the device, the teachers and the data
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     if device.type == "cuda":
         torch.cuda.set_device(device)

@@ -1,7 +1,9 @@
 """The ``lsa-edge`` command. One module per command, each with ``register(subparsers)`` and
 ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help`` is instant and torch-free.
 
-Exit codes: 0 success, 1 runtime failure, 2 usage error.
+Exit codes: 0 success (also when stdout's reader went away, ``| head``: every file was still written),
+1 runtime failure, 2 usage error, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the current frame finished and
+the outputs closed).
 """
 
 from __future__ import annotations
@@ -100,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated as err:  # SIGTERM/SIGHUP before a command could stop cleanly (start-up)
         print(str(err), file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # stdout's reader went away (| head): end quietly, see _common.stdout_closed
+        from ._common import stdout_closed
+
+        return stdout_closed()
     except (
         Exception
     ) as err:  # a bug or an environment problem we did not anticipate: one line, then details on -vv

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, unknown_choice
+from ._common import user_path
 from .run import add_model_args
 
 HELP = "measure end-to-end frames/s and per-stage latency with 1, 4, 16 faces per frame"
@@ -29,8 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=60, help="measured frames per setting (default: 60)")
     p.add_argument("--warmup", type=int, default=5, help="frames before measuring (default: 5)")
     p.add_argument("--backends", default=None, metavar="A,B", help="compare backends, e.g. onnxruntime,torch")
-    p.add_argument("--json", metavar="OUT", help="write the measurements as JSON")
-    p.add_argument("--plot", metavar="OUT.png", help="draw latency per stage against faces per frame")
+    p.add_argument("--json", metavar="OUT", type=user_path, help="write the measurements as JSON")
+    p.add_argument(
+        "--plot",
+        metavar="OUT.png",
+        type=user_path,
+        help="draw latency per stage against faces per frame (.png, .svg, .pdf, ...)",
+    )
     p.set_defaults(run=run)
 
 
@@ -53,7 +59,10 @@ def measure(pipe: Any, faces: int, frames: int, warmup: int) -> dict[str, Any]:
 
     from lsa_edge.demo import scene
 
-    clip = [scene(faces, i) for i in range(frames + warmup)]  # rendered before timing
+    # Each frame is rendered when it is needed, outside the timed calls (only pipe.predict and the two
+    # models are timed): the same scenes as rendering them all up front, in constant memory (~0.9 MB a
+    # frame would make a long benchmark an OOM kill).
+    clip = (scene(faces, i) for i in range(frames + warmup))
     det_model = _Timed(pipe.detector.runner)
     attr_model = _Timed(pipe.backend.predict)
     pipe.detector.runner, pipe.backend.predict = det_model, attr_model
@@ -89,24 +98,60 @@ def measure(pipe: Any, faces: int, frames: int, warmup: int) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    from ._common import check_json_out
+PLOT_FORMATS = ("png", "svg", "svgz", "pdf", "jpg", "jpeg", "tif", "tiff", "webp", "eps", "ps")
+
+
+def check_args(args: argparse.Namespace) -> tuple[list[int], list[str]]:
+    """Every flag, before a model is loaded or a frame measured: (faces per frame, backends)."""
+    from lsa_edge.package import BACKENDS
+
+    from ._common import check_json_out, check_number
 
     check_json_out(args.json)  # a mistake costs a second, not the whole run
     check_json_out(args.plot, "--plot", "bench.png")
+    try:
+        counts = [int(v) for v in args.faces.split(",")]
+    except ValueError:
+        raise ConfigError(f"--faces takes numbers like 1,4,16, got {args.faces!r}") from None
+    for n in counts:
+        check_number(n, "faces", flag="--faces", lo=1, hi=64, integer=True, hint="e.g. 1,4,16")
+    check_number(
+        args.frames,
+        "frames",
+        flag="--frames",
+        lo=5,
+        integer=True,
+        hint="fewer make the percentiles meaningless",
+    )
+    check_number(args.warmup, "warmup", flag="--warmup", lo=0, integer=True, hint="e.g. 5")
+    check_number(args.threads, "threads", flag="--threads", lo=0, hi=1024, integer=True, hint="0 = auto")
+    check_number(args.min_face_size, "min_face_size", flag="--min-face-size", lo=0, hint="pixels, e.g. 24")
+    backends = [b.strip() for b in args.backends.split(",")] if args.backends else [args.backend]
+    for b in backends:
+        if b not in BACKENDS:
+            raise ConfigError("--backends: " + unknown_choice("backend", b, BACKENDS))
+    if args.plot:
+        suffix = Path(args.plot).suffix.lower().lstrip(".")
+        if suffix not in PLOT_FORMATS:
+            raise ConfigError(
+                f"--plot {args.plot}: the picture format comes from the file name's ending, and "
+                f"{('.' + suffix) if suffix else 'no ending'} is not one of "
+                f"{', '.join('.' + f for f in PLOT_FORMATS)}; e.g. --plot bench.png"
+            )
+        from lsa_edge._lazy import require
+
+        require("matplotlib.pyplot", "lsa-edge bench --plot")
+    return counts, backends
+
+
+def run(args: argparse.Namespace) -> int:
+    counts, backends = check_args(args)
     from rich.table import Table
 
     from lsa_edge.pipeline import Pipeline
 
     from ._common import console, write_json
 
-    try:
-        counts = [int(v) for v in args.faces.split(",")]
-    except ValueError:
-        raise ConfigError(f"--faces takes numbers like 1,4,16, got {args.faces!r}") from None
-    if args.frames < 5:
-        raise ConfigError(f"--frames must be ≥ 5 for percentiles to mean anything, got {args.frames}")
-    backends = args.backends.split(",") if args.backends else [args.backend]
     c = console()
     out: dict[str, Any] = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "results": []}
     for backend in backends:
@@ -155,11 +200,12 @@ def run(args: argparse.Namespace) -> int:
                     f"{100 * r['outside_models_share']:.0f}%",
                 )
             c.print(tab)
-    c.print(f"machine: {out['machine']}; every face inferred every frame (tracking off)")
-    if args.json:
+    if args.json:  # the files before the last lines: a closed stdout (| head) must not lose them
         log.info("wrote %s", write_json(args.json, out))
     if args.plot:
         _plot(out, Path(args.plot))
+    c.print(f"machine: {out['machine']}; every face inferred every frame (tracking off)")
+    if args.plot:
         c.print(f"wrote {args.plot}")
     return 0
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._fileio import check_writable
 from ..errors import ConfigError
+from ._common import user_path
 
 HELP = "export a model to ONNX, FP16/INT8 (accuracy-gated), and TensorRT engines or a device bundle"
 log = logging.getLogger(__name__)
@@ -39,21 +40,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a checkpoint (best.pt or its run folder) or an lsa-edge ONNX (default: the shipped default model)",
     )
     p.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "int8"], help="default: fp16")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: build/<model>-<precision>)")
+    p.add_argument(
+        "--out", metavar="DIR", type=user_path, help="output folder (default: build/<model>-<precision>)"
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace a non-empty --out (the old build stays until the new one is complete)",
     )
     p.add_argument(
-        "--from-bundle", metavar="DIR", help="build the engines a bundle describes (on the device)"
+        "--from-bundle",
+        metavar="DIR",
+        type=user_path,
+        help="build the engines a bundle describes (on the device)",
     )
     g = p.add_argument_group("faces for parity, calibration and the accuracy gate")
     g.add_argument(
-        "--calib-data", metavar="DIR", help="data set (any layout) or folder of aligned face crops"
+        "--calib-data",
+        metavar="DIR",
+        type=user_path,
+        help="data set (any layout) or folder of aligned face crops",
     )
     g.add_argument(
-        "--val-data", metavar="DIR", help="labelled data set for the gate (default: --calib-data, val split)"
+        "--val-data",
+        metavar="DIR",
+        type=user_path,
+        help="labelled data set for the gate (default: --calib-data, val split)",
     )
     g.add_argument(
         "--format",
@@ -108,6 +120,9 @@ def parse_batch(text: str) -> tuple[int, int, int]:
         lo, opt, hi = (int(v) for v in text.split(","))
     except ValueError:
         raise ConfigError(f"--batch must be MIN,OPT,MAX (three integers), got {text!r}") from None
+    from lsa_edge.engines.build import check_batch
+
+    check_batch((lo, opt, hi))
     return lo, opt, hi
 
 
@@ -136,8 +151,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         val_count=val_count,
         calib_method=args.calib_method,
         max_accuracy_drop=args.max_accuracy_drop,
-        batch=parse_batch(args.batch or "1,8,16"),
-        workspace_mib=args.workspace or 1024,
+        batch=parse_batch(args.batch),
+        workspace_mib=args.workspace,
         dla_core=args.dla_core,
         tensorrt=args.trt,
         exclude_nodes=tuple(n for n in args.exclude_nodes.split(",") if n),
@@ -239,6 +254,10 @@ def run(args: argparse.Namespace) -> int:
         bundle = Path(args.from_bundle)
         if bundle.is_dir():  # engines and the manifest are added in place (each file atomically)
             check_writable(bundle, "--from-bundle")
+        from ._common import check_number
+
+        check_number(args.workspace, "workspace_mib", flag="--workspace", lo=1, integer=True, hint="MiB")
+        check_number(args.dla_core, "dla_core", flag="--dla-core", lo=0, integer=True, optional=True)
         overrides = {
             "batch": parse_batch(args.batch) if args.batch else None,
             "workspace_mib": args.workspace,

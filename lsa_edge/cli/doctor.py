@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Tuple  # typing: Row is subscripted at run time (Python 3.8)
 
-from ._common import write_json
+from ._common import user_path, write_json
 
 HELP = "report what this machine can run: versions, OpenCV video I/O, cameras, ONNX Runtime, TensorRT, GPU"
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "stuck device cannot hang it). Exit status 0.",
         epilog="Example: lsa-edge doctor --json doctor.json",
     )
-    p.add_argument("--json", metavar="OUT", help="write the report as JSON")
+    p.add_argument("--json", metavar="OUT", type=user_path, help="write the report as JSON")
     p.add_argument("--no-cameras", action="store_true", help="do not probe cameras")
     p.add_argument(
         "--camera-timeout",
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     check_json_out(args.json)  # a mistake costs a second, not the whole run
     cameras = None if args.no_cameras else (args.camera_timeout, args.max_cameras)
     report = collect(cameras)
-    print_report(report)
-    if args.json:
+    if args.json:  # the file first: a closed stdout (| head) must not lose it
         log.info("wrote %s", write_json(args.json, report))
+    print_report(report)
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..package import BACKENDS
-from ._common import add_data_args, add_device_args, pct, write_json
+from ._common import add_data_args, add_device_args, pct, user_path, write_json
 
 HELP = "evaluate a model (checkpoint, ONNX, build folder, engine): mean and balanced accuracy, per attribute"
 log = logging.getLogger(__name__)
@@ -35,13 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["train", "val", "test", "all"],
         help="split to evaluate (default: test)",
     )
-    p.add_argument("--json", metavar="OUT", help="write the metrics as JSON")
+    p.add_argument("--json", metavar="OUT", type=user_path, help="write the metrics as JSON")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     p.add_argument(
         "--frame",
-        default="auto",
+        default=None,
         metavar="BOX",
-        help="unaligned data without a detector: auto (the data set's, e.g. LFW's), full, or x0,y0,x1,y1 fractions",
+        help="unaligned data without a detector: auto (the data set's, e.g. LFW's; the default), full, or "
+        "x0,y0,x1,y1 fractions in [0, 1]; not with --pipeline",
     )
     p.add_argument(
         "--sort", choices=["name", "accuracy", "balanced"], default="name", help="table order (default: name)"
@@ -54,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--face",
         choices=["central", "largest", "score"],
-        default="central",
+        default=None,
         help="--pipeline: which detected face the labels describe (default: the most central)",
     )
-    p.add_argument("--detector", default="full", help="--pipeline: full | short | an ONNX (default: full)")
+    p.add_argument("--detector", default=None, help="--pipeline: full | short | an ONNX (default: full)")
     p.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -96,6 +97,7 @@ def evaluate_model(
     from lsa_edge.metrics import attribute_metrics, majority_accuracy
     from lsa_edge.package import ModelPackage, select_backend
 
+    check_eval_options(batch_size, workers, device, frame, pipeline)
     package = ModelPackage.open(model)
     card = package.card
     runner = select_backend(package, backend, device=None if device == "auto" else device)
@@ -162,6 +164,22 @@ def evaluate_checkpoint(checkpoint: str, data: str, split: str = "test", **kwarg
     return evaluate_model(checkpoint, data, split, **kwargs)
 
 
+def check_eval_options(batch_size: int, workers: int, device: str | None, frame: str, pipeline: bool) -> None:
+    """Before the model and the data are loaded: numbers in range, a device name, a valid --frame."""
+    from ._common import check_device, check_number
+
+    check_number(batch_size, "batch_size", flag="--batch-size", lo=1, hi=65536, integer=True, hint="e.g. 256")
+    check_number(workers, "workers", flag="--workers", lo=1, hi=256, integer=True, hint="leave it out for 4")
+    check_device(device)
+    if frame != "auto":
+        if pipeline:
+            raise ConfigError(
+                f"--frame {frame} is for evaluation without a detector; --pipeline finds and aligns each face "
+                "itself: give one of them"
+            )
+        parse_frame(frame)
+
+
 def parse_frame(text: str) -> tuple[float, float, float, float] | None:
     if text == "full":
         return None
@@ -169,6 +187,10 @@ def parse_frame(text: str) -> tuple[float, float, float, float] | None:
         x0, y0, x1, y1 = (float(v) for v in text.split(","))
     except ValueError:
         raise ConfigError(f"--frame must be auto, full or x0,y0,x1,y1 (fractions), got {text!r}") from None
+    if not all(0.0 <= v <= 1.0 for v in (x0, y0, x1, y1)):  # also refuses nan
+        raise ConfigError(
+            f"--frame takes fractions of the image in [0, 1] (e.g. 0.1,0.05,0.9,0.95), got {text!r}"
+        )
     if not (x1 > x0 and y1 > y0):
         raise ConfigError(f"--frame needs x1 > x0 and y1 > y0, got {text!r}")
     return (x0, y0, x1, y1)
@@ -236,9 +258,18 @@ def print_result(result: dict[str, Any], sort: str = "name") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._common import check_json_out
+    from ._common import check_json_out, check_workers
 
     check_json_out(args.json)  # a mistake costs a second, not the whole run
+    if not args.pipeline:
+        given = [f for f, v in (("--face", args.face), ("--detector", args.detector)) if v is not None]
+        if given:
+            raise ConfigError(
+                f"{' and '.join(given)} choose the face that --pipeline detects; add --pipeline, or drop "
+                f"{'them' if len(given) > 1 else 'it'} (without --pipeline the aligned crops are evaluated)"
+            )
+    workers = check_workers(args.workers)
+    check_eval_options(args.batch_size, workers, args.device, args.frame or "auto", args.pipeline)
     result = evaluate_model(
         args.model,
         args.data,
@@ -246,14 +277,14 @@ def run(args: argparse.Namespace) -> int:
         args.format,
         args.device or "auto",
         args.batch_size,
-        args.workers or 4,
-        frame=args.frame,
+        workers,
+        frame=args.frame or "auto",
         backend=args.backend,
         pipeline=args.pipeline,
-        face=args.face,
-        detector=args.detector,
+        face=args.face or "central",
+        detector=args.detector or "full",
     )
-    print_result(result, args.sort)
-    if args.json:
+    if args.json:  # the file first: a closed stdout (| head) must not lose it
         log.info("wrote %s", write_json(args.json, result))
+    print_result(result, args.sort)
     return 0

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import write_json
+from ._common import user_path, write_json
 
 HELP = "show the language prior: the attributes × facial regions correlation dictionary"
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint",
         metavar="CKPT",
+        type=user_path,
         help="show the dictionary stored in a checkpoint instead of computing one",
     )
     p.add_argument("--regions", choices=["fine", "coarse"], default="fine", help="region set (default: fine)")
@@ -57,9 +58,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="HxW",
         help="face size for the spatial maps (default: 128x112)",
     )
-    p.add_argument("--json", metavar="OUT", help="write dictionary, similarities and prompts as JSON")
     p.add_argument(
-        "--png", metavar="OUT", default="lsa_prior.png", help="heat-map picture (default: lsa_prior.png)"
+        "--json", metavar="OUT", type=user_path, help="write dictionary, similarities and prompts as JSON"
+    )
+    p.add_argument(
+        "--png",
+        metavar="OUT",
+        type=user_path,
+        default="lsa_prior.png",
+        help="heat-map picture (default: lsa_prior.png)",
     )
     p.add_argument("--no-png", action="store_true", help="skip the picture")
     p.set_defaults(run=run)
@@ -143,7 +150,10 @@ def run(args: argparse.Namespace) -> int:
     require("torch", "the language prior")
     from lsa_edge.training.prior import CorrelationDictionary, build_dictionary
 
+    from ._common import check_number
+
     input_size = tuple(parse_size(args.input_size))
+    check_number(args.tau, "tau", flag="--tau", lo=0, lo_open=True, hint="e.g. 0.05")
     if args.checkpoint:
         from lsa_edge.training.checkpoint import read_checkpoint
 
@@ -158,10 +168,10 @@ def run(args: argparse.Namespace) -> int:
         from lsa_edge.training.text import TextEncoder
 
         d = build_dictionary(TextEncoder(args.encoder), args.regions, args.normalization, args.tau)
-    render_table(d)
-    if args.json:
+    if args.json:  # the files first: a closed stdout (| head) must not lose them
         log.info("wrote %s", write_json(args.json, d.to_state()))
     if not args.no_png:
         render_png(d, input_size, Path(args.png))
         log.info("wrote %s", args.png)
+    render_table(d)
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._common import add_data_args, add_device_args
+from ._common import add_data_args, add_device_args, user_path
 
 HELP = "train the LSA model (limited labels, CPU or GPU, torchrun for several)"
 
@@ -25,11 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         required=True,
+        type=user_path,
         metavar="RUN_DIR",
         help="run folder for best.pt, last.pt, log.csv, config.json",
     )
     p.add_argument(
-        "--config", metavar="FILE", help="YAML/JSON with TrainConfig fields; flags given here override it"
+        "--config",
+        metavar="FILE",
+        type=user_path,
+        help="YAML/JSON with TrainConfig fields; flags given here override it",
     )
     m = p.add_argument_group("model")
     m.add_argument(
@@ -88,12 +92,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="teachers",
         action="append",
         metavar="CKPT",
+        type=user_path,
         help="distil from this checkpoint's predictions on each augmented batch (repeat to average several)",
     )
     t.add_argument(
         "--distill-weight", type=float, help="share of the teachers' soft targets in the loss (default: 0.5)"
     )
-    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--threads", type=int, help="torch CPU threads, ≥ 1 (default: torch's choice)")
     t.add_argument("--seed", type=int, help="seed for selection, init, order and augmentation (default: 0)")
     t.add_argument("--resume", action="store_true", default=None, help="continue from RUN_DIR/last.pt")
     t.add_argument(
@@ -182,15 +187,18 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         import json
 
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ConfigError(f"{path} is not valid JSON: {err}") from err
-    import yaml
+    else:
+        import yaml
 
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    if data is None:  # an empty file
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of TrainConfig fields, got {type(data).__name__}")
     return data
@@ -201,12 +209,19 @@ def parse_size(text: str) -> list[int]:
         h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
     except ValueError:
         raise ConfigError(f"--input-size must look like 128x112 (H x W), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise ConfigError(f"--input-size must be positive pixels H x W, e.g. 128x112, got {text!r}")
     return [h, w]
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    d: dict[str, Any] = load_config_file(args.config) if args.config else {}
-    model = dict(d.get("model", {}))
+    d: dict[str, Any] = {}
+    if args.config:
+        from lsa_edge.training.trainer import TrainConfig
+
+        # The file's keys and value types, named with the file (flags are checked with their names later).
+        d = TrainConfig.check_mapping(load_config_file(args.config), where=f"config file {args.config}")
+    model = dict(d.get("model") or {})
     for flag, key in _MODEL_FLAGS.items():
         v = getattr(args, flag, None)
         if v is not None:

@@ -1,0 +1,196 @@
+"""Range and type checks for flags and config fields, with messages that name the flag, the value received,
+the accepted range and what to do. Used by the CLI and by the config dataclasses (TrainConfig, LSAConfig,
+BuildConfig), so the Python API refuses the same values. Standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import re
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["check_device", "check_field_types", "check_number", "user_path"]
+
+
+def _label(name: str, flag: str | None) -> str:
+    if flag is None or flag == name:
+        return name
+    return f"{name} ({flag})"
+
+
+def _range_text(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool, integer: bool) -> str:
+    kind = "an integer" if integer else "a finite number"
+    lo_s = "" if lo is None else (f"> {lo:g}" if lo_open else f"≥ {lo:g}")
+    hi_s = "" if hi is None else (f"< {hi:g}" if hi_open else f"≤ {hi:g}")
+    if lo_s and hi_s:
+        return f"{kind} {lo_s} and {hi_s}"
+    return f"{kind} {lo_s or hi_s}".rstrip()
+
+
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    flag: str | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+    hint: str = "",
+) -> None:
+    """ConfigError unless ``value`` is a finite number (an int when ``integer``) in the range.
+
+    ``name`` is the config field (the API's word), ``flag`` the CLI flag; both are named. NaN and ±inf are
+    refused: they pass every ``x <= 0`` test and turn into all-NaN results or failures far from the cause.
+    """
+    if value is None and optional:
+        return
+    label = _label(name, flag)
+    want = _range_text(lo, hi, lo_open, hi_open, integer)
+    tail = f"; {hint}" if hint else ""
+    kind = numbers.Integral if integer else numbers.Real  # numpy scalars too
+    ok_type = isinstance(value, kind) and not isinstance(value, bool)
+    if not ok_type:
+        raise ConfigError(f"{label} must be {want}, got {value!r} ({type(value).__name__}){tail}")
+    bad = not math.isfinite(value)
+    if not bad and lo is not None:
+        bad = value <= lo if lo_open else value < lo
+    if not bad and hi is not None:
+        bad = value >= hi if hi_open else value > hi
+    if bad:
+        raise ConfigError(f"{label} must be {want}, got {value!r}{tail}")
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(value: Any, flag: str = "--device") -> None:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` (or ``mps``); anything else is a usage error now, not a
+    torch RuntimeError later."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not _DEVICE.match(value):
+        raise ConfigError(
+            f"{flag} must be auto, cpu, cuda or cuda:N (N a GPU index, e.g. cuda:0), got {value!r}"
+        )
+
+
+def user_path(text: str) -> str:
+    """An argparse ``type`` for path flags: a ``~`` that reached us quoted (config files, systemd units,
+    subprocess lists) is expanded as the shell would, as ``--source`` does, instead of creating a folder
+    literally named ``~``."""
+    return os.path.expanduser(text) if isinstance(text, str) else text
+
+
+# ------------------------------------------------------------------------------------ config file types
+_SIMPLE = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+def _split_union(ann: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in ann:
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        if ch == "|" and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur.strip())
+    return [p for p in parts if p]
+
+
+def _match(ann: str, value: Any) -> tuple[bool | None, str]:
+    """(True/False, the expected type in words) for a field annotation written as a string, or (None, "")
+    for annotations this checker does not know (left to ``__post_init__``)."""
+    options = _split_union(ann)
+    if len(options) > 1:
+        wants, unknown = [], False
+        for opt in options:
+            ok, want = _match(opt, value)
+            if ok:
+                return True, ""
+            if ok is None:
+                unknown = True
+            if want:
+                wants.append(want)
+        return (None if unknown else False), " or ".join(wants)
+    ann = ann.strip()
+    if ann == "None":
+        return value is None, "null"
+    if ann == "Any":
+        return True, ""
+    if ann == "int":  # numbers.Integral: numpy integers too
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool), _SIMPLE["int"]
+    if ann == "float":
+        return isinstance(value, numbers.Real) and not isinstance(value, bool), _SIMPLE["float"]
+    if ann == "str" or ann.startswith("Literal["):
+        return isinstance(value, str), _SIMPLE["str"]
+    if ann == "bool":
+        return isinstance(value, bool), _SIMPLE["bool"]
+    m = re.match(r"^(list|tuple)\[(.*)\]$", ann)
+    if m:
+        inner = _split_top(m.group(2))
+        if not isinstance(value, (list, tuple)):
+            return False, _list_words(m.group(1), inner)
+        if m.group(1) == "tuple" and not (len(inner) == 2 and inner[1] == "..."):
+            if len(value) != len(inner):
+                return False, _list_words("tuple", inner)
+            pairs = list(zip(inner, value))
+        else:
+            pairs = [(inner[0], v) for v in value]
+        for a, v in pairs:
+            ok, _ = _match(a, v)
+            if ok is False:
+                return False, _list_words(m.group(1), inner)
+        return True, ""
+    return None, ""
+
+
+def _split_top(text: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur.strip())
+    return parts
+
+
+def _list_words(kind: str, inner: list[str]) -> str:
+    plural = {"int": "integers", "float": "numbers", "str": "strings", "bool": "booleans"}
+    if kind == "tuple" and not (len(inner) == 2 and inner[1] == "..."):
+        if len(set(inner)) == 1 and inner[0] in plural:
+            return f"a list of {len(inner)} {plural[inner[0]]}"
+        return f"a list of {len(inner)} values ({', '.join(_SIMPLE.get(a, a) for a in inner)})"
+    return f"a list of {plural.get(inner[0], inner[0])}"
+
+
+def check_field_types(cls: Any, values: dict[str, Any], where: str) -> None:
+    """ConfigError naming ``where`` (a file or "training config"), the key, the value and the expected
+    type, for each value of ``values`` that does not fit the dataclass ``cls``'s annotation. Nested config
+    objects (annotations this checker does not know) are left to their own ``from_dict``."""
+    import dataclasses
+
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        ann = types.get(key)
+        if not isinstance(ann, str):
+            continue
+        ok, want = _match(ann, value)
+        if ok is False:
+            raise ConfigError(
+                f"{where}: {key} must be {want}, got {value!r} ({type(value).__name__}); fix the value"
+            )

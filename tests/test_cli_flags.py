@@ -504,6 +504,9 @@ def test_a_pt_that_is_onnx_or_text_says_what_it_is(tmp_path, capsys):
 def test_a_broken_pipe_outside_rich_ends_quietly(monkeypatch, capsys):
     """A plain print() into a closed pipe reaches main(): exit 0, no "please report it"."""
     import lsa_edge.cli.doctor as doctor
+    from lsa_edge.cli import _common
+
+    monkeypatch.setattr(_common, "_STDOUT_CLOSED", False)  # main() sets it: later tests must print again
 
     def boom(*a, **k):
         raise BrokenPipeError(32, "Broken pipe")
@@ -512,6 +515,7 @@ def test_a_broken_pipe_outside_rich_ends_quietly(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", type("S", (), {"fileno": lambda self: -1, "write": boom})())
     assert main(["doctor", "--no-cameras"]) == 0
     assert "please report" not in capsys.readouterr().err
+    assert _common._STDOUT_CLOSED
 
 
 def test_csv_format_without_attributes_csv_names_the_file(tmp_path, capsys):

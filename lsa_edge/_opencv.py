@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import _signals
 from .errors import MissingDependencyError
 
 # PyPI's OpenCV distributions; each installs the same top-level ``cv2`` package.
@@ -80,9 +81,13 @@ class _MissingOpenCV:
         return f"<cv2 stand-in: {self._err}>"
 
 
+_signals_before = _signals.received()
 try:
     import cv2
 except ImportError as _err:  # not installed, or built against another numpy
+    if _signals.received() != _signals_before:
+        # Ctrl-C / SIGTERM while numpy's C API initialised inside cv2: the interruption, not a missing OpenCV
+        raise _signals.interruption() from _err
     cv2: Any = _MissingOpenCV(_err)
 
 

@@ -161,6 +161,7 @@ def test_prior_command_table_json_and_png(tmp_path, capsys):
 
 
 def test_config_file_gives_defaults_and_flags_override(tmp_path):
+    pytest.importorskip("torch", reason="config files are checked against TrainConfig (training: torch)")
     from lsa_edge import ConfigError
     from lsa_edge.cli import build_parser
     from lsa_edge.cli.train import config_from_args

@@ -81,9 +81,13 @@ def _one_run(work: Path, sig: int, delay: float, folder: bool, old: bool) -> Non
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     what = f"{signal.Signals(sig).name} after {delay:.2f} s ({'folder' if folder else 'video'}, old={old})"
-    expected = {signal.SIGTERM: (143, -15), signal.SIGINT: (130,), signal.SIGKILL: (-9,)}[sig]
+    # -15 / -2: the signal landed while Python itself was starting (its own imports, before lsa-edge's code
+    # installed any handler; a loaded machine stretches that past 0.3 s). Python then ends by the signal.
+    expected = {signal.SIGTERM: (143, -15), signal.SIGINT: (130, -2), signal.SIGKILL: (-9,)}[sig]
     assert proc.returncode in expected, f"{what}: exit {proc.returncode}\n{err}"
-    assert "Traceback" not in err and "please report" not in err, f"{what}:\n{err}"
+    assert "please report" not in err, f"{what}:\n{err}"
+    if "Traceback" in err:  # only Python's own start-up may show one: no lsa-edge frame in it
+        assert proc.returncode == -2 and "lsa_edge" not in err, f"{what}:\n{err}"
 
     lines = _check_json(jsonl, old)
     hidden = sorted(p.name for p in (save if folder else work).glob(".lsa-edge-tmp-*"))

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from .. import __version__
-from .._signals import Terminated
+from .._signals import GracefulStop, Terminated
 from ..errors import ConfigError, LsaEdgeError
 
 # In the order of the help text: the runtime first, then building, then training. The modules are imported
@@ -89,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         setup_logging(args.verbose, args.quiet)
-        return int(args.run(args) or 0)
+        # Signals from here on are counted and stop at once (KeyboardInterrupt / Terminated) until a command
+        # defers them in its own loop; an import they interrupt is reported as the interruption it was.
+        with GracefulStop():
+            return int(args.run(args) or 0)
     except ConfigError as err:  # a bad flag or config value: a usage error
         logging.getLogger("lsa_edge").error("%s", err)
         return 2

@@ -112,45 +112,47 @@ def _fit(text: str, max_w: int, font: float) -> tuple[str, int]:
 
 
 # The five preferred spots of a block next to a face's box x0, y0, x1, y1, in order: below, right of, left
-# of, above, inside the box. Top-left x of each = _SPOT_X @ (x0, y0, x1, y1) + _SPOT_DX + _SPOT_W × the
-# block's width (y alike, with its height).
-_SPOT_X = np.array([[1, 0, 1, 1, 1], [0, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 0, 0, 0]], np.int64)
-_SPOT_DX = np.array([0, _GAP, -_GAP, 0, _GAP], np.int64)
-_SPOT_W = np.array([0, 0, -1, 0, 0], np.int64)
-_SPOT_Y = np.array([[0, 0, 0, 0, 0], [0, 1, 1, 1, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], np.int64)
-_SPOT_DY = np.array([_GAP, 0, 0, -_GAP, _GAP], np.int64)
-_SPOT_H = np.array([0, 0, 0, -1, 0], np.int64)
+# of, above, inside the box. Top-left x of each (columns 0-4; y: 5-9) = (x0, y0, x1, y1) @ _SPOT + _SPOT_D,
+# plus _SPOT_EXT × the block's width (height for y).
+_SPOT = np.array(
+    [
+        [1, 0, 1, 1, 1, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0, 1, 1, 1, 1],
+        [0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
+    ],
+    np.int64,
+)
+_SPOT_D = np.array([0, _GAP, -_GAP, 0, _GAP, _GAP, 0, 0, -_GAP, _GAP], np.int64)
+_SPOT_EXT = np.array([[0, 0, -1, 0, 0], [0, 0, 0, -1, 0]], np.int64)[:, None, None, :]
 _TAKEN = 3  # the rank of a spot that meets a placed block (see _Candidates)
 
 
-def _meets(x: np.ndarray, y: np.ndarray, x1: np.ndarray, y1: np.ndarray, rects: np.ndarray) -> np.ndarray:
-    """Whether each block [x, x1) × [y, y1) (arrays of one shape S) meets each of ``rects`` (K×4 x0, y0,
-    x1, y1, exclusive ends, grown by any gap to keep): S + (K,) booleans."""
-    x, y, x1, y1 = x[..., None], y[..., None], x1[..., None], y1[..., None]
-    return (x < rects[:, 2]) & (rects[:, 0] < x1) & (y < rects[:, 3]) & (rects[:, 1] < y1)
-
-
 class _Candidates:
-    """The five preferred spots (see _SPOT_X) of each face's block with n lines (index n - 1), clamped into
+    """The five preferred spots (see _SPOT) of each face's block with n lines (index n - 1), clamped into
     the frame: top-left ``x``, ``y`` and bottom-right ``x1``, ``y1`` (exclusive), F × N × 5 each, and
     their ``rank``: 0 clear of every face's box, 1 clear of the other faces' boxes (inside its own),
     2 on another face, _TAKEN on a block placed already (a spot to skip)."""
 
     def __init__(self, boxes: np.ndarray, sizes: np.ndarray, w_img: int, h_img: int, top: int) -> None:
         """boxes: F × 4 (int); sizes: F × N × 2, the w and h of each face's block with n lines."""
-        w, h = sizes[..., 0, None], sizes[..., 1, None]  # F × N × 1
-        x = (boxes @ _SPOT_X + _SPOT_DX)[:, None, :] + _SPOT_W * w
-        y = (boxes @ _SPOT_Y + _SPOT_DY)[:, None, :] + _SPOT_H * h
+        n_faces = len(boxes)
+        # x and y on the first axis: 2 × F × N × 5
+        base = (boxes @ _SPOT + _SPOT_D).reshape(n_faces, 2, 5).transpose(1, 0, 2)[:, :, None, :]
+        ext = sizes.transpose(2, 0, 1)[..., None]  # 2 × F × N × 1: the blocks' w and h
+        lo = np.array([0, top]).reshape(2, 1, 1, 1)
+        hi = np.array([w_img, h_img]).reshape(2, 1, 1, 1) - ext
         # clamped into the frame (sizes too big for it give spots that are never used)
-        self.x = np.minimum(np.maximum(x, 0, out=x), w_img - w, out=x)
-        self.y = np.minimum(np.maximum(y, top, out=y), h_img - h, out=y)
-        self.x1, self.y1 = self.x + w, self.y + h
-        self.xy = self.x.tolist(), self.y.tolist()
-        self.rank = np.zeros(x.shape, np.int8)
-        for a in range(0, len(boxes), 64):  # bounded memory in crowds: 64 faces' spots × all boxes at a time
+        start = np.minimum(np.maximum(base + _SPOT_EXT * ext, lo), hi)
+        end = start + ext
+        self.x, self.y, self.x1, self.y1 = start[0], start[1], end[0], end[1]
+        self.xy = start.tolist()
+        self.rank = np.zeros(self.x.shape, np.int8)
+        box_lo, box_hi = boxes[:, :2].T[:, None, None, None, :], boxes[:, 2:].T[:, None, None, None, :]
+        for a in range(0, n_faces, 64):  # bounded memory in crowds: 64 faces' spots × all boxes at a time
             f = slice(a, a + 64)
-            on_face = _meets(self.x[f], self.y[f], self.x1[f], self.y1[f], boxes)  # f × N × 5 × F
-            count = on_face.sum(axis=-1)
+            on_face = ((start[:, f, ..., None] < box_hi) & (box_lo < end[:, f, ..., None])).all(axis=0)
+            count = on_face.sum(axis=-1)  # f × N × 5 (× F before)
             idx = np.arange(a, a + len(count))
             own = on_face[idx - a, :, :, idx]  # its own face's box (advanced indices first: f × N × 5)
             self.rank[f] = (count > 0).astype(np.int8) + (count > own)  # 0, 1 or 2
@@ -180,13 +182,17 @@ def layout_labels(
     top = st.status_h if status else 0
     if not result.faces:
         return []
-    boxes = np.array([_box(f.box) for f in result.faces], np.int64)
+    boxes = [_box(f.box) for f in result.faces]
     texts = [
         [(t, w) for t, w in (_fit(t, w_img - 4, st.font) for t in _lines(face, max_labels)) if t]
         for face in result.faces
     ]
     sizes, usable = _sizes(texts, st.pitch, w_img, h_img - top)
-    cand = _Candidates(boxes, np.array(sizes, np.int64).reshape(len(texts), -1, 2), w_img, h_img, top)
+    if len(texts) == 1:  # the common case on a robot: one person in view, no other block or face
+        return _lone(boxes[0], texts[0], sizes[0], usable[0], w_img, h_img, top)
+    cand = _Candidates(
+        np.array(boxes, np.int64), np.array(sizes, np.int64).reshape(len(texts), -1, 2), w_img, h_img, top
+    )
     placed: list[LabelBlock] = []
     taken = np.zeros((len(texts), 4), np.int64)  # the placed blocks' rects, the first len(placed) rows
     no_room: list[tuple[int, int]] = []  # block sizes that the search found no room for
@@ -209,6 +215,31 @@ def layout_labels(
                     cand.take(placed[-1].rect)
                 break
     return placed
+
+
+def _lone(
+    box: tuple[int, int, int, int],
+    fitted: list[tuple[str, int]],
+    sizes: list[tuple[int, int]],
+    usable: int,
+    w_img: int,
+    h_img: int,
+    top: int,
+) -> list[LabelBlock]:
+    """:func:`layout_labels` for a frame with one face, without numpy (what _Candidates finds for it, at
+    a fraction of the cost): no block is placed yet, so every spot is free, and the block with all the
+    lines that fit goes to the first of the five spots clear of the face's box, else below it."""
+    if not usable:
+        return []
+    (w, h), g = sizes[usable - 1], _GAP
+    x0, y0, x1, y1 = box
+    spots = [
+        (min(max(x, 0), w_img - w), min(max(y, top), h_img - h))
+        for x, y in ((x0, y1 + g), (x1 + g, y0), (x0 - g - w, y0), (x0, y0 - g - h), (x0 + g, y0 + g))
+    ]
+    clear = [(x, y) for x, y in spots if x >= x1 or x0 >= x + w or y >= y1 or y0 >= y + h]
+    x, y = (clear or spots)[0]
+    return [LabelBlock(0, x, y, w, h, tuple(t for t, _ in fitted[:usable]))]
 
 
 def _box(values) -> tuple[int, int, int, int]:

@@ -186,3 +186,19 @@ def test_a_crowd_beyond_the_search_bound_keeps_every_guarantee():
         for frame in (0, 30):
             blocks = _check(_result(_demo_boxes(n, frame, size), size), (*size, 3), status=True)
             assert len(blocks) > _SEARCH_BLOCKS
+
+
+def test_a_lone_face_is_placed_as_in_a_crowd():
+    """One face takes a shortcut (no numpy); it must place the block where the general layout does, which
+    a second face far outside the frame (placed after it, near no spot) does not change."""
+    rng = np.random.default_rng(5)
+    far = (-1e6, -1e6, -1e6 + 10, -1e6 + 10)
+    for trial in range(400):
+        h, w = (int(v) for v in rng.choice([24, 60, 120, 480, 720], 2))
+        c = rng.uniform([-0.2 * w, -0.2 * h], [1.2 * w, 1.2 * h])
+        s = rng.uniform(2, max(w, h))
+        box = (c[0] - s / 2, c[1] - s / 2, c[0] + s / 2, c[1] + s / 2)
+        max_labels, status = int(rng.integers(0, 6)), bool(trial % 2)
+        alone = layout_labels(_result([box], (h, w)), (h, w, 3), max_labels, status)
+        crowd = layout_labels(_result([box, far], (h, w)), (h, w, 3), max_labels, status)
+        assert alone == [b for b in crowd if b.face == 0], (box, (h, w))

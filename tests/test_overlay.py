@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lsa_edge.overlay import _color, _style, draw, layout_labels
+from lsa_edge.overlay import _GAP, _SEARCH_BLOCKS, _color, _fit, _search, _style, _width, draw, layout_labels
 from lsa_edge.results import Face, FrameResult
 
 NAMES = ("Smiling", "Mouth_Slightly_Open", "No_Beard", "Young", "Male", "Eyeglasses")
@@ -132,3 +132,73 @@ def test_no_state_grows_with_the_number_of_tracks():
     for tid in range(1, 3000):
         draw(img, FrameResult(tid, 0.0, (120, 160), (_face((10, 10, 50, 50), tid),), {}), inplace=True)
     assert _color.cache_info().currsize <= 256
+    assert _width.cache_info().maxsize is not None  # the text widths: a bounded LRU
+
+
+def test_a_cut_label_is_the_longest_that_fits():
+    """_fit's binary search finds what cutting one character at a time finds."""
+    font = _style((480, 640, 3)).font
+    for text in ("Mouth Slightly Open 0.87", "#123456", "x", "Wearing Necktie 0.51"):
+        full = _width(text, font)
+        for max_w in range(0, full + 3):
+            want = (text, full) if full <= max_w else ("", 0)
+            if full > max_w:
+                for k in range(len(text) - 1, -1, -1):
+                    if _width(text[:k] + "..", font) <= max_w:
+                        want = (text[:k] + "..", _width(text[:k] + "..", font))
+                        break
+            assert _fit(text, max_w, font) == want, (text, max_w)
+
+
+def _free_positions(taken, w, h, w_img, h_img, top):
+    """Every top-left (x, y) of a w×h block inside the frame, below top, _GAP clear of every taken rect."""
+    ys, xs = np.mgrid[top : h_img - h + 1, 0 : w_img - w + 1]
+    ok = np.ones(xs.shape, bool)
+    for x0, y0, x1, y1 in taken:
+        ok &= (xs >= x1 + _GAP) | (x0 >= xs + w + _GAP) | (ys >= y1 + _GAP) | (y0 >= ys + h + _GAP)
+    return ok
+
+
+def test_the_search_finds_a_free_spot_whenever_there_is_one():
+    """Checked against every pixel position of small frames: a spot found is free, and one is found
+    whenever any exists (with up to _SEARCH_BLOCKS blocks the search is exact)."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        h_img, w_img = (int(v) for v in rng.integers(20, 90, 2))
+        top = int(rng.integers(0, 10))
+        k = int(rng.integers(0, 14))
+        x0, y0 = rng.integers(-10, w_img, k), rng.integers(-10, h_img, k)
+        taken = np.stack([x0, y0, x0 + rng.integers(1, 30, k), y0 + rng.integers(1, 30, k)], 1)
+        w, h = int(rng.integers(1, w_img // 2 + 2)), int(rng.integers(1, (h_img - top) // 2 + 2))
+        target = (int(rng.integers(0, w_img - w + 1)), int(rng.integers(top, h_img - h + 1)))
+        ok = _free_positions(taken, w, h, w_img, h_img, top)
+        spot = _search(taken.astype(np.int64), w, h, w_img, h_img, top, target)
+        assert (spot is not None) == bool(ok.any()), (taken, w, h, w_img, h_img, top)
+        if spot is not None:
+            assert ok[spot[1] - top, spot[0]], (spot, taken, w, h)
+
+
+def test_a_crowd_beyond_the_search_bound_keeps_every_guarantee():
+    """More faces than _SEARCH_BLOCKS (the search then tries the edges of the nearest blocks only) and
+    than one chunk of the face test: blocks still never meet and stay inside, below the status bar."""
+    n = 2 * _SEARCH_BLOCKS + 40
+    for size in ((480, 640), (1080, 1920)):
+        for frame in (0, 30):
+            blocks = _check(_result(_demo_boxes(n, frame, size), size), (*size, 3), status=True)
+            assert len(blocks) > _SEARCH_BLOCKS
+
+
+def test_a_lone_face_is_placed_as_in_a_crowd():
+    """One face takes a shortcut (no numpy); it must place the block where the general layout does, which
+    a second face far outside the frame (placed after it, near no spot) does not change."""
+    rng = np.random.default_rng(5)
+    far = (-1e6, -1e6, -1e6 + 10, -1e6 + 10)
+    for trial in range(400):
+        h, w = (int(v) for v in rng.choice([24, 60, 120, 480, 720], 2))
+        c = rng.uniform([-0.2 * w, -0.2 * h], [1.2 * w, 1.2 * h])
+        s = rng.uniform(2, max(w, h))
+        box = (c[0] - s / 2, c[1] - s / 2, c[0] + s / 2, c[1] + s / 2)
+        max_labels, status = int(rng.integers(0, 6)), bool(trial % 2)
+        alone = layout_labels(_result([box], (h, w)), (h, w, 3), max_labels, status)
+        crowd = layout_labels(_result([box, far], (h, w)), (h, w, 3), max_labels, status)
+        assert alone == [b for b in crowd if b.face == 0], (box, (h, w))

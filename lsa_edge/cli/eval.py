@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..package import BACKENDS
 from ._common import add_data_args, add_device_args, pct, user_path, write_json
+
+if TYPE_CHECKING:
+    from ..card import ModelCard
+    from ..data import FaceDataset
+    from ..evaluation import Predictions
+    from ..package import ModelPackage
 
 HELP = "evaluate a model (checkpoint, ONNX, build folder, engine): mean and balanced accuracy, per attribute"
 log = logging.getLogger(__name__)
@@ -93,18 +99,54 @@ def evaluate_model(
     runtime's detect + align on every image; images without a face count as misses.
     """
     from lsa_edge.data import load_dataset
-    from lsa_edge.evaluation import predict_aligned, predict_pipeline
-    from lsa_edge.metrics import attribute_metrics, majority_accuracy
+    from lsa_edge.metrics import majority_accuracy
     from lsa_edge.package import ModelPackage, select_backend
 
     check_eval_options(batch_size, workers, device, frame, pipeline)
     package = ModelPackage.open(model)
-    card = package.card
     runner = select_backend(package, backend, device=None if device == "auto" else device)
     ds = load_dataset(data, fmt)
     if frame != "auto":
         ds = replace(ds, frame=parse_frame(frame))
-    part = ds.split(split)
+    pred = _predict(package, runner, ds.split(split), pipeline, face, detector, batch_size, workers, progress)
+    result = _metrics(pred, package.card)
+    result.update(
+        split=split,
+        data=ds.name,
+        layout=ds.layout,
+        aligned=ds.aligned,
+        frame=None if pipeline else ds.frame,
+        skipped_images=len(pred.unreadable),
+        model=package.card.name,
+        model_path=str(package.source),
+        backend=getattr(runner, "name", "?"),
+        thresholds_tuned_on=package.card.training.get("thresholds_tuned_on", "none"),
+        seconds=round(pred.seconds, 2),
+    )
+    if pipeline:
+        result.update(_pipeline_figures(pred, result, face))
+    train_idx = ds.partition == 0
+    if train_idx.any():
+        result["majority_accuracy"] = majority_accuracy(ds.labels[train_idx], pred.labels)
+    return result
+
+
+def _predict(
+    package: ModelPackage,
+    runner: Any,
+    part: FaceDataset,
+    pipeline: bool,
+    face: str,
+    detector: str,
+    batch_size: int,
+    workers: int,
+    progress: bool,
+) -> Predictions:
+    """The model's predictions on the split ``part``: on the aligned crops, or with ``pipeline`` after the
+    runtime's detect + align (the package's detector, else ``detector``); closes the runner."""
+    from lsa_edge.evaluation import predict_aligned, predict_pipeline
+
+    card = package.card
     if pipeline:
         from lsa_edge.detector import FaceDetector
 
@@ -117,6 +159,13 @@ def evaluate_model(
     close = getattr(runner, "close", None)
     if close is not None:
         close()
+    return pred
+
+
+def _metrics(pred: Predictions, card: ModelCard) -> dict[str, Any]:
+    """Accuracy per attribute and on average, at threshold 0.5 and at the card's tuned thresholds."""
+    from lsa_edge.metrics import attribute_metrics
+
     m = attribute_metrics(pred.probs, pred.labels)
     mt = attribute_metrics(pred.probs, pred.labels, card.thresholds)
     result: dict[str, Any] = m.to_dict()
@@ -125,38 +174,24 @@ def evaluate_model(
         d["accuracy_tuned"] = float(mt.accuracy[k])
         d["balanced_accuracy_tuned"] = float(mt.balanced_accuracy[k])
         d["tuned_threshold"] = float(card.thresholds[k])
-    result.update(
-        mean_accuracy_tuned=mt.mean_accuracy,
-        balanced_accuracy_tuned=mt.mean_balanced_accuracy,
-        split=split,
-        data=ds.name,
-        layout=ds.layout,
-        aligned=ds.aligned,
-        frame=None if pipeline else ds.frame,
-        skipped_images=len(pred.unreadable),
-        model=card.name,
-        model_path=str(package.source),
-        backend=getattr(runner, "name", "?"),
-        thresholds_tuned_on=card.training.get("thresholds_tuned_on", "none"),
-        seconds=round(pred.seconds, 2),
-    )
-    if pipeline:
-        readable = pred.total - len(pred.unreadable)
-        detected = len(pred.kept)
-        result.update(
-            pipeline=True,
-            face_choice=face,
-            detection_rate=detected / max(1, readable),
-            images_without_face=len(pred.no_face),
-            images_without_face_examples=pred.no_face[:10],
-            # A missed face gets no attribute right: the strict figure for a deployed system.
-            mean_accuracy_counting_misses=m.mean_accuracy * detected / max(1, readable),
-            mean_accuracy_tuned_counting_misses=mt.mean_accuracy * detected / max(1, readable),
-        )
-    train_idx = ds.partition == 0
-    if train_idx.any():
-        result["majority_accuracy"] = majority_accuracy(ds.labels[train_idx], pred.labels)
+    result.update(mean_accuracy_tuned=mt.mean_accuracy, balanced_accuracy_tuned=mt.mean_balanced_accuracy)
     return result
+
+
+def _pipeline_figures(pred: Predictions, result: dict[str, Any], face: str) -> dict[str, Any]:
+    """--pipeline: how often a face was found, and the accuracy that counts each miss as all wrong."""
+    readable = pred.total - len(pred.unreadable)
+    detected = len(pred.kept)
+    return dict(
+        pipeline=True,
+        face_choice=face,
+        detection_rate=detected / max(1, readable),
+        images_without_face=len(pred.no_face),
+        images_without_face_examples=pred.no_face[:10],
+        # A missed face gets no attribute right: the strict figure for a deployed system.
+        mean_accuracy_counting_misses=result["mean_accuracy"] * detected / max(1, readable),
+        mean_accuracy_tuned_counting_misses=result["mean_accuracy_tuned"] * detected / max(1, readable),
+    )
 
 
 def evaluate_checkpoint(checkpoint: str, data: str, split: str = "test", **kwargs: Any) -> dict[str, Any]:

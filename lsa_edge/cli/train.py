@@ -22,6 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_data_args(p)
+    _add_run_args(p)
+    _add_model_args(p.add_argument_group("model"))
+    _add_optimisation_args(p.add_argument_group("optimisation"))
+    _add_label_args(p.add_argument_group("limited labels (at most one)"))
+    add_device_args(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """Where the run goes and the config file it starts from."""
     p.add_argument(
         "--out",
         required=True,
@@ -35,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=user_path,
         help="YAML/JSON with TrainConfig fields; flags given here override it",
     )
-    m = p.add_argument_group("model")
+
+
+def _add_model_args(m: argparse._ArgumentGroup) -> None:
+    """The network: backbone, head, initialisation, input size and the language prior."""
     m.add_argument(
         "--backbone", help="resnet18 | resnet34 | resnet50 | mobilenet_v2 | test_tiny (default: mobilenet_v2)"
     )
@@ -70,7 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--tau", type=float, help="dictionary softmax temperature (default: 0.05)")
     m.add_argument("--d-model", type=int, help="head width (default: 256)")
     m.add_argument("--layers", type=int, help="cross-attention layers (default: 1)")
-    t = p.add_argument_group("optimisation")
+
+
+def _add_optimisation_args(t: argparse._ArgumentGroup) -> None:
+    """Epochs, batch, learning rate, precision, EMA, distillation, seed, and resuming or replacing a run."""
     t.add_argument("--epochs", type=int, help="epochs (default: 12)")
     t.add_argument("--batch-size", type=int, help="images per step per process (default: 64)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3)")
@@ -113,7 +130,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="EPOCH",
         help="stop after this epoch (time-limited jobs); continue with --resume",
     )
-    lab = p.add_argument_group("limited labels (at most one)")
+
+
+def _add_label_args(lab: argparse._ArgumentGroup) -> None:
+    """Which training images are labelled, the validation split and how often it runs."""
     lab.add_argument(
         "--select-rate", type=int, metavar="K", help="label every K-th training image (SSPL's protocol)"
     )
@@ -129,9 +149,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     lab.add_argument("--max-val", type=int, metavar="N", help="validate on at most N images")
     lab.add_argument("--eval-every", type=int, metavar="N", help="validate every N epochs (default: 1)")
-    add_device_args(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(run=run)
 
 
 _MODEL_FLAGS = {

@@ -54,7 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=user_path,
         help="build the engines a bundle describes (on the device)",
     )
-    g = p.add_argument_group("faces for parity, calibration and the accuracy gate")
+    _add_data_args(p.add_argument_group("faces for parity, calibration and the accuracy gate"))
+    _add_engine_args(p.add_argument_group("ONNX and TensorRT"))
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def _add_data_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--calib-data",
         metavar="DIR",
@@ -88,7 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--fp32-ops", default="", metavar="OP,OP", help="FP16: more op types to keep in FP32")
     g.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     g.add_argument("--workers", type=int, default=4, metavar="N", help="image decoding threads (default: 4)")
-    e = p.add_argument_group("ONNX and TensorRT")
+
+
+def _add_engine_args(e: argparse._ArgumentGroup) -> None:
     e.add_argument(
         "--opset", type=int, default=None, help="ONNX opset of the export (default: 17; 16 with --trt 8.5)"
     )
@@ -111,8 +119,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--require-engine", action="store_true", help="fail (exit 1) when no engine can be built here"
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(run=run)
 
 
 def parse_batch(text: str) -> tuple[int, int, int]:

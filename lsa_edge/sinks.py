@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._fileio import _TMP_PREFIX, write_bytes_atomic
+from ._fileio import _TMP_PREFIX, file_mode, write_bytes_atomic
 from .errors import ConfigError, LsaEdgeError
 
 __all__ = ["VIDEO_SUFFIXES", "JsonLinesSink", "VideoSink"]
@@ -161,10 +161,8 @@ class VideoSink:
 
 def _umask_mode(path: Path) -> None:
     """mkstemp makes 0600 files; a video is an ordinary output (0644 under the usual umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
     with contextlib.suppress(OSError):
-        os.chmod(path, 0o666 & ~umask)
+        os.chmod(path, file_mode())
 
 
 class JsonLinesSink:

@@ -93,3 +93,34 @@ def test_from_bundle_checks_the_folder_before_touching_it(tmp_path, capsys, monk
     assert main(["build", "--from-bundle", str(bundle)]) == 2
     err = capsys.readouterr().err
     assert "--from-bundle" in err and "permission denied" in err and "please report" not in err
+
+
+def test_a_full_disk_at_write_time_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    out = tmp_path / "full" / "d.json"
+    assert main(["doctor", "--no-cameras", "--json", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: No space left on device" in err and "free some space" in err
+    assert "please report" not in err and ".lsa-edge-tmp-" not in err
+    assert not out.exists() and os.listdir(out.parent) == []
+
+
+def test_os_errors_end_as_one_line_with_both_names_and_a_next_step(capsys, monkeypatch):
+    import errno
+
+    import lsa_edge.cli.doctor as doctor
+
+    def collect(cameras):
+        raise OSError(errno.EACCES, "Permission denied", "/a/src", None, "/b/dst")
+
+    monkeypatch.setattr(doctor, "collect", collect)
+    assert main(["doctor", "--no-cameras"]) == 1
+    err = capsys.readouterr().err
+    assert "/a/src -> /b/dst: Permission denied" in err and "check its permissions" in err
+    assert "please report" not in err and "Traceback" not in err

@@ -36,6 +36,7 @@ __all__ = [
     "copy_atomic",
     "file_mode",
     "is_special",
+    "is_stream_name",
     "refuse_overwrite",
     "same_or_inside",
     "staged_dir",
@@ -95,10 +96,24 @@ def _dir_mode() -> int:
     return 0o777 & ~umask()
 
 
+_STREAM_NAMES = ("/dev/stdout", "/dev/stderr")
+_STREAM_PREFIXES = ("/dev/fd/", "/proc/self/fd/")
+
+
+def is_stream_name(path: str | os.PathLike[str]) -> bool:
+    """``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``, ``/proc/self/fd/N``: this process's open streams
+    (a terminal, a pipe, or a file the shell opened with ``>``), whatever they point at."""
+    name = str(path)
+    return name in _STREAM_NAMES or name.startswith(_STREAM_PREFIXES)
+
+
 def is_special(path: str | os.PathLike[str]) -> bool:
-    """True for an existing target that is neither a regular file nor a folder (symlinks followed): a
-    character device (/dev/stdout, /dev/null), a FIFO, a socket. Those are written directly: they cannot
-    be renamed over and hold nothing to lose."""
+    """True for a stream name (:func:`is_stream_name`) and for an existing target that is neither a regular
+    file nor a folder (symlinks followed): a character device (/dev/null, a terminal), a FIFO, a socket.
+    Those are written directly (appended to: a ``>`` redirect keeps what came before): they cannot be
+    renamed over and hold nothing to lose."""
+    if is_stream_name(path):
+        return True
     try:
         st = os.stat(path)
     except (OSError, ValueError):
@@ -152,7 +167,7 @@ def atomic_write(
     enc = encoding if "b" not in mode else None
     if is_special(path):
         try:
-            with open(path, mode, encoding=enc) as f:
+            with open(path, mode.replace("w", "a"), encoding=enc) as f:
                 yield f
         except OSError as err:
             raise _named(err, Path(path), None) from err

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._fileio import _TMP_PREFIX, file_mode, write_bytes_atomic
+from ._fileio import _TMP_PREFIX, file_mode, is_special, write_bytes_atomic
 from .errors import ConfigError, LsaEdgeError
 
 __all__ = ["VIDEO_SUFFIXES", "JsonLinesSink", "VideoSink"]
@@ -169,16 +169,17 @@ class JsonLinesSink:
     """One JSON object per line, each line written whole by one ``write`` call as soon as it is given
     (nothing is buffered: a reader can follow the file live). A context manager.
 
-    The file is created (or truncated) when the sink is opened.
+    The file is created (or truncated) when the sink is opened; a stream (``/dev/stdout``), device or FIFO
+    is written to as it is.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.count = 0
+        # A stream, device or FIFO (``--json /dev/stdout | jq``) is appended to, never truncated.
+        flags = os.O_WRONLY | os.O_APPEND | (0 if is_special(self.path) else os.O_CREAT | os.O_TRUNC)
         try:
-            self._fd: int | None = os.open(
-                str(self.path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666
-            )
+            self._fd: int | None = os.open(str(self.path), flags, 0o666)
         except OSError as err:
             raise _write_error("JSON lines", self.path, err) from err
 

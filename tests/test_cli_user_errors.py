@@ -44,7 +44,8 @@ def test_json_into_a_read_only_folder_is_refused_before_the_work(argv, tmp_path,
     import lsa_edge.cli.eval as eval_cmd
 
     _never(monkeypatch, eval_cmd, "evaluate_model")
-    argv = [str(tmp_path) if a == "DATA" else a for a in argv]
+    (tmp_path / "data").mkdir()
+    argv = [str(tmp_path / "data") if a == "DATA" else a for a in argv]
     _deny_writes(monkeypatch)
     assert main([*argv, "--json", str(tmp_path / "ro" / "out.json")]) == 2
     err = capsys.readouterr().err
@@ -124,3 +125,78 @@ def test_os_errors_end_as_one_line_with_both_names_and_a_next_step(capsys, monke
     err = capsys.readouterr().err
     assert "/a/src -> /b/dst: Permission denied" in err and "check its permissions" in err
     assert "please report" not in err and "Traceback" not in err
+
+
+def _model_copy(tmp_path):
+    import shutil
+
+    model = tmp_path / "m.onnx"
+    shutil.copyfile(MODEL, model)
+    return model
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--data", "DATA", "--split", "all", "--json", "DATA/attributes.csv"],
+        ["eval", "--data", "DATA", "--json", "DATA/new.json"],  # inside the data set: mixes with it
+        ["eval", "MODEL", "--data", "DATA", "--json", "MODEL"],
+        ["eval", "MODEL", "--data", "DATA", "--json", "ALIAS"],  # a hard link to the model
+        ["compare", "MODEL", str(MODEL), "--data", "DATA", "--json", "MODEL"],
+        ["compare", str(MODEL), str(MODEL), "--data", "DATA", "--json", "DATA/attributes.csv"],
+        ["check", "MODEL", "--json", "MODEL"],
+        ["bench", "--model", "MODEL", "--json", "MODEL"],
+        ["bench", "--model", "MODEL", "--plot", "MODEL"],
+        ["prior", "--checkpoint", "MODEL", "--json", "MODEL"],
+        ["prior", "--checkpoint", "MODEL", "--png", "MODEL"],
+        ["run", "--model", "MODEL", "--json", "MODEL", "--overwrite"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_json_and_pictures_never_replace_an_input(argv, tmp_path, capsys, monkeypatch):
+    import os
+
+    import lsa_edge.cli.eval as eval_cmd
+
+    _never(monkeypatch, eval_cmd, "evaluate_model")
+    data = tmp_path / "ds"
+    data.mkdir()
+    (data / "attributes.csv").write_text("image_id,Smiling\na.jpg,1\n")
+    model = _model_copy(tmp_path)
+    os.link(model, tmp_path / "alias.onnx")
+    names = {"DATA": str(data), "MODEL": str(model), "ALIAS": str(tmp_path / "alias.onnx")}
+    argv = [names.get(a.split("/")[0], a.split("/")[0]) + a[len(a.split("/")[0]) :] for a in argv]
+    before = {p: p.read_bytes() for p in (data / "attributes.csv", model)}
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert ("is the" in err or "lies inside" in err) and "please report" not in err
+    assert {p: p.read_bytes() for p in before} == before and not (data / "new.json").exists()
+
+
+def test_an_earlier_json_result_is_still_replaced(tmp_path, capsys):
+    out = tmp_path / "doctor.json"
+    out.write_text("{}\n")
+    assert main(["doctor", "--no-cameras", "--json", str(out)]) == 0
+    assert "sections" in out.read_text()
+
+
+def test_json_through_a_symlink_keeps_the_link(tmp_path, capsys):
+    real = tmp_path / "reports" / "doctor.json"
+    real.parent.mkdir()
+    real.write_text("{}\n")
+    link = tmp_path / "doctor.json"
+    link.symlink_to(real)
+    assert main(["doctor", "--no-cameras", "--json", str(link)]) == 0
+    assert link.is_symlink() and "sections" in real.read_text()
+
+
+def test_json_to_stdout_is_written_directly_and_the_console_moves_to_stderr(capfd):
+    import json
+
+    assert main(["run", "--source", "demo:1", "--max-frames", "2", "--json", "/dev/stdout"]) == 0
+    out, err = capfd.readouterr()
+    assert [json.loads(line)["frame"] for line in out.splitlines()] == [0, 1]  # nothing but JSON
+    assert "frames" in err and "exists" not in err
+    assert main(["doctor", "--no-cameras", "--json", "/dev/stdout"]) == 0
+    out, err = capfd.readouterr()
+    assert "sections" in json.loads(out)

@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    from ._common import data_on_stdout
+
+    data_on_stdout(False)  # set again by a command whose output flag names stdout
     try:
         setup_logging(args.verbose, args.quiet)
         return int(args.run(args) or 0)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._fileio import check_writable, refuse_overwrite, same_or_inside
+from .._fileio import is_special
 from .._signals import GracefulStop, signal_name
 from ..errors import ConfigError
 from ..package import BACKENDS
@@ -154,70 +154,55 @@ def _source_paths(source: str) -> list[tuple[Path, str, str | None]]:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before the model loads, outputs that would replace what the user has: the source itself
-    (or a file in the source folder), an existing file or a non-empty folder (unless --overwrite), or a
-    place this process cannot write."""
-    import fnmatch
+    (or a file in the source folder), the model, an existing file or a non-empty folder (unless
+    --overwrite), or a place this process cannot write. ``--json /dev/stdout`` (``| jq``) is written
+    directly."""
+    from ._common import check_distinct, check_output, model_inputs
 
     overwrite = bool(getattr(args, "overwrite", False))
-    outputs = [(flag, Path(p)) for flag, p in (("--save", args.save), ("--json", args.json)) if p]
-    if len(outputs) == 2 and outputs[0][1].resolve() == outputs[1][1].resolve():
-        raise ConfigError(f"--save and --json are both {args.save}; give them different paths")
-    for flag, out in outputs:
-        for src, what, pattern in _source_paths(args.source):
-            is_folder_save = flag == "--save" and out.suffix == ""
-            if pattern is not None and not is_folder_save:
-                # a file beside the pattern's images is harmless, unless the pattern matches it
-                # fnmatch reads '**/' as one folder or more; the source reads it as zero or more too
-                variants = {pattern, pattern.replace("**/", "")}
-                matches = any(
-                    fnmatch.fnmatch(str(out), v)
-                    or fnmatch.fnmatch(str(out.resolve()), str(Path(v).resolve()))
-                    for v in variants
-                )
-                if matches:
-                    raise ConfigError(
-                        f"{flag} {out} matches the source pattern {pattern!r}: writing there would replace "
-                        "what is being read. Choose an output the pattern does not match"
-                    )
-                continue
-            if same_or_inside(out, src):
-                if out.resolve() == src.resolve() or not src.is_dir():
-                    where, fix = "is", "Choose another output path"
-                else:
-                    where, fix = "lies inside", f"Choose an output outside {src}"
-                raise ConfigError(
-                    f"{flag} {out} {where} {what} {src}: writing there would replace or mix with what is "
-                    f"being read. {fix}"
-                )
-    if args.save:
-        out = Path(args.save)
-        if out.suffix.lower() not in (*VIDEO_SUFFIXES, ""):
-            raise ConfigError(f"--save takes a .mp4, .avi or .mkv file or a folder, got {args.save}")
-        if out.suffix == "" and out.exists() and not out.is_dir():
-            raise ConfigError(
-                f"--save {out} is a file; a --save without .mp4/.avi/.mkv is a folder of images"
-            )
-        if out.suffix != "" and out.is_dir():
-            raise ConfigError(
-                f"--save {out} is a folder; give a video file name (.mp4, .avi, .mkv) or a folder"
-            )
-        _refuse(out, "--save", overwrite)
-        check_writable(out, "--save")
-    if args.json:
-        out = Path(args.json)
-        if not out.resolve().parent.is_dir():
-            raise ConfigError(f"--json {args.json}: the folder {out.parent} does not exist; create it first")
-        if out.is_dir():
-            raise ConfigError(f"--json {out} is a folder; give a file name such as faces.jsonl")
-        _refuse(out, "--json", overwrite)
-        check_writable(out, "--json")
+    check_distinct(("--save", args.save), ("--json", args.json))
+    sources = _source_paths(args.source)
+    models = model_inputs(getattr(args, "model", None), detector=getattr(args, "detector", None))
+    for flag, path in (("--save", args.save), ("--json", args.json)):
+        if not path:
+            continue
+        out = Path(path)
+        folder = flag == "--save" and out.suffix == ""
+        inputs = list(models)
+        for src, what, pattern in sources:
+            if pattern is None or folder:
+                inputs.append((src, what))
+            else:  # a file beside the pattern's images is harmless, unless the pattern matches it
+                _refuse_pattern_match(flag, out, pattern)
+        if flag == "--save":
+            _check_save_kind(out)
+        elif not is_special(out) and not out.resolve().parent.is_dir():
+            raise ConfigError(f"--json {path}: the folder {out.parent} does not exist; create it first")
+        check_output(flag, out, inputs, overwrite=overwrite, example="faces.jsonl", folder=folder)
 
 
-def _refuse(out: Path, flag: str, overwrite: bool) -> None:
-    try:
-        refuse_overwrite(out, overwrite)
-    except ConfigError as err:  # "OUT exists; ..." or "the folder OUT is not empty; ..."
-        raise ConfigError(f"{flag}: {err}") from None
+def _refuse_pattern_match(flag: str, out: Path, pattern: str) -> None:
+    import fnmatch
+
+    # fnmatch reads '**/' as one folder or more; the source reads it as zero or more too
+    variants = {pattern, pattern.replace("**/", "")}
+    if any(
+        fnmatch.fnmatch(str(out), v) or fnmatch.fnmatch(str(out.resolve()), str(Path(v).resolve()))
+        for v in variants
+    ):
+        raise ConfigError(
+            f"{flag} {out} matches the source pattern {pattern!r}: writing there would replace what is being "
+            "read. Choose an output the pattern does not match"
+        )
+
+
+def _check_save_kind(out: Path) -> None:
+    if out.suffix.lower() not in (*VIDEO_SUFFIXES, ""):
+        raise ConfigError(f"--save takes a .mp4, .avi or .mkv file or a folder, got {out}")
+    if out.suffix == "" and out.exists() and not out.is_dir():
+        raise ConfigError(f"--save {out} is a file; a --save without .mp4/.avi/.mkv is a folder of images")
+    if out.suffix != "" and out.is_dir():
+        raise ConfigError(f"--save {out} is a folder; give a video file name (.mp4, .avi, .mkv) or a folder")
 
 
 def timing_table(stats: StageStats, title: str) -> Any:
@@ -243,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be ≥ 1, got {args.max_frames}")
     check_outputs(args)  # before the model loads: a mistake costs a second
-    c = console()
+    c = console()  # stderr when --json is stdout (| jq): the stream holds only JSON
     stats = StageStats()  # bounded: a camera left running for weeks keeps a fixed-size table
     faces_seen = 0
     source_error = None

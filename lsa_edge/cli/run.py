@@ -219,10 +219,8 @@ def timing_table(stats: StageStats, title: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lsa_edge.overlay import draw
     from lsa_edge.pipeline import Pipeline
 
-    from .._opencv import cv2
     from ._common import console
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -230,8 +228,6 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args)  # before the model loads: a mistake costs a second
     c = console()  # stderr when --json is stdout (| jq): the stream holds only JSON
     stats = StageStats()  # bounded: a camera left running for weeks keeps a fixed-size table
-    faces_seen = 0
-    source_error = None
     # SIGTERM/SIGHUP/SIGINT: during start-up they stop at once; in the frame loop the current frame is
     # finished and the writers are closed (the video renamed into place); a second signal ends at once.
     with GracefulStop() as stop, contextlib.ExitStack() as stack:
@@ -252,37 +248,70 @@ def run(args: argparse.Namespace) -> int:
             stop.add_callback(lambda: threading.Thread(target=src.close, daemon=True).start())
         if args.track == "auto" and src.kind in ("image", "folder", "glob"):
             pipe.tracker = None  # unrelated pictures: nothing to track
-        sink = stack.enter_context(VideoSink(args.save, src.fps or 30.0)) if args.save else None
-        jsonl = stack.enter_context(JsonLinesSink(args.json)) if args.json else None
-        if args.show:
-            stack.callback(cv2.destroyAllWindows)
+        sink, jsonl = _open_outputs(args, stack, src.fps)
         tracking = "on" if pipe.tracker is not None else "off"
         c.print(f"[bold]lsa-edge run[/]: {pipe.describe()}; source {src.name}; tracking {tracking}")
         t_start = time.perf_counter()
-        fps_ema = 0.0
-        for frame_result, frame in pipe.stream_frames(src):
-            image = frame.image
-            stats.add(frame_result.timings_ms)
-            faces_seen += len(frame_result.faces)
-            total = frame_result.timings_ms.get("total", 0.0) + frame_result.timings_ms.get("read", 0.0)
-            rate = 1000.0 / max(total, 1e-3)
-            fps_ema = 0.9 * fps_ema + 0.1 * rate if fps_ema else rate
-            if jsonl is not None:
-                record = frame_result.to_dict()
-                if frame.path is not None:  # image files: which one (frames skip unreadable files)
-                    record["file"] = frame.path
-                jsonl.write(record)
-            if sink is not None or args.show:
-                status = f"{fps_ema:5.1f} fps  {len(frame_result.faces)} face(s)  {pipe.card.name}"
-                annotated = draw(image, frame_result, status=status)
-                if sink is not None:
-                    sink.write(annotated, frame.path)
-                if args.show and _show(annotated):
-                    break
-            if stop.requested:
-                break
+        faces_seen = _frame_loop(args, pipe, src, stop, stats, sink, jsonl)
         source_error = src.error
-    wall = time.perf_counter() - t_start
+    return _report(args, c, stats, stop, faces_seen, source_error, time.perf_counter() - t_start)
+
+
+def _open_outputs(
+    args: argparse.Namespace, stack: contextlib.ExitStack, fps: float | None
+) -> tuple[Any, Any]:
+    """The --save and --json writers (None where not asked for), closed by ``stack``; the --show window."""
+    from .._opencv import cv2
+
+    sink = stack.enter_context(VideoSink(args.save, fps or 30.0)) if args.save else None
+    jsonl = stack.enter_context(JsonLinesSink(args.json)) if args.json else None
+    if args.show:
+        stack.callback(cv2.destroyAllWindows)
+    return sink, jsonl
+
+
+def _frame_loop(
+    args: argparse.Namespace, pipe: Any, src: Any, stop: Any, stats: StageStats, sink: Any, jsonl: Any
+) -> int:
+    """Every frame of ``src`` through ``pipe`` into the outputs, until the source ends, q is pressed or a
+    signal asks to stop (the current frame finished). Returns the faces seen."""
+    from lsa_edge.overlay import draw
+
+    faces_seen = 0
+    fps_ema = 0.0
+    for frame_result, frame in pipe.stream_frames(src):
+        stats.add(frame_result.timings_ms)
+        faces_seen += len(frame_result.faces)
+        total = frame_result.timings_ms.get("total", 0.0) + frame_result.timings_ms.get("read", 0.0)
+        rate = 1000.0 / max(total, 1e-3)
+        fps_ema = 0.9 * fps_ema + 0.1 * rate if fps_ema else rate
+        if jsonl is not None:
+            record = frame_result.to_dict()
+            if frame.path is not None:  # image files: which one (frames skip unreadable files)
+                record["file"] = frame.path
+            jsonl.write(record)
+        if sink is not None or args.show:
+            status = f"{fps_ema:5.1f} fps  {len(frame_result.faces)} face(s)  {pipe.card.name}"
+            annotated = draw(frame.image, frame_result, status=status)
+            if sink is not None:
+                sink.write(annotated, frame.path)
+            if args.show and _show(annotated):
+                break
+        if stop.requested:
+            break
+    return faces_seen
+
+
+def _report(
+    args: argparse.Namespace,
+    c: Any,
+    stats: StageStats,
+    stop: Any,
+    faces_seen: int,
+    source_error: Any,
+    wall: float,
+) -> int:
+    """The closing lines (timing table, files written) and the exit status."""
     if stop.requested:
         how = signal_name(stop.signum) if stop.signum is not None else "a signal"
         log.warning("stopped by %s after %d frame(s); the outputs are complete", how, stats.frames)

@@ -367,6 +367,9 @@ def _move_children_into(tmp: Path, real: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+_WARNED: set[str] = set()
+
+
 def warn_stale(folder: Path) -> list[Path]:
     """Log (and return) the hidden ``.lsa-edge-tmp-*`` entries in ``folder`` older than an hour: left by a
     process that was killed. They are named, not deleted: the user decides."""
@@ -374,6 +377,7 @@ def warn_stale(folder: Path) -> list[Path]:
         entries = [p for p in folder.iterdir() if p.name.startswith(_TMP_PREFIX)]
     except OSError:
         return []
+    entries = [p for p in entries if str(p) not in _WARNED]
     now = time.time()
     stale = []
     for p in entries:
@@ -382,6 +386,7 @@ def warn_stale(folder: Path) -> list[Path]:
                 stale.append(p)
         except OSError:
             continue
+    _WARNED.update(str(p) for p in stale)  # once per process: check_writable, then staged_dir
     if stale:
         names = ", ".join(str(p) for p in sorted(stale)[:5]) + (" ..." if len(stale) > 5 else "")
         log.warning(
@@ -442,6 +447,7 @@ def check_writable(path: str | os.PathLike[str], what: str = "output") -> None:
         raise ConfigError(f"{what} {path} is read-only; choose a path you can write to")
     if not probe.is_dir():
         raise ConfigError(f"{what} {path}: {probe} is a file, not a folder; choose another path")
+    warn_stale(probe)
     try:
         fd, name = tempfile.mkstemp(prefix=_TMP_PREFIX + "probe.", dir=str(probe))
     except OSError as err:

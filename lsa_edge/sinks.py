@@ -55,6 +55,7 @@ class VideoSink:
 
     def __init__(self, path: str | os.PathLike[str], fps: float | None) -> None:
         self.path, self.fps = Path(path), fps or 30.0
+        self._real = Path(os.path.realpath(self.path))  # a symlinked video is written through, not replaced
         self.writer: Any = None
         self.count = 0
         self._tmp: Path | None = None
@@ -119,12 +120,12 @@ class VideoSink:
         from ._opencv import cv2
 
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._real.parent.mkdir(parents=True, exist_ok=True)
             # The container is chosen by extension: the temporary name keeps the target's suffix.
             fd, tmp = tempfile.mkstemp(
-                prefix=_TMP_PREFIX + self.path.stem + ".",
-                suffix=self.path.suffix,
-                dir=str(self.path.parent),
+                prefix=_TMP_PREFIX + self._real.stem + ".",
+                suffix=self._real.suffix,
+                dir=str(self._real.parent),
             )
             os.close(fd)
         except OSError as err:
@@ -137,7 +138,7 @@ class VideoSink:
         if not self.writer.isOpened():
             self.writer = None
             self._discard()
-            problem = _disk_problem(self.path.parent)
+            problem = _disk_problem(self._real.parent)
             if problem:  # not the codec: the advice to change it would mislead
                 raise LsaEdgeError(f"cannot write the video {self.path}: {problem}")
             raise ConfigError(f"OpenCV cannot write {self.path} ({fourcc}); try --save out.avi or a folder")
@@ -193,14 +194,14 @@ class VideoSink:
             readable = _frames_in(tmp, self._frames)
             if readable != self._frames:
                 raise self._incomplete(tmp, readable)
-            os.replace(tmp, self.path)
+            os.replace(tmp, self._real)
         except OSError as err:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise _write_error("the video", self.path, err) from err
 
     def _incomplete(self, tmp: Path, readable: int) -> LsaEdgeError:
-        partial = self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}")
+        partial = self._real.with_name(f"{self._real.stem}.partial{self._real.suffix}")
         try:
             os.replace(tmp, partial)
             kept = f"what was written is in {partial}"
@@ -208,7 +209,7 @@ class VideoSink:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             kept = "nothing could be kept"
-        problem = _disk_problem(self.path.parent) or "the disk may be full or failing"
+        problem = _disk_problem(self._real.parent) or "the disk may be full or failing"
         before = "the previous file there was kept" if self.path.exists() else "it was not created"
         return LsaEdgeError(
             f"the video {self.path} could not be finished: {readable} of {self._frames} frames read back "

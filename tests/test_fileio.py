@@ -367,3 +367,17 @@ def test_the_umask_is_read_without_changing_it(tmp_path, monkeypatch):
     with staged_dir(tmp_path / "build") as tmp:
         (tmp / "a").write_text("a")
     assert (tmp_path / "build").stat().st_mode & 0o777 == 0o777 & ~expected
+
+
+def test_check_writable_names_stale_leftovers_once(tmp_path, caplog):
+    import time
+
+    stale = tmp_path / ".lsa-edge-tmp-result.json.x1"
+    stale.write_text("a killed write")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    with caplog.at_level("WARNING"):
+        check_writable(tmp_path / "result.json", "--json")
+        with staged_dir(tmp_path / "build") as tmp:
+            (tmp / "x").write_text("x")
+    assert caplog.text.count(str(stale)) == 1 and stale.exists()

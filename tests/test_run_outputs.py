@@ -404,3 +404,14 @@ def test_a_writer_that_cannot_open_on_a_full_disk_blames_the_disk_not_the_codec(
         VideoSink(tmp_path / "a.mp4", 10).write(random_image(8, 8))
     assert "is full" in str(info.value) and "out.avi" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_symlinked_video_is_written_through(tmp_path):
+    real = tmp_path / "videos" / "clip.avi"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "clip.avi"
+    link.symlink_to(real)
+    with VideoSink(link, 10.0) as sink:
+        sink.write(random_image(48, 64))
+    assert link.is_symlink() and int(cv2.VideoCapture(str(real)).get(cv2.CAP_PROP_FRAME_COUNT)) == 1

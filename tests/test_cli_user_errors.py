@@ -200,3 +200,39 @@ def test_json_to_stdout_is_written_directly_and_the_console_moves_to_stderr(capf
     assert main(["doctor", "--no-cameras", "--json", "/dev/stdout"]) == 0
     out, err = capfd.readouterr()
     assert "sections" in json.loads(out)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "mount point"])
+def test_build_into_a_symlinked_or_mounted_out_folder(kind, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    pytest.importorskip("onnx")
+    real = tmp_path / "disk" / "build"
+    real.mkdir(parents=True)
+    out = real
+    if kind == "symlink":
+        out = tmp_path / "build"
+        out.symlink_to(real, target_is_directory=True)
+    else:  # Docker's -v ./build:/build: the folder cannot be removed or renamed over
+        real_replace, real_rmdir = os.replace, os.rmdir
+
+        def replace(src, dst, *a, **k):
+            if str(real) in (os.path.realpath(src), os.path.realpath(dst)):
+                raise OSError(errno.EBUSY, "Device or resource busy", str(src))
+            return real_replace(src, dst, *a, **k)
+
+        def rmdir(p, *a, **k):
+            if os.path.realpath(p) == str(real):
+                raise OSError(errno.EBUSY, "Device or resource busy", str(p))
+            return real_rmdir(p, *a, **k)
+
+        monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(os, "rmdir", rmdir)
+        monkeypatch.setattr(os.path, "ismount", lambda p: os.path.realpath(p) == str(real))
+    argv = ["build", str(MODEL), "--precision", "fp32", "--no-detector", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (real / "manifest.json").is_file() and (kind != "symlink" or out.is_symlink())
+    assert [p.name for p in real.iterdir() if p.name.startswith(".")] == []
+    assert main([*argv, "--overwrite"]) == 0, capsys.readouterr().err  # again, over the first build
+    assert (real / "manifest.json").is_file() and [p for p in tmp_path.rglob(".lsa-edge-tmp-*")] == []

@@ -293,7 +293,7 @@ def staged_dir(
         yield tmp
         os.chmod(tmp, _dir_mode())
         if inside:
-            _move_children_into(tmp, real)
+            _move_children_into(tmp, real, overwrite)
         else:
             _replace_beside(tmp, real)
     except BaseException as err:
@@ -336,11 +336,16 @@ def _replace_beside(tmp: Path, real: Path) -> None:
         old.unlink()
 
 
-def _move_children_into(tmp: Path, real: Path) -> None:
+def _move_children_into(tmp: Path, real: Path, overwrite: bool) -> None:
     """Move ``tmp``'s entries into the existing folder ``real`` (a mount point or a symlink's target stays
     what it is); ``real``'s own entries (overwrite) go aside first and are removed once all are in place.
     A failure puts everything back as it was."""
     theirs = [p for p in real.iterdir() if p != tmp and not p.name.startswith(_TMP_PREFIX)]
+    if theirs and not overwrite:  # written there by someone else while the build ran: not ours to remove
+        raise LsaEdgeError(
+            f"{real} was empty when the build started and now holds {', '.join(p.name for p in theirs[:3])}; "
+            "nothing was replaced. Build into an empty folder, or add --overwrite"
+        )
     old = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX + "old.", dir=str(real))) if theirs else None
     moved_aside: list[Path] = []
     moved_in: list[Path] = []

@@ -381,3 +381,14 @@ def test_check_writable_names_stale_leftovers_once(tmp_path, caplog):
         with staged_dir(tmp_path / "build") as tmp:
             (tmp / "x").write_text("x")
     assert caplog.text.count(str(stale)) == 1 and stale.exists()
+
+
+def test_staged_dir_never_removes_files_that_appeared_during_the_build(tmp_path):
+    from lsa_edge.errors import LsaEdgeError
+
+    out = tmp_path / "build"
+    out.mkdir()
+    with pytest.raises(LsaEdgeError, match=r"now holds notes\.txt"), staged_dir(out) as tmp:
+        (tmp / "model.onnx").write_text("new")
+        (out / "notes.txt").write_text("the user's")  # written while the build ran
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

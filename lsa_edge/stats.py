@@ -22,7 +22,8 @@ class StreamingStats:
 
     Memory is fixed (``bins`` counters + ``exact_until`` floats) whatever the number of values. Values at
     or below ``low`` share the first bin, values at or above ``high`` the last; quantiles are clamped to
-    the exact min and max, so they never leave the observed range.
+    the exact min and max, so they never leave the observed range. NaN and infinite values are counted in
+    ``skipped`` and left out.
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class StreamingStats:
         self.total = 0.0
         self.min = math.inf
         self.max = -math.inf
+        self.skipped = 0  # NaN or infinite values given to add(): not in any statistic
 
     def _bin(self, value: float) -> int:
         if not value > self.low:  # also NaN
@@ -49,8 +51,11 @@ class StreamingStats:
         return min(k, self.bins - 1)
 
     def add(self, value: float) -> None:
+        """Add one value. NaN and ±infinity (a clock that jumped, a division by a zero duration) are left out
+        of every statistic and counted in :attr:`skipped`."""
         value = float(value)
-        if math.isnan(value):
+        if not math.isfinite(value):
+            self.skipped += 1
             return
         self.count += 1
         self.total += value
@@ -95,7 +100,8 @@ class StreamingStats:
             return "<StreamingStats empty>"
         return (
             f"<StreamingStats n={self.count} mean={self.mean:.3g} p50={self.quantile(0.5):.3g} "
-            f"p95={self.quantile(0.95):.3g} max={self.max:.3g}>"
+            f"p95={self.quantile(0.95):.3g} max={self.max:.3g}"
+            + (f" skipped={self.skipped}>" if self.skipped else ">")
         )
 
 

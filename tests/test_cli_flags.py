@@ -377,7 +377,8 @@ def test_quoted_tilde_in_output_flags_is_the_home_folder(tmp_path, monkeypatch):
 def test_json_under_a_file_or_onto_a_folder_is_refused(argv, tmp_path, capsys):
     if argv[0] == "prior":
         pytest.importorskip("torch")
-    argv = [str(tmp_path) if a == "DATA" else a for a in argv]
+    (tmp_path / "data").mkdir()  # outputs inside the data set are refused for another reason
+    argv = [str(tmp_path / "data") if a == "DATA" else a for a in argv]
     a_file = tmp_path / "photo.jpg"
     a_file.write_bytes(b"\xff\xd8 not really")
     _usage_error([*argv, "--json", str(a_file / "out.json")], capsys, "--json", "is a file, not a folder")
@@ -443,7 +444,7 @@ def test_eval_writes_the_json_before_the_table(tmp_path, monkeypatch):
     monkeypatch.setattr(eval_cmd, "print_result", lambda *a, **k: order.append("table"))
     real = eval_cmd.write_json
     monkeypatch.setattr(eval_cmd, "write_json", lambda p, o: (order.append("json"), real(p, o))[1])
-    assert main(["eval", "--data", str(tmp_path), "--json", str(tmp_path / "e.json")]) == 0
+    assert main(["eval", "--data", str(tmp_path / "data"), "--json", str(tmp_path / "e.json")]) == 0
     assert order == ["json", "table"]
 
 

@@ -44,7 +44,8 @@ def test_json_into_a_read_only_folder_is_refused_before_the_work(argv, tmp_path,
     import lsa_edge.cli.eval as eval_cmd
 
     _never(monkeypatch, eval_cmd, "evaluate_model")
-    argv = [str(tmp_path) if a == "DATA" else a for a in argv]
+    (tmp_path / "data").mkdir()
+    argv = [str(tmp_path / "data") if a == "DATA" else a for a in argv]
     _deny_writes(monkeypatch)
     assert main([*argv, "--json", str(tmp_path / "ro" / "out.json")]) == 2
     err = capsys.readouterr().err
@@ -93,3 +94,145 @@ def test_from_bundle_checks_the_folder_before_touching_it(tmp_path, capsys, monk
     assert main(["build", "--from-bundle", str(bundle)]) == 2
     err = capsys.readouterr().err
     assert "--from-bundle" in err and "permission denied" in err and "please report" not in err
+
+
+def test_a_full_disk_at_write_time_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    out = tmp_path / "full" / "d.json"
+    assert main(["doctor", "--no-cameras", "--json", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: No space left on device" in err and "free some space" in err
+    assert "please report" not in err and ".lsa-edge-tmp-" not in err
+    assert not out.exists() and os.listdir(out.parent) == []
+
+
+def test_os_errors_end_as_one_line_with_both_names_and_a_next_step(capsys, monkeypatch):
+    import errno
+
+    import lsa_edge.cli.doctor as doctor
+
+    def collect(cameras):
+        raise OSError(errno.EACCES, "Permission denied", "/a/src", None, "/b/dst")
+
+    monkeypatch.setattr(doctor, "collect", collect)
+    assert main(["doctor", "--no-cameras"]) == 1
+    err = capsys.readouterr().err
+    assert "/a/src -> /b/dst: Permission denied" in err and "check its permissions" in err
+    assert "please report" not in err and "Traceback" not in err
+
+
+def _model_copy(tmp_path):
+    import shutil
+
+    model = tmp_path / "m.onnx"
+    shutil.copyfile(MODEL, model)
+    return model
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--data", "DATA", "--split", "all", "--json", "DATA/attributes.csv"],
+        ["eval", "--data", "DATA", "--json", "DATA/new.json"],  # inside the data set: mixes with it
+        ["eval", "MODEL", "--data", "DATA", "--json", "MODEL"],
+        ["eval", "MODEL", "--data", "DATA", "--json", "ALIAS"],  # a hard link to the model
+        ["compare", "MODEL", str(MODEL), "--data", "DATA", "--json", "MODEL"],
+        ["compare", str(MODEL), str(MODEL), "--data", "DATA", "--json", "DATA/attributes.csv"],
+        ["check", "MODEL", "--json", "MODEL"],
+        ["bench", "--model", "MODEL", "--json", "MODEL"],
+        ["bench", "--model", "MODEL", "--plot", "MODEL"],
+        ["prior", "--checkpoint", "MODEL", "--json", "MODEL"],
+        ["prior", "--checkpoint", "MODEL", "--png", "MODEL"],
+        ["run", "--model", "MODEL", "--json", "MODEL", "--overwrite"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_json_and_pictures_never_replace_an_input(argv, tmp_path, capsys, monkeypatch):
+    import os
+
+    import lsa_edge.cli.eval as eval_cmd
+
+    _never(monkeypatch, eval_cmd, "evaluate_model")
+    data = tmp_path / "ds"
+    data.mkdir()
+    (data / "attributes.csv").write_text("image_id,Smiling\na.jpg,1\n")
+    model = _model_copy(tmp_path)
+    os.link(model, tmp_path / "alias.onnx")
+    names = {"DATA": str(data), "MODEL": str(model), "ALIAS": str(tmp_path / "alias.onnx")}
+    argv = [names.get(a.split("/")[0], a.split("/")[0]) + a[len(a.split("/")[0]) :] for a in argv]
+    before = {p: p.read_bytes() for p in (data / "attributes.csv", model)}
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert ("is the" in err or "lies inside" in err) and "please report" not in err
+    assert {p: p.read_bytes() for p in before} == before and not (data / "new.json").exists()
+
+
+def test_an_earlier_json_result_is_still_replaced(tmp_path, capsys):
+    out = tmp_path / "doctor.json"
+    out.write_text("{}\n")
+    assert main(["doctor", "--no-cameras", "--json", str(out)]) == 0
+    assert "sections" in out.read_text()
+
+
+def test_json_through_a_symlink_keeps_the_link(tmp_path, capsys):
+    real = tmp_path / "reports" / "doctor.json"
+    real.parent.mkdir()
+    real.write_text("{}\n")
+    link = tmp_path / "doctor.json"
+    link.symlink_to(real)
+    assert main(["doctor", "--no-cameras", "--json", str(link)]) == 0
+    assert link.is_symlink() and "sections" in real.read_text()
+
+
+def test_json_to_stdout_is_written_directly_and_the_console_moves_to_stderr(capfd):
+    import json
+
+    assert main(["run", "--source", "demo:1", "--max-frames", "2", "--json", "/dev/stdout"]) == 0
+    out, err = capfd.readouterr()
+    assert [json.loads(line)["frame"] for line in out.splitlines()] == [0, 1]  # nothing but JSON
+    assert "frames" in err and "exists" not in err
+    assert main(["doctor", "--no-cameras", "--json", "/dev/stdout"]) == 0
+    out, err = capfd.readouterr()
+    assert "sections" in json.loads(out)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "mount point"])
+def test_build_into_a_symlinked_or_mounted_out_folder(kind, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    pytest.importorskip("onnx")
+    real = tmp_path / "disk" / "build"
+    real.mkdir(parents=True)
+    out = real
+    if kind == "symlink":
+        out = tmp_path / "build"
+        out.symlink_to(real, target_is_directory=True)
+    else:  # Docker's -v ./build:/build: the folder cannot be removed or renamed over
+        real_replace, real_rmdir = os.replace, os.rmdir
+
+        def replace(src, dst, *a, **k):
+            if str(real) in (os.path.realpath(src), os.path.realpath(dst)):
+                raise OSError(errno.EBUSY, "Device or resource busy", str(src))
+            return real_replace(src, dst, *a, **k)
+
+        def rmdir(p, *a, **k):
+            if os.path.realpath(p) == str(real):
+                raise OSError(errno.EBUSY, "Device or resource busy", str(p))
+            return real_rmdir(p, *a, **k)
+
+        monkeypatch.setattr(os, "replace", replace)
+        monkeypatch.setattr(os, "rmdir", rmdir)
+        monkeypatch.setattr(os.path, "ismount", lambda p: os.path.realpath(p) == str(real))
+    argv = ["build", str(MODEL), "--precision", "fp32", "--no-detector", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert (real / "manifest.json").is_file() and (kind != "symlink" or out.is_symlink())
+    assert [p.name for p in real.iterdir() if p.name.startswith(".")] == []
+    assert main([*argv, "--overwrite"]) == 0, capsys.readouterr().err  # again, over the first build
+    assert (real / "manifest.json").is_file() and [p for p in tmp_path.rglob(".lsa-edge-tmp-*")] == []

@@ -312,3 +312,106 @@ def test_run_demo_loop_and_recursive_flag(tmp_path, capsys):
         main(["run", "--source", pattern, "--json", str(tmp_path / "nest" / "old.jsonl"), "--overwrite"]) == 2
     )
     assert "matches the source pattern" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- videos that do not read back whole
+def _dropping_writer(monkeypatch, keep: int):
+    """cv2.VideoWriter on a full disk: write() fails silently after ``keep`` frames."""
+    real = cv2.VideoWriter
+
+    class Dropping:
+        def __init__(self, *a):
+            self.inner, self.n = real(*a), 0
+
+        def isOpened(self):
+            return self.inner.isOpened()
+
+        def write(self, img):
+            self.n += 1
+            if self.n <= keep:
+                self.inner.write(img)
+
+        def release(self):
+            self.inner.release()
+
+    monkeypatch.setattr(cv2, "VideoWriter", Dropping)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_a_video_missing_frames_keeps_the_old_one_and_says_where_the_partial_is(
+    tmp_path, monkeypatch, suffix
+):
+    target = tmp_path / f"clip{suffix}"
+    target.write_bytes(b"the good old video")
+    _dropping_writer(monkeypatch, keep=2)
+    sink = VideoSink(target, 10.0)
+    for i in range(6):
+        sink.write(random_image(48, 64, seed=i))
+    with pytest.raises(LsaEdgeError) as info:
+        sink.close()
+    partial = tmp_path / f"clip.partial{suffix}"
+    msg = str(info.value)
+    assert "2 of 6 frames" in msg and str(partial) in msg and "previous file there was kept" in msg
+    assert target.read_bytes() == b"the good old video"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, partial.name])
+
+
+def test_a_run_whose_video_is_incomplete_exits_1(tmp_path, monkeypatch, capsys):
+    _dropping_writer(monkeypatch, keep=1)
+    out = tmp_path / "out.avi"
+    assert main(["run", "--source", "demo:1", "--max-frames", "3", "--save", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 3 frames" in err and "out.partial.avi" in err and "please report" not in err
+    assert not out.exists() and (tmp_path / "out.partial.avi").exists()
+
+
+def test_frames_of_another_size_are_fitted_not_dropped(tmp_path, caplog):
+    target = tmp_path / "mixed.avi"
+    with caplog.at_level("WARNING"), VideoSink(target, 10.0) as sink:
+        sink.write(random_image(48, 64, seed=0))
+        sink.write(np.full((96, 32, 3), 255, np.uint8))  # tall: scaled and padded left and right
+        sink.write(random_image(20, 20, seed=1))
+        sink.write(random_image(48, 64, seed=2))
+    cap = cv2.VideoCapture(str(target))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 4 and all(f.shape == (48, 64, 3) for f in frames)
+    assert frames[1][:, 28:36].mean() > 200 and frames[1][:, :10].mean() < 30  # white centre, black bars
+    assert caplog.text.count("scaled and padded") == 1
+
+
+def test_a_writer_that_cannot_open_on_a_full_disk_blames_the_disk_not_the_codec(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    class Closed:
+        def __init__(self, *a):
+            pass
+
+        def isOpened(self):
+            return False
+
+    monkeypatch.setattr(cv2, "VideoWriter", Closed)
+    with pytest.raises(ConfigError, match=r"try --save out\.avi"):
+        VideoSink(tmp_path / "a.mp4", 10).write(random_image(8, 8))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 30, 10 << 30, 4096))
+    with pytest.raises(LsaEdgeError) as info:
+        VideoSink(tmp_path / "a.mp4", 10).write(random_image(8, 8))
+    assert "is full" in str(info.value) and "out.avi" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_symlinked_video_is_written_through(tmp_path):
+    real = tmp_path / "videos" / "clip.avi"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "clip.avi"
+    link.symlink_to(real)
+    with VideoSink(link, 10.0) as sink:
+        sink.write(random_image(48, 64))
+    assert link.is_symlink() and int(cv2.VideoCapture(str(real)).get(cv2.CAP_PROP_FRAME_COUNT)) == 1

@@ -64,3 +64,11 @@ def test_stage_stats_per_stage():
     st.add({"detect": 4.0, "total": 7.0, "read": 1.0})
     assert st.frames == 2 and "read" in st and "infer" not in st
     assert st["detect"].quantile(0.5) == 3.0 and st["read"].count == 1
+
+
+def test_infinite_values_are_counted_apart_not_an_overflow():
+    s = StreamingStats(exact_until=2)
+    for v in (1.0, float("inf"), 2.0, float("-inf"), float("nan"), 3.0):
+        s.add(v)
+    assert s.count == 3 and s.skipped == 3 and s.max == 3.0 and s.min == 1.0 and s.mean == 2.0
+    assert 1.0 <= s.quantile(0.5) <= 3.0 and "skipped=3" in repr(s)

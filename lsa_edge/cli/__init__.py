@@ -9,6 +9,7 @@ the outputs closed).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -77,6 +78,32 @@ def setup_logging(verbose: int, quiet: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_NEXT_STEP = {
+    errno.ENOSPC: "free some space on that disk or choose a path on another one",
+    errno.EDQUOT: "free some space (your disk quota is full) or choose a path on another disk",
+    errno.EACCES: "check its permissions or choose a path you can write to",
+    errno.EPERM: "check its permissions or choose a path you can write to",
+    errno.EROFS: "the disk is read-only: choose a path on a writable one",
+    errno.ENOENT: "check that the path exists",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+    errno.EISDIR: "it is a folder: give a file name",
+    errno.EIO: "the disk reported an error: check it, or choose a path on another one",
+}
+
+
+def os_error_message(command: str, err: OSError) -> str:
+    """One line for an OSError that ended a command: the file(s), the system's reason, what to do."""
+    reason = err.strerror or str(err) or type(err).__name__
+    where = ""
+    if err.filename is not None:
+        where = f" {err.filename}"
+        if getattr(err, "filename2", None) is not None:
+            where += f" -> {err.filename2}"
+        where += ":"
+    step = _NEXT_STEP.get(err.errno or 0, "check the path, the free space and the permissions, then retry")
+    return f"{command}:{where} {reason}. Nothing is wrong with lsa-edge here: {step}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
@@ -87,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    from ._common import data_on_stdout
+
+    data_on_stdout(False)  # set again by a command whose output flag names stdout
     try:
         setup_logging(args.verbose, args.quiet)
         # Signals from here on are counted and stop at once (KeyboardInterrupt / Terminated) until a command
@@ -109,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._common import stdout_closed
 
         return stdout_closed()
+    except OSError as err:  # the system refused a file operation (a full disk, permissions): not a bug
+        log = logging.getLogger("lsa_edge")
+        log.error("%s", os_error_message(args.command, err))
+        log.debug("traceback", exc_info=True)
+        return 1
     except (
         Exception
     ) as err:  # a bug or an environment problem we did not anticipate: one line, then details on -vv

@@ -105,10 +105,12 @@ def check_args(args: argparse.Namespace) -> tuple[list[int], list[str]]:
     """Every flag, before a model is loaded or a frame measured: (faces per frame, backends)."""
     from lsa_edge.package import BACKENDS
 
-    from ._common import check_json_out, check_number
+    from ._common import check_distinct, check_json_out, check_number, model_inputs
 
-    check_json_out(args.json)  # a mistake costs a second, not the whole run
-    check_json_out(args.plot, "--plot", "bench.png")
+    inputs = model_inputs(args.model, detector=args.detector)
+    check_json_out(args.json, inputs=inputs)  # a mistake costs a second, not the whole run; never an input
+    check_json_out(args.plot, "--plot", "bench.png", inputs=inputs)
+    check_distinct(("--json", args.json), ("--plot", args.plot))
     try:
         counts = [int(v) for v in args.faces.split(",")]
     except ValueError:

@@ -56,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ._common import check_json_out
 
-    check_json_out(args.json)  # a mistake costs a second, not the whole run
+    # a mistake costs a second, not the whole run; never the model it checks
+    check_json_out(args.json, inputs=[(args.model, "the model")])
     from lsa_edge.engines.lint import lint_report, load_onnx
 
     gens = GENERATIONS if args.trt == "all" else (args.trt,)

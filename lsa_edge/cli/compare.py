@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ._common import check_json_out, check_number, check_workers
 
-    check_json_out(args.json)  # a mistake costs a second, not the whole run
+    inputs = [(args.a, "the artifact A"), (args.b, "the artifact B"), (args.data, "the data set")]
+    check_json_out(args.json, inputs=inputs)  # a mistake costs a second, not the whole run; never an input
     workers = check_workers(args.workers)
     if args.count == "all":
         count = None

@@ -293,9 +293,10 @@ def print_result(result: dict[str, Any], sort: str = "name") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._common import check_json_out, check_workers
+    from ._common import check_json_out, check_workers, model_inputs
 
-    check_json_out(args.json)  # a mistake costs a second, not the whole run
+    inputs = [*model_inputs(args.model, detector=args.detector), (args.data, "the data set")]
+    check_json_out(args.json, inputs=inputs)  # a mistake costs a second, not the whole run; never an input
     if not args.pipeline:
         given = [f for f, v in (("--face", args.face), ("--detector", args.detector)) if v is not None]
         if given:

@@ -140,10 +140,13 @@ def render_png(d: Any, input_size: tuple[int, int], path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._common import check_json_out
+    from ._common import check_distinct, check_json_out
 
-    check_json_out(args.json)  # a mistake costs a second, not the whole run
-    check_json_out(None if args.no_png else args.png, "--png", "lsa_prior.png")
+    inputs = [(args.checkpoint, "the checkpoint"), (args.encoder, "the text encoder")]
+    png = None if args.no_png else args.png
+    check_json_out(args.json, inputs=inputs)  # a mistake costs a second, not the whole run; never an input
+    check_json_out(png, "--png", "lsa_prior.png", inputs=inputs)
+    check_distinct(("--json", args.json), ("--png", png))
     from .._lazy import require
     from .train import parse_size
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._fileio import check_writable, refuse_overwrite, same_or_inside
+from .._fileio import is_special
 from .._signals import GracefulStop, signal_name
 from ..errors import ConfigError
 from ..package import BACKENDS
@@ -154,70 +154,55 @@ def _source_paths(source: str) -> list[tuple[Path, str, str | None]]:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Refuse, before the model loads, outputs that would replace what the user has: the source itself
-    (or a file in the source folder), an existing file or a non-empty folder (unless --overwrite), or a
-    place this process cannot write."""
-    import fnmatch
+    (or a file in the source folder), the model, an existing file or a non-empty folder (unless
+    --overwrite), or a place this process cannot write. ``--json /dev/stdout`` (``| jq``) is written
+    directly."""
+    from ._common import check_distinct, check_output, model_inputs
 
     overwrite = bool(getattr(args, "overwrite", False))
-    outputs = [(flag, Path(p)) for flag, p in (("--save", args.save), ("--json", args.json)) if p]
-    if len(outputs) == 2 and outputs[0][1].resolve() == outputs[1][1].resolve():
-        raise ConfigError(f"--save and --json are both {args.save}; give them different paths")
-    for flag, out in outputs:
-        for src, what, pattern in _source_paths(args.source):
-            is_folder_save = flag == "--save" and out.suffix == ""
-            if pattern is not None and not is_folder_save:
-                # a file beside the pattern's images is harmless, unless the pattern matches it
-                # fnmatch reads '**/' as one folder or more; the source reads it as zero or more too
-                variants = {pattern, pattern.replace("**/", "")}
-                matches = any(
-                    fnmatch.fnmatch(str(out), v)
-                    or fnmatch.fnmatch(str(out.resolve()), str(Path(v).resolve()))
-                    for v in variants
-                )
-                if matches:
-                    raise ConfigError(
-                        f"{flag} {out} matches the source pattern {pattern!r}: writing there would replace "
-                        "what is being read. Choose an output the pattern does not match"
-                    )
-                continue
-            if same_or_inside(out, src):
-                if out.resolve() == src.resolve() or not src.is_dir():
-                    where, fix = "is", "Choose another output path"
-                else:
-                    where, fix = "lies inside", f"Choose an output outside {src}"
-                raise ConfigError(
-                    f"{flag} {out} {where} {what} {src}: writing there would replace or mix with what is "
-                    f"being read. {fix}"
-                )
-    if args.save:
-        out = Path(args.save)
-        if out.suffix.lower() not in (*VIDEO_SUFFIXES, ""):
-            raise ConfigError(f"--save takes a .mp4, .avi or .mkv file or a folder, got {args.save}")
-        if out.suffix == "" and out.exists() and not out.is_dir():
-            raise ConfigError(
-                f"--save {out} is a file; a --save without .mp4/.avi/.mkv is a folder of images"
-            )
-        if out.suffix != "" and out.is_dir():
-            raise ConfigError(
-                f"--save {out} is a folder; give a video file name (.mp4, .avi, .mkv) or a folder"
-            )
-        _refuse(out, "--save", overwrite)
-        check_writable(out, "--save")
-    if args.json:
-        out = Path(args.json)
-        if not out.resolve().parent.is_dir():
-            raise ConfigError(f"--json {args.json}: the folder {out.parent} does not exist; create it first")
-        if out.is_dir():
-            raise ConfigError(f"--json {out} is a folder; give a file name such as faces.jsonl")
-        _refuse(out, "--json", overwrite)
-        check_writable(out, "--json")
+    check_distinct(("--save", args.save), ("--json", args.json))
+    sources = _source_paths(args.source)
+    models = model_inputs(getattr(args, "model", None), detector=getattr(args, "detector", None))
+    for flag, path in (("--save", args.save), ("--json", args.json)):
+        if not path:
+            continue
+        out = Path(path)
+        folder = flag == "--save" and out.suffix == ""
+        inputs = list(models)
+        for src, what, pattern in sources:
+            if pattern is None or folder:
+                inputs.append((src, what))
+            else:  # a file beside the pattern's images is harmless, unless the pattern matches it
+                _refuse_pattern_match(flag, out, pattern)
+        if flag == "--save":
+            _check_save_kind(out)
+        elif not is_special(out) and not out.resolve().parent.is_dir():
+            raise ConfigError(f"--json {path}: the folder {out.parent} does not exist; create it first")
+        check_output(flag, out, inputs, overwrite=overwrite, example="faces.jsonl", folder=folder)
 
 
-def _refuse(out: Path, flag: str, overwrite: bool) -> None:
-    try:
-        refuse_overwrite(out, overwrite)
-    except ConfigError as err:  # "OUT exists; ..." or "the folder OUT is not empty; ..."
-        raise ConfigError(f"{flag}: {err}") from None
+def _refuse_pattern_match(flag: str, out: Path, pattern: str) -> None:
+    import fnmatch
+
+    # fnmatch reads '**/' as one folder or more; the source reads it as zero or more too
+    variants = {pattern, pattern.replace("**/", "")}
+    if any(
+        fnmatch.fnmatch(str(out), v) or fnmatch.fnmatch(str(out.resolve()), str(Path(v).resolve()))
+        for v in variants
+    ):
+        raise ConfigError(
+            f"{flag} {out} matches the source pattern {pattern!r}: writing there would replace what is being "
+            "read. Choose an output the pattern does not match"
+        )
+
+
+def _check_save_kind(out: Path) -> None:
+    if out.suffix.lower() not in (*VIDEO_SUFFIXES, ""):
+        raise ConfigError(f"--save takes a .mp4, .avi or .mkv file or a folder, got {out}")
+    if out.suffix == "" and out.exists() and not out.is_dir():
+        raise ConfigError(f"--save {out} is a file; a --save without .mp4/.avi/.mkv is a folder of images")
+    if out.suffix != "" and out.is_dir():
+        raise ConfigError(f"--save {out} is a folder; give a video file name (.mp4, .avi, .mkv) or a folder")
 
 
 def timing_table(stats: StageStats, title: str) -> Any:
@@ -234,19 +219,15 @@ def timing_table(stats: StageStats, title: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lsa_edge.overlay import draw
     from lsa_edge.pipeline import Pipeline
 
-    from .._opencv import cv2
     from ._common import console
 
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be ≥ 1, got {args.max_frames}")
     check_outputs(args)  # before the model loads: a mistake costs a second
-    c = console()
+    c = console()  # stderr when --json is stdout (| jq): the stream holds only JSON
     stats = StageStats()  # bounded: a camera left running for weeks keeps a fixed-size table
-    faces_seen = 0
-    source_error = None
     # SIGTERM/SIGHUP/SIGINT: during start-up they stop at once; in the frame loop the current frame is
     # finished and the writers are closed (the video renamed into place); a second signal ends at once.
     with GracefulStop() as stop, contextlib.ExitStack() as stack:
@@ -267,37 +248,70 @@ def run(args: argparse.Namespace) -> int:
             stop.add_callback(lambda: threading.Thread(target=src.close, daemon=True).start())
         if args.track == "auto" and src.kind in ("image", "folder", "glob"):
             pipe.tracker = None  # unrelated pictures: nothing to track
-        sink = stack.enter_context(VideoSink(args.save, src.fps or 30.0)) if args.save else None
-        jsonl = stack.enter_context(JsonLinesSink(args.json)) if args.json else None
-        if args.show:
-            stack.callback(cv2.destroyAllWindows)
+        sink, jsonl = _open_outputs(args, stack, src.fps)
         tracking = "on" if pipe.tracker is not None else "off"
         c.print(f"[bold]lsa-edge run[/]: {pipe.describe()}; source {src.name}; tracking {tracking}")
         t_start = time.perf_counter()
-        fps_ema = 0.0
-        for frame_result, frame in pipe.stream_frames(src):
-            image = frame.image
-            stats.add(frame_result.timings_ms)
-            faces_seen += len(frame_result.faces)
-            total = frame_result.timings_ms.get("total", 0.0) + frame_result.timings_ms.get("read", 0.0)
-            rate = 1000.0 / max(total, 1e-3)
-            fps_ema = 0.9 * fps_ema + 0.1 * rate if fps_ema else rate
-            if jsonl is not None:
-                record = frame_result.to_dict()
-                if frame.path is not None:  # image files: which one (frames skip unreadable files)
-                    record["file"] = frame.path
-                jsonl.write(record)
-            if sink is not None or args.show:
-                status = f"{fps_ema:5.1f} fps  {len(frame_result.faces)} face(s)  {pipe.card.name}"
-                annotated = draw(image, frame_result, status=status)
-                if sink is not None:
-                    sink.write(annotated, frame.path)
-                if args.show and _show(annotated):
-                    break
-            if stop.requested:
-                break
+        faces_seen = _frame_loop(args, pipe, src, stop, stats, sink, jsonl)
         source_error = src.error
-    wall = time.perf_counter() - t_start
+    return _report(args, c, stats, stop, faces_seen, source_error, time.perf_counter() - t_start)
+
+
+def _open_outputs(
+    args: argparse.Namespace, stack: contextlib.ExitStack, fps: float | None
+) -> tuple[Any, Any]:
+    """The --save and --json writers (None where not asked for), closed by ``stack``; the --show window."""
+    from .._opencv import cv2
+
+    sink = stack.enter_context(VideoSink(args.save, fps or 30.0)) if args.save else None
+    jsonl = stack.enter_context(JsonLinesSink(args.json)) if args.json else None
+    if args.show:
+        stack.callback(cv2.destroyAllWindows)
+    return sink, jsonl
+
+
+def _frame_loop(
+    args: argparse.Namespace, pipe: Any, src: Any, stop: Any, stats: StageStats, sink: Any, jsonl: Any
+) -> int:
+    """Every frame of ``src`` through ``pipe`` into the outputs, until the source ends, q is pressed or a
+    signal asks to stop (the current frame finished). Returns the faces seen."""
+    from lsa_edge.overlay import draw
+
+    faces_seen = 0
+    fps_ema = 0.0
+    for frame_result, frame in pipe.stream_frames(src):
+        stats.add(frame_result.timings_ms)
+        faces_seen += len(frame_result.faces)
+        total = frame_result.timings_ms.get("total", 0.0) + frame_result.timings_ms.get("read", 0.0)
+        rate = 1000.0 / max(total, 1e-3)
+        fps_ema = 0.9 * fps_ema + 0.1 * rate if fps_ema else rate
+        if jsonl is not None:
+            record = frame_result.to_dict()
+            if frame.path is not None:  # image files: which one (frames skip unreadable files)
+                record["file"] = frame.path
+            jsonl.write(record)
+        if sink is not None or args.show:
+            status = f"{fps_ema:5.1f} fps  {len(frame_result.faces)} face(s)  {pipe.card.name}"
+            annotated = draw(frame.image, frame_result, status=status)
+            if sink is not None:
+                sink.write(annotated, frame.path)
+            if args.show and _show(annotated):
+                break
+        if stop.requested:
+            break
+    return faces_seen
+
+
+def _report(
+    args: argparse.Namespace,
+    c: Any,
+    stats: StageStats,
+    stop: Any,
+    faces_seen: int,
+    source_error: Any,
+    wall: float,
+) -> int:
+    """The closing lines (timing table, files written) and the exit status."""
     if stop.requested:
         how = signal_name(stop.signum) if stop.signum is not None else "a signal"
         log.warning("stopped by %s after %d frame(s); the outputs are complete", how, stats.frames)

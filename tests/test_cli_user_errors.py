@@ -8,6 +8,7 @@ import tempfile
 import pytest
 
 from lsa_edge.cli import main
+from lsa_edge.errors import ConfigError
 from lsa_edge.package import DEFAULT_MODEL_DIR
 
 MODEL = DEFAULT_MODEL_DIR / "model.onnx"
@@ -139,7 +140,6 @@ def _model_copy(tmp_path):
     "argv",
     [
         ["eval", "--data", "DATA", "--split", "all", "--json", "DATA/attributes.csv"],
-        ["eval", "--data", "DATA", "--json", "DATA/new.json"],  # inside the data set: mixes with it
         ["eval", "MODEL", "--data", "DATA", "--json", "MODEL"],
         ["eval", "MODEL", "--data", "DATA", "--json", "ALIAS"],  # a hard link to the model
         ["compare", "MODEL", str(MODEL), "--data", "DATA", "--json", "MODEL"],
@@ -236,3 +236,17 @@ def test_build_into_a_symlinked_or_mounted_out_folder(kind, tmp_path, capsys, mo
     assert [p.name for p in real.iterdir() if p.name.startswith(".")] == []
     assert main([*argv, "--overwrite"]) == 0, capsys.readouterr().err  # again, over the first build
     assert (real / "manifest.json").is_file() and [p for p in tmp_path.rglob(".lsa-edge-tmp-*")] == []
+
+
+def test_a_new_result_file_inside_an_input_folder_is_fine(tmp_path):
+    """eval runs/x --json runs/x/test.json: a new file beside the checkpoints replaces nothing; an existing
+    file there (an input) is still refused."""
+    from lsa_edge.cli._common import check_json_out
+
+    run = tmp_path / "runs" / "x"
+    run.mkdir(parents=True)
+    (run / "best.pt").write_bytes(b"weights")
+    check_json_out(run / "test.json", inputs=[(run, "the model")])
+    with pytest.raises(ConfigError, match="lies inside the model"):
+        check_json_out(run / "best.pt", inputs=[(run, "the model")])
+    assert (run / "best.pt").read_bytes() == b"weights"

@@ -78,6 +78,7 @@ def check_output(
     overwrite: bool | None = None,
     example: str = "result.json",
     folder: bool = False,
+    new_inside: bool = False,
 ) -> Path | None:
     """Before the long work: an output (``--json PATH``, ``--plot``, ``--save``, ...) must not be one of
     the command's inputs, and must be a place this process can write. Returns the path (``~`` expanded).
@@ -87,7 +88,10 @@ def check_output(
     set, a model package or run folder, a source folder). overwrite: None lets an existing output file be
     replaced (atomically: a JSON result being refreshed); False refuses an existing file or a non-empty
     folder (name the flag that allows it in the message: ``--overwrite``); True allows both. folder: the
-    output is a folder (else a folder where a file is expected is refused). A device or FIFO
+    output is a folder (else a folder where a file is expected is refused). new_inside: a file that does
+    not exist yet may be created inside an input folder (``eval runs/x --json runs/x/test.json``): it
+    replaces nothing (``run`` keeps it False: a new file in a folder being read mixes with the source). A
+    device or FIFO
     (``/dev/stdout``, ``| jq``) is written directly and only needs to be writable.
     """
     if path is None:
@@ -104,6 +108,8 @@ def check_output(
         src = Path(os.path.expanduser(str(src)))
         if not (src.exists() or src.is_symlink()) or not same_or_inside(out, src):
             continue
+        if new_inside and src.is_dir() and out.resolve() != src.resolve() and not out.exists():
+            continue  # a new result file beside a run's checkpoints or a data set's files replaces nothing
         if out.resolve() == src.resolve() or not src.is_dir():
             where, fix = "is", "Choose another path"
         else:
@@ -126,8 +132,9 @@ def check_output(
 def check_json_out(
     path: str | Path | None, flag: str = "--json", example: str = "result.json", inputs: Inputs = ()
 ) -> None:
-    """:func:`check_output` for a result file that may replace an earlier one (never an input)."""
-    check_output(flag, path, inputs, example=example)
+    """:func:`check_output` for a result file that may replace an earlier one (never an input); a new file
+    inside an input folder (a run folder, a data set) is fine."""
+    check_output(flag, path, inputs, example=example, new_inside=True)
 
 
 def check_distinct(*outputs: tuple[str, str | os.PathLike[str] | None]) -> None:

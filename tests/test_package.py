@@ -106,6 +106,18 @@ def test_a_truncated_file_is_caught_by_its_size_without_hashing(pkg, monkeypatch
         ModelPackage.open(pkg)
 
 
+def test_the_size_message_offers_no_bypass_that_would_not_bypass_it(pkg, monkeypatch):
+    """LSA_EDGE_VERIFY=0 skips the hash comparison only (a stat costs nothing; a file of another size is
+    never the one built): the size message must not suggest it."""
+    (pkg / "model.onnx").write_bytes((pkg / "model.onnx").read_bytes()[:-10])
+    with pytest.raises(PackageError) as e:
+        ModelPackage.open(pkg)
+    assert "LSA_EDGE_VERIFY" not in str(e.value) and "lsa-edge build" in str(e.value)
+    monkeypatch.setenv(_verify.VERIFY_ENV, "0")
+    with pytest.raises(PackageError, match="bytes but"):
+        ModelPackage.open(pkg)
+
+
 def test_escape_hatch_runs_a_changed_package_with_a_warning(pkg, monkeypatch, caplog):
     flip_byte(pkg / "model.onnx")
     monkeypatch.setenv(_verify.VERIFY_ENV, "0")

@@ -711,7 +711,9 @@ def _check_arguments(
 def _resolve_model(model: str | Path | None) -> Path:
     if model is None:
         return shipped_model("full")
-    if isinstance(model, str) and model in VARIANTS and not Path(model).exists():
+    # The built-in names win over a folder of the same name in the current folder (a camera's working
+    # folder with full/ or short/ in it): only an existing file called "full" or "short" is a model.
+    if isinstance(model, str) and model in VARIANTS and not Path(model).is_file():
         return shipped_model(model)
     path = Path(model)
     if path.is_dir():

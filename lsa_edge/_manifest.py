@@ -21,7 +21,7 @@ from typing import Any
 from . import _verify
 from .errors import ConfigError, PackageError
 
-__all__ = ["MANIFEST", "MANIFEST_FORMAT", "check_files", "member", "read_manifest"]
+__all__ = ["MANIFEST", "MANIFEST_FORMAT", "check_files", "member", "missing_file", "read_manifest"]
 
 log = logging.getLogger(__name__)
 
@@ -194,10 +194,7 @@ def member(root: Path, name: Any, what: str, must_exist: bool = True) -> Path | 
     except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: not encodable on this system
         if not must_exist:
             return None
-        raise PackageError(
-            f"{manifest} names {shown} as {what}, but {_clip(str(path))} is missing: the package is "
-            "incomplete. Copy the whole folder again, or rebuild it with lsa-edge build"
-        ) from None
+        raise missing_file(root, name, what) from None
     except OSError as err:  # a name too long, a symlink loop, no permission
         raise PackageError(
             f"{manifest} names {shown} as {what}, which cannot be opened ({err.strerror or err}). {_cap(_FIX)}"
@@ -207,8 +204,20 @@ def member(root: Path, name: Any, what: str, must_exist: bool = True) -> Path | 
     return path
 
 
-def check_files(root: Path, manifest: dict[str, Any]) -> None:
+def missing_file(root: Path, name: str, what: str) -> PackageError:
+    """The error for a file the manifest names that is not there (raised where it would be opened)."""
+    return PackageError(
+        f"{root / MANIFEST} names {_clip(name, 120)} as {what}, but {_clip(str(root / name))} is missing: the "
+        "package is incomplete. Copy the whole folder again, or rebuild it with lsa-edge build"
+    )
+
+
+def check_files(root: Path, manifest: dict[str, Any], missing_ok: bool = False) -> list[str]:
     """Every file in the manifest's ``files`` is present, of the recorded size and sha256.
+
+    missing_ok: a listed file that is not there is returned (in the manifest's order) instead of failing
+    — a package slimmed for one device; the caller fails when it opens one of them. A file that is there
+    is always checked.
 
     Hashes are cached (see :mod:`._verify`): the second check of an unchanged package only stats files.
     ``LSA_EDGE_VERIFY=0`` skips the hash comparison, with a warning; sizes are still checked (a stat costs
@@ -219,7 +228,7 @@ def check_files(root: Path, manifest: dict[str, Any]) -> None:
         log.warning(
             "%s records no file checksums: its files cannot be verified (rebuild it to add them)", where
         )
-        return
+        return []
     verify = _verify.verify_enabled()
     if not verify:
         log.warning(
@@ -227,9 +236,12 @@ def check_files(root: Path, manifest: dict[str, Any]) -> None:
             _verify.VERIFY_ENV,
             root,
         )
+    missing: list[str] = []
     for name, entry in files.items():
-        path = member(root, name, "a package file")
-        assert path is not None  # names are non-empty: read_manifest checked them
+        path = member(root, name, "a package file", must_exist=not missing_ok)
+        if path is None:  # names are non-empty (read_manifest checked them): absent, and missing_ok
+            missing.append(name)
+            continue
         try:
             st = path.stat()
         except OSError as err:
@@ -252,6 +264,7 @@ def check_files(root: Path, manifest: dict[str, Any]) -> None:
                 f"{path} is damaged or was changed after the package was built: its sha256 is {actual}, "
                 f"{where} records {entry['sha256']}. {_cap(_FIX)}{_bypass()}"
             )
+    return missing
 
 
 def _bypass() -> str:

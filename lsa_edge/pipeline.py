@@ -226,7 +226,10 @@ class Pipeline:
         try:
             self.max_batch = min(max_batch, getattr(self.backend, "max_batch", None) or max_batch)
             runner = None
-            if self.package.detector_engine is not None and getattr(self.backend, "name", "") == "tensorrt":
+            on_trt = getattr(self.backend, "name", "") == "tensorrt"
+            if on_trt:  # listed, removed from the package: it would run the detector here
+                self.package.require_present("detector_engine")
+            if self.package.detector_engine is not None and on_trt:
                 from .backends.tensorrt import TensorRTBackend
 
                 try:
@@ -236,6 +239,8 @@ class Pipeline:
                 except LsaEdgeError as err:
                     log.warning("detector engine not usable (%s); running the detector's ONNX instead", err)
             det_model = detector
+            if runner is None and detector == "full":  # the build's own detector would run: it must be there
+                self.package.require_present("detector_onnx")
             if self.package.detector_onnx is not None and detector == "full":  # the build's own, unless asked
                 det_model = self.package.detector_onnx
             # With tracking, the detector reports down to the tracker's low score: weak detections may

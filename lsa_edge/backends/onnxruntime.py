@@ -99,7 +99,12 @@ class OnnxRuntimeBackend:
         log.debug("ONNX Runtime session for %s on %s", self.path.name, self.session.get_providers())
 
     def predict(self, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """N×3×H×W float32 → N×C float32 probabilities, in chunks of at most ``batch_size``."""
+        """N×3×H×W float32 → N×C float32 probabilities, in chunks of at most ``batch_size``.
+
+        ConfigError once :meth:`close` ran (a call already under way keeps its session to the end)."""
+        session = self.session  # one reference for the whole call: close() may drop the attribute
+        if session is None:
+            raise ConfigError(f"the ONNX Runtime backend for {self.path.name} was closed; create a new one")
         x = np.ascontiguousarray(faces, dtype=np.float32)
         if len(x) == 0:
             return np.zeros((0, self.num_outputs), np.float32)
@@ -109,7 +114,7 @@ class OnnxRuntimeBackend:
             )
         step = min(batch_size, self.max_batch or batch_size)
         outs = [
-            self.session.run([self.output_name], {self.input_name: x[i : i + step]})[0]
+            session.run([self.output_name], {self.input_name: x[i : i + step]})[0]
             for i in range(0, len(x), step)
         ]
         return np.concatenate(outs).astype(np.float32, copy=False)

@@ -17,7 +17,6 @@ Imports tflite2onnx, onnx, onnxsim, onnxruntime and the interpreter lazily (``pi
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import platform
@@ -40,6 +39,7 @@ from lsa_edge._fileio import (
     write_text_atomic,
 )
 from lsa_edge._lazy import require
+from lsa_edge._verify import sha256_file  # the one definition (re-exported for PROVENANCE users)
 from lsa_edge.detector import (
     DETECTOR_METADATA_KEY,
     INPUT_NAME,
@@ -124,14 +124,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 class ConversionError(LsaEdgeError):
     """The converted graph is malformed or does not reproduce the original model."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _dist_version(name: str) -> str | None:

@@ -16,18 +16,29 @@ import logging
 import re
 import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, Callable, Dict, Tuple, Union
 
 from . import _verify
 from .errors import ConfigError, PackageError
 
-__all__ = ["MANIFEST", "MANIFEST_FORMAT", "check_files", "member", "missing_file", "read_manifest"]
+__all__ = [
+    "GENERATIONS",
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "PRECISIONS",
+    "check_build_keys",
+    "check_files",
+    "member",
+    "missing_file",
+    "read_manifest",
+]
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1  # the newest format this loader reads; lsa_edge.engines.build writes it
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8")  # the one definition (engine_meta and engines.build import it)
+GENERATIONS = ("8.5", "10", "11")  # the TensorRT generations a bundle carries graphs and commands for
 MAX_MANIFEST_BYTES = 16 << 20  # a manifest is ~11 kB; anything this big is not one (and is not read whole)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FIX = "rebuild the package with lsa-edge build, or copy it again from where it was built"
@@ -63,12 +74,19 @@ class _Invalid:
             raise PackageError(f"{self.path} is not a valid lsa-edge manifest: {shown}{more}. {_cap(_FIX)}")
 
 
-def read_manifest(root: Path, name: str = MANIFEST) -> dict[str, Any]:
-    """The manifest of the build folder ``root``, with every key the loader uses checked.
+def read_manifest(root: Path, name: str = MANIFEST, for_build: bool = False) -> dict[str, Any]:
+    """The manifest of the build folder ``root``, with every key the loader uses checked — and with
+    ``for_build`` every key ``lsa-edge build --from-bundle`` reads (:data:`BUILD_SCHEMA`).
 
     Returns the document as read (unknown keys kept). Raises PackageError naming ``root/manifest.json``.
     """
-    path = root / name
+    doc = _read_checked(root / name)
+    if for_build:
+        check_build_keys(root / name, doc)
+    return doc
+
+
+def _read_checked(path: Path) -> dict[str, Any]:
     try:
         size = path.stat().st_size
         if size > MAX_MANIFEST_BYTES:
@@ -140,6 +158,163 @@ def read_manifest(root: Path, name: str = MANIFEST) -> dict[str, Any]:
                 bad.add(f"{where}.sha256", f"must be 64 lowercase hex digits, got {_short(digest)}")
     bad.raise_if_any()
     return doc
+
+
+# -- what building engines reads ---------------------------------------------------------------------------
+# A check takes a value and returns "" when it is fine, else what the value must be. A spec is a check or
+# an object's fields: {key: (spec, required)}. One table, read by check_build_keys; the functions of
+# lsa_edge.engines.build that read a bundle's manifest read nothing it does not cover.
+Check = Callable[[Any], str]
+Spec = Union[Check, Dict[str, Tuple[Any, bool]]]
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _integer(lo: int) -> Check:
+    return lambda v: "" if _int(v) and v >= lo else f"must be an integer ≥ {lo}"
+
+
+def _optional(spec: Spec) -> Spec:
+    return lambda v: "" if v is None else _problem(spec, v)
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    return lambda v: "" if isinstance(v, str) and v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _text(v: Any) -> str:
+    return "" if isinstance(v, str) and v else "must be a non-empty string"
+
+
+def _boolean(v: Any) -> str:
+    return "" if isinstance(v, bool) else "must be true or false"
+
+
+def _file(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        return "must be a file name"
+    why = unsafe(v)
+    return f"names {_short(v)}: {why}" if why else ""
+
+
+def _profile(v: Any) -> str:
+    ok = isinstance(v, list) and len(v) == 3 and all(_int(b) for b in v) and 1 <= v[0] <= v[1] <= v[2]
+    return "" if ok else "must be [min, opt, max] batch sizes with 1 ≤ min ≤ opt ≤ max"
+
+
+def _shape(v: Any) -> str:  # [batch, C, H, W] (or NHWC): the batch a name or a number, the rest numbers
+    ok = isinstance(v, list) and len(v) == 4 and all(_int(d) and d >= 1 for d in v[1:])
+    return "" if ok else "must be a 4-dimensional shape [batch, ·, ·, ·] with positive sizes after batch"
+
+
+def _texts(v: Any) -> str:
+    return "" if isinstance(v, list) and all(isinstance(t, str) for t in v) else "must be a list of strings"
+
+
+def _mapping(value_spec: Spec) -> Check:
+    """An object of any keys, each value matching ``value_spec``."""
+
+    def check(v: Any) -> str:
+        if not isinstance(v, dict):
+            return "must be an object"
+        bad = [f"{_short(k)} {p}" for k, x in v.items() for p in [_problem(value_spec, x)] if p]
+        return f"has entries that are wrong: {'; '.join(bad[:3])}" if bad else ""
+
+    return check
+
+
+def _per_generation(value_spec: Spec, every: bool = True) -> Check:
+    """An object with a value for each TensorRT generation (``every``; else for those present)."""
+    keyed = _mapping(value_spec)
+
+    def check(v: Any) -> str:
+        problem = keyed(v)
+        if problem:
+            return problem
+        lacking = [g for g in GENERATIONS if every and g not in v]
+        return f"lacks TensorRT {', '.join(lacking)}" if lacking else ""
+
+    return check
+
+
+def _compatible(v: Any) -> str:  # tensorrt_compatibility[gen]: {"ok": bool, "errors": [why, ...]}
+    problem = _problem({"ok": (_boolean, True), "errors": (_texts, True)}, v)
+    if not problem and v["ok"] is False and not v["errors"]:
+        problem = 'has "ok": false and no "errors" saying why'
+    return problem
+
+
+_INPUT: Spec = {"name": (_text, True), "shape": (_shape, True)}
+_DETECTOR: Spec = {
+    "onnx_by_tensorrt": (_per_generation(_file), True),
+    "strongly_typed_by_tensorrt": (_per_generation(_boolean, every=False), False),
+    "precision": (_one_of(PRECISIONS), True),
+    "batch": (_optional(_profile), True),  # null: the detector's ONNX has a fixed batch
+    "input": (_INPUT, True),
+}
+BUILD_SCHEMA: dict[str, tuple[Spec, bool]] = {
+    "precision": (_one_of(PRECISIONS), True),
+    "onnx_by_tensorrt": (_per_generation(_file), True),
+    "strongly_typed_by_tensorrt": (_per_generation(_boolean, every=False), False),
+    "input": (_INPUT, True),
+    "batch": (_profile, True),
+    "workspace_mib": (_integer(1), True),
+    "dla_core": (_optional(_integer(0)), True),
+    "detector": (_optional(_DETECTOR), False),
+    "tensorrt_compatibility": (_per_generation(_compatible, every=False), False),
+    "tensorrt_commands": (
+        {
+            "lsa_edge": (_text, True),
+            "trtexec": (_per_generation(_texts, every=False), True),
+            "not_buildable": (_per_generation(_text, every=False), False),
+            "trtexec_implicit_int8_8.5": (_text, False),
+        },
+        False,
+    ),
+    "opset16": (_mapping(_file), False),
+    "opset16_parity_max_abs_diff": (_mapping(lambda v: "" if _number(v) else "must be a number"), False),
+}
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _problem(spec: Spec, value: Any) -> str:
+    """What is wrong with ``value`` against ``spec`` ("" when nothing)."""
+    if callable(spec):
+        return spec(value)
+    if not isinstance(value, dict):
+        return f"must be an object, got {_type(value)}"
+    for key, (sub, required) in spec.items():
+        if key not in value:
+            if required:
+                return f'lacks "{key}"'
+            continue
+        problem = _problem(sub, value[key])
+        if problem:
+            return f'."{key}" {problem}' if not problem.startswith(".") else f'."{key}"{problem}'
+    return ""
+
+
+def check_build_keys(path: Path, doc: dict[str, Any]) -> None:
+    """Every key building engines reads (:data:`BUILD_SCHEMA`), in ``doc`` read from ``path``: one
+    PackageError naming the file, each wrong key and what to do — never a KeyError on the device."""
+    bad = _Invalid(path)
+    for key, (spec, required) in BUILD_SCHEMA.items():
+        if key not in doc:
+            if required:
+                bad.add(f'"{key}"', "is missing (building engines needs it)")
+            continue
+        problem = _problem(spec, doc[key])
+        if problem:
+            bad.add(
+                f'"{key}"' + (problem.split(" ", 1)[0] if problem.startswith(".") else ""),
+                problem.split(" ", 1)[1] if problem.startswith(".") else problem,
+            )
+    bad.raise_if_any()
 
 
 def _cap(text: str) -> str:

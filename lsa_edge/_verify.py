@@ -55,8 +55,8 @@ _memory: dict[Identity, str] = {}  # identity → sha256, for this process
 _disk: dict[str, list] | None = None  # path → [size, mtime_ns, ctime_ns, sha256], read once
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """The file's sha256, read in 1 MiB blocks (what lsa-edge build records in the manifest)."""
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256, read in 1 MiB blocks: the one definition (manifests, sidecars, provenance)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._args import MAX_THREADS, device_text, integer, parse_device, shown
+from . import _args
+from ._args import device_text, parse_device, shown
 from ._lazy import available, require
 from .card import ModelCard
 from .errors import (
@@ -231,14 +232,7 @@ def select_backend(
         )
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ConfigError(unknown_choice("backend", backend, BACKENDS))
-    threads = integer(
-        "select_backend",
-        "threads",
-        threads,
-        lo=0,
-        hi=MAX_THREADS,
-        accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
-    )
+    threads = _args.threads("select_backend", threads)
     dev = parse_device(device)
     want, index = (None, None) if dev is None else dev
     if backend == "tensorrt":

@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._args import MAX_THREADS, integer, number, parse_device, path_like, shown
+from . import _args
+from ._args import integer, number, parse_device, path_like, shown
 from .card import ModelCard
 from .data.images import to_rgb_uint8
 from .errors import ConfigError, DataError, LsaEdgeError, unknown_choice
@@ -93,7 +94,10 @@ def _check_arguments(
     max_batch: Any,
     threads: Any,
 ) -> TrackerConfig | None:
-    """Pipeline's arguments, checked before anything is opened; returns the tracker's configuration."""
+    """Pipeline's arguments, checked before anything is opened (its contract: no model is loaded for a
+    call that cannot run); returns the tracker's configuration. The arguments it hands on (min_face_size,
+    max_faces, threads) are checked by the same :mod:`._args` definitions FaceDetector and select_backend
+    use, so the rule and the message exist once."""
     w = "Pipeline"
     if model is not None and not isinstance(model, ModelPackage):
         path_like(
@@ -105,7 +109,7 @@ def _check_arguments(
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ConfigError(f"Pipeline(backend=...): {unknown_choice('backend', backend, BACKENDS)}")
     path_like(w, "detector", detector, '"full", "short" or the path of a BlazeFace ONNX')
-    number(w, "min_face_size", min_face_size, lo=0.0, accepted="a number of pixels ≥ 0 (0 keeps every face)")
+    _args.min_face_size(w, min_face_size)  # also FaceDetector's and select_backend's: one definition each
     if detector_threshold is not None:
         number(
             w,
@@ -117,17 +121,9 @@ def _check_arguments(
             hi_open=True,
             accepted="None (the model's) or a score between 0 and 1, exclusive",
         )
-    if max_faces is not None:
-        integer(w, "max_faces", max_faces, lo=1, accepted="None (every face) or an int ≥ 1")
+    _args.max_faces(w, max_faces)
     integer(w, "max_batch", max_batch, lo=1, accepted="an int ≥ 1 (faces per attribute-model call)")
-    integer(
-        w,
-        "threads",
-        threads,
-        lo=0,
-        hi=MAX_THREADS,
-        accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
-    )
+    _args.threads(w, threads)
     return _tracking(tracking)
 
 

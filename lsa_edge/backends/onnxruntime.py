@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._args import MAX_THREADS, integer, path_like, shown
+from .. import _args
+from .._args import integer, path_like, shown
 from .._lazy import require
 from ..errors import ConfigError, GpuUnavailableError
 
@@ -43,14 +44,7 @@ class OnnxRuntimeBackend:
                 f"OnnxRuntimeBackend(providers=...): got {shown(providers)}; accepted: a list of ONNX "
                 "Runtime provider names, e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']"
             )
-        threads = integer(
-            w,
-            "threads",
-            threads,
-            lo=0,
-            hi=MAX_THREADS,
-            accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
-        )
+        threads = _args.threads(w, threads)
         if device_id is not None:
             device_id = integer(w, "device_id", device_id, lo=0, accepted="None or a GPU index ≥ 0")
         ort = require("onnxruntime", "the ONNX Runtime backend")

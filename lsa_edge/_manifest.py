@@ -254,6 +254,30 @@ _DETECTOR: Spec = {
     "batch": (_optional(_profile), True),  # null: the detector's ONNX has a fixed batch
     "input": (_INPUT, True),
 }
+
+
+def _real(v: Any) -> str:
+    return "" if _number(v) else "must be a number"
+
+
+def _list_of(item: Spec) -> Check:
+    def check(v: Any) -> str:
+        if not isinstance(v, list):
+            return "must be a list"
+        bad = [p for p in (_problem(item, x) for x in v) if p]
+        return f"has an item that {bad[0]}" if bad else ""
+
+    return check
+
+
+_CHECK_REPORT: Spec = {  # one accuracy check (engines.accuracy.AccuracyCheck), as the build summary shows it
+    "artifact": (_text, True),
+    "decision_agreement": (_real, True),
+    "delta_points": (_real, True),
+    "reference_accuracy": (_real, True),
+    "faces": (_integer(0), True),
+    "worst": (_list_of({"attribute": (_text, True), "delta_points": (_real, True)}), True),
+}
 BUILD_SCHEMA: dict[str, tuple[Spec, bool]] = {
     "precision": (_one_of(PRECISIONS), True),
     "onnx_by_tensorrt": (_per_generation(_file), True),
@@ -274,7 +298,16 @@ BUILD_SCHEMA: dict[str, tuple[Spec, bool]] = {
         False,
     ),
     "opset16": (_mapping(_file), False),
-    "opset16_parity_max_abs_diff": (_mapping(lambda v: "" if _number(v) else "must be a number"), False),
+    "opset16_parity_max_abs_diff": (_mapping(_real), False),
+    # What the summary after a build prints (lsa_edge.cli.build.print_summary).
+    "source": (_text, True),
+    "cpu_onnx": (_file, True),
+    "parity_max_abs_diff": (_optional(_real), True),
+    "tensorrt_target": (_one_of(GENERATIONS), True),
+    "accuracy_delta": (_real, True),
+    "max_accuracy_drop": (_real, True),
+    "accuracy": (_mapping(_CHECK_REPORT), False),
+    "validation": ({"labelled": (_boolean, False)}, False),
 }
 
 

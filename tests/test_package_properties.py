@@ -288,6 +288,7 @@ def fake_tensorrt_build(monkeypatch):
 def build_or_refuse(root: Path) -> dict | None:
     """What ``lsa-edge build --from-bundle`` does with a manifest — read it, derive the device commands and
     DEPLOY.md, build the engines and record them — either works or raises LsaEdgeError with a message."""
+    from lsa_edge.cli.build import print_summary
     from lsa_edge.engines.build import build_from_manifest, deploy_text, read_manifest, tensorrt_commands
 
     try:
@@ -295,7 +296,9 @@ def build_or_refuse(root: Path) -> dict | None:
         tensorrt_commands(manifest)
         deploy_text(manifest)
         deploy_text({k: v for k, v in manifest.items() if k != "tensorrt_commands"})
-        return build_from_manifest(root, manifest)
+        built = build_from_manifest(root, manifest)
+        print_summary(built, root)  # what the CLI prints after building: reads the report keys
+        return built
     except LsaEdgeError as err:
         assert str(err).strip(), f"{type(err).__name__} without a message"
         return None
@@ -331,6 +334,9 @@ GAPS = [  # each ended in a KeyError/TypeError ("please report it") on the devic
     _gap(("detector", "batch"), "1,1,4"),
     _gap(("opset16",), ["model.onnx"]),
     _gap(("files",), None),
+    _gap(("source",)),
+    _gap(("accuracy",), {"fp16": {"artifact": "fp16"}}),
+    _gap(("validation",), []),
 ]
 
 

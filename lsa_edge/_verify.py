@@ -13,7 +13,8 @@ A file changed in the last :data:`RACY_S` seconds is hashed but not remembered: 
 (a clock tick, up to seconds on some file systems), so two writes of the same size within one tick would
 look alike — the "racy" case git knows too. It is written atomically and holds at most :data:`MAX_ENTRIES` files (oldest dropped first).
 
-``LSA_EDGE_VERIFY=0`` skips the hash comparison (a warning says so); sizes and presence are still checked.
+``LSA_EDGE_VERIFY=0`` skips the hash comparison (a warning says so); sizes are still checked, and a
+listed file that is absent still fails where it is opened.
 Standard library only.
 """
 

@@ -47,19 +47,19 @@ from lsa_edge._fileio import (
     write_text_atomic,
 )
 from lsa_edge._lazy import available, require
-from lsa_edge._manifest import MANIFEST_FORMAT  # one definition: the loader's (the newest it reads)
+
+# One definition each, the loader's: the manifest's name and format, precisions, TensorRT generations.
+from lsa_edge._manifest import GENERATIONS, MANIFEST, MANIFEST_FORMAT, PRECISIONS, check_build_keys
+from lsa_edge._verify import sha256_file
 from lsa_edge.card import ModelCard
-from lsa_edge.engine_meta import sha256_file, sidecar_path
+from lsa_edge.engine_meta import sidecar_path
 from lsa_edge.errors import ConfigError, DataError, LsaEdgeError, unknown_choice
 
 from .accuracy import AccuracyCheck, AccuracyGateError, compare_accuracy, enforce
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
-GENERATIONS = ("8.5", "10", "11")
 DEFAULT_GENERATION = "10"  # JetPack 6 (Orin): the TensorRT most Jetsons in the field run today
-MANIFEST = "manifest.json"
 DETECTOR_BATCH = (1, 1, 4)  # frames per detector call: one camera, up to four
 Precision = Literal["fp32", "fp16", "int8"]
 
@@ -954,7 +954,9 @@ def write_manifest(out: Path, manifest: dict[str, Any]) -> Path:
     return write_json_atomic(Path(out) / MANIFEST, manifest)
 
 
-def read_manifest(bundle: str | Path) -> dict[str, Any]:
+def read_manifest(bundle: str | Path, for_build: bool = False) -> dict[str, Any]:
+    """A bundle's manifest, checked as the runtime loader checks it; ``for_build``: also every key
+    building engines reads (:data:`lsa_edge._manifest.BUILD_SCHEMA`). PackageError naming the file."""
     bundle = Path(bundle)
     path = bundle / MANIFEST if bundle.is_dir() else bundle
     if not path.is_file():
@@ -967,27 +969,7 @@ def read_manifest(bundle: str | Path) -> dict[str, Any]:
     from lsa_edge._manifest import read_manifest as read_checked
 
     # The runtime loader's checks (JSON object, format, types, names inside the folder): PackageError
-    return read_checked(path.parent, path.name)
-
-
-# What building engines from a manifest reads; a bundle without them is damaged or not ours.
-_BUILD_KEYS = ("precision", "onnx_by_tensorrt", "input", "batch", "workspace_mib", "dla_core", "card")
-
-
-def _check_manifest(bundle: Path, manifest: dict[str, Any]) -> None:
-    missing = [k for k in _BUILD_KEYS if k not in manifest]
-    inp, by_gen = manifest.get("input"), manifest.get("onnx_by_tensorrt")
-    if "input" in manifest and not (isinstance(inp, dict) and "name" in inp):
-        missing.append("input.name")
-    if "onnx_by_tensorrt" in manifest and not (
-        isinstance(by_gen, dict) and all(g in by_gen for g in GENERATIONS)
-    ):
-        missing.append(f"onnx_by_tensorrt for TensorRT {', '.join(GENERATIONS)}")
-    if missing:
-        raise ConfigError(
-            f"{Path(bundle) / MANIFEST} lacks {', '.join(missing)}: it is incomplete or not an lsa-edge build "
-            "manifest. Rebuild the bundle on the desktop with: lsa-edge build MODEL --out DIR"
-        )
+    return read_checked(path.parent, path.name, for_build=for_build)
 
 
 def build_from_manifest(
@@ -1009,7 +991,7 @@ def build_from_manifest(
             f"elsewhere run one of the trtexec commands in {bundle / 'DEPLOY.md'}"
         )
     gen = generation(local)
-    _check_manifest(bundle, manifest)
+    check_build_keys(Path(bundle) / MANIFEST, manifest)  # every key read below: PackageError, not KeyError
     _ensure_buildable(bundle, manifest, local)
     det = manifest.get("detector") or {}
     needed = [manifest["onnx_by_tensorrt"][gen], *([det["onnx_by_tensorrt"][gen]] if det else [])]
@@ -1046,29 +1028,42 @@ def build_from_manifest(
     )
     manifest["engine"] = str(Path(engine).relative_to(bundle))
     manifest["tensorrt_local"] = local
+    built = [Path(engine)]
     det = manifest.get("detector")
     if det:
-        det_onnx = bundle / det["onnx_by_tensorrt"][gen]
-        det_engine = build_engine(
-            det_onnx,
-            engines,
-            det["precision"],
-            batch=tuple(det["batch"]) if det["batch"] else None,
-            input_name=det["input"]["name"],
-            workspace_mib=int(opts["workspace_mib"]),
-            timing_cache=bundle / "timing.cache",
-            card=None,
-            model_sha256=sha256_file(det_onnx),
-            rebuild_command=rebuild,
-            strongly_typed=True
-            if det.get("strongly_typed_by_tensorrt", {}).get(gen) and gen == "10"
-            else None,
-        )
-        det["engine"] = str(Path(det_engine).relative_to(bundle))
-    # The engines and their sidecars get checksums like every other file, so a damaged engine is caught
-    # when the package is loaded; the manifest is rewritten atomically (the old one or the new one).
-    built = [Path(engine), *([Path(det_engine)] if det else [])]
-    files = manifest.setdefault("files", {})
+        built.append(_detector_engine(bundle, det, gen, int(opts["workspace_mib"]), rebuild))
+    _record_files(bundle, manifest, built)
+    write_manifest(bundle, manifest)
+    log.info("built %s with TensorRT %s", manifest["engine"], local)
+    return manifest
+
+
+def _detector_engine(bundle: Path, det: dict[str, Any], gen: str, workspace_mib: int, rebuild: str) -> Path:
+    """The face detector's engine for TensorRT ``gen``, recorded in ``det`` (the manifest's "detector")."""
+    from .tensorrt import build_engine
+
+    det_onnx = bundle / det["onnx_by_tensorrt"][gen]
+    det_engine = build_engine(
+        det_onnx,
+        bundle / "engines",
+        det["precision"],
+        batch=tuple(det["batch"]) if det["batch"] else None,
+        input_name=det["input"]["name"],
+        workspace_mib=workspace_mib,
+        timing_cache=bundle / "timing.cache",
+        card=None,
+        model_sha256=sha256_file(det_onnx),
+        rebuild_command=rebuild,
+        strongly_typed=True if det.get("strongly_typed_by_tensorrt", {}).get(gen) and gen == "10" else None,
+    )
+    det["engine"] = str(Path(det_engine).relative_to(bundle))
+    return Path(det_engine)
+
+
+def _record_files(bundle: Path, manifest: dict[str, Any], built: list[Path]) -> None:
+    """The engines and their sidecars get checksums like every other file, so a damaged engine is caught
+    when the package is loaded (the manifest is then rewritten atomically: the old one or the new one)."""
+    files = dict(manifest.get("files") or {})  # null in a manifest that records no checksums
     for path in [p for e in built for p in (e, sidecar_path(e))]:
         if path.is_file():
             files[path.relative_to(bundle).as_posix()] = {
@@ -1076,9 +1071,6 @@ def build_from_manifest(
                 "sha256": sha256_file(path),
             }
     manifest["files"] = dict(sorted(files.items()))
-    write_manifest(bundle, manifest)
-    log.info("built %s with TensorRT %s", manifest["engine"], local)
-    return manifest
 
 
 def _check_bundle_files(bundle: Path, manifest: dict[str, Any], needed: list[str]) -> None:
@@ -1173,12 +1165,14 @@ def _lower_in_bundle(bundle: Path, manifest: dict[str, Any]) -> bool:
 
 
 def deploy_text(manifest: dict[str, Any]) -> str:
-    cmds = manifest["tensorrt_commands"]
+    """DEPLOY.md for a manifest whose build keys are checked (:func:`lsa_edge._manifest.check_build_keys`);
+    the commands are derived from those keys when the manifest does not record them."""
+    cmds = manifest.get("tensorrt_commands") or tensorrt_commands(manifest)
     lines = [
         "# Deploying this build",
         "",
-        f"Precision {manifest['precision']}, model `{manifest['source']}`, built by lsa-edge {manifest['lsa_edge']}"
-        f" on {manifest['created']}.",
+        f"Precision {manifest['precision']}, model `{manifest.get('source', '?')}`, built by lsa-edge "
+        f"{manifest.get('lsa_edge', '?')} on {manifest.get('created', '?')}.",
         "",
         "On the device (Jetson with JetPack, or any machine with TensorRT and `pip install lsa-edge`), in this folder:",
         "",

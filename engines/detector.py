@@ -17,7 +17,6 @@ Imports tflite2onnx, onnx, onnxsim, onnxruntime and the interpreter lazily (``pi
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import platform
@@ -40,6 +39,7 @@ from lsa_edge._fileio import (
     write_text_atomic,
 )
 from lsa_edge._lazy import require
+from lsa_edge._verify import sha256_file  # the one definition (re-exported for PROVENANCE users)
 from lsa_edge.detector import (
     DETECTOR_METADATA_KEY,
     INPUT_NAME,
@@ -124,14 +124,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 class ConversionError(LsaEdgeError):
     """The converted graph is malformed or does not reproduce the original model."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _dist_version(name: str) -> str | None:
@@ -343,6 +335,24 @@ def _same_pads(
     return begin + end
 
 
+def _explicit_pads(node: Any, shapes: dict[str, list[int]], helper: Any) -> None:
+    """A pooling/conv node's ``auto_pad=SAME_*`` → explicit ``pads`` (in place; other nodes untouched)."""
+    attrs = {a.name: a for a in node.attribute}
+    auto_pad = attrs.get("auto_pad")
+    if auto_pad is None or auto_pad.s.decode() not in ("SAME_UPPER", "SAME_LOWER"):
+        return
+    in_hw = shapes[node.input[0]][2:]
+    if node.op_type == "Conv":
+        kernel = list(attrs["kernel_shape"].ints) if "kernel_shape" in attrs else shapes[node.input[1]][2:]
+    else:
+        kernel = list(attrs["kernel_shape"].ints)
+    strides = list(attrs["strides"].ints) if "strides" in attrs else [1] * len(kernel)
+    dil = list(attrs["dilations"].ints) if "dilations" in attrs else [1] * len(kernel)
+    pads = _same_pads(in_hw, kernel, strides, dil, auto_pad.s.decode())
+    node.attribute.remove(auto_pad)
+    node.attribute.append(helper.make_attribute("pads", pads))
+
+
 def rewrite_graph(proto: Any, config: BlazeFaceConfig, dynamic_batch: bool = True) -> Any:
     """tflite2onnx's graph → the shipped form, in place.
 
@@ -394,21 +404,7 @@ def rewrite_graph(proto: Any, config: BlazeFaceConfig, dynamic_batch: bool = Tru
         for vi in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)
     }
     for node in g.node:
-        attrs = {a.name: a for a in node.attribute}
-        auto_pad = attrs.get("auto_pad")
-        if auto_pad is not None and auto_pad.s.decode() in ("SAME_UPPER", "SAME_LOWER"):
-            in_hw = shapes[node.input[0]][2:]
-            if node.op_type == "Conv":
-                kernel = (
-                    list(attrs["kernel_shape"].ints) if "kernel_shape" in attrs else shapes[node.input[1]][2:]
-                )
-            else:
-                kernel = list(attrs["kernel_shape"].ints)
-            strides = list(attrs["strides"].ints) if "strides" in attrs else [1] * len(kernel)
-            dil = list(attrs["dilations"].ints) if "dilations" in attrs else [1] * len(kernel)
-            pads = _same_pads(in_hw, kernel, strides, dil, auto_pad.s.decode())
-            node.attribute.remove(auto_pad)
-            node.attribute.append(helper.make_attribute("pads", pads))
+        _explicit_pads(node, shapes, helper)
         if node.op_type == "Resize" and len(node.input) == 4 and node.input[3]:
             x_shape, y_shape = shapes[node.input[0]], shapes[node.output[0]]
             scales = np.asarray(y_shape, dtype=np.float32) / np.asarray(x_shape, dtype=np.float32)

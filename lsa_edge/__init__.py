@@ -33,8 +33,10 @@ _EXPORTS = {
     "ConfigError": "errors",
     "DataError": "errors",
     "EngineMismatchError": "errors",
+    "GpuUnavailableError": "errors",
     "LsaEdgeError": "errors",
     "MissingDependencyError": "errors",
+    "PackageError": "errors",
     "attribute_metrics": "metrics",
     "ModelPackage": "package",
     "Pipeline": "pipeline",
@@ -60,8 +62,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .errors import ConfigError as ConfigError
     from .errors import DataError as DataError
     from .errors import EngineMismatchError as EngineMismatchError
+    from .errors import GpuUnavailableError as GpuUnavailableError
     from .errors import LsaEdgeError as LsaEdgeError
     from .errors import MissingDependencyError as MissingDependencyError
+    from .errors import PackageError as PackageError
     from .metrics import attribute_metrics as attribute_metrics
     from .package import ModelPackage as ModelPackage
     from .pipeline import Pipeline as Pipeline

@@ -82,6 +82,30 @@ def integer(where: str, name: str, value: Any, *, lo: int, accepted: str, hi: in
     return int(value)
 
 
+# Arguments several public calls take (Pipeline hands them on to FaceDetector and select_backend, which
+# are public too): one definition each — the rule and the message — whoever checks it.
+
+
+def threads(where: str, value: Any) -> int:
+    """ONNX Runtime intra-op threads: an int from 0 (its own choice) to :data:`MAX_THREADS`."""
+    accepted = f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}"
+    return integer(where, "threads", value, lo=0, hi=MAX_THREADS, accepted=accepted)
+
+
+def min_face_size(where: str, value: Any) -> float:
+    """Faces whose larger box side is below this many frame pixels are dropped (0 keeps every face)."""
+    return number(
+        where, "min_face_size", value, lo=0.0, accepted="a number of pixels ≥ 0 (0 keeps every face)"
+    )
+
+
+def max_faces(where: str, value: Any) -> int | None:
+    """At most this many faces a frame: None (every face) or an int ≥ 1."""
+    if value is None:
+        return None
+    return integer(where, "max_faces", value, lo=1, accepted="None (every face) or an int ≥ 1")
+
+
 def path_like(where: str, name: str, value: Any, accepted: str) -> None:
     """A str or os.PathLike (a pathlib.Path); bytes, numbers and the rest are refused."""
     if not isinstance(value, (str, os.PathLike)):

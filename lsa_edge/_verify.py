@@ -13,7 +13,8 @@ A file changed in the last :data:`RACY_S` seconds is hashed but not remembered: 
 (a clock tick, up to seconds on some file systems), so two writes of the same size within one tick would
 look alike — the "racy" case git knows too. It is written atomically and holds at most :data:`MAX_ENTRIES` files (oldest dropped first).
 
-``LSA_EDGE_VERIFY=0`` skips the hash comparison (a warning says so); sizes and presence are still checked.
+``LSA_EDGE_VERIFY=0`` skips the hash comparison (a warning says so); sizes are still checked, and a
+listed file that is absent still fails where it is opened.
 Standard library only.
 """
 
@@ -55,8 +56,8 @@ _memory: dict[Identity, str] = {}  # identity → sha256, for this process
 _disk: dict[str, list] | None = None  # path → [size, mtime_ns, ctime_ns, sha256], read once
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """The file's sha256, read in 1 MiB blocks (what lsa-edge build records in the manifest)."""
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256, read in 1 MiB blocks: the one definition (manifests, sidecars, provenance)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):

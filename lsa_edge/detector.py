@@ -26,7 +26,8 @@ from typing import Any, Callable, Literal, Sequence  # typing: Runner is subscri
 
 import numpy as np
 
-from ._args import MAX_THREADS, integer, number, path_like, shown
+from . import _args
+from ._args import number, path_like, shown
 from ._opencv import cv2  # a stand-in naming the fix where OpenCV is missing
 from .card import KEYPOINTS
 from .errors import ConfigError, DataError, GpuUnavailableError, unknown_choice
@@ -547,12 +548,9 @@ class FaceDetector:
             self.model_path = None
         self.config = config or BlazeFaceConfig.full_range()
         self.runner = runner
+        # Checked by _check_arguments (a config's own scores by BlazeFaceConfig): only converted here.
         self.min_score = self.config.min_score if min_score is None else float(min_score)
         self.iou_threshold = self.config.iou_threshold if iou_threshold is None else float(iou_threshold)
-        if not 0.0 < self.min_score < 1.0:
-            raise ConfigError(f"min_score must be in (0, 1), got {self.min_score}")
-        if not 0.0 < self.iou_threshold <= 1.0:
-            raise ConfigError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
         self.nms, self.min_face_size = nms, float(min_face_size)
         self.max_faces = None if max_faces is None else int(max_faces)
         self.anchors = generate_anchors(self.config)
@@ -688,9 +686,8 @@ def _check_arguments(
         )
     if not isinstance(nms, str) or nms not in ("weighted", "hard"):
         raise ConfigError(f"FaceDetector(nms=...): {unknown_choice('NMS method', nms, ('weighted', 'hard'))}")
-    number(w, "min_face_size", min_face_size, lo=0.0, accepted="a number of pixels ≥ 0 (0 keeps every face)")
-    if max_faces is not None:
-        integer(w, "max_faces", max_faces, lo=1, accepted="None (every face) or an int ≥ 1")
+    _args.min_face_size(w, min_face_size)
+    _args.max_faces(w, max_faces)
     if providers is not None and (
         not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers)
     ):
@@ -698,20 +695,15 @@ def _check_arguments(
             f"FaceDetector(providers=...): got {shown(providers)}; accepted: None (the CPU) or a list of ONNX "
             "Runtime provider names, e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']"
         )
-    integer(
-        w,
-        "threads",
-        threads,
-        lo=0,
-        hi=MAX_THREADS,
-        accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
-    )
+    _args.threads(w, threads)
 
 
 def _resolve_model(model: str | Path | None) -> Path:
     if model is None:
         return shipped_model("full")
-    if isinstance(model, str) and model in VARIANTS and not Path(model).exists():
+    # The built-in names win over a folder of the same name in the current folder (a camera's working
+    # folder with full/ or short/ in it): only an existing file called "full" or "short" is a model.
+    if isinstance(model, str) and model in VARIANTS and not Path(model).is_file():
         return shipped_model(model)
     path = Path(model)
     if path.is_dir():

@@ -25,7 +25,6 @@ Core module: imports nothing heavy (no tensorrt, onnx or torch).
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import re
@@ -36,6 +35,8 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 
 from ._fileio import write_json_atomic
+from ._manifest import PRECISIONS
+from ._verify import sha256_file  # the one definition; re-exported here for engines.tensorrt and users
 from .errors import ConfigError, EngineMismatchError, LsaEdgeError
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16", "int8"]
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 SIDECAR_FORMAT = "lsa-edge-engine"
 SIDECAR_VERSION = 1
 
@@ -175,14 +175,6 @@ def sidecar_path(engine_path: str | Path) -> Path:
     """``model.engine`` → ``model.engine.json``."""
     p = Path(engine_path)
     return p.with_name(p.name + ".json")
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_sidecar(

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._args import MAX_THREADS, device_text, integer, parse_device, shown
+from . import _args
+from ._args import device_text, parse_device, shown
 from ._lazy import available, require
 from .card import ModelCard
 from .errors import (
@@ -51,6 +52,21 @@ class ModelPackage:
     checkpoint: Path | None = None  # torch
     detector_onnx: Path | None = None  # the face detector beside the model (None: the shipped one)
     detector_engine: Path | None = None
+    # Files the manifest names that are not there (a package slimmed for one device): (slot, name) pairs,
+    # slot one of the path fields above. Loading works; opening one of them is an error naming it.
+    absent: tuple[tuple[str, str], ...] = ()
+
+    def missing(self, slot: str) -> str | None:
+        """The name the manifest gives ``slot`` when that file is absent; None otherwise."""
+        return dict(self.absent).get(slot)
+
+    def require_present(self, slot: str) -> None:
+        """PackageError naming the file when ``slot``'s file is listed but absent (it is about to be opened)."""
+        name = self.missing(slot)
+        if name is not None:
+            from ._manifest import missing_file
+
+            raise missing_file(self.source, name, _ROLES[slot])
 
     @classmethod
     def open(cls, path: str | Path | None = None) -> ModelPackage:
@@ -107,19 +123,49 @@ class ModelPackage:
 
         m = read_manifest(root)
         card = card_from(root, m)
-        check_files(root, m)
+        gone = check_files(root, m, missing_ok=True)  # a file that is there is checked; absent ones below
         prec = m.get("precision", "fp32")
         gpu = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8_trt.onnx"}[prec]
         det = m.get("detector") or {}
+        names = {
+            "cpu_onnx": m.get("cpu_onnx"),
+            "engine": m.get("engine"),
+            "detector_onnx": det.get("onnx"),
+            "detector_engine": det.get("engine"),
+        }
+        paths = {slot: member(root, name, _ROLES[slot], must_exist=False) for slot, name in names.items()}
+        absent = tuple((slot, names[slot]) for slot, path in paths.items() if path is None and names[slot])
+        _warn_absent(root, sorted({*gone, *(name for _, name in absent)}))
         return cls(
             card=card,
             source=root,
             precision=prec,
-            cpu_onnx=member(root, m.get("cpu_onnx"), '"cpu_onnx" (the model for ONNX Runtime on a CPU)'),
             gpu_onnx=member(root, gpu, f"the {prec} model for a GPU", must_exist=False),
-            engine=member(root, m.get("engine"), '"engine" (the TensorRT engine)'),
-            detector_onnx=member(root, det.get("onnx"), '"detector"."onnx" (the face detector)'),
-            detector_engine=member(root, det.get("engine"), '"detector"."engine"'),
+            absent=absent,
+            **paths,
+        )
+
+
+_ROLES = {
+    "cpu_onnx": '"cpu_onnx" (the model for ONNX Runtime on a CPU)',
+    "engine": '"engine" (the TensorRT engine)',
+    "detector_onnx": '"detector"."onnx" (the face detector)',
+    "detector_engine": '"detector"."engine" (the face detector\'s TensorRT engine)',
+}
+_warned: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def _warn_absent(root: Path, names: list[str]) -> None:
+    """One warning per package and set of absent files (a slimmed package is loaded again and again)."""
+    key = (str(root.resolve()), tuple(names))
+    if names and key not in _warned:
+        _warned.add(key)
+        log.warning(
+            "%s lists %d file(s) that are not there: %s. Fine if the package was slimmed for this device; "
+            "running with a backend or detector that needs one of them fails naming it",
+            root / "manifest.json",
+            len(names),
+            ", ".join(names),
         )
 
 
@@ -186,14 +232,7 @@ def select_backend(
         )
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ConfigError(unknown_choice("backend", backend, BACKENDS))
-    threads = integer(
-        "select_backend",
-        "threads",
-        threads,
-        lo=0,
-        hi=MAX_THREADS,
-        accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
-    )
+    threads = _args.threads("select_backend", threads)
     dev = parse_device(device)
     want, index = (None, None) if dev is None else dev
     if backend == "tensorrt":
@@ -261,13 +300,15 @@ def _onnxruntime(
             reasons.append("ONNX Runtime has no GPU provider here")
         if want == "cuda":
             return None
+    package.require_present("cpu_onnx")  # named by the manifest, removed: the CPU would open it now
     if package.cpu_onnx is None:
         return None
     if want == "cpu":
         log.info("backend: ONNX Runtime CPU (%s) — device cpu asked for", package.cpu_onnx.name)
     else:
         # Loud when the package was built for a GPU: running it on the CPU is a fallback, not a choice.
-        level = logging.WARNING if package.engine is not None else logging.INFO
+        built_for_gpu = package.engine is not None or package.missing("engine")
+        level = logging.WARNING if built_for_gpu else logging.INFO
         log.log(level, "backend: ONNX Runtime CPU (%s)%s", package.cpu_onnx.name, _why(reasons))
     return OnnxRuntimeBackend(package.cpu_onnx, ("CPUExecutionProvider",), threads)
 
@@ -296,7 +337,11 @@ def _why(reasons: list[str]) -> str:
 
 def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = None, device: int = 0) -> Any:
     reasons = [] if reasons is None else reasons
-    if package.engine is None:
+    if package.engine is None and package.missing("engine"):
+        if must:
+            package.require_present("engine")
+        msg = f"its engine {package.missing('engine')} is not there (removed from the package)"
+    elif package.engine is None:
         msg = f"{package.source} has no TensorRT engine (build one on the device: lsa-edge build --from-bundle {package.source})"
     elif not available("tensorrt"):
         msg = "TensorRT is not installed (on Jetson it comes with JetPack)"

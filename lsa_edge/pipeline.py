@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._args import MAX_THREADS, integer, number, parse_device, path_like, shown
+from . import _args
+from ._args import integer, number, parse_device, path_like, shown
 from .card import ModelCard
 from .data.images import to_rgb_uint8
 from .errors import ConfigError, DataError, LsaEdgeError, unknown_choice
@@ -93,7 +94,10 @@ def _check_arguments(
     max_batch: Any,
     threads: Any,
 ) -> TrackerConfig | None:
-    """Pipeline's arguments, checked before anything is opened; returns the tracker's configuration."""
+    """Pipeline's arguments, checked before anything is opened (its contract: no model is loaded for a
+    call that cannot run); returns the tracker's configuration. The arguments it hands on (min_face_size,
+    max_faces, threads) are checked by the same :mod:`._args` definitions FaceDetector and select_backend
+    use, so the rule and the message exist once."""
     w = "Pipeline"
     if model is not None and not isinstance(model, ModelPackage):
         path_like(
@@ -105,7 +109,7 @@ def _check_arguments(
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ConfigError(f"Pipeline(backend=...): {unknown_choice('backend', backend, BACKENDS)}")
     path_like(w, "detector", detector, '"full", "short" or the path of a BlazeFace ONNX')
-    number(w, "min_face_size", min_face_size, lo=0.0, accepted="a number of pixels ≥ 0 (0 keeps every face)")
+    _args.min_face_size(w, min_face_size)  # also FaceDetector's and select_backend's: one definition each
     if detector_threshold is not None:
         number(
             w,
@@ -117,17 +121,9 @@ def _check_arguments(
             hi_open=True,
             accepted="None (the model's) or a score between 0 and 1, exclusive",
         )
-    if max_faces is not None:
-        integer(w, "max_faces", max_faces, lo=1, accepted="None (every face) or an int ≥ 1")
+    _args.max_faces(w, max_faces)
     integer(w, "max_batch", max_batch, lo=1, accepted="an int ≥ 1 (faces per attribute-model call)")
-    integer(
-        w,
-        "threads",
-        threads,
-        lo=0,
-        hi=MAX_THREADS,
-        accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
-    )
+    _args.threads(w, threads)
     return _tracking(tracking)
 
 
@@ -168,8 +164,8 @@ class Pipeline:
     faces from two cameras fed into one tracked Pipeline are matched against each other's tracks
     (a track may jump between cameras) and the smoothing mixes them. Use one Pipeline per camera (or
     ``tracking=False``). Frame numbers drawn when ``index`` is not given come from one counter shared
-    by all threads. :meth:`reset` waits for the frame in the tracker; call :meth:`close` only when no
-    other thread is inside ``predict`` (afterwards ``predict`` raises :class:`ConfigError`).
+    by all threads. :meth:`reset` waits for the frame in the tracker; :meth:`close` waits for the calls
+    under way in other threads, and ``predict`` raises :class:`ConfigError` afterwards.
     """
 
     def __init__(
@@ -186,8 +182,6 @@ class Pipeline:
         threads: int = 0,
         device: str | None = None,
     ) -> None:
-        from .detector import FaceDetector
-
         # Every argument is checked before anything is opened: a wrong type or value is a ConfigError
         # naming it, never a TypeError from inside (or one at the first frame).
         track_cfg = _check_arguments(
@@ -202,63 +196,87 @@ class Pipeline:
             threads,
         )
         dev = parse_device(device, "Pipeline(device=...):")
-        max_batch, min_face_size = int(max_batch), float(min_face_size)  # numpy scalars → Python's
-        max_faces = None if max_faces is None else int(max_faces)
+        max_batch = int(max_batch)  # numpy scalars → Python's
         detector_threshold = None if detector_threshold is None else float(detector_threshold)
+        # The lifetime state first: close() works whatever fails below.
+        self._lock = threading.Lock()  # the tracker: one frame at a time from assign() to update()
+        self._cond = threading.Condition()  # guards _inflight and _closed; close() waits on it
+        self._inflight = 0  # predict calls under way; close waits for them
+        self._closed = False
         self.package = model if isinstance(model, ModelPackage) else ModelPackage.open(model)
         self.card: ModelCard = self.package.card
-        pre = self.card.preprocessing
-        if pre.template is None:
+        if self.card.preprocessing.template is None:
             raise ConfigError(
                 f"{self.package.source}'s card has no alignment template; it cannot align detected faces"
             )
-        if track_cfg is None:
-            self.tracker = None
-        else:
-            cfg = track_cfg
-            if detector_threshold is not None:  # the user's threshold is what starts a track
-                cfg = replace(
-                    cfg, high_score=detector_threshold, low_score=min(cfg.low_score, detector_threshold)
-                )
-            self.tracker = Tracker(cfg, self.card.attributes, self.card.thresholds)
+        self.tracker = self._make_tracker(track_cfg, detector_threshold)
         self.backend = select_backend(self.package, backend, threads, device)
         self._det_engine = None
         try:
             self.max_batch = min(max_batch, getattr(self.backend, "max_batch", None) or max_batch)
-            runner = None
-            if self.package.detector_engine is not None and getattr(self.backend, "name", "") == "tensorrt":
-                from .backends.tensorrt import TensorRTBackend
-
-                try:
-                    gpu = dev[1] if dev is not None and dev[1] is not None else 0
-                    self._det_engine = TensorRTBackend(self.package.detector_engine, device=gpu)
-                    runner = self._det_engine.detector_runner()
-                except LsaEdgeError as err:
-                    log.warning("detector engine not usable (%s); running the detector's ONNX instead", err)
-            det_model = detector
-            if self.package.detector_onnx is not None and detector == "full":  # the build's own, unless asked
-                det_model = self.package.detector_onnx
-            # With tracking, the detector reports down to the tracker's low score: weak detections may
-            # keep an existing track alive (ByteTrack's second stage) but never start one.
-            low = self.tracker.config.low_score if self.tracker is not None else detector_threshold
-            self.detector = FaceDetector(
-                det_model,
-                runner=runner,
-                min_score=low or None,
-                min_face_size=min_face_size,
-                max_faces=max_faces,
-            )
+            self.detector = self._open_detector(detector, dev, detector_threshold, min_face_size, max_faces)
         except BaseException:
             self.close()
             raise
         self._thr = np.asarray(self.card.thresholds, dtype=np.float32)
         self._buffers = threading.local()  # per thread: the batch buffers of _batch_buffers
-        self._lock = threading.Lock()  # the tracker: one frame at a time from assign() to update()
         self._count = itertools.count()  # frame numbers (next() on it is atomic under the GIL)
-        self._closed = False
+        self._warn_template()
+
+    def _make_tracker(self, cfg: TrackerConfig | None, detector_threshold: float | None) -> Tracker | None:
+        if cfg is None:
+            return None
+        if detector_threshold is not None:  # the user's threshold is what starts a track
+            cfg = replace(
+                cfg, high_score=detector_threshold, low_score=min(cfg.low_score, detector_threshold)
+            )
+        return Tracker(cfg, self.card.attributes, self.card.thresholds)
+
+    def _open_detector(
+        self,
+        detector: str | Path,
+        dev: tuple[str, int | None] | None,
+        detector_threshold: float | None,
+        min_face_size: Any,
+        max_faces: Any,
+    ) -> Any:
+        """The face detector: the build's own engine where the attribute model runs on TensorRT, else the
+        build's own ONNX (for the default "full"), else the one asked for."""
+        from .detector import FaceDetector
+
+        runner = None
+        on_trt = getattr(self.backend, "name", "") == "tensorrt"
+        if on_trt:  # listed, removed from the package: it would run the detector here
+            self.package.require_present("detector_engine")
+        if self.package.detector_engine is not None and on_trt:
+            from .backends.tensorrt import TensorRTBackend
+
+            try:
+                gpu = dev[1] if dev is not None and dev[1] is not None else 0
+                self._det_engine = TensorRTBackend(self.package.detector_engine, device=gpu)
+                runner = self._det_engine.detector_runner()
+            except LsaEdgeError as err:
+                log.warning("detector engine not usable (%s); running the detector's ONNX instead", err)
+        det_model = detector
+        if runner is None and detector == "full":  # the build's own detector would run: it must be there
+            self.package.require_present("detector_onnx")
+        if self.package.detector_onnx is not None and detector == "full":  # the build's own, unless asked
+            det_model = self.package.detector_onnx
+        # With tracking, the detector reports down to the tracker's low score: weak detections may
+        # keep an existing track alive (ByteTrack's second stage) but never start one.
+        low = self.tracker.config.low_score if self.tracker is not None else detector_threshold
+        return FaceDetector(
+            det_model,
+            runner=runner,
+            min_score=low or None,
+            min_face_size=min_face_size,
+            max_faces=max_faces,
+        )
+
+    def _warn_template(self) -> None:
         from .alignment import is_estimated
 
-        if not is_estimated(pre.template):
+        if not is_estimated(self.card.preprocessing.template):
             log.warning(
                 "%s's alignment template is CelebA's mean landmarks, not measured with the detector; "
                 "alignment will be a few pixels off (lsa-edge build --calib-data DATASET measures it)",
@@ -280,8 +298,20 @@ class Pipeline:
         for what runs concurrently (detection always; with tracking, the rest one frame at a time).
         """
         t0 = time.perf_counter()
-        if self._closed:
-            raise ConfigError("this Pipeline was closed; create a new one")
+        with self._cond:  # counted in flight: close() waits until this call is done with the models
+            if self._closed:
+                raise ConfigError("this Pipeline was closed; create a new one")
+            self._inflight += 1
+        try:
+            return self._predict(frame, color_order, index, timestamp, t0)
+        finally:
+            with self._cond:
+                self._inflight -= 1
+                self._cond.notify_all()
+
+    def _predict(
+        self, frame: Any, color_order: str, index: int | None, timestamp: float | None, t0: float
+    ) -> FrameResult:
         img = self._frame(frame)
         n = next(self._count)
         idx = n if index is None else index
@@ -471,14 +501,15 @@ class Pipeline:
 
     # ------------------------------------------------------------------------------------------ lifetime
     def close(self) -> None:
-        """Release the models. Not while another thread is inside :meth:`predict` (a tracked frame in
-        flight is waited for; an untracked one may fail); afterwards ``predict`` raises ConfigError."""
-        self._closed = True
-        lock = getattr(self, "_lock", None)
-        if lock is not None:
-            with lock:
-                self._close_parts()
-        else:  # __init__ failed before the lock existed
+        """Release the models, after the :meth:`predict` calls already under way in other threads have
+        finished (tracked or not); later calls raise ConfigError. Not from inside ``predict``."""
+        cond = getattr(self, "_cond", None)
+        if cond is None:  # __init__ failed before the lifetime state existed
+            self._close_parts()
+            return
+        with cond:
+            self._closed = True
+            cond.wait_for(lambda: self._inflight == 0)
             self._close_parts()
 
     def _close_parts(self) -> None:

@@ -94,8 +94,10 @@ def test_detector_runner_orders_outputs_and_close_frees(backend):
     b.close()
     assert gpu.live() == 0  # device buffers, pinned buffers and the stream are all released
     b.close()  # twice is fine
-    with pytest.raises(LsaEdgeError, match="is closed"):
+    with pytest.raises(ConfigError, match="was closed"):
         b.run(x)
+    with pytest.raises(ConfigError, match="was closed"):
+        b.predict(x)
 
 
 def test_threads_share_one_backend_safely(backend):

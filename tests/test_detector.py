@@ -28,7 +28,7 @@ from lsa_edge.detector import (
     shipped_model,
     to_input_tensor,
 )
-from lsa_edge.errors import ConfigError, DataError
+from lsa_edge.errors import ConfigError, DataError, LsaEdgeError
 
 GOLDEN = Path(__file__).parent / "data" / "blazeface_golden.npz"
 FULL, SHORT = BlazeFaceConfig.full_range(), BlazeFaceConfig.short_range()
@@ -244,6 +244,20 @@ def test_missing_model_and_unknown_variant(tmp_path):
         FaceDetector(tmp_path / "nope.onnx")
     with pytest.raises(ConfigError, match="variant"):
         shipped_model("medium")
+
+
+@pytest.mark.parametrize("name", ["full", "short"])
+def test_builtin_names_win_over_a_folder_of_that_name(tmp_path, monkeypatch, name):
+    """--detector full (the default) in a working folder that holds a full/ or short/ folder."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    det = FaceDetector(name)
+    assert det.model_path == shipped_model(name) and det.config.variant == name
+    (tmp_path / name).rmdir()
+    (tmp_path / name).write_bytes(b"not an onnx")  # an existing file of that name is what was meant
+    with pytest.raises(LsaEdgeError):
+        FaceDetector(name)
 
 
 # ------------------------------------------------------------------------------ golden tflite reference

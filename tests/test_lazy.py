@@ -38,3 +38,20 @@ def test_training_on_python_38_is_a_clear_error():
     )
     assert res.returncode == 1
     assert "training needs Python >= 3.9" in res.stderr and "SyntaxError" not in res.stderr
+
+
+def test_every_error_class_is_exported_at_the_top():
+    """Messages lead users to catch PackageError, GpuUnavailableError, ...: ``from lsa_edge import X`` works
+    for every exception class in lsa_edge.errors (and the type checkers' view lists the same names)."""
+    import inspect
+
+    import lsa_edge
+    from lsa_edge import errors
+
+    classes = [n for n in errors.__all__ if inspect.isclass(getattr(errors, n))]
+    assert {"PackageError", "GpuUnavailableError"} <= set(classes)
+    source = inspect.getsource(lsa_edge)
+    for name in classes:
+        assert name in lsa_edge.__all__, name
+        assert getattr(lsa_edge, name) is getattr(errors, name)
+        assert f"from .errors import {name} as {name}" in source, name

@@ -18,7 +18,8 @@ from lsa_edge._manifest import MANIFEST
 from lsa_edge.cli import main
 from lsa_edge.engine_meta import sha256_file
 from lsa_edge.errors import LsaEdgeError, PackageError
-from lsa_edge.package import DEFAULT_MODEL_DIR, ModelPackage
+from lsa_edge.package import DEFAULT_MODEL_DIR, ModelPackage, select_backend
+from lsa_edge.pipeline import Pipeline
 
 SHIPPED = json.loads((DEFAULT_MODEL_DIR / MANIFEST).read_text())
 
@@ -106,15 +107,27 @@ def test_a_truncated_file_is_caught_by_its_size_without_hashing(pkg, monkeypatch
         ModelPackage.open(pkg)
 
 
+def test_the_size_message_offers_no_bypass_that_would_not_bypass_it(pkg, monkeypatch):
+    """LSA_EDGE_VERIFY=0 skips the hash comparison only (a stat costs nothing; a file of another size is
+    never the one built): the size message must not suggest it."""
+    (pkg / "model.onnx").write_bytes((pkg / "model.onnx").read_bytes()[:-10])
+    with pytest.raises(PackageError) as e:
+        ModelPackage.open(pkg)
+    assert "LSA_EDGE_VERIFY" not in str(e.value) and "lsa-edge build" in str(e.value)
+    monkeypatch.setenv(_verify.VERIFY_ENV, "0")
+    with pytest.raises(PackageError, match="bytes but"):
+        ModelPackage.open(pkg)
+
+
 def test_escape_hatch_runs_a_changed_package_with_a_warning(pkg, monkeypatch, caplog):
     flip_byte(pkg / "model.onnx")
     monkeypatch.setenv(_verify.VERIFY_ENV, "0")
     with caplog.at_level(logging.WARNING):
         assert ModelPackage.open(pkg).cpu_onnx == pkg / "model.onnx"
     assert "LSA_EDGE_VERIFY=0" in caplog.text and "not checked" in caplog.text
-    (pkg / "model.onnx").unlink()  # presence is still checked
+    (pkg / "model.onnx").unlink()  # presence is still checked, when the file is opened
     with pytest.raises(PackageError, match="missing"):
-        ModelPackage.open(pkg)
+        select_backend(ModelPackage.open(pkg), "auto")
 
 
 def test_second_load_and_a_restart_hash_nothing(pkg, monkeypatch, tmp_path):
@@ -250,7 +263,7 @@ def test_a_damaged_default_model_says_how_to_restore_it(pkg, monkeypatch):
 def test_a_missing_listed_file_is_named(pkg):
     (pkg / "model.onnx").unlink()
     with pytest.raises(PackageError) as e:
-        ModelPackage.open(pkg)
+        select_backend(ModelPackage.open(pkg), "auto")
     msg = str(e.value)
     assert "model.onnx" in msg and "missing" in msg and "Copy the whole folder again" in msg
     assert "nothing can run" not in msg and "TensorRT" not in msg
@@ -264,10 +277,83 @@ def test_a_missing_listed_file_is_named(pkg):
         ("detector", {"onnx": "detector/blazeface.onnx", "engine": None}, "detector/blazeface.onnx"),
     ],
 )
-def test_a_missing_named_file_outside_files_is_named(tmp_path, key, value, named):
-    root = small_package(tmp_path / "p", **{key: value})
+def test_a_missing_named_file_outside_files_is_named(pkg, tmp_path, key, value, named):
+    """Named, not there: an error naming it where it would be opened (the CPU model, the engine, the
+    build's own detector)."""
+    root = small_package(tmp_path / "p", **{key: value}) if key != "detector" else _with(pkg, detector=value)
+    package = ModelPackage.open(root)
     with pytest.raises(PackageError, match=f"names {named} as .*missing"):
-        ModelPackage.open(root)
+        if key == "engine":
+            select_backend(package, "tensorrt")
+        elif key == "cpu_onnx":
+            select_backend(package, "auto", device="cpu")
+        else:
+            pytest.importorskip("onnxruntime")
+            Pipeline(package, device="cpu")
+
+
+def _with(pkg: Path, **changes) -> Path:
+    doc = json.loads((pkg / MANIFEST).read_text())
+    doc.update(changes)
+    (pkg / MANIFEST).write_text(json.dumps(doc))
+    return pkg
+
+
+def _slimmed(pkg: Path, extra: dict) -> Path:
+    """The shipped package whose manifest also lists ``extra`` files that are not there."""
+    doc = json.loads((pkg / MANIFEST).read_text())
+    for key, value in extra.items():
+        doc[key] = value
+    doc["files"].update(
+        {
+            "model_opset16.onnx": {"bytes": 5, "sha256": "1" * 64},
+            "engines/model_fp32_trt10.engine": {"bytes": 5, "sha256": "2" * 64},
+        }
+    )
+    (pkg / MANIFEST).write_text(json.dumps(doc))
+    return pkg
+
+
+def test_a_package_slimmed_for_one_device_loads_with_one_warning(pkg, caplog):
+    """Files the user removed that nothing here opens (the opset-16 graph, an engine for another device):
+    a warning naming them, once; the package runs on the CPU."""
+    _slimmed(pkg, {"engine": "engines/model_fp32_trt10.engine"})
+    with caplog.at_level(logging.WARNING, logger="lsa_edge.package"):
+        package = ModelPackage.open(pkg)
+        ModelPackage.open(pkg)
+    warned = [r.getMessage() for r in caplog.records if "not there" in r.getMessage()]
+    assert len(warned) == 1 and "model_opset16.onnx" in warned[0] and "model_fp32_trt10.engine" in warned[0]
+    assert package.engine is None and package.cpu_onnx == pkg / "model.onnx"
+    pytest.importorskip("onnxruntime")
+    assert select_backend(package, "auto", device="cpu").name == "onnxruntime"
+    with pytest.raises(PackageError, match=r"model_fp32_trt10\.engine.*missing"):
+        select_backend(package, "tensorrt")  # the backend that would open it
+
+
+def test_a_slimmed_package_without_its_cpu_model_fails_only_on_the_cpu(pkg, monkeypatch):
+    from lsa_edge import package as package_mod
+
+    engine = pkg / "engines" / "model_fp32_trt10.engine"
+    engine.parent.mkdir()
+    engine.write_bytes(b"engine")
+    doc = json.loads((pkg / MANIFEST).read_text())
+    doc["engine"] = "engines/model_fp32_trt10.engine"
+    doc["files"][doc["engine"]] = {"bytes": 6, "sha256": sha256_file(engine)}
+    (pkg / MANIFEST).write_text(json.dumps(doc))
+    (pkg / "model.onnx").unlink()
+    package = ModelPackage.open(pkg)  # the engine is all a Jetson runs
+    assert package.engine == engine and package.cpu_onnx is None
+    monkeypatch.setattr(package_mod, "_tensorrt", lambda *a, **k: "the engine's backend")
+    assert select_backend(package, "auto") == "the engine's backend"
+    with pytest.raises(PackageError, match=r"model\.onnx.*missing"):
+        select_backend(package, "onnxruntime", device="cpu")
+
+
+def test_a_corrupt_file_still_fails_on_load(pkg):
+    _slimmed(pkg, {})
+    (pkg / "model_opset16.onnx").write_bytes(b"12345")  # there, and not what was built
+    with pytest.raises(PackageError, match=r"model_opset16\.onnx is damaged"):
+        ModelPackage.open(pkg)
 
 
 @pytest.mark.parametrize(
@@ -284,8 +370,8 @@ def test_names_that_cannot_be_opened(tmp_path, name, why):
     root = small_package(tmp_path / "p", cpu_onnx=name)
     (root / "loop").symlink_to("loop")
     (root / "sub").mkdir()
-    with pytest.raises(PackageError, match=why) as e:
-        ModelPackage.open(root)
+    with pytest.raises(PackageError, match=why) as e:  # a missing one: when it is opened
+        select_backend(ModelPackage.open(root), "auto", device="cpu")
     assert len(str(e.value)) < 800  # a long name is shortened in the message
 
 

@@ -91,10 +91,10 @@ def _parent(doc: Any, path: tuple) -> Any:
 
 
 @st.composite
-def mutated_manifests(draw) -> dict[str, Any]:
-    """The shipped manifest with 1–3 of: a dropped key, a value of another type, an odd file name, a huge
-    number — anywhere in the document, or in one of the slots that name files."""
-    doc = copy.deepcopy(BASE)
+def mutated_manifests(draw, base: dict | None = None) -> dict[str, Any]:
+    """The shipped manifest (or ``base``) with 1–3 of: a dropped key, a value of another type, an odd file
+    name, a huge number — anywhere in the document, or in one of the slots that name files."""
+    doc = copy.deepcopy(BASE if base is None else base)
     for _ in range(draw(st.integers(1, 3))):
         action = draw(st.sampled_from(["drop", "value", "name", "number", "file-entry"]))
         if action == "name":
@@ -254,3 +254,119 @@ def test_any_file_contents(tmp_path, hashed, content, recorded):
         assert "model.onnx" in str(err)
         loaded = False
     assert loaded == (content == recorded)
+
+
+# -- build --from-bundle: the keys building engines reads (one schema, lsa_edge._manifest.BUILD_SCHEMA) ----
+
+BUILD_BASE = copy.deepcopy(BASE)
+BUILD_BASE["detector"] = {
+    "onnx": "model.onnx",
+    "onnx_by_tensorrt": {"8.5": "model.onnx", "10": "model.onnx", "11": "model.onnx"},
+    "strongly_typed_by_tensorrt": {"8.5": False, "10": True, "11": True},
+    "input": {"name": "input", "shape": ["batch", 3, 128, 128]},
+    "batch": [1, 1, 4],
+    "precision": "fp16",
+    "engine": None,
+}
+
+
+@pytest.fixture
+def fake_tensorrt_build(monkeypatch):
+    """TensorRT 10 "installed": build_engine writes a stand-in engine (what is checked is the manifest)."""
+    from lsa_edge.engines import tensorrt as trt_mod
+
+    def build_engine(onnx, out, precision, **kwargs):
+        Path(out).mkdir(exist_ok=True)
+        engine = Path(out) / f"{Path(onnx).stem}_{precision}.engine"
+        engine.write_bytes(b"engine")
+        return engine
+
+    monkeypatch.setattr(trt_mod, "tensorrt_version", lambda: "10.3.0.26")
+    monkeypatch.setattr(trt_mod, "build_engine", build_engine)
+
+
+def build_or_refuse(root: Path) -> dict | None:
+    """What ``lsa-edge build --from-bundle`` does with a manifest — read it, derive the device commands and
+    DEPLOY.md, build the engines and record them — either works or raises LsaEdgeError with a message."""
+    from lsa_edge.cli.build import print_summary
+    from lsa_edge.engines.build import build_from_manifest, deploy_text, read_manifest, tensorrt_commands
+
+    try:
+        manifest = read_manifest(root, for_build=True)
+        tensorrt_commands(manifest)
+        deploy_text(manifest)
+        deploy_text({k: v for k, v in manifest.items() if k != "tensorrt_commands"})
+        built = build_from_manifest(root, manifest)
+        print_summary(built, root)  # what the CLI prints after building: reads the report keys
+        return built
+    except LsaEdgeError as err:
+        assert str(err).strip(), f"{type(err).__name__} without a message"
+        return None
+
+
+def test_the_base_bundle_builds(tmp_path, fake_tensorrt_build):
+    built = build_or_refuse(write_package(tmp_path, with_real_hash(copy.deepcopy(BUILD_BASE))))
+    assert built is not None and built["engine"] and built["detector"]["engine"]
+
+
+def _gap(path: tuple, value: Any = "<drop>") -> dict:
+    doc = copy.deepcopy(BUILD_BASE)
+    if value == "<drop>":
+        del _parent(doc, path)[path[-1]]
+    else:
+        _parent(doc, path)[path[-1]] = value
+    return doc
+
+
+GAPS = [  # each ended in a KeyError/TypeError ("please report it") on the device before the schema
+    _gap(("detector", "onnx_by_tensorrt")),
+    _gap(("tensorrt_compatibility", "10", "errors")),
+    _gap(("tensorrt_compatibility", "10"), {"ok": False, "errors": []}),
+    _gap(("batch",), "abc"),
+    _gap(("batch",), [1, 2]),
+    _gap(("input", "shape"), "faces"),
+    _gap(("workspace_mib",), "1024"),
+    _gap(("dla_core",), -1),
+    _gap(("onnx_by_tensorrt", "10")),
+    _gap(("strongly_typed_by_tensorrt",), ["10"]),
+    _gap(("tensorrt_commands", "trtexec")),
+    _gap(("detector", "input")),
+    _gap(("detector", "batch"), "1,1,4"),
+    _gap(("opset16",), ["model.onnx"]),
+    _gap(("files",), None),
+    _gap(("source",)),
+    _gap(("accuracy",), {"fp16": {"artifact": "fp16"}}),
+    _gap(("validation",), []),
+]
+
+
+@pytest.mark.parametrize("doc", GAPS)
+def test_gaps_of_the_old_key_list_are_package_errors(tmp_path, fake_tensorrt_build, doc):
+    """The old build-side check listed keys, not types: these reached KeyError/TypeError on the device."""
+    root = write_package(tmp_path, with_real_hash(doc))
+    if doc.get("files") is None:  # no checksums recorded: builds (with a warning), the files entry added
+        assert build_or_refuse(root) is not None
+        return
+    from lsa_edge.engines.build import read_manifest
+    from lsa_edge.errors import PackageError
+
+    with pytest.raises(PackageError, match=r"manifest\.json is not a valid lsa-edge manifest") as err:
+        read_manifest(root, for_build=True)
+    assert "rebuild" in str(err.value).lower()
+    assert build_or_refuse(root) is None
+
+
+def test_an_in_memory_manifest_is_checked_by_build_from_manifest(tmp_path, fake_tensorrt_build):
+    from lsa_edge.engines.build import build_from_manifest, read_manifest
+    from lsa_edge.errors import PackageError
+
+    root = write_package(tmp_path, with_real_hash(copy.deepcopy(BUILD_BASE)))
+    manifest = read_manifest(root)  # the runtime's checks only (cli/build.py reads it so)
+    manifest["batch"] = "abc"
+    with pytest.raises(PackageError, match='"batch" must be'):
+        build_from_manifest(root, manifest)
+
+
+@given(doc=mutated_manifests(BUILD_BASE))
+def test_build_from_bundle_on_mutated_manifests(tmp_path, fake_tensorrt_build, doc):
+    build_or_refuse(write_package(tmp_path, with_real_hash(doc)))

@@ -337,3 +337,29 @@ def test_backend_constructors_check_their_arguments(tmp_path, kwargs, name):
 
 def pkg_onnx():
     return ModelPackage.open(None).cpu_onnx
+
+
+def test_shared_arguments_have_one_definition(pkg, monkeypatch):
+    """threads, min_face_size and max_faces are checked by one definition each (lsa_edge._args), whoever
+    takes them: Pipeline (before opening anything), FaceDetector, select_backend, OnnxRuntimeBackend."""
+    from lsa_edge import _args
+    from lsa_edge.backends import OnnxRuntimeBackend
+    from lsa_edge.package import select_backend
+
+    seen = []
+    for name in ("threads", "min_face_size", "max_faces"):
+        real = getattr(_args, name)
+        monkeypatch.setattr(
+            _args, name, lambda where, v, _n=name, _r=real: seen.append((where, _n)) or _r(where, v)
+        )
+    with pytest.raises(ConfigError):
+        Pipeline(pkg, threads=-1)
+    with pytest.raises(ConfigError):
+        FaceDetector(threads=-1)
+    with pytest.raises(ConfigError):
+        select_backend(pkg, threads=-1)
+    with pytest.raises(ConfigError):
+        OnnxRuntimeBackend(pkg.cpu_onnx, threads=-1)
+    callers = {where for where, name in seen if name == "threads"}
+    assert callers == {"Pipeline", "FaceDetector", "select_backend", "OnnxRuntimeBackend"}
+    assert {("Pipeline", "min_face_size"), ("FaceDetector", "max_faces")} <= set(seen)

@@ -7,6 +7,7 @@ The shipped default model through ONNX Runtime: runs without torch (the Python 3
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -154,6 +155,63 @@ def test_predict_after_close_is_a_config_error():
     with pytest.raises(ConfigError, match="closed"):
         pipe.predict(scene(1, 0))
     pipe.reset()  # harmless after close
+
+
+@pytest.mark.parametrize("tracking", [False, True])
+def test_close_waits_for_the_calls_under_way(tracking):
+    """close() while other threads are inside predict: it used to close under them (ONNX Runtime's
+    session gone: a raw AttributeError; a tracked frame waiting on the lock ran on the closed backend).
+    Now close waits for every call under way, and only later calls are refused."""
+    pipe = Pipeline(tracking=tracking)
+    inside, release = threading.Event(), threading.Event()
+    real = pipe.backend.predict
+
+    def slow(faces, *args):
+        inside.set()
+        assert release.wait(10)
+        return real(faces, *args)
+
+    pipe.backend.predict = slow
+    results, errors = [], []
+
+    def call(i: int) -> None:
+        try:
+            results.append(pipe.predict(scene(2, i)))
+        except BaseException as err:
+            errors.append(err)
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=call, args=(1,))  # tracked: waits on the tracker's lock
+    second.start()
+    deadline = time.monotonic() + 10
+    while getattr(pipe, "_inflight", 2) < 2 and time.monotonic() < deadline:  # both calls under way
+        time.sleep(0.01)
+    closer = threading.Thread(target=pipe.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive(), "close() did not wait for the predict under way"
+    release.set()
+    for t in (first, second, closer):
+        t.join(20)
+        assert not t.is_alive()
+    assert not errors, errors
+    assert len(results) == 2 and all(r.faces for r in results)
+    with pytest.raises(ConfigError, match="closed"):
+        pipe.predict(scene(1, 0))
+
+
+def test_a_closed_onnxruntime_backend_refuses_predict():
+    from lsa_edge.backends import OnnxRuntimeBackend
+    from lsa_edge.package import ModelPackage
+
+    backend = OnnxRuntimeBackend(ModelPackage.open(None).cpu_onnx)
+    faces = np.zeros((1, 3, *backend.input_shape[2:]), np.float32)
+    assert backend.predict(faces).shape == (1, backend.num_outputs)
+    backend.close()
+    with pytest.raises(ConfigError, match="was closed"):
+        backend.predict(faces)
 
 
 def test_per_thread_state_goes_with_its_thread_and_stays_bounded():

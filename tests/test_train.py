@@ -380,3 +380,23 @@ def test_teachers_average_probabilities_and_distil_into_a_run(celeba_dir, tmp_pa
     assert main(["train", "--out", str(tmp_path / "x"), *common, "--input-size", "96x64", *bad]) == 2
     err = capsys.readouterr().err
     assert "64×48" in err and "student's input size" in err
+
+
+def test_resolve_device_parses_with_the_runtimes_parser(monkeypatch):
+    """--device is parsed by lsa_edge._args.parse_device (one parser for run and train); names torch would
+    take but lsa-edge does not (cuda:banana, xla) are refused before torch sees them, naming --device."""
+    from lsa_edge.errors import ConfigError
+    from lsa_edge.training import trainer
+
+    calls = []
+    real = trainer.parse_device
+    monkeypatch.setattr(trainer, "parse_device", lambda v, w="device": calls.append(v) or real(v, w))
+    assert trainer.resolve_device("cpu") == torch.device("cpu") and calls == ["cpu"]
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert str(trainer.resolve_device("auto")) == expected
+    for bad in ("cuda:banana", "xla", "CUDA:0 ", "cuda:-1"):
+        with pytest.raises(ConfigError, match="--device"):
+            trainer.resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            trainer.resolve_device("cuda:0")

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from lsa_edge._args import parse_device
 from lsa_edge._checks import check_device, check_field_types, check_number
 from lsa_edge._fileio import check_writable, same_or_inside, write_json_atomic, write_text_atomic
 from lsa_edge.card import ModelCard, Preprocessing
@@ -243,27 +244,27 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    check_device(name)
-    if name == "auto":
+    """``--device`` → the torch device: the names are lsa-edge's (:func:`lsa_edge._args.parse_device`, the
+    runtime's parser; plus ``mps`` for training on a Mac), checked before torch sees them."""
+    check_device(name)  # auto | cpu | mps | cuda | cuda:N, the message naming --device
+    if name == "mps":
+        return torch.device("mps")
+    parsed = parse_device(name, "--device")
+    if parsed is None:  # auto
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as err:
+    kind, index = parsed
+    if kind == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
         raise ConfigError(
-            f"--device {name!r} is not a device torch knows ({err}); use cpu, cuda or cuda:N"
-        ) from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                "--device cuda was asked for, but torch sees no CUDA device (torch built for CPU, or no GPU)"
-            )
-        if dev.index is None:
-            dev = torch.device(f"cuda:{local_rank}")
-        if dev.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s), numbered from 0"
-            )
-    return dev
+            "--device cuda was asked for, but torch sees no CUDA device (torch built for CPU, or no GPU)"
+        )
+    index = local_rank if index is None else index
+    if index >= torch.cuda.device_count():
+        raise ConfigError(
+            f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s), numbered from 0"
+        )
+    return torch.device(f"cuda:{index}")
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:

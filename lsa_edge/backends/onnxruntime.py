@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._args import MAX_THREADS, integer, path_like, shown
+from .. import _args
+from .._args import integer, path_like, shown
 from .._lazy import require
 from ..errors import ConfigError, GpuUnavailableError
 
@@ -43,14 +44,7 @@ class OnnxRuntimeBackend:
                 f"OnnxRuntimeBackend(providers=...): got {shown(providers)}; accepted: a list of ONNX "
                 "Runtime provider names, e.g. ['CUDAExecutionProvider', 'CPUExecutionProvider']"
             )
-        threads = integer(
-            w,
-            "threads",
-            threads,
-            lo=0,
-            hi=MAX_THREADS,
-            accepted=f"an int from 0 (ONNX Runtime's choice) to {MAX_THREADS}",
-        )
+        threads = _args.threads(w, threads)
         if device_id is not None:
             device_id = integer(w, "device_id", device_id, lo=0, accepted="None or a GPU index ≥ 0")
         ort = require("onnxruntime", "the ONNX Runtime backend")
@@ -99,7 +93,12 @@ class OnnxRuntimeBackend:
         log.debug("ONNX Runtime session for %s on %s", self.path.name, self.session.get_providers())
 
     def predict(self, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """N×3×H×W float32 → N×C float32 probabilities, in chunks of at most ``batch_size``."""
+        """N×3×H×W float32 → N×C float32 probabilities, in chunks of at most ``batch_size``.
+
+        ConfigError once :meth:`close` ran (a call already under way keeps its session to the end)."""
+        session = self.session  # one reference for the whole call: close() may drop the attribute
+        if session is None:
+            raise ConfigError(f"the ONNX Runtime backend for {self.path.name} was closed; create a new one")
         x = np.ascontiguousarray(faces, dtype=np.float32)
         if len(x) == 0:
             return np.zeros((0, self.num_outputs), np.float32)
@@ -109,7 +108,7 @@ class OnnxRuntimeBackend:
             )
         step = min(batch_size, self.max_batch or batch_size)
         outs = [
-            self.session.run([self.output_name], {self.input_name: x[i : i + step]})[0]
+            session.run([self.output_name], {self.input_name: x[i : i + step]})[0]
             for i in range(0, len(x), step)
         ]
         return np.concatenate(outs).astype(np.float32, copy=False)

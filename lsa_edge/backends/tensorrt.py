@@ -112,8 +112,8 @@ class TensorRTBackend:
 
     def _run(self, x: np.ndarray, n: int) -> list[np.ndarray]:
         cuda = self._cuda
-        if cuda is None:
-            raise LsaEdgeError(f"the TensorRT backend for {self.path.name} is closed")
+        if cuda is None:  # checked under the lock close() takes: never the freed buffers
+            raise ConfigError(f"the TensorRT backend for {self.path.name} was closed; create a new one")
         with cuda.current():
             host_in = self._host[self.input_name]
             host_in[:n] = x
@@ -128,6 +128,9 @@ class TensorRTBackend:
             return [self._host[name][:n].copy() for name in self.outputs]  # before another call overwrites
 
     def predict(self, faces: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """N×… float32 → N×C probabilities; ConfigError once :meth:`close` ran."""
+        if self._cuda is None:
+            raise ConfigError(f"the TensorRT backend for {self.path.name} was closed; create a new one")
         x = np.ascontiguousarray(faces, dtype=np.float32)
         if len(x) == 0:
             return np.zeros((0, self.num_outputs), np.float32)

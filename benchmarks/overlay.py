@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import lsa_edge
+from lsa_edge._fileio import write_text_atomic
 from lsa_edge.results import Face, FrameResult
 
 NAMES = (
@@ -48,7 +49,7 @@ def load_rev(rev: str, tmp: Path):
     ).stdout
     name = f"_overlay_{rev.replace('~', '_').replace('^', '_')}"
     path = tmp / f"{name}.py"
-    path.write_text(text, encoding="utf-8")
+    write_text_atomic(path, text)  # a scratch copy, but the tree has one way to write files
     spec = importlib.util.spec_from_file_location(f"lsa_edge.{name}", path)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "lsa_edge"  # its relative imports (._opencv, .results) find the package

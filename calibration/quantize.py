@@ -171,55 +171,17 @@ def quantize(
     if flavour not in FLAVOURS:
         raise ConfigError(unknown_choice("quantization flavour", flavour, FLAVOURS))
     model = onnx.load(str(onnx_path))
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if opset < 13:
-        raise ConfigError(
-            f"{onnx_path}: opset {opset}; per-channel Q/DQ needs opset ≥ 13 (export with --opset 17)"
-        )
-    known = {n.name for n in model.graph.node}
-    missing = [n for n in exclude_nodes if n not in known]
-    if missing:
-        raise ConfigError(
-            f"--exclude-nodes names nodes the graph does not have: {', '.join(missing)}; "
-            f"list them with: lsa-edge check {onnx_path} --nodes"
-        )
+    _check_graph(model, onnx_path, exclude_nodes)
     if op_types is None:
         op_types = COMPUTE_OPS if flavour == "tensorrt" else CPU_OPS
-    extra: dict[str, Any] = {"WeightSymmetric": True}
-    if flavour == "tensorrt":
-        act = wt = q.QuantType.QInt8
-        extra.update(
-            {
-                "ActivationSymmetric": True,
-                "QuantizeBias": False,  # TensorRT has no int32 DequantizeLinear; it folds float biases itself
-                "OpTypesToExcludeOutputQuantization": list(
-                    op_types
-                ),  # Q/DQ on inputs; TensorRT fuses outputs
-                "QDQKeepRemovableActivations": True,  # keep ReLU/Clip in the graph: TensorRT fuses them
-            }
-        )
-    else:
-        act, wt = q.QuantType.QUInt8, q.QuantType.QInt8
+    act, wt, extra = _quant_types(q, flavour, op_types)
+    reuse = _reuse_ranges(q, ranges, batches, input_name, extra)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     quiet = logging.getLogger()  # quantize_static warns through the root logger about pre-processing
     level = quiet.level
     quiet.setLevel(logging.ERROR)
-    reuse: dict[str, Any] = {}
-    if "calibration_cache_path" in inspect.signature(q.quantize_static).parameters:
-        reuse = {"calibration_data_reader": None, "calibration_cache_path": ranges.ort_cache}
-    elif batches:
-        reuse = {"calibration_data_reader": _reader(batches, input_name)}
-        if ranges.method == "percentile":
-            extra["CalibPercentile"] = ranges.percentile
-        if ranges.method in ("percentile", "entropy"):  # as calibrate() collected them
-            extra["CalibTensorRangeSymmetric"] = True
-    else:
-        raise CalibrationError(
-            "this onnxruntime cannot reuse calibrated ranges and no calibration faces were given; "
-            "upgrade with: pip install -U onnxruntime"
-        )
     with atomic_path(out_path) as tmp:  # a kill or a failure never leaves half a quantized model
         try:
             q.quantize_static(
@@ -252,6 +214,56 @@ def quantize(
         time.perf_counter() - t0,
     )
     return out_path
+
+
+def _check_graph(model: Any, onnx_path: str | Path, exclude_nodes: Sequence[str]) -> None:
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset < 13:
+        raise ConfigError(
+            f"{onnx_path}: opset {opset}; per-channel Q/DQ needs opset ≥ 13 (export with --opset 17)"
+        )
+    known = {n.name for n in model.graph.node}
+    missing = [n for n in exclude_nodes if n not in known]
+    if missing:
+        raise ConfigError(
+            f"--exclude-nodes names nodes the graph does not have: {', '.join(missing)}; "
+            f"list them with: lsa-edge check {onnx_path} --nodes"
+        )
+
+
+def _quant_types(q: Any, flavour: Flavour, op_types: Sequence[str]) -> tuple[Any, Any, dict[str, Any]]:
+    """Activation type, weight type and quantize_static's extra options for ``flavour``."""
+    extra: dict[str, Any] = {"WeightSymmetric": True}
+    if flavour != "tensorrt":
+        return q.QuantType.QUInt8, q.QuantType.QInt8, extra
+    extra.update(
+        {
+            "ActivationSymmetric": True,
+            "QuantizeBias": False,  # TensorRT has no int32 DequantizeLinear; it folds float biases itself
+            "OpTypesToExcludeOutputQuantization": list(op_types),  # Q/DQ on inputs; TensorRT fuses outputs
+            "QDQKeepRemovableActivations": True,  # keep ReLU/Clip in the graph: TensorRT fuses them
+        }
+    )
+    return q.QuantType.QInt8, q.QuantType.QInt8, extra
+
+
+def _reuse_ranges(
+    q: Any, ranges: Ranges, batches: Sequence[np.ndarray] | None, input_name: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """How quantize_static gets the calibrated ranges: the cache where it reads one, else the same faces
+    again (adding the matching options to ``extra``)."""
+    if "calibration_cache_path" in inspect.signature(q.quantize_static).parameters:
+        return {"calibration_data_reader": None, "calibration_cache_path": ranges.ort_cache}
+    if not batches:
+        raise CalibrationError(
+            "this onnxruntime cannot reuse calibrated ranges and no calibration faces were given; "
+            "upgrade with: pip install -U onnxruntime"
+        )
+    if ranges.method == "percentile":
+        extra["CalibPercentile"] = ranges.percentile
+    if ranges.method in ("percentile", "entropy"):  # as calibrate() collected them
+        extra["CalibTensorRangeSymmetric"] = True
+    return {"calibration_data_reader": _reader(batches, input_name)}
 
 
 def qdq_counts(model: Any) -> dict[str, int]:

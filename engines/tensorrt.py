@@ -30,7 +30,7 @@ import logging
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
@@ -525,6 +525,194 @@ def _batch_profile(
     return tuple(batch), chw, input_shape[0] != -1  # type: ignore[return-value]
 
 
+class _Network(NamedTuple):
+    """The parsed network and the shape of its input, as :func:`_parse_network` finds them."""
+
+    builder: Any
+    network: Any
+    parser: Any  # owns the weights: keep it alive until the build ends
+    typed: bool  # strongly typed
+    input_name: str
+    batch: tuple[int, int, int]  # (min, opt, max)
+    chw: tuple[int, ...]
+    static: bool  # the input's shape is fixed: no optimization profile
+
+
+class _Options(NamedTuple):
+    """The options that shape the builder config, recorded in the sidecar and the trtexec line."""
+
+    precision: str
+    workspace_mib: int
+    dla_core: int | None
+    int8_fp16_fallback: bool
+    version_compatible: bool
+    timing_cache: str | Path | None
+
+    @property
+    def timing_path(self) -> Path | None:
+        return Path(self.timing_cache) if self.timing_cache is not None else None
+
+
+def _require_file(onnx_path: Path) -> None:
+    if not onnx_path.is_file():
+        raise LsaEdgeError(f"ONNX model not found: {onnx_path}")
+
+
+def _parse_network(
+    trt: Any,
+    onnx_path: Path,
+    precision: str,
+    strongly_typed: bool | None,
+    input_name: str,
+    batch: tuple[int, int, int] | None,
+) -> _Network:
+    """Parse ``onnx_path`` into a network (typed as :func:`_typed_network` decides) and read its input's
+    batch profile and C×H×W."""
+    logger = trt_logger(trt)
+    builder = trt.Builder(logger)
+    network, parser, typed = _typed_network(trt, builder, logger, onnx_path, precision, strongly_typed)
+    profile, chw, static = _batch_profile(network, input_name, batch)
+    return _Network(builder, network, parser, typed, input_name, profile, chw, static)
+
+
+def _calib_shapes(calibrator: Any, net: _Network) -> dict[str, tuple[int, ...]]:
+    """Every input's shape while calibrating: the calibrator's own, else the input at the opt batch."""
+    shapes = {net.input_name: tuple(getattr(calibrator, "shape", None) or (net.batch[1], *net.chw))}
+    shapes.update({k: tuple(v) for k, v in (getattr(calibrator, "shapes", None) or {}).items()})
+    return shapes
+
+
+def _builder_config(trt: Any, net: _Network, opts: _Options, calibrator: Any) -> tuple[Any, str]:
+    """The builder config: batch profile, workspace, precision flags (and calibrator), DLA, version
+    compatibility and timing cache; returns it and how INT8 is obtained (see :func:`_configure_precision`)."""
+    lo, opt, hi = net.batch
+    chw = net.chw
+    config = net.builder.create_builder_config()
+    if not net.static:  # a network without dynamic dimensions gets TensorRT's default profile
+        profile = net.builder.create_optimization_profile()
+        profile.set_shape(net.input_name, (lo, *chw), (opt, *chw), (hi, *chw))
+        config.add_optimization_profile(profile)
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_mib) << 20)
+    calib_shapes = _calib_shapes(calibrator, net)
+    int8_source = _configure_precision(
+        trt,
+        # a strongly typed 10 build follows 11's rules: the ONNX's types decide
+        "11" if net.typed else generation(str(trt.__version__)),
+        net.builder,
+        net.network,
+        config,
+        opts.precision,
+        calibrator=calibrator,
+        calib_shapes=None if net.static else calib_shapes,
+        input_name=net.input_name,
+        int8_fp16_fallback=opts.int8_fp16_fallback,
+    )
+    if opts.dla_core is not None:
+        _configure_dla(trt, net.builder, net.network, config, opts.dla_core)
+    if opts.version_compatible:
+        _set_flag(trt, config, "VERSION_COMPATIBLE")
+    _load_timing_cache(config, opts.timing_path)
+    return config, int8_source
+
+
+def _serialize(
+    net: _Network,
+    config: Any,
+    key: EngineKey,
+    onnx_path: Path,
+    out_dir: Path,
+    timing_path: Path | None,
+    log: logging.Logger,
+) -> Path:
+    """Build the engine, save the timing cache and write the engine file; returns its path."""
+    engine_path = out_dir / f"{key.file_stem()}.engine"
+    log.info(
+        "building %s (%s, TensorRT %s, %s sm_%s, batch %s%s)",
+        engine_path.name,
+        key.precision,
+        key.tensorrt,
+        key.gpu,
+        key.compute_capability.replace(".", ""),
+        net.batch,
+        f", DLA {key.dla_core}" if key.dla_core is not None else "",
+    )
+    serialized = net.builder.build_serialized_network(net.network, config)
+    if serialized is None:
+        raise LsaEdgeError(
+            f"TensorRT {key.tensorrt} could not build an engine from {onnx_path} ({key.precision}); its errors "
+            "are logged above (logger 'lsa_edge.tensorrt')"
+        )
+    _save_timing_cache(config, timing_path)
+    _atomic_write(engine_path, memoryview(serialized))
+    return engine_path
+
+
+def _calib_file(int8_source: str, calibration_cache: str | Path | None, calibrator: Any) -> Any:
+    """The calibration cache trtexec's --calib reads: the same one (the on-device calibrator has written
+    its own by now); None unless INT8 came from a calibrator."""
+    if int8_source != "calibrator":
+        return None
+    return calibration_cache or getattr(calibrator, "cache_path", None)
+
+
+def _write_build_sidecar(
+    engine_path: Path,
+    key: EngineKey,
+    net: _Network,
+    opts: _Options,
+    card_dict: dict[str, Any] | None,
+    onnx_path: Path,
+    out_dir: Path,
+    int8_source: str,
+    calib_file: Any,
+    rebuild_command: str | None,
+) -> None:
+    """The engine's sidecar: key, card, build options and the two rebuild lines (lsa-edge, trtexec)."""
+    gen = generation(key.tensorrt)
+    batch = None if net.static else net.batch
+    trtexec = trtexec_command(
+        onnx_path,
+        engine_path,
+        opts.precision,
+        gen,
+        batch=batch,
+        input_name=net.input_name,
+        input_chw=net.chw,
+        workspace_mib=opts.workspace_mib,
+        calibration_cache=calib_file,
+        timing_cache=opts.timing_path,
+        dla_core=opts.dla_core,
+        int8_fp16_fallback=opts.int8_fp16_fallback,
+        strongly_typed=net.typed and gen == "10",
+    )
+    lsa = rebuild_command or _lsa_edge_command(onnx_path, out_dir, opts.precision, batch, opts.dla_core)
+    timing_path = opts.timing_path
+    write_sidecar(
+        engine_path,
+        key,
+        card_dict,
+        build_options={
+            "generation": gen,
+            "onnx_file": onnx_path.name,
+            "input_name": net.input_name,
+            "input_chw": list(net.chw),
+            "static_shape": net.static,
+            "workspace_mib": opts.workspace_mib,
+            "int8": int8_source or None,
+            "int8_fp16_fallback": bool(opts.int8_fp16_fallback) if opts.precision == "int8" else None,
+            "calibration_cache": str(calib_file) if calib_file is not None else None,
+            "timing_cache": str(timing_path) if timing_path is not None else None,
+            "dla_core": opts.dla_core,
+            "gpu_fallback": opts.dla_core is not None,
+            "version_compatible": bool(opts.version_compatible),
+            "strongly_typed": net.typed,
+            "engine_bytes": engine_path.stat().st_size,
+        },
+        # trtexec is the alternative without lsa-edge: its engine gets no sidecar (the runtime cannot check it).
+        rebuild_command={"lsa_edge": lsa, "trtexec": trtexec},
+    )
+
+
 def build_engine(
     onnx_path: str | Path,
     out_dir: str | Path,
@@ -575,119 +763,24 @@ def build_engine(
     rebuild_command: the ``lsa-edge build ...`` line the CLI was called with, stored in the sidecar.
     log: where this function's messages go (TensorRT's own go to "lsa_edge.tensorrt").
     """
-    out_log = log or _LOG
     _validate(precision, batch, dla_core, workspace_mib)
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
-    if not onnx_path.is_file():
-        raise LsaEdgeError(f"ONNX model not found: {onnx_path}")
+    _require_file(onnx_path)
     trt = require("tensorrt", "building TensorRT engines")
-    version = str(trt.__version__)
-    gen = generation(version)
     calibrator = _check_options(
-        version, precision, calibration_cache, calibrator, version_compatible, strongly_typed
+        str(trt.__version__), precision, calibration_cache, calibrator, version_compatible, strongly_typed
     )
     gpu, cc = gpu_info()
     card_dict = _card_dict(card, onnx_path)
     sha = model_sha256 or sha256_file(onnx_path)
-    timing_path = Path(timing_cache) if timing_cache is not None else None
-    logger = trt_logger(trt)
-    builder = trt.Builder(logger)
-    network, _parser, typed = _typed_network(trt, builder, logger, onnx_path, precision, strongly_typed)
-    batch, chw, static = _batch_profile(network, input_name, batch)
-    lo, opt, hi = batch
-
-    config = builder.create_builder_config()
-    if not static:  # a network without dynamic dimensions gets TensorRT's default profile
-        profile = builder.create_optimization_profile()
-        profile.set_shape(input_name, (lo, *chw), (opt, *chw), (hi, *chw))
-        config.add_optimization_profile(profile)
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
-    calib_shapes = {input_name: tuple(getattr(calibrator, "shape", None) or (opt, *chw))}
-    calib_shapes.update({k: tuple(v) for k, v in (getattr(calibrator, "shapes", None) or {}).items()})
-    int8_source = _configure_precision(
-        trt,
-        "11" if typed else gen,  # a strongly typed 10 build follows 11's rules: the ONNX's types decide
-        builder,
-        network,
-        config,
-        precision,
-        calibrator=calibrator,
-        calib_shapes=None if static else calib_shapes,
-        input_name=input_name,
-        int8_fp16_fallback=int8_fp16_fallback,
+    net = _parse_network(trt, onnx_path, precision, strongly_typed, input_name, batch)
+    opts = _Options(precision, workspace_mib, dla_core, int8_fp16_fallback, version_compatible, timing_cache)
+    config, int8_source = _builder_config(trt, net, opts, calibrator)
+    key = EngineKey(sha, precision, str(trt.__version__), gpu, cc, net.batch, dla_core)  # type: ignore[arg-type]
+    engine_path = _serialize(net, config, key, onnx_path, out_dir, opts.timing_path, log or _LOG)
+    calib_file = _calib_file(int8_source, calibration_cache, calibrator)
+    _write_build_sidecar(
+        engine_path, key, net, opts, card_dict, onnx_path, out_dir, int8_source, calib_file, rebuild_command
     )
-    if dla_core is not None:
-        _configure_dla(trt, builder, network, config, dla_core)
-    if version_compatible:
-        _set_flag(trt, config, "VERSION_COMPATIBLE")
-    _load_timing_cache(config, timing_path)
-
-    key = EngineKey(sha, precision, version, gpu, cc, batch, dla_core)  # type: ignore[arg-type]
-    engine_path = out_dir / f"{key.file_stem()}.engine"
-    out_log.info(
-        "building %s (%s, TensorRT %s, %s sm_%s, batch %s%s)",
-        engine_path.name,
-        precision,
-        version,
-        gpu,
-        cc.replace(".", ""),
-        batch,
-        f", DLA {dla_core}" if dla_core is not None else "",
-    )
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise LsaEdgeError(
-            f"TensorRT {version} could not build an engine from {onnx_path} ({precision}); its errors "
-            "are logged above (logger 'lsa_edge.tensorrt')"
-        )
-    _save_timing_cache(config, timing_path)
-    _atomic_write(engine_path, memoryview(serialized))
-
-    # trtexec's --calib reads the same cache (the on-device calibrator has written its own by now).
-    calib_file = None
-    if int8_source == "calibrator":
-        calib_file = calibration_cache or getattr(calibrator, "cache_path", None)
-    trtexec = trtexec_command(
-        onnx_path,
-        engine_path,
-        precision,
-        gen,
-        batch=None if static else batch,
-        input_name=input_name,
-        input_chw=chw,
-        workspace_mib=workspace_mib,
-        calibration_cache=calib_file,
-        timing_cache=timing_path,
-        dla_core=dla_core,
-        int8_fp16_fallback=int8_fp16_fallback,
-        strongly_typed=typed and gen == "10",
-    )
-    lsa = rebuild_command or _lsa_edge_command(
-        onnx_path, out_dir, precision, None if static else batch, dla_core
-    )
-    write_sidecar(
-        engine_path,
-        key,
-        card_dict,
-        build_options={
-            "generation": gen,
-            "onnx_file": onnx_path.name,
-            "input_name": input_name,
-            "input_chw": list(chw),
-            "static_shape": static,
-            "workspace_mib": workspace_mib,
-            "int8": int8_source or None,
-            "int8_fp16_fallback": bool(int8_fp16_fallback) if precision == "int8" else None,
-            "calibration_cache": str(calib_file) if calib_file is not None else None,
-            "timing_cache": str(timing_path) if timing_path is not None else None,
-            "dla_core": dla_core,
-            "gpu_fallback": dla_core is not None,
-            "version_compatible": bool(version_compatible),
-            "strongly_typed": typed,
-            "engine_bytes": engine_path.stat().st_size,
-        },
-        # trtexec is the alternative without lsa-edge: its engine gets no sidecar (the runtime cannot check it).
-        rebuild_command={"lsa_edge": lsa, "trtexec": trtexec},
-    )
-    out_log.info("wrote %s (%.1f MB) and its sidecar", engine_path, engine_path.stat().st_size / 1e6)
+    (log or _LOG).info("wrote %s (%.1f MB) and its sidecar", engine_path, engine_path.stat().st_size / 1e6)
     return engine_path

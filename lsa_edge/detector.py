@@ -29,8 +29,9 @@ import numpy as np
 from . import _args
 from ._args import number, path_like, shown
 from ._opencv import cv2  # a stand-in naming the fix where OpenCV is missing
+from .backends.base import ModelRunner, MultiOutputBase, RunnerBase
 from .card import KEYPOINTS
-from .errors import ConfigError, DataError, GpuUnavailableError, unknown_choice
+from .errors import ConfigError, DataError, unknown_choice
 from .preprocess import to_planes, usable_cpus, worker, write_into
 
 __all__ = [
@@ -442,40 +443,27 @@ def shipped_model(variant: str = "full") -> Path:
     return detector_path(variant)
 
 
-class _OnnxRuntimeRunner:
-    """runner(x N×3×S×S float32) -> (regressors, logits) with ONNX Runtime; reads the model's config."""
+class OnnxRuntimeDetectorRunner(MultiOutputBase):
+    """The face detector's ONNX with ONNX Runtime, a :class:`~lsa_edge.backends.base.ModelRunner`:
+    ``predict(x N×3×S×S float32) -> (regressors N×A×16, logits N×A×1)``. Reads the model's config."""
+
+    name = "onnxruntime"
 
     def __init__(self, path: Path, providers: Sequence[str] | None, threads: int) -> None:
         from ._lazy import require
+        from .backends.onnxruntime import dims, open_session
 
-        ort = require("onnxruntime", "the ONNX Runtime face detector")
-        available = ort.get_available_providers()
-        providers = list(providers or ["CPUExecutionProvider"])
-        missing = [p for p in providers if p not in available]
-        if missing:  # never fall back to the CPU silently
-            raise ConfigError(
-                f"ONNX Runtime provider(s) {missing} are not available here (available: {available}); "
-                "install the matching onnxruntime build or ask for CPUExecutionProvider"
-            )
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3  # ONNX Runtime's own warnings: errors only
-        # A 1–2 ms model: one thread is as fast as two here, and a spinning thread pool slows the OpenCV
-        # letterboxing that runs between calls (2.6 ms per 640×480 frame instead of 6.7 on 2 cores).
-        opts.intra_op_num_threads = threads
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
-        except Exception as err:  # ORT raises its own exception types; keep its diagnostic
-            raise DataError(f"ONNX Runtime cannot load the face detector {path}: {err}") from err
-        active = self.session.get_providers()
-        gpu = [p for p in providers if p != "CPUExecutionProvider"]
-        if gpu and not any(p in active for p in gpu):  # ONNX Runtime fell back to the CPU on its own
-            raise GpuUnavailableError(
-                f"ONNX Runtime could not start {' or '.join(gpu)} for the face detector {path.name} (it "
-                f"runs only {', '.join(active)}): no NVIDIA driver or GPU, or the CUDA libraries "
-                "onnxruntime-gpu needs are missing; run lsa-edge doctor, or ask for CPUExecutionProvider"
-            )
-        log.info("face detector %s on %s", path.name, active)
+        require("onnxruntime", "the ONNX Runtime face detector")
+        self.path, self.label = path, path.name
+        self.session: Any = open_session(
+            path,
+            list(providers or ["CPUExecutionProvider"]),
+            what="the face detector",
+            threads=threads,
+            spin=False,  # a 1–2 ms model between OpenCV work: a spinning pool only slows that work down
+            load_error=DataError,
+        )
+        log.info("face detector %s on %s", path.name, self.session.get_providers())
         meta = self.session.get_modelmeta().custom_metadata_map
         inp = self.session.get_inputs()[0]
         self.input_name, shape = inp.name, list(inp.shape)
@@ -493,23 +481,57 @@ class _OnnxRuntimeRunner:
         if len(self.output_names) != 2:
             raise ConfigError(f"{path}: expected 2 outputs (regressors, logits), got {self.output_names}")
         # regressors have num_coords values per anchor, logits one: order the outputs by that.
-        last = [o.shape[-1] for o in self.session.get_outputs()]
-        if last[0] == 1:
+        outputs = self.session.get_outputs()
+        if outputs[0].shape[-1] == 1:
             self.output_names.reverse()
+            outputs = outputs[::-1]
+        self._out_shapes = [dims(o.shape)[1:] for o in outputs]
+        size = self.config.input_size
+        self.input_shape = (dims(shape)[0], 3, size, size)  # NCHW: an NHWC model is transposed here
+        self.max_batch = self.input_shape[0]
 
-    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _handle(self) -> Any:
+        return self.session
+
+    def _run(self, session: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.nhwc:
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-        reg, logits = self.session.run(self.output_names, {self.input_name: x})
+        reg, logits = session.run(self.output_names, {self.input_name: x})
         return reg, logits
+
+    def _empty(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.zeros((0, *(d or 0 for d in shape)), np.float32) for shape in self._out_shapes)
+
+    def _release(self) -> None:
+        self.session = None  # releases ONNX Runtime's memory
+
+
+class _CallableRunner(RunnerBase):
+    """A plain ``runner(x) -> (regressors, logits)`` callable as a ModelRunner: ``predict`` is the
+    callable itself (no call in between on the per-frame path)."""
+
+    name = "callable"
+
+    def __init__(self, fn: Runner, config: BlazeFaceConfig) -> None:
+        self.fn: Runner | None = fn
+        self.predict = fn  # type: ignore[assignment]
+        self.input_shape = (None, 3, config.input_size, config.input_size)
+
+    def _handle(self) -> Any:
+        return self.fn
+
+    def _release(self) -> None:
+        self.fn = None
+        del self.predict  # RunnerBase.predict again: ConfigError from now on
 
 
 class FaceDetector:
     """BlazeFace on whole frames: ``FaceDetector()(frame) -> list[FaceDetection]``.
 
     model: an ONNX file, ``"full"``/``"short"`` for the shipped models, or None (the shipped full-range
-    model). runner: any callable taking N×3×S×S float32 (RGB, [-1, 1], letterboxed) and returning
-    (regressors N×A×16, logits N×A×1), e.g. a TensorRT engine; then ``config`` says which model it is
+    model). runner: a :class:`~lsa_edge.backends.base.ModelRunner` (e.g. a TensorRT engine's
+    ``detector_runner()``) or any callable taking N×3×S×S float32 (RGB, [-1, 1], letterboxed) and returning
+    (regressors N×A×16, logits N×A×1); then ``config`` says which model it is
     (default: full range) and ``model`` is ignored. min_score, iou_threshold: default to the model's
     (0.5, 0.3). min_face_size: faces whose larger box side is below this many frame pixels are dropped.
     max_faces: keep at most this many (highest scores). providers: ONNX Runtime execution providers, in
@@ -517,7 +539,9 @@ class FaceDetector:
     threads (default 1: the model takes ~2 ms on one x86 core; 0 = ONNX Runtime's choice).
 
     ``detect`` hands the runner an input buffer it reuses for the next frame of the same size (one per
-    thread): a runner must copy what it keeps. ``preprocess`` returns a new array every call.
+    thread): a runner must copy what it keeps. ``preprocess`` returns a new array every call. ``runner``
+    is the ModelRunner in use (a callable passed in is wrapped); :meth:`close` closes the one the
+    detector opened itself, never one passed in.
     """
 
     def __init__(
@@ -537,17 +561,20 @@ class FaceDetector:
         _check_arguments(
             model, runner, config, min_score, iou_threshold, nms, min_face_size, max_faces, providers, threads
         )
+        self._owned: ModelRunner | None = None  # the runner this detector opened (and closes)
         if runner is None:
             path = _resolve_model(model)
-            ort_runner = _OnnxRuntimeRunner(path, providers, threads)
+            ort_runner = OnnxRuntimeDetectorRunner(path, providers, threads)
             if config is not None and config != ort_runner.config:
                 raise ConfigError(f"config {config} contradicts the one stored in {path}")
-            runner, config = ort_runner, ort_runner.config
+            runner, config, self._owned = ort_runner, ort_runner.config, ort_runner
             self.model_path: Path | None = path
         else:
             self.model_path = None
         self.config = config or BlazeFaceConfig.full_range()
-        self.runner = runner
+        self.runner: ModelRunner | None = (
+            runner if isinstance(runner, ModelRunner) else _CallableRunner(runner, self.config)
+        )
         # Checked by _check_arguments (a config's own scores by BlazeFaceConfig): only converted here.
         self.min_score = self.config.min_score if min_score is None else float(min_score)
         self.iou_threshold = self.config.iou_threshold if iou_threshold is None else float(iou_threshold)
@@ -624,16 +651,20 @@ class FaceDetector:
 
     def detect(self, frame: np.ndarray, color_order: Literal["BGR", "RGB"] = "BGR") -> list[FaceDetection]:
         """Faces in an H×W×3 uint8 frame (BGR as OpenCV reads it, or RGB), highest score first."""
-        if self.runner is None:
+        runner = self.runner
+        if runner is None:
             raise ConfigError("this FaceDetector was closed; create a new one")
         x, box = self._prepare(frame, color_order, reuse=True)  # the input buffer is reused per thread
-        reg, logits = self.runner(x)[:2]
+        reg, logits = runner.predict(x)[:2]
         return self.postprocess(np.asarray(reg)[0], np.asarray(logits)[0], box)
 
     __call__ = detect
 
     def close(self) -> None:
-        self.runner = None  # type: ignore[assignment]  # releases the ONNX Runtime session
+        """Close the runner this detector opened (its ONNX Runtime session); idempotent."""
+        owned, self._owned, self.runner = self._owned, None, None
+        if owned is not None:
+            owned.close()
 
     def __enter__(self) -> FaceDetector:
         return self
@@ -658,10 +689,10 @@ def _check_arguments(
     w = "FaceDetector"
     if model is not None:
         path_like(w, "model", model, 'None, "full", "short" or the path of a BlazeFace ONNX file')
-    if runner is not None and not callable(runner):
+    if runner is not None and not callable(runner) and not isinstance(runner, ModelRunner):
         raise ConfigError(
-            f"FaceDetector(runner=...): got {shown(runner)}; accepted: None or a callable taking "
-            "N×3×S×S float32 and returning (regressors, logits)"
+            f"FaceDetector(runner=...): got {shown(runner)}; accepted: None, a ModelRunner or a callable "
+            "taking N×3×S×S float32 and returning (regressors, logits)"
         )
     if config is not None and not isinstance(config, BlazeFaceConfig):
         raise ConfigError(

@@ -21,110 +21,32 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from itertools import compress
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from . import _args
-from ._args import integer, number, parse_device, path_like, shown
+from ._args import parse_device
+from ._pipeline import (
+    BatchBuffers,
+    align_into,
+    as_frame,
+    assemble_faces,
+    check_arguments,
+    make_tracker,
+    open_detector,
+    warn_template,
+)
+from .backends.base import Backend
 from .card import ModelCard
-from .data.images import to_rgb_uint8
-from .errors import ConfigError, DataError, LsaEdgeError, unknown_choice
-from .package import BACKENDS, ModelPackage, select_backend
-from .preprocess import align_keypoints, normalize, usable_cpus, worker
-from .results import Face, FrameResult
-from .track import Tracker, TrackerConfig
+from .errors import ConfigError, DataError
+from .package import ModelPackage, select_backend
+from .preprocess import normalize
+from .results import FrameResult
+from .track import TrackerConfig
 
 log = logging.getLogger(__name__)
-
-_MAX_PIXELS = 8192 * 8192  # larger frames are refused before any conversion (a mistake, not a camera)
-
-
-def _align_into(img: np.ndarray, keypoints: list[np.ndarray], pre: Any, crops: np.ndarray) -> None:
-    """Warp each face straight into its batch slot (frame's channel order; normalize() puts them into
-    the card's). With two faces or more, every other face is warped on the preprocessing worker: OpenCV
-    releases the GIL, so one face's shrink and warp overlap another's Python work and OpenCV calls."""
-
-    def run(faces: range) -> None:
-        for j in faces:
-            align_keypoints(img, keypoints[j], pre, out=crops[j])
-
-    n = len(keypoints)
-    if n < 2 or usable_cpus() < 2:
-        run(range(n))
-        return
-    others = worker().submit(run, range(1, n, 2))
-    try:
-        run(range(0, n, 2))
-    finally:
-        others.result()  # the slots must be written (or the error raised) before the batch is read
-
-
-_TRACKING = 'True or "on" (a default TrackerConfig), a TrackerConfig, or False or "off" (no tracking)'
-
-
-def _tracking(value: Any) -> TrackerConfig | None:
-    """``tracking=`` → the tracker's configuration, or None for no tracking."""
-    if isinstance(value, TrackerConfig):
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return TrackerConfig() if value else None
-    if isinstance(value, str) and value.strip().lower() in ("on", "off"):
-        return TrackerConfig() if value.strip().lower() == "on" else None
-    hint = " None and numbers are refused so that tracking is never switched on or off by accident."
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        hint = (
-            " 'auto' is lsa-edge run's per-source choice (on for cameras, streams and videos, off for "
-            "unrelated images); in Python pass True or False."
-        )
-    raise ConfigError(f"Pipeline(tracking=...): got {shown(value)}; accepted: {_TRACKING}.{hint}")
-
-
-def _check_arguments(
-    model: Any,
-    backend: Any,
-    detector: Any,
-    min_face_size: Any,
-    detector_threshold: Any,
-    max_faces: Any,
-    tracking: Any,
-    max_batch: Any,
-    threads: Any,
-) -> TrackerConfig | None:
-    """Pipeline's arguments, checked before anything is opened (its contract: no model is loaded for a
-    call that cannot run); returns the tracker's configuration. The arguments it hands on (min_face_size,
-    max_faces, threads) are checked by the same :mod:`._args` definitions FaceDetector and select_backend
-    use, so the rule and the message exist once."""
-    w = "Pipeline"
-    if model is not None and not isinstance(model, ModelPackage):
-        path_like(
-            w,
-            "model",
-            model,
-            "None (the shipped default), a build folder, an .onnx, an .engine or a .pt path",
-        )
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ConfigError(f"Pipeline(backend=...): {unknown_choice('backend', backend, BACKENDS)}")
-    path_like(w, "detector", detector, '"full", "short" or the path of a BlazeFace ONNX')
-    _args.min_face_size(w, min_face_size)  # also FaceDetector's and select_backend's: one definition each
-    if detector_threshold is not None:
-        number(
-            w,
-            "detector_threshold",
-            detector_threshold,
-            lo=0.0,
-            hi=1.0,
-            lo_open=True,
-            hi_open=True,
-            accepted="None (the model's) or a score between 0 and 1, exclusive",
-        )
-    _args.max_faces(w, max_faces)
-    integer(w, "max_batch", max_batch, lo=1, accepted="an int ≥ 1 (faces per attribute-model call)")
-    _args.threads(w, threads)
-    return _tracking(tracking)
 
 
 class Pipeline:
@@ -184,7 +106,7 @@ class Pipeline:
     ) -> None:
         # Every argument is checked before anything is opened: a wrong type or value is a ConfigError
         # naming it, never a TypeError from inside (or one at the first frame).
-        track_cfg = _check_arguments(
+        track_cfg = check_arguments(
             model,
             backend,
             detector,
@@ -203,85 +125,34 @@ class Pipeline:
         self._cond = threading.Condition()  # guards _inflight and _closed; close() waits on it
         self._inflight = 0  # predict calls under way; close waits for them
         self._closed = False
+        self._det_engine: Any = None  # the TensorRT detector engine, when the detector runs one
         self.package = model if isinstance(model, ModelPackage) else ModelPackage.open(model)
         self.card: ModelCard = self.package.card
         if self.card.preprocessing.template is None:
             raise ConfigError(
                 f"{self.package.source}'s card has no alignment template; it cannot align detected faces"
             )
-        self.tracker = self._make_tracker(track_cfg, detector_threshold)
-        self.backend = select_backend(self.package, backend, threads, device)
-        self._det_engine = None
+        self.tracker = make_tracker(track_cfg, detector_threshold, self.card)
+        self.backend: Backend = select_backend(self.package, backend, threads, device)
         try:
-            self.max_batch = min(max_batch, getattr(self.backend, "max_batch", None) or max_batch)
-            self.detector = self._open_detector(detector, dev, detector_threshold, min_face_size, max_faces)
+            self.max_batch = min(max_batch, self.backend.max_batch or max_batch)
+            self.detector, self._det_engine = open_detector(
+                self.package,
+                self.backend,
+                self.tracker,
+                detector,
+                dev,
+                detector_threshold,
+                min_face_size,
+                max_faces,
+            )
         except BaseException:
             self.close()
             raise
         self._thr = np.asarray(self.card.thresholds, dtype=np.float32)
-        self._buffers = threading.local()  # per thread: the batch buffers of _batch_buffers
+        self._buffers = BatchBuffers(self.card.preprocessing.input_size)  # per thread: the batch buffers
         self._count = itertools.count()  # frame numbers (next() on it is atomic under the GIL)
-        self._warn_template()
-
-    def _make_tracker(self, cfg: TrackerConfig | None, detector_threshold: float | None) -> Tracker | None:
-        if cfg is None:
-            return None
-        if detector_threshold is not None:  # the user's threshold is what starts a track
-            cfg = replace(
-                cfg, high_score=detector_threshold, low_score=min(cfg.low_score, detector_threshold)
-            )
-        return Tracker(cfg, self.card.attributes, self.card.thresholds)
-
-    def _open_detector(
-        self,
-        detector: str | Path,
-        dev: tuple[str, int | None] | None,
-        detector_threshold: float | None,
-        min_face_size: Any,
-        max_faces: Any,
-    ) -> Any:
-        """The face detector: the build's own engine where the attribute model runs on TensorRT, else the
-        build's own ONNX (for the default "full"), else the one asked for."""
-        from .detector import FaceDetector
-
-        runner = None
-        on_trt = getattr(self.backend, "name", "") == "tensorrt"
-        if on_trt:  # listed, removed from the package: it would run the detector here
-            self.package.require_present("detector_engine")
-        if self.package.detector_engine is not None and on_trt:
-            from .backends.tensorrt import TensorRTBackend
-
-            try:
-                gpu = dev[1] if dev is not None and dev[1] is not None else 0
-                self._det_engine = TensorRTBackend(self.package.detector_engine, device=gpu)
-                runner = self._det_engine.detector_runner()
-            except LsaEdgeError as err:
-                log.warning("detector engine not usable (%s); running the detector's ONNX instead", err)
-        det_model = detector
-        if runner is None and detector == "full":  # the build's own detector would run: it must be there
-            self.package.require_present("detector_onnx")
-        if self.package.detector_onnx is not None and detector == "full":  # the build's own, unless asked
-            det_model = self.package.detector_onnx
-        # With tracking, the detector reports down to the tracker's low score: weak detections may
-        # keep an existing track alive (ByteTrack's second stage) but never start one.
-        low = self.tracker.config.low_score if self.tracker is not None else detector_threshold
-        return FaceDetector(
-            det_model,
-            runner=runner,
-            min_score=low or None,
-            min_face_size=min_face_size,
-            max_faces=max_faces,
-        )
-
-    def _warn_template(self) -> None:
-        from .alignment import is_estimated
-
-        if not is_estimated(self.card.preprocessing.template):
-            log.warning(
-                "%s's alignment template is CelebA's mean landmarks, not measured with the detector; "
-                "alignment will be a few pixels off (lsa-edge build --calib-data DATASET measures it)",
-                self.card.name,
-            )
+        warn_template(self.card)
 
     # ------------------------------------------------------------------------------------------ frames
     def predict(
@@ -312,7 +183,7 @@ class Pipeline:
     def _predict(
         self, frame: Any, color_order: str, index: int | None, timestamp: float | None, t0: float
     ) -> FrameResult:
-        img = self._frame(frame)
+        img = as_frame(frame)
         n = next(self._count)
         idx = n if index is None else index
         timings: dict[str, float] = {}
@@ -336,7 +207,7 @@ class Pipeline:
                 smoothed, labels = self.tracker.update(ids, probs, need)
                 timings["track"] += (time.perf_counter() - t) * 1000
 
-        faces = self._faces(dets, smoothed, labels, ids, need, confirmed)
+        faces = assemble_faces(self.card.attributes, dets, smoothed, labels, ids, need, confirmed)
         timings["total"] = (time.perf_counter() - t0) * 1000
         return FrameResult(
             index=idx,
@@ -354,8 +225,8 @@ class Pipeline:
         t = time.perf_counter()
         pre = self.card.preprocessing
         todo = np.flatnonzero(need)
-        crops, batch = self._batch_buffers(len(todo))
-        _align_into(img, [dets[i].keypoints_array() for i in todo], pre, crops)
+        crops, batch = self._buffers.get(len(todo))
+        align_into(img, [dets[i].keypoints_array() for i in todo], pre, crops)
         timings["align"] = (time.perf_counter() - t) * 1000
 
         t = time.perf_counter()
@@ -380,46 +251,7 @@ class Pipeline:
         timings["track"] = (time.perf_counter() - t) * 1000
         return dets, ids, need, confirmed
 
-    def _faces(
-        self,
-        dets: list,
-        smoothed: np.ndarray,
-        labels: list,
-        ids: np.ndarray,
-        need: np.ndarray,
-        confirmed: list,
-    ) -> list[Face]:
-        # One conversion per array (tolist gives the floats float() would), not one per value.
-        names = self.card.attributes
-        rows, unset = smoothed.tolist(), np.isnan(smoothed).any(axis=1).tolist()
-        return [
-            Face(
-                box=d.box,
-                score=d.score,
-                keypoints=d.keypoints,
-                track_id=track_id,
-                attributes={} if no_attrs else dict(zip(names, row)),
-                labels=tuple(lab),
-                fresh=fresh,
-                confirmed=bool(conf),
-            )
-            for d, row, no_attrs, lab, track_id, fresh, conf in zip(
-                dets, rows, unset, labels, ids.tolist(), need.tolist(), confirmed
-            )
-        ]
-
     __call__ = predict
-
-    def _batch_buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """n×H×W×3 uint8 crops and n×3×H×W float32 model input: views of buffers kept across frames
-        (per thread), doubled when a frame has more faces, so a frame allocates nothing for its faces."""
-        h, w = self.card.preprocessing.input_size
-        bufs = getattr(self._buffers, "batch", None)
-        if bufs is None or len(bufs[0]) < n:
-            cap = max(n, 2 * len(bufs[0]) if bufs is not None else 4)
-            bufs = (np.empty((cap, h, w, 3), np.uint8), np.empty((cap, 3, h, w), np.float32))
-            self._buffers.batch = bufs
-        return bufs[0][:n], bufs[1][:n]
 
     def stream(self, source: Any, **source_options: Any) -> Iterator[FrameResult]:
         """Results for every frame of ``source`` (a URI, path, camera index, open Source or iterator of
@@ -456,49 +288,6 @@ class Pipeline:
             with self._lock:
                 self.tracker.reset()
 
-    @staticmethod
-    def _frame(frame: Any) -> np.ndarray:
-        """Any frame a user may hand over → H×W×3 uint8 (channel order kept), or DataError saying what
-        was received. Shape and size are checked before any conversion touches the pixels, so a huge or
-        odd array costs nothing to refuse."""
-        if frame is None:
-            raise DataError("the frame is None (a camera read that failed?); skip it or check the source")
-        if isinstance(frame, np.ndarray) and type(frame) is not np.ndarray:
-            frame = np.asarray(frame)  # np.matrix, masked arrays: their plain pixels
-        if isinstance(frame, np.ndarray):
-            shape = frame.shape
-            if frame.ndim not in (2, 3) or (frame.ndim == 3 and shape[2] not in (1, 3, 4)):
-                raise DataError(
-                    f"the frame has shape {shape}; expected H×W×3 (or H×W gray, H×W×1, H×W×4 with alpha)"
-                    + ("; pass one frame of the batch at a time" if frame.ndim == 4 else "")
-                )
-            h, w = shape[:2]
-            if h * w == 0 or (frame.ndim == 3 and shape[2] == 0):
-                raise DataError(f"the frame is empty (shape {shape})")
-            if h < 16 or w < 16:
-                raise DataError(f"the frame is {w}×{h} pixels; faces need a frame of at least 16×16")
-            if h * w > _MAX_PIXELS:
-                raise DataError(
-                    f"the frame is {w}×{h} pixels; resize frames above 8192×8192 before the pipeline"
-                )
-            if not frame.dtype.isnative:  # big-endian data (FITS, some PNG readers): the same values
-                frame = frame.astype(frame.dtype.newbyteorder("="))
-            if frame.dtype.kind == "f":
-                lo, hi = float(frame.min()), float(frame.max())  # NaN and ±inf show in these two
-                if not (np.isfinite(lo) and np.isfinite(hi)):
-                    raise DataError("the frame holds NaN or infinite values")
-                if lo < 0.0 or hi > 1.0:
-                    raise DataError(
-                        f"a float frame must hold values in [0, 1], got {lo:.4g} to {hi:.4g}; divide by 255 "
-                        "or pass uint8"
-                    )
-                if frame.dtype not in (np.float32, np.float64):  # float16, long double: in [0, 1] now
-                    frame = frame.astype(np.float32)
-        try:
-            return to_rgb_uint8(frame, "frame")  # any common kind → H×W×3 uint8, channel order kept
-        except ValueError as err:
-            raise DataError(str(err)) from None
-
     # ------------------------------------------------------------------------------------------ lifetime
     def close(self) -> None:
         """Release the models, after the :meth:`predict` calls already under way in other threads have
@@ -513,14 +302,11 @@ class Pipeline:
             self._close_parts()
 
     def _close_parts(self) -> None:
-        for part in (
-            getattr(self, "backend", None),
-            getattr(self, "_det_engine", None),
-            getattr(self, "detector", None),
-        ):
-            close = getattr(part, "close", None)
-            if close is not None:
-                close()
+        # Each part exists once __init__ got that far: the backend, then the detector with its engine.
+        for name in ("backend", "_det_engine", "detector"):
+            part = self.__dict__.get(name)
+            if part is not None:
+                part.close()
 
     def __enter__(self) -> Pipeline:
         return self
@@ -530,11 +316,5 @@ class Pipeline:
 
     def describe(self) -> str:
         """What runs: the model file and backend (with ONNX Runtime's providers), and the detector."""
-        b = self.backend
-        what = getattr(b, "path", None) or getattr(self.package, "checkpoint", None) or self.package.source
-        providers = getattr(getattr(b, "session", None), "get_providers", lambda: [])()
-        how = f"{b.name}" + (
-            f" [{', '.join(p.replace('ExecutionProvider', '') for p in providers)}]" if providers else ""
-        )
-        det = getattr(self.detector, "model_path", None) or "TensorRT engine"
-        return f"{self.card.name}: {Path(str(what)).name} on {how}; detector {Path(str(det)).name}"
+        det = self.detector.model_path or "TensorRT engine"
+        return f"{self.card.name}: {self.backend.describe()}; detector {Path(str(det)).name}"

@@ -311,10 +311,10 @@ def test_predict_equals_the_reference_path(request, model, cpus, lfwa_dir, celeb
     and every other face is warped on the worker thread; with 1 everything runs on the caller's thread."""
     import _reference as ref
 
+    import lsa_edge._pipeline
     import lsa_edge.detector
-    import lsa_edge.pipeline
 
-    for module in (lsa_edge.detector, lsa_edge.pipeline):
+    for module in (lsa_edge.detector, lsa_edge._pipeline):  # the letterbox bands; the faces' warps
         monkeypatch.setattr(module, "usable_cpus", lambda: cpus)
 
     pkg = request.getfixturevalue("bundle") if model == "bundle" else None

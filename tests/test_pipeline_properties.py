@@ -175,12 +175,12 @@ def test_float16_and_long_double_frames_are_floats(pipes):
 
 def test_huge_frames_are_refused_before_any_conversion(pipes, monkeypatch):
     """The 8192×8192 limit was checked after the float → uint8 conversion of the whole frame."""
-    import lsa_edge.pipeline
+    import lsa_edge._pipeline  # the pipeline's frame check and conversion
 
     def boom(*a, **kw):
         raise AssertionError("converted before the size check")
 
-    monkeypatch.setattr(lsa_edge.pipeline, "to_rgb_uint8", boom)
+    monkeypatch.setattr(lsa_edge._pipeline, "to_rgb_uint8", boom)
     big = np.broadcast_to(np.float32(0.5), (9000, 9000, 3))  # no memory behind it
     with pytest.raises(DataError, match="8192"):
         pipes["plain"].predict(big)

@@ -123,7 +123,7 @@ def test_each_thread_has_its_own_buffers():
 
         def grab() -> None:
             pipe.predict(img)
-            crops, batch = pipe._batch_buffers(2)
+            crops, batch = pipe._buffers.get(2)
             with lock:
                 seen["crops"].append(crops)
                 seen["batch"].append(batch)

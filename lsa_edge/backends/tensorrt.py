@@ -23,13 +23,15 @@ from .._lazy import require
 from ..errors import ConfigError, LsaEdgeError, MissingDependencyError, unknown_choice
 from ._cuda import BINDINGS, Cuda, DeviceMemory, open_cuda
 from ._tensorrt_env import load_engine
+from .base import BackendBase, MultiOutputBase
 
 log = logging.getLogger(__name__)
 
 
-class TensorRTBackend:
+class TensorRTBackend(BackendBase):
     """Runs one engine. ``run(x) -> [outputs]`` for any single-input engine (the detector too);
-    ``predict(faces) -> probs`` for the attribute model (splits batches above the profile's maximum)."""
+    ``predict(faces) -> probs`` for the attribute model (a :class:`~lsa_edge.backends.base.Backend`:
+    splits batches above the profile's maximum); :meth:`detector_runner` for the face detector's engine."""
 
     name = "tensorrt"
 
@@ -42,6 +44,7 @@ class TensorRTBackend:
                 f"TensorRTBackend(cuda_binding=...): {unknown_choice('CUDA binding', cuda_binding, ('auto', *BINDINGS))}"
             )
         self.path = Path(engine_path)
+        self.label = self.path.name
         self._cuda: Cuda | None = None
         self._device: dict[str, DeviceMemory] = {}
         self._lock = threading.Lock()
@@ -82,6 +85,7 @@ class TensorRTBackend:
             else:
                 self.max_batch = int(shape[0])
             self.item_shape = tuple(int(d) for d in shape[1:])
+            self.input_shape = (None if shape[0] == -1 else self.max_batch, *self.item_shape)
             self._host: dict[str, np.ndarray] = {}
             for name in self.inputs + self.outputs:
                 dims = tuple(self.engine.get_tensor_shape(name))
@@ -108,9 +112,9 @@ class TensorRTBackend:
         if tuple(x.shape[1:]) != self.item_shape:
             raise ConfigError(f"{self.path.name} takes N×{self.item_shape} inputs, got {x.shape}")
         with self._lock:  # one set of buffers: one call at a time
-            return self._run(x, n)
+            return self._execute(x, n)
 
-    def _run(self, x: np.ndarray, n: int) -> list[np.ndarray]:
+    def _execute(self, x: np.ndarray, n: int) -> list[np.ndarray]:
         cuda = self._cuda
         if cuda is None:  # checked under the lock close() takes: never the freed buffers
             raise ConfigError(f"the TensorRT backend for {self.path.name} was closed; create a new one")
@@ -127,26 +131,15 @@ class TensorRTBackend:
             cuda.synchronize()
             return [self._host[name][:n].copy() for name in self.outputs]  # before another call overwrites
 
-    def predict(self, faces: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """N×… float32 → N×C probabilities; ConfigError once :meth:`close` ran."""
-        if self._cuda is None:
-            raise ConfigError(f"the TensorRT backend for {self.path.name} was closed; create a new one")
-        x = np.ascontiguousarray(faces, dtype=np.float32)
-        if len(x) == 0:
-            return np.zeros((0, self.num_outputs), np.float32)
-        step = min(batch_size or self.max_batch, self.max_batch)
-        outs = [self.run(x[i : i + step])[self._main] for i in range(0, len(x), step)]
-        return np.concatenate(outs).astype(np.float32, copy=False)
+    def _handle(self) -> Cuda | None:
+        return self._cuda
 
-    def detector_runner(self):
-        """This engine as a :class:`lsa_edge.detector.FaceDetector` runner (regressors, logits)."""
+    def _run(self, handle: object, x: np.ndarray) -> np.ndarray:
+        return self.run(x)[self._main].astype(np.float32, copy=False)
 
-        def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            outs = self.run(np.ascontiguousarray(x, dtype=np.float32))
-            by_last = sorted(outs, key=lambda a: -a.shape[-1])  # regressors (16 values) before logits (1)
-            return by_last[0], by_last[1]
-
-        return run
+    def detector_runner(self) -> TensorRTDetectorRunner:
+        """This engine as the face detector's runner (``predict(x) -> (regressors, logits)``)."""
+        return TensorRTDetectorRunner(self)
 
     def close(self) -> None:
         with self._lock:  # never while a call is using the buffers
@@ -162,4 +155,34 @@ class TensorRTBackend:
                 cuda.close()
 
 
-__all__ = ["TensorRTBackend"]
+class TensorRTDetectorRunner(MultiOutputBase):
+    """A detector engine as a :class:`~lsa_edge.backends.base.ModelRunner`: ``predict(x N×3×S×S float32)
+    -> (regressors N×A×16, logits N×A×1)``, what :class:`~lsa_edge.detector.FaceDetector` runs. Closing it
+    closes the engine."""
+
+    name = "tensorrt"
+
+    def __init__(self, engine: TensorRTBackend) -> None:
+        self._trt, self.path, self.label = engine, engine.path, engine.label
+        self.max_batch, self.input_shape = engine.max_batch, engine.input_shape
+
+    def _handle(self) -> Cuda | None:
+        return self._trt._cuda
+
+    def _run(self, handle: object, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._order(self._trt.run(x))
+
+    @staticmethod
+    def _order(outs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        by_last = sorted(outs, key=lambda a: -a.shape[-1])  # regressors (16 values) before logits (1)
+        return by_last[0], by_last[1]
+
+    def _empty(self) -> tuple[np.ndarray, np.ndarray]:
+        host = self._trt._host
+        return self._order([np.zeros((0, *host[n].shape[1:]), host[n].dtype) for n in self._trt.outputs])
+
+    def _release(self) -> None:
+        self._trt.close()
+
+
+__all__ = ["TensorRTBackend", "TensorRTDetectorRunner"]

@@ -12,6 +12,7 @@ from ..package import BACKENDS
 from ._common import add_data_args, add_device_args, pct, user_path, write_json
 
 if TYPE_CHECKING:
+    from ..backends.base import Backend
     from ..card import ModelCard
     from ..data import FaceDataset
     from ..evaluation import Predictions
@@ -104,11 +105,13 @@ def evaluate_model(
 
     check_eval_options(batch_size, workers, device, frame, pipeline)
     package = ModelPackage.open(model)
-    runner = select_backend(package, backend, device=None if device == "auto" else device)
+    model_backend = select_backend(package, backend, device=None if device == "auto" else device)
     ds = load_dataset(data, fmt)
     if frame != "auto":
         ds = replace(ds, frame=parse_frame(frame))
-    pred = _predict(package, runner, ds.split(split), pipeline, face, detector, batch_size, workers, progress)
+    pred = _predict(
+        package, model_backend, ds.split(split), pipeline, face, detector, batch_size, workers, progress
+    )
     result = _metrics(pred, package.card)
     result.update(
         split=split,
@@ -119,7 +122,7 @@ def evaluate_model(
         skipped_images=len(pred.unreadable),
         model=package.card.name,
         model_path=str(package.source),
-        backend=getattr(runner, "name", "?"),
+        backend=model_backend.name,
         thresholds_tuned_on=package.card.training.get("thresholds_tuned_on", "none"),
         seconds=round(pred.seconds, 2),
     )
@@ -133,7 +136,7 @@ def evaluate_model(
 
 def _predict(
     package: ModelPackage,
-    runner: Any,
+    backend: Backend,
     part: FaceDataset,
     pipeline: bool,
     face: str,
@@ -143,7 +146,7 @@ def _predict(
     progress: bool,
 ) -> Predictions:
     """The model's predictions on the split ``part``: on the aligned crops, or with ``pipeline`` after the
-    runtime's detect + align (the package's detector, else ``detector``); closes the runner."""
+    runtime's detect + align (the package's detector, else ``detector``); closes the backend."""
     from lsa_edge.evaluation import predict_aligned, predict_pipeline
 
     card = package.card
@@ -153,12 +156,10 @@ def _predict(
         with FaceDetector(
             package.detector_onnx or detector, min_face_size=24.0
         ) as det:  # the runtime's default
-            pred = predict_pipeline(runner, card, part, det, face, batch_size, workers, progress)  # type: ignore[arg-type]
+            pred = predict_pipeline(backend, card, part, det, face, batch_size, workers, progress)  # type: ignore[arg-type]
     else:
-        pred = predict_aligned(runner, card, part, batch_size, workers, progress)
-    close = getattr(runner, "close", None)
-    if close is not None:
-        close()
+        pred = predict_aligned(backend, card, part, batch_size, workers, progress)
+    backend.close()
     return pred
 
 

@@ -54,6 +54,9 @@ class _Timed:
             self.ms += (time.perf_counter() - t) * 1000
 
 
+_UNSET = object()
+
+
 def measure(pipe: Any, faces: int, frames: int, warmup: int) -> dict[str, Any]:
     import numpy as np
 
@@ -64,9 +67,11 @@ def measure(pipe: Any, faces: int, frames: int, warmup: int) -> dict[str, Any]:
     # frame would make a long benchmark an OOM kill).
     clip = (scene(faces, i) for i in range(frames + warmup))
     # Both models are ModelRunners: their predict is what the pipeline calls, so that is what is timed.
-    runner, backend = pipe.detector.runner, pipe.backend
-    det_model, attr_model = _Timed(runner.predict), _Timed(backend.predict)
-    runner.predict, backend.predict = det_model, attr_model
+    models = (pipe.detector.runner, pipe.backend)
+    det_model, attr_model = timers = [_Timed(m.predict) for m in models]
+    saved = [vars(m).get("predict", _UNSET) for m in models]  # an instance's own predict, if it has one
+    for model, timed in zip(models, timers):
+        model.predict = timed
     try:
         rows, found = [], []
         for i, img in enumerate(clip):
@@ -77,11 +82,12 @@ def measure(pipe: Any, faces: int, frames: int, warmup: int) -> dict[str, Any]:
                     {**res.timings_ms, "detector_model": det_model.ms, "attribute_model": attr_model.ms}
                 )
                 found.append(len(res.faces))
-    finally:  # the class's own predict again (a wrapped plain callable: the callable itself)
-        for model, timed in ((runner, det_model), (backend, attr_model)):
-            del model.predict
-            if model.predict != timed.fn:
-                model.predict = timed.fn
+    finally:  # each model's predict as it was
+        for model, own in zip(models, saved):
+            if own is _UNSET:
+                del model.predict
+            else:
+                model.predict = own
     keys = list(rows[0])
     stats = {
         k: {

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import _args
 from ._args import device_text, parse_device, shown
@@ -31,6 +31,9 @@ from .errors import (
     PackageError,
     unknown_choice,
 )
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +220,9 @@ def _gpu_providers() -> list[str]:
 
 def select_backend(
     package: ModelPackage, backend: str = "auto", threads: int = 0, device: str | None = None
-) -> Any:
-    """A backend object (``predict(faces) -> probs``) for ``package``; logs the choice and the reasons.
+) -> Backend:
+    """The :class:`~lsa_edge.backends.base.Backend` (``predict(faces) -> probs``) for ``package``; logs the
+    choice and the reasons.
 
     device: None or "auto" — the best this machine offers (the choice is logged, a CPU run of a package
     built for a GPU is a warning); "cpu" — ONNX Runtime's CPU provider or PyTorch on the CPU (never
@@ -270,7 +274,7 @@ def select_backend(
 
 def _onnxruntime(
     package: ModelPackage, want: str | None, index: int | None, threads: int, reasons: list[str]
-) -> Any:
+) -> Backend | None:
     """ONNX Runtime for ``package`` on the device asked for (None: a GPU provider where there is one, else
     the CPU); None, with the reasons, when it cannot run there."""
     from .backends import OnnxRuntimeBackend
@@ -335,7 +339,9 @@ def _why(reasons: list[str]) -> str:
     return f" — not better options because: {'; '.join(reasons)}" if reasons else ""
 
 
-def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = None, device: int = 0) -> Any:
+def _tensorrt(
+    package: ModelPackage, must: bool, reasons: list[str] | None = None, device: int = 0
+) -> Backend | None:
     reasons = [] if reasons is None else reasons
     if package.engine is None and package.missing("engine"):
         if must:
@@ -366,7 +372,7 @@ def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = Non
     return None
 
 
-def _torch(package: ModelPackage, device: tuple[str, int | None] | None = None) -> Any:
+def _torch(package: ModelPackage, device: tuple[str, int | None] | None = None) -> Backend:
     if package.checkpoint is None:
         raise ConfigError(f"the torch backend needs a checkpoint (.pt); {package.source} is not one")
     from importlib import import_module

@@ -126,6 +126,7 @@ def test_batches_split_at_batch_size_and_max_batch_with_one_default(backend, mon
     whole = b.predict(x)
     split = b.predict(x, 2)
     assert calls == [5, 2, 2, 1]
+    assert np.array_equal(b.predict(x, np.int64(2)), split)  # numpy ints are ints
     np.testing.assert_allclose(split, whole, rtol=0, atol=1e-6)
     # The default: max_batch, or DEFAULT_BATCH_SIZE where the batch is dynamic (here made 4: small batches)
     monkeypatch.setattr(base, "DEFAULT_BATCH_SIZE", 4)
@@ -138,6 +139,15 @@ def test_batches_split_at_batch_size_and_max_batch_with_one_default(backend, mon
         calls.clear()
         b.predict(_faces(b, n), b.max_batch * 4)
         assert calls == [b.max_batch, 1]
+
+
+def test_a_bad_batch_size_or_a_scalar_is_a_config_error(backend):
+    b = backend
+    for bad in (0, -1, 2.5, "4", True):
+        with pytest.raises(ConfigError, match="batch_size"):
+            b.predict(_faces(b, 2), bad)
+    with pytest.raises(ConfigError, match="takes N×"):
+        b.predict(np.float32(1.0))
 
 
 def test_close_is_idempotent_and_a_closed_backend_refuses(backend):

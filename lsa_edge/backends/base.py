@@ -96,11 +96,15 @@ class RunnerBase(Generic[_Out]):
         if handle is None:
             raise ConfigError(f"the {self.name} backend for {self.label} was closed; create a new one")
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        if len(x) == 0:
+        if x.ndim and len(x) == 0:
             return self._empty()
-        if x.shape[1:] != self.input_shape[1:]:  # a tuple compare where every item dimension is fixed
+        if x.shape[1:] != self.input_shape[1:] or not x.ndim:  # a tuple compare: every item dim fixed
             _check_shape(x, self.input_shape, self.label)
-        step = batch_size or self.max_batch or DEFAULT_BATCH_SIZE
+        if batch_size is not None and (
+            not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1
+        ):
+            raise ConfigError(f"predict(batch_size=...): got {batch_size!r}; accepted: None or an int ≥ 1")
+        step = int(batch_size or self.max_batch or DEFAULT_BATCH_SIZE)
         if self.max_batch is not None and step > self.max_batch:
             step = self.max_batch
         if len(x) <= step:  # the common case (a frame's faces): one call, nothing to join

@@ -2,8 +2,9 @@
 NMS, letterboxing, and :class:`FaceDetector`, which runs the shipped ONNX model.
 
 numpy and OpenCV only at import time: ONNX Runtime is imported when a :class:`FaceDetector` is built
-without a ``runner`` of its own, so a TensorRT (or any other) backend plugs in as a plain callable
-``runner(x: N×3×S×S float32) -> (regressors N×A×16, logits N×A×1)``.
+without a ``runner`` of its own. The model runs behind the runtime's one model contract
+(:class:`lsa_edge.backends.base.ModelRunner`): ``runner.predict(x: N×3×S×S float32) -> (regressors
+N×A×16, logits N×A×1)``, so a TensorRT engine (or a plain callable, wrapped) plugs in the same way.
 
 The decoding follows MediaPipe's graph options (``face_detection_{short,full}_range_common.pbtxt``):
 ``SsdAnchorsCalculator`` with fixed-size anchors, ``TensorsToDetectionsCalculator`` with
@@ -29,7 +30,7 @@ import numpy as np
 from . import _args
 from ._args import number, path_like, shown
 from ._opencv import cv2  # a stand-in naming the fix where OpenCV is missing
-from .backends.base import ModelRunner, MultiOutputBase, RunnerBase
+from .backends.base import ModelRunner, MultiOutputBase
 from .card import KEYPOINTS
 from .errors import ConfigError, DataError, unknown_choice
 from .preprocess import to_planes, usable_cpus, worker, write_into
@@ -506,23 +507,27 @@ class OnnxRuntimeDetectorRunner(MultiOutputBase):
         self.session = None  # releases ONNX Runtime's memory
 
 
-class _CallableRunner(RunnerBase):
-    """A plain ``runner(x) -> (regressors, logits)`` callable as a ModelRunner: ``predict`` is the
-    callable itself (no call in between on the per-frame path)."""
+class _CallableRunner(MultiOutputBase):
+    """A plain ``runner(x) -> (regressors, logits)`` callable as a ModelRunner (splits at batch_size,
+    shape check, close), so the detector has one kind of runner."""
 
     name = "callable"
 
     def __init__(self, fn: Runner, config: BlazeFaceConfig) -> None:
         self.fn: Runner | None = fn
-        self.predict = fn  # type: ignore[assignment]
         self.input_shape = (None, 3, config.input_size, config.input_size)
 
     def _handle(self) -> Any:
         return self.fn
 
+    def _run(self, fn: Runner, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(fn(x))
+
+    def _empty(self) -> tuple[np.ndarray, ...]:
+        return self._run(self._handle(), np.zeros((0, *self.input_shape[1:]), np.float32))
+
     def _release(self) -> None:
         self.fn = None
-        del self.predict  # RunnerBase.predict again: ConfigError from now on
 
 
 class FaceDetector:

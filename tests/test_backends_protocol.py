@@ -217,19 +217,26 @@ def test_a_detector_closes_only_the_runner_it_opened():
     own.close()
 
 
-def test_a_plain_callable_runner_is_wrapped_at_no_cost():
+def test_a_plain_callable_runner_is_wrapped_as_a_model_runner():
     from lsa_edge.detector import BlazeFaceConfig, FaceDetector
 
+    calls = []
+
     def run(x):
-        return np.zeros((1, 896, 16), np.float32), np.full((1, 896, 1), -10, np.float32)
+        calls.append(len(x))
+        return np.zeros((len(x), 896, 16), np.float32), np.full((len(x), 896, 1), -10, np.float32)
 
     det = FaceDetector(runner=run, config=BlazeFaceConfig.short_range())
-    assert isinstance(det.runner, ModelRunner) and det.runner.predict is run  # no call in between
-    assert det.runner.input_shape == (None, 3, 128, 128)
-    assert det(np.zeros((64, 64, 3), np.uint8)) == []
-    det.runner.close()
+    r = det.runner
+    assert isinstance(r, ModelRunner) and r.input_shape == (None, 3, 128, 128) and r.max_batch is None
+    assert det(np.zeros((64, 64, 3), np.uint8)) == [] and calls == [1]
+    reg, logits = r.predict(np.zeros((3, 3, 128, 128), np.float32), 2)
+    assert calls == [1, 2, 1] and reg.shape == (3, 896, 16) and logits.shape == (3, 896, 1)
+    with pytest.raises(ConfigError, match=r"takes N×3×128×128"):
+        r.predict(np.zeros((1, 3, 192, 192), np.float32))
+    r.close()
     with pytest.raises(ConfigError, match="was closed"):
-        det.runner.predict(np.zeros((1, 3, 128, 128), np.float32))
+        r.predict(np.zeros((1, 3, 128, 128), np.float32))
 
 
 def test_the_tensorrt_detector_runner_is_a_model_runner(monkeypatch, tmp_path):

@@ -48,4 +48,4 @@ def test_functions_and_classes_stay_short():
 def test_known_exceptions_are_still_needed():
     """An exception whose split has landed is removed, so the limit holds for it again."""
     long = {where for where, _, lines, limit in _lengths() if lines > limit}
-    assert KNOWN <= long, f"no longer over the limit, remove from KNOWN: {sorted(KNOWN - long)}"
+    assert long >= KNOWN, f"no longer over the limit, remove from KNOWN: {sorted(KNOWN - long)}"

@@ -1,6 +1,8 @@
-"""Range and type checks for flags and config fields, with messages that name the flag, the value received,
-the accepted range and what to do. Used by the CLI and by the config dataclasses (TrainConfig, LSAConfig,
-BuildConfig), so the Python API refuses the same values. Standard library only.
+"""Range and type checks for flags, config fields and the Python API's keyword arguments, with messages
+that name the value the way it was given (``--flag``, config key or ``Call(name=...)``), the value received,
+what is accepted and what to do. Used by the CLI, by the config dataclasses (TrainConfig, LSAConfig,
+BuildConfig) and, through :mod:`lsa_edge._args`, by the public calls, so every door refuses the same
+values with the same rule. Standard library only.
 """
 
 from __future__ import annotations

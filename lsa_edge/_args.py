@@ -12,15 +12,11 @@ import os
 import re
 from typing import Any, cast
 
-from ._checks import check_number, shown
+from ._checks import argument_error, check_number, shown
 from .errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 _CUDA_INDEX = re.compile(r"cuda:(\d{1,4})")
-
-
-def _bad(where: str, name: str, value: Any, accepted: str, hint: str = "") -> ConfigError:
-    return ConfigError(f"{where}({name}=...): got {shown(value)}; accepted: {accepted}.{hint}")
 
 
 def number(
@@ -79,15 +75,15 @@ def max_faces(where: str, value: Any) -> int | None:
 def path_like(where: str, name: str, value: Any, accepted: str) -> None:
     """A str or os.PathLike (a pathlib.Path); bytes, numbers and the rest are refused."""
     if not isinstance(value, (str, os.PathLike)):
-        raise _bad(where, name, value, accepted)
+        raise argument_error(where, name, value, accepted)
     try:
         text = os.fspath(value)
     except Exception:  # a PathLike whose __fspath__ fails
-        raise _bad(where, name, value, accepted) from None
+        raise argument_error(where, name, value, accepted) from None
     if not isinstance(text, str):  # bytes from __fspath__
-        raise _bad(where, name, value, accepted)
+        raise argument_error(where, name, value, accepted)
     if not text.strip() or "\0" in text:
-        raise _bad(where, name, value, accepted, " The path is empty or holds a NUL character.")
+        raise argument_error(where, name, value, accepted, " The path is empty or holds a NUL character.")
 
 
 def parse_device(value: Any, where: str = "device") -> tuple[str, int | None] | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["check_device", "check_field_types", "check_number", "shown", "user_path"]
+__all__ = ["argument_error", "check_device", "check_field_types", "check_number", "shown", "user_path"]
 
 
 def shown(value: Any) -> str:
@@ -69,20 +69,23 @@ def _fault(
     return x, ""
 
 
-def _argument_message(
-    value: Any, name: str, call: str, accepted: str, fault: str, integer: bool, lo: float | None, hint: str
-) -> str:
-    """The Python API's wording: ``Call(name=...): got <value>; accepted: <accepted>.`` and a remedy."""
-    extra = ""
+def argument_error(call: str, name: str, value: Any, accepted: str, remedy: str = "") -> ConfigError:
+    """The Python API's wording for a bad keyword argument: ``Call(name=...): got <value>; accepted:
+    <accepted>.`` then ``remedy`` (empty, or a sentence after a space)."""
+    return ConfigError(f"{call}({name}=...): got {shown(value)}; accepted: {accepted}.{remedy}")
+
+
+def _argument_remedy(value: Any, fault: str, integer: bool, lo: float | None, hint: str) -> str:
+    """What to do about a bad number given as a keyword argument: convert text, pass a whole number, or
+    pass a finite one; then ``hint``."""
+    remedy = ""
     if isinstance(value, str):
-        extra = f" Convert text first, e.g. {'int' if integer else 'float'}(text)."
+        remedy = f" Convert text first, e.g. {'int' if integer else 'float'}(text)."
     elif integer and isinstance(value, float) and math.isfinite(value):
-        extra = f" Pass a whole number (e.g. {int(value) if lo is None else max(int(lo), int(value))})."
+        remedy = f" Pass a whole number (e.g. {int(value) if lo is None else max(int(lo), int(value))})."
     elif fault == _NOT_FINITE:
-        extra = " NaN, infinity and numbers beyond a float are refused."
-    if hint:
-        extra += f" {hint}"
-    return f"{call}({name}=...): got {shown(value)}; accepted: {accepted}.{extra}"
+        remedy = " NaN, infinity and numbers beyond a float are refused."
+    return remedy + (f" {hint}" if hint else "")
 
 
 def _option_message(value: Any, name: str, flag: str | None, want: str, fault: str, hint: str) -> str:
@@ -120,7 +123,8 @@ def check_number(
     * a keyword argument of a Python call (``call="Pipeline"``):
       ``Pipeline(max_batch=...): got 0; accepted: <accepted>.`` and a remedy for text, fractions and NaN.
 
-    ``accepted`` words the range for a call (default: the range in symbols); ``hint`` is what to do.
+    ``accepted`` words the range for a call (default: the range in symbols); ``hint`` is what to do. With
+    both ``call`` and ``flag``, the call wording is used.
     """
     if value is None and optional:
         return None
@@ -129,10 +133,9 @@ def check_number(
         return x
     want = _range_text(lo, hi, lo_open, hi_open, integer)
     if call is not None:
-        message = _argument_message(value, name, call, accepted or want, fault, integer, lo, hint)
-    else:
-        message = _option_message(value, name, flag, want, fault, hint)
-    raise ConfigError(message)
+        remedy = _argument_remedy(value, fault, integer, lo, hint)
+        raise argument_error(call, name, value, accepted or want, remedy)
+    raise ConfigError(_option_message(value, name, flag, want, fault, hint))
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

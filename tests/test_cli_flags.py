@@ -440,7 +440,9 @@ def test_eval_writes_the_json_before_the_table(tmp_path, monkeypatch):
     import lsa_edge.cli.eval as eval_cmd
 
     order = []
-    monkeypatch.setattr(eval_cmd, "evaluate_model", lambda *a, **k: {"r": 1})
+    import lsa_edge.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "evaluate_model", lambda *a, **k: {"r": 1})
     monkeypatch.setattr(eval_cmd, "print_result", lambda *a, **k: order.append("table"))
     real = eval_cmd.write_json
     monkeypatch.setattr(eval_cmd, "write_json", lambda p, o: (order.append("json"), real(p, o))[1])

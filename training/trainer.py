@@ -34,7 +34,7 @@ from lsa_edge.metrics import attribute_metrics, majority_accuracy, tune_threshol
 from .checkpoint import git_commit, read_checkpoint, save_checkpoint, state_sha256
 from .data import AugmentConfig, CropSet, augment, load_crops, to_tensor
 from .ema import WeightEMA
-from .model import LSAConfig, LSAModel, count_flops, create_model, preprocessing_for
+from .model import LSAConfig, LSAModel, count_macs, create_model, preprocessing_for
 
 log = logging.getLogger(__name__)
 
@@ -579,7 +579,7 @@ def _build_run(
     progress = cfg.progress and di.main
     splits = prepare_data(cfg, progress)
     train_set = splits.train
-    model = create_model_from_config(cfg.model, encoder).to(device)
+    model = create_model(cfg.model, encoder=encoder).to(device)
     pre = preprocessing_for(cfg.model)
     steps_per_epoch = len(train_set) // (cfg.batch_size * di.world)
     if steps_per_epoch == 0:
@@ -646,7 +646,7 @@ def _describe_run(run: _Run) -> None:
         run.net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[run.device.index] if run.device.type == "cuda" else None
         )
-    macs = count_flops(model)
+    macs = count_macs(model)
     run.card = ModelCard(
         name=f"lsa-{cfg.model.backbone}" if cfg.model.head == "lsa" else f"linear-{cfg.model.backbone}",
         preprocessing=run.pre,
@@ -947,17 +947,6 @@ def with_estimated_template(card: ModelCard, ds: FaceDataset) -> ModelCard:
         log.warning("alignment template not measured (%s); keeping CelebA's mean landmarks", err)
         return card
     return card.with_updates(preprocessing=replace(card.preprocessing, template=est.template))
-
-
-def create_model_from_config(config: LSAConfig, encoder: Any | None = None) -> LSAModel:
-    from .prior import build_dictionary
-
-    prior = None
-    if config.head == "lsa":
-        prior = build_dictionary(
-            encoder, config.region_set, config.normalization, config.tau, config.prior_source
-        )
-    return LSAModel(config, prior)
 
 
 __all__ = ["TrainConfig", "create_model", "predict_crops", "train"]

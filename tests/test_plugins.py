@@ -177,3 +177,45 @@ def test_plugin_that_fails_to_import_is_a_missing_dependency(empty_registry, mon
     with pytest.raises(MissingDependencyError, match="lsa-edge\\[train\\]"):
         plugins.checkpoint_loader()
     assert not plugins._entry_points_loaded  # tried again next time
+
+
+def test_a_checkpoint_without_torch_names_the_extra(tmp_path):
+    """Where torch is missing, opening or running a checkpoint says which extra to install, as before."""
+    (tmp_path / "best.pt").write_bytes(b"not read")
+    code = """
+    import sys
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "torch":
+                raise ModuleNotFoundError(f"No module named {name!r}")
+    sys.meta_path.insert(0, _Block())
+    from lsa_edge.card import ModelCard
+    from lsa_edge.errors import MissingDependencyError
+    from lsa_edge.package import ModelPackage, select_backend
+    for attempt in (lambda: ModelPackage.open("best.pt"), lambda: ModelPackage.open(".")):
+        try:
+            attempt()
+        except MissingDependencyError as err:
+            assert "pip install 'lsa-edge[train]'" in str(err) and "running a checkpoint" in str(err), err
+        else:
+            raise AssertionError("opened a checkpoint without torch")
+    from pathlib import Path
+    from lsa_edge.card import Preprocessing
+    card = ModelCard(name="x", preprocessing=Preprocessing())
+    pkg = ModelPackage(card=card, source=Path("best.pt"), checkpoint=Path("best.pt"))
+    try:
+        select_backend(pkg, "torch")
+    except MissingDependencyError as err:
+        assert "pip install 'lsa-edge[train]'" in str(err), err
+    else:
+        raise AssertionError("ran a checkpoint without torch")
+    print("OK")
+    """
+    res = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert res.returncode == 0 and "OK" in res.stdout, res.stdout + res.stderr

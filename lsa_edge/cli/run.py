@@ -17,7 +17,7 @@ from .._signals import GracefulStop, signal_name
 from ..errors import ConfigError
 from ..package import BACKENDS
 from ..sinks import VIDEO_SUFFIXES, JsonLinesSink
-from ..sinks import VideoSink as VideoSink  # re-exported: samples/camera.py and users import it from here
+from ..sinks import VideoSink as VideoSink  # re-exported for scripts written against 0.1 (use lsa_edge.sinks)
 from ..stats import StageStats
 
 HELP = "run detection + attributes on a camera, stream, video, image folder or the built-in demo"

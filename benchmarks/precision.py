@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lsa_edge._fileio import write_json_atomic
 from lsa_edge.cli import setup_logging
+from lsa_edge.io import write_json_atomic
 
 ARTIFACTS = {  # label → file in the build folder, or "torch"
     "torch eager fp32": "torch",

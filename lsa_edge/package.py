@@ -108,9 +108,9 @@ class ModelPackage:
             _not_a_package(p)
         if p.suffix in (".pt", ".pth"):
             require("torch", "running a checkpoint")
-            from lsa_edge.training.checkpoint import read_checkpoint
+            from .plugins import checkpoint_loader
 
-            return cls(card=ModelCard.from_dict(read_checkpoint(p)["card"]), source=p, checkpoint=p)
+            return cls(card=checkpoint_loader().read_card(p), source=p, checkpoint=p)
         raise ConfigError(
             f"cannot tell what {p} is; pass a build folder (with manifest.json), an .onnx, an .engine or a .pt"
         )
@@ -369,8 +369,6 @@ def _tensorrt(package: ModelPackage, must: bool, reasons: list[str] | None = Non
 def _torch(package: ModelPackage, device: tuple[str, int | None] | None = None) -> Any:
     if package.checkpoint is None:
         raise ConfigError(f"the torch backend needs a checkpoint (.pt); {package.source} is not one")
-    from importlib import import_module
-
     if device is not None and device[0] == "cuda":
         torch = require("torch", "running a checkpoint")
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -383,6 +381,8 @@ def _torch(package: ModelPackage, device: tuple[str, int | None] | None = None) 
             raise ConfigError(
                 f"device {device_text(device)}: PyTorch sees {count} GPU(s), cuda:0 to cuda:{count - 1}"
             )
-    # The training package provides it (plugin-style: the core never imports training at module level).
-    backend = import_module("lsa_edge.training.backend").TorchBackend
-    return backend(package.checkpoint, None if device is None else device_text(device))
+    # The training package lends it through a plugin (lsa_edge.plugins): the core never imports a stage.
+    from .plugins import checkpoint_loader
+
+    loader = checkpoint_loader()
+    return loader.open_backend(package.checkpoint, None if device is None else device_text(device))

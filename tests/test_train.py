@@ -155,7 +155,7 @@ def _no_data(monkeypatch):
         raise AssertionError("the data set was read before the run folder was checked")
 
     monkeypatch.setattr(trainer, "prepare_data", never)
-    monkeypatch.setattr(trainer, "create_model_from_config", never)
+    monkeypatch.setattr(trainer, "create_model", never)
 
 
 def test_an_existing_run_is_refused_before_any_data_is_read(celeba_dir, tmp_path, capsys, monkeypatch):

@@ -9,14 +9,25 @@ Imports nothing heavy.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, cast
 
 from ._checks import argument_error, check_number, shown
-from .errors import ConfigError
+from ._checks import parse_device as _parse_device
+
+__all__ = [
+    "DEVICES",
+    "device_text",
+    "integer",
+    "max_faces",
+    "min_face_size",
+    "number",
+    "parse_device",
+    "path_like",
+    "shown",
+    "threads",
+]
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
-_CUDA_INDEX = re.compile(r"cuda:(\d{1,4})")
 
 
 def number(
@@ -88,26 +99,10 @@ def path_like(where: str, name: str, value: Any, accepted: str) -> None:
 
 def parse_device(value: Any, where: str = "device") -> tuple[str, int | None] | None:
     """None/"auto" → None (the backend's own choice); "cpu" → ("cpu", None); "cuda" → ("cuda", None);
-    "cuda:N" → ("cuda", N). Anything else is a ConfigError listing the accepted forms."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text == "auto":
-            return None
-        if text in ("cpu", "cuda"):
-            return text, None
-        m = _CUDA_INDEX.fullmatch(text)
-        if m:
-            return "cuda", int(m.group(1))
-    import difflib
-
-    close = difflib.get_close_matches(str(value).strip().lower(), ["auto", "cpu", "cuda", "cuda:0"], n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(
-        f"{where} {shown(value)} is not a device; accepted: auto, cpu, cuda, or cuda:N (N = the GPU's "
-        f"index, e.g. cuda:0).{hint}"
-    )
+    "cuda:N" → ("cuda", N). Anything else is a ConfigError listing the accepted forms
+    (:func:`lsa_edge._checks.parse_device`, the one rule; ``where`` names the argument, e.g.
+    ``"Pipeline(device=...):"``)."""
+    return _parse_device(value, where)
 
 
 def device_text(device: tuple[str, int | None] | None) -> str:

@@ -15,7 +15,15 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["argument_error", "check_device", "check_field_types", "check_number", "shown", "user_path"]
+__all__ = [
+    "argument_error",
+    "check_device",
+    "check_field_types",
+    "check_number",
+    "parse_device",
+    "shown",
+    "user_path",
+]
 
 
 def shown(value: Any) -> str:
@@ -138,18 +146,43 @@ def check_number(
     raise ConfigError(_option_message(value, name, flag, want, fault, hint))
 
 
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_CUDA_INDEX = re.compile(r"cuda:(\d{1,4})")
+_DEVICE_FORMS = "auto, cpu, cuda, or cuda:N (N = the GPU's index, e.g. cuda:0)"
+
+
+def parse_device(
+    value: Any, name: str = "device", *, flag: str | None = None, mps: bool = False
+) -> tuple[str, int | None] | None:
+    """One rule for every door that takes a device: None/"auto" → None (the backend's own choice);
+    "cpu" → ("cpu", None); "cuda" → ("cuda", None); "cuda:N" → ("cuda", N); "mps" → ("mps", None) where
+    ``mps`` (training on a Mac). Case and surrounding spaces are ignored. Anything else is a ConfigError
+    naming ``name`` (a flag, a config key, or a call such as ``"Pipeline(device=...):"``) and ``flag``,
+    the value received, the accepted forms and the closest one."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return None
+        if text in ("cpu", "cuda") or (mps and text == "mps"):
+            return text, None
+        m = _CUDA_INDEX.fullmatch(text)
+        if m:
+            return "cuda", int(m.group(1))
+    import difflib
+
+    forms = ["auto", "cpu", "cuda", "cuda:0"] + (["mps"] if mps else [])
+    close = difflib.get_close_matches(str(value).strip().lower(), forms, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    accepted = _DEVICE_FORMS + (", or mps (Apple GPUs, training only)" if mps else "")
+    label = name if flag is None or flag == name else f"{name} ({flag})"
+    raise ConfigError(f"{label} {shown(value)} is not a device; accepted: {accepted}.{hint}")
 
 
 def check_device(value: Any, flag: str = "--device") -> None:
-    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` (or ``mps``); anything else is a usage error now, not a
-    torch RuntimeError later."""
-    if value is None:
-        return
-    if not isinstance(value, str) or not _DEVICE.match(value):
-        raise ConfigError(
-            f"{flag} must be auto, cpu, cuda or cuda:N (N a GPU index, e.g. cuda:0), got {value!r}"
-        )
+    """A device flag or config value (``auto``, ``cpu``, ``cuda``, ``cuda:N``, or ``mps`` for training),
+    refused now with the flag named, not as a torch RuntimeError later."""
+    parse_device(value, flag, mps=True)
 
 
 def user_path(text: str) -> str:

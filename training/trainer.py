@@ -23,8 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from lsa_edge._args import parse_device
-from lsa_edge._checks import check_device, check_field_types, check_number
+from lsa_edge._checks import check_device, check_field_types, check_number, parse_device
 from lsa_edge._fileio import check_writable, same_or_inside, write_json_atomic, write_text_atomic
 from lsa_edge.card import ModelCard, Preprocessing
 from lsa_edge.data import FaceDataset, carve_validation, load_dataset, select_labelled
@@ -244,17 +243,14 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``--device`` → the torch device: the names are lsa-edge's (:func:`lsa_edge._args.parse_device`, the
-    runtime's parser; plus ``mps`` for training on a Mac), checked before torch sees them."""
-    check_device(name)  # auto | cpu | mps | cuda | cuda:N, the message naming --device
-    if name == "mps":
-        return torch.device("mps")
-    parsed = parse_device(name, "--device")
+    """``--device`` → the torch device: the names are lsa-edge's (:func:`lsa_edge._checks.parse_device`,
+    the one rule the runtime uses too, plus ``mps`` for training on a Mac), checked before torch sees them."""
+    parsed = parse_device(name, "--device", mps=True)
     if parsed is None:  # auto
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     kind, index = parsed
-    if kind == "cpu":
-        return torch.device("cpu")
+    if kind in ("cpu", "mps"):
+        return torch.device(kind)
     if not torch.cuda.is_available():
         raise ConfigError(
             "--device cuda was asked for, but torch sees no CUDA device (torch built for CPU, or no GPU)"

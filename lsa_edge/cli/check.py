@@ -10,10 +10,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .._manifest import GENERATIONS  # the one list (engines.lint's table is keyed by it); no onnx import
 from ._common import user_path, write_json
 
 HELP = "lint an ONNX model for TensorRT 8.5 / 10 / 11 on the CPU: operators, opset, shapes, types, Q/DQ"
-GENERATIONS = ("8.5", "10", "11")  # mirrors lsa_edge.engines.lint.TRT_GENERATIONS without importing onnx
 log = logging.getLogger(__name__)
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}

@@ -106,7 +106,7 @@ def reduce_fp16(ws: Workspace, fp32: Fp32Model, lowered: Opset16 | None, ref: Re
 
     t0 = time.perf_counter()
     path = convert_fp16(fp32.path, ws.out / MODEL_FP16_ONNX, (*FP32_OPS, *ws.cfg.fp32_ops))
-    timings: Timings = {"fp16": time.perf_counter() - t0}
+    timings: Timings = {"fp16": time.perf_counter() - t0, "evaluate_fp32": ref.seconds}
     with tempfile.TemporaryDirectory(prefix="lsa-fp16-") as tmp:
         # TensorRT 8.5 has no strong typing: with the FP16 flag it may run any layer in FP16, the
         # softmax and normalisations included. Gate that worst case too (every op in FP16), on the graph
@@ -183,6 +183,9 @@ def reduce_int8(ws: Workspace, fp32: Fp32Model, val: Validation, ref: Reference)
         "onnxruntime_cache": cal.ranges.ort_cache.name,
     }
     lowered = lower_opset16(ws, fp32.card, MODEL_INT8_TRT_ONNX, val)  # TensorRT 8.5's Q/DQ graph
+    if lowered is not None:
+        timings[f"opset16_{Path(lowered.source).stem}"] = lowered.seconds
+    timings["evaluate_fp32"] = ref.seconds
     checks = _int8_gates(ws, fp32.card, lowered, ref, timings)
     return Reduced(files, checks, (lowered,) if lowered else (), calibration, timings)
 

@@ -103,3 +103,32 @@ def test_generation_names_are_defined_once():
     assert tuple(TABLE) == GENERATIONS == _manifest.GENERATIONS
     assert all(TABLE[g].key == g for g in GENERATIONS)
     assert opset16_name("model_int8_trt.onnx") == "model_int8_trt_opset16.onnx"
+
+
+def test_the_runtime_takes_its_gpu_graph_from_onnx_by_tensorrt(tmp_path):
+    """package.py honours the manifest's onnx_by_tensorrt: the graph a strongly typed generation builds
+    (it carries the precision in its types) is what ONNX Runtime's GPU providers get."""
+    from lsa_edge.engine_meta import sha256_file
+    from lsa_edge.package import ModelPackage
+
+    root = tmp_path / "p"
+    root.mkdir()
+    for name in ("model.onnx", "custom_fp16.onnx"):
+        (root / name).write_bytes(b"stand-in " + name.encode())
+    doc = json.loads(json.dumps(SHIPPED))
+    doc["files"] = {
+        n: {"bytes": (root / n).stat().st_size, "sha256": sha256_file(root / n)}
+        for n in ("model.onnx", "custom_fp16.onnx")
+    }
+    doc.update(
+        precision="fp16",
+        onnx_by_tensorrt={"8.5": "model.onnx", "10": "custom_fp16.onnx", "11": "custom_fp16.onnx"},
+        strongly_typed_by_tensorrt={"8.5": False, "10": True, "11": True},
+    )
+    (root / MANIFEST).write_text(json.dumps(doc))
+    assert ModelPackage.open(root).gpu_onnx == root / "custom_fp16.onnx"
+    for key in ("onnx_by_tensorrt", "strongly_typed_by_tensorrt"):  # an older manifest: the precision's file
+        doc.pop(key)
+    (root / MANIFEST).write_text(json.dumps(doc))
+    (root / "model_fp16.onnx").write_bytes(b"x")
+    assert ModelPackage.open(root).gpu_onnx == root / "model_fp16.onnx"

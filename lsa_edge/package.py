@@ -119,19 +119,21 @@ class ModelPackage:
     def _from_manifest(cls, root: Path) -> ModelPackage:
         """A build folder, checked: the manifest is validated, every file it lists is present and matches
         its recorded sha256 (cached, see :mod:`._verify`), and every file it names lies inside ``root``."""
-        from ._manifest import card_from, check_files, member, read_manifest
+        from ._manifest import card_from, check_files, member
+        from .manifest import Manifest
 
-        m = read_manifest(root)
-        card = card_from(root, m)
-        gone = check_files(root, m, missing_ok=True)  # a file that is there is checked; absent ones below
-        prec = m.get("precision", "fp32")
-        gpu = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8_trt.onnx"}[prec]
-        det = m.get("detector") or {}
+        m = Manifest.read(root)
+        doc = m.to_json()
+        card = card_from(root, doc)
+        gone = check_files(root, doc, missing_ok=True)  # a file that is there is checked; absent ones below
+        prec = m.precision
+        gpu = m.gpu_onnx()  # the graph a strongly typed TensorRT builds: it carries the precision itself
+        det = m.detector
         names = {
-            "cpu_onnx": m.get("cpu_onnx"),
-            "engine": m.get("engine"),
-            "detector_onnx": det.get("onnx"),
-            "detector_engine": det.get("engine"),
+            "cpu_onnx": m.cpu_onnx,
+            "engine": m.engine,
+            "detector_onnx": det.onnx if det else None,
+            "detector_engine": det.engine if det else None,
         }
         paths = {slot: member(root, name, _ROLES[slot], must_exist=False) for slot, name in names.items()}
         absent = tuple((slot, names[slot]) for slot, path in paths.items() if path is None and names[slot])

@@ -57,16 +57,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_config_file(path: str | Path) -> dict[str, Any]:
+def load_config_file(path: str | Path, fields: str = "TrainConfig") -> dict[str, Any]:
+    """A YAML or JSON file's mapping (``fields``: the dataclass it holds fields of, for messages)."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
-        raise ConfigError(f"config file {path} {what}; give a YAML or JSON file of TrainConfig fields")
+        raise ConfigError(f"config file {path} {what}; give a YAML or JSON file of {fields} fields")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(
-            f"config file {path} is not text; give a YAML or JSON file of TrainConfig fields"
+            f"config file {path} is not text; give a YAML or JSON file of {fields} fields"
         ) from None
     if path.suffix == ".json":
         import json
@@ -85,7 +86,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if data is None:  # an empty file
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of TrainConfig fields, got {type(data).__name__}")
+        raise ConfigError(f"{path} must hold a mapping of {fields} fields, got {type(data).__name__}")
     return data
 
 

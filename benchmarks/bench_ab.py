@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {i + 1}/{args.rounds}: {name} done", file=sys.stderr)
     print(summarise(runs))
     if args.json:
-        from lsa_edge._fileio import write_json_atomic
+        from lsa_edge.io import write_json_atomic
 
         write_json_atomic(args.json, runs, indent=1)
     return 0

@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lsa_edge._fileio import write_json_atomic
 from lsa_edge.detector import FaceDetector, shipped_model
+from lsa_edge.io import write_json_atomic
 
 
 def lfwa_images(data: Path, n: int, split: str) -> list[Path]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import lsa_edge
-from lsa_edge._fileio import write_text_atomic
+from lsa_edge.io import write_text_atomic
 from lsa_edge.results import Face, FrameResult
 
 NAMES = (

@@ -25,30 +25,32 @@ from pathlib import Path
 
 import numpy as np
 
-from lsa_edge._fileio import write_json_atomic
 from lsa_edge.cli import setup_logging
+from lsa_edge.io import write_json_atomic
+from lsa_edge.manifest import MODEL_FP16_ONNX, MODEL_INT8_CPU_ONNX, MODEL_INT8_TRT_ONNX, MODEL_ONNX, Manifest
 
 ARTIFACTS = {  # label → file in the build folder, or "torch"
     "torch eager fp32": "torch",
-    "ORT fp32": "model.onnx",
-    "ORT fp16": "model_fp16.onnx",
-    "ORT int8 u8/s8 (cpu)": "model_int8_cpu.onnx",
-    "ORT int8 s8/s8 (trt)": "model_int8_trt.onnx",
+    "ORT fp32": MODEL_ONNX,
+    "ORT fp16": MODEL_FP16_ONNX,
+    "ORT int8 u8/s8 (cpu)": MODEL_INT8_CPU_ONNX,
+    "ORT int8 s8/s8 (trt)": MODEL_INT8_TRT_ONNX,
 }
 
 
-def build_all(ckpt: str, out: Path, data: str, method: str) -> tuple[dict, dict]:
+def build_all(ckpt: str, out: Path, data: str, method: str) -> tuple[dict, dict[str, Manifest]]:
     """Build the int8 and fp16 folders (sharing one export); returns (timings, manifests)."""
-    from lsa_edge.engines.build import Build, BuildConfig
+    from lsa_edge.engines.build import BuildConfig, build
 
-    timings, manifests = {}, {}
+    timings: dict = {}
+    manifests: dict[str, Manifest] = {}
     common = dict(
         calib_data=data, detector=False, progress=False, max_accuracy_drop=100.0, calib_method=method
     )
     for prec in ("int8", "fp16"):
         t0 = time.perf_counter()
-        m = Build(ckpt, BuildConfig(precision=prec, out=out / prec, **common)).run()
-        timings[prec] = {**m["timings_s"], "total": time.perf_counter() - t0}
+        m = build(ckpt, BuildConfig(precision=prec, out=out / prec, **common))
+        timings[prec] = {**(m.timings_s or {}), "total": time.perf_counter() - t0}
         manifests[prec] = m
     return timings, manifests
 
@@ -140,10 +142,10 @@ def main() -> None:
             if file == "torch":
                 fns[label] = torch_fn
             else:
-                folder = "fp16" if file == "model_fp16.onnx" else "int8"
+                folder = "fp16" if file == MODEL_FP16_ONNX else "int8"
                 fns[label] = OnnxRuntimeBackend(out / folder / file).predict
         # Accuracy on the test split (card thresholds), every artifact against ORT FP32.
-        thr = np.asarray(read_card(out / "int8" / "model.onnx").thresholds, dtype=np.float32)
+        thr = np.asarray(read_card(out / "int8" / MODEL_ONNX).thresholds, dtype=np.float32)
         probs = {label: fn(x) for label, fn in fns.items()}
         y = test.labels.astype(bool)
         acc = {label: float(((p >= thr) == y).mean() * 100) for label, p in probs.items()}
@@ -169,7 +171,7 @@ def main() -> None:
             "files_mb": {
                 k: v["bytes"] / 1e6
                 for m in manifests.values()
-                for k, v in m["files"].items()
+                for k, v in (m.files or {}).items()
                 if k.endswith(".onnx")
             },
         }
@@ -177,7 +179,7 @@ def main() -> None:
             xb = x[:16]
             entry["profile_ms_batch16"] = {
                 lbl: profile_ops(out / "int8" / f, xb)
-                for lbl, f in (("fp32", "model.onnx"), ("int8 u8/s8", "model_int8_cpu.onnx"))
+                for lbl, f in (("fp32", MODEL_ONNX), ("int8 u8/s8", MODEL_INT8_CPU_ONNX))
             }
         results["models"][name] = entry
 

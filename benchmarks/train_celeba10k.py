@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from lsa_edge._fileio import write_json_atomic
 from lsa_edge.cli import setup_logging
-from lsa_edge.cli.eval import evaluate_checkpoint
+from lsa_edge.evaluation import evaluate_model
+from lsa_edge.io import write_json_atomic
 
 VARIANTS = {
     "lsa": {"head": "lsa", "balance": "learned"},
@@ -62,7 +62,7 @@ def run_one(args: argparse.Namespace, budget: str, variant: str, seed: int) -> d
     t0 = time.perf_counter()
     summary = train(cfg, encoder=args.encoder)
     wall = time.perf_counter() - t0
-    test = evaluate_checkpoint(str(out / "best.pt"), args.data, "test", progress=False)
+    test = evaluate_model(out / "best.pt", args.data, split="test", progress=False)
     hist = summary["history"]
     result = {
         "budget": budget,

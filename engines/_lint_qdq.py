@@ -54,23 +54,41 @@ def _is_weight(m: OnnxIndex, n: Any) -> bool:
 
 
 def _qdq_node(m: OnnxIndex, n: Any, gen: Generation) -> Iterator[Finding]:
+    """Each Q/DQ rule for one QuantizeLinear/DequantizeLinear node, in this order: opset, scale, zero point,
+    int32 input, per-channel use, Q/DQ pairing."""
     op, where = n.op_type, m.label(n)
     size = _scale_size(m, n)
     per_channel = size is not None and size > 1
-    if m.opset < 13:
-        yield Finding(
-            "error" if per_channel else "warning",
-            "qdq-opset",
-            where,
-            op,
-            f"{op} at opset {m.opset}: "
-            + (
-                "per-channel scales need the `axis` attribute, which exists from opset 13"
-                if per_channel
-                else "TensorRT's explicit quantization is specified for opset >= 13 Q/DQ"
-            )
-            + "; re-export the Q/DQ model with opset_version >= 13.",
+    yield from _qdq_opset(m, op, where, per_channel)
+    yield from _qdq_scale(m, n, op, where)
+    yield from _qdq_zero_point(m, n, op, where)
+    yield from _qdq_int32(m, n, op, where)
+    if per_channel:
+        yield from _qdq_per_channel(m, n, op, where, size)
+    yield from _qdq_pairing(m, n, op, where)
+
+
+def _qdq_opset(m: OnnxIndex, op: str, where: str, per_channel: bool) -> Iterator[Finding]:
+    """Q/DQ below opset 13: per-channel scales have no ``axis`` there; TensorRT specifies opset >= 13."""
+    if m.opset >= 13:
+        return
+    yield Finding(
+        "error" if per_channel else "warning",
+        "qdq-opset",
+        where,
+        op,
+        f"{op} at opset {m.opset}: "
+        + (
+            "per-channel scales need the `axis` attribute, which exists from opset 13"
+            if per_channel
+            else "TensorRT's explicit quantization is specified for opset >= 13 Q/DQ"
         )
+        + "; re-export the Q/DQ model with opset_version >= 13.",
+    )
+
+
+def _qdq_scale(m: OnnxIndex, n: Any, op: str, where: str) -> Iterator[Finding]:
+    """The scale must be a constant with positive, finite values."""
     scale = n.input[1] if len(n.input) > 1 else ""
     if scale and scale not in m.const:
         yield Finding(
@@ -92,6 +110,10 @@ def _qdq_node(m: OnnxIndex, n: Any, gen: Generation) -> Iterator[Finding]:
                 f"{op} scale {scale} has zero, negative or non-finite values; TensorRT requires positive scales: "
                 "recalibrate (a dead channel should get a tiny positive scale, not 0).",
             )
+
+
+def _qdq_zero_point(m: OnnxIndex, n: Any, op: str, where: str) -> Iterator[Finding]:
+    """Symmetric int8: a constant int8 zero point of 0; never uint8; a Q without one is uint8 in ONNX."""
     zp = n.input[2] if len(n.input) > 2 and n.input[2] else ""
     x_type = m.types.get(n.input[0], 0)
     if zp:
@@ -120,7 +142,11 @@ def _qdq_node(m: OnnxIndex, n: Any, gen: Generation) -> Iterator[Finding]:
         )
     elif x_type == T.UINT8:
         yield _uint8_finding(where, op)
-    if op == "DequantizeLinear" and x_type == T.INT32:
+
+
+def _qdq_int32(m: OnnxIndex, n: Any, op: str, where: str) -> Iterator[Finding]:
+    """An int32 DequantizeLinear (a quantized bias) does not run in TensorRT."""
+    if op == "DequantizeLinear" and m.types.get(n.input[0], 0) == T.INT32:
         yield Finding(
             "error",
             "qdq-int32",
@@ -129,7 +155,11 @@ def _qdq_node(m: OnnxIndex, n: Any, gen: Generation) -> Iterator[Finding]:
             "DequantizeLinear of int32 (a quantized bias, ONNX Runtime's QDQ convention): TensorRT does not "
             "run int32 DQ. Keep biases float in the TensorRT Q/DQ model; TensorRT fuses them itself.",
         )
-    if per_channel and not _is_weight(m, n):
+
+
+def _qdq_per_channel(m: OnnxIndex, n: Any, op: str, where: str, size: int | None) -> Iterator[Finding]:
+    """Per-channel scales (``size`` > 1) only for weights, along the output-channel axis."""
+    if not _is_weight(m, n):
         yield Finding(
             "error",
             "qdq-activation-per-channel",
@@ -138,8 +168,12 @@ def _qdq_node(m: OnnxIndex, n: Any, gen: Generation) -> Iterator[Finding]:
             f"{op} quantizes an activation per channel ({size} scales); TensorRT quantizes activations per "
             "tensor only: use one scale for activations, per-channel scales for weights only.",
         )
-    if per_channel and op == "DequantizeLinear":
+    if op == "DequantizeLinear":
         yield from _qdq_axis(m, n, where)
+
+
+def _qdq_pairing(m: OnnxIndex, n: Any, op: str, where: str) -> Iterator[Finding]:
+    """Every Q feeds only DQs (Q/DQ pairs); a DQ that feeds nothing is a leftover."""
     outs = [o for o in n.output if o]
     uses = [(c, k) for o in outs for c, k in m.consumers.get(o, [])]
     if op == "QuantizeLinear":

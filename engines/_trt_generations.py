@@ -1,6 +1,6 @@
 """What each TensorRT generation's ONNX parser accepts: the facts behind ``lsa_edge.engines.lint``.
 
-Pure data, no imports beyond the standard library. Each table names the document it was taken from, so a
+Pure data, no imports beyond the standard library and the core's names (generation and file names). Each table names the document it was taken from, so a
 new TensorRT release is a reviewed edit here, not a change to the rules.
 
 Sources (read May 2026):
@@ -29,6 +29,9 @@ No 11.x operators.md could be read; the 11 table is 10.15's plus the 11.x releas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from lsa_edge.manifest import GENERATIONS as GENERATION_NAMES
+from lsa_edge.manifest import MODEL_FP16_ONNX, MODEL_INT8_TRT_ONNX, MODEL_ONNX
 
 # ONNX TensorProto.DataType codes (kept here so the linter needs onnx only to read the file).
 FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL = 1, 2, 3, 4, 5, 6, 7, 8, 9
@@ -188,10 +191,31 @@ class Generation:
     einsum_ellipsis_later: str = ""  # the later release of this generation that adds it, if any
     strongly_typed: bool = False  # 11: precision comes from the ONNX tensor types, no builder flags
     removed_plugins: dict[str, str] = field(default_factory=dict)
+    # -- how lsa-edge builds for it (the build, the trtexec recipes and build_engine read these) ----------
+    strongly_typed_opt_in: bool = False  # 10: builds strongly typed when asked (--stronglyTyped)
+    export_opset: int = 17  # the opset a checkpoint is exported at when this generation is the target
+    onnx_by_precision: dict[str, str] = field(default_factory=dict)  # precision -> the graph it builds
+    typed_by_precision: dict[str, bool] = field(default_factory=dict)  # precision -> built strongly typed
+    gate_by_precision: dict[str, str] = field(default_factory=dict)  # precision -> the accuracy check
+
+    @property
+    def can_type_strongly(self) -> bool:
+        """Whether strongly typed networks exist here (always on 11, opt-in on 10, never on 8.5)."""
+        return self.strongly_typed or self.strongly_typed_opt_in
+
+    @property
+    def has_calibrators(self) -> bool:
+        """Implicit INT8 (calibrators, caches) and the FP16/INT8 builder flags: gone with strong typing."""
+        return not self.strongly_typed
+
+    def typed_flag(self, typed: bool) -> bool:
+        """Whether a build that is strongly typed (``typed``) must say so (``--stronglyTyped``,
+        ``strongly_typed=True``): only where it is opt-in; 11 is always typed."""
+        return typed and self.strongly_typed_opt_in
 
 
-GENERATIONS: dict[str, Generation] = {
-    "8.5": Generation(
+_GENERATIONS = (
+    Generation(
         key="8.5",
         baseline="8.5 (JetPack 5.1)",
         opset_min=7,  # the 8.x developer guide: "backward compatible up to opset 7"
@@ -199,6 +223,11 @@ GENERATIONS: dict[str, Generation] = {
         opset_max_latest=17,
         ops=OPS_8_5,
         int64_native=False,
+        export_opset=16,  # 8.5's parser has no LayerNormalization: torch decomposes it at opset 16
+        # no strong typing: the FP32 graph + the FP16 flag, Q/DQ + INT8 flag + FP16 for the rest
+        onnx_by_precision={"fp32": MODEL_ONNX, "fp16": MODEL_ONNX, "int8": MODEL_INT8_TRT_ONNX},
+        typed_by_precision={"fp32": False, "fp16": False, "int8": False},
+        gate_by_precision={"fp16": "fp16_all_layers", "int8": "int8_trt_fp16"},
         const_inputs=(
             ConstInput("CumSum", 1, "axis"),
             ConstInput("TopK", 1, "K"),
@@ -207,7 +236,7 @@ GENERATIONS: dict[str, Generation] = {
             ConstInput("Unsqueeze", 1, "axes"),
         ),
     ),
-    "10": Generation(
+    Generation(
         key="10",
         baseline="10.3 (JetPack 6.1/6.2)",
         opset_min=9,
@@ -227,8 +256,13 @@ GENERATIONS: dict[str, Generation] = {
             *(ConstInput(op, 1, "axes") for op in _REDUCE_OPS),
         ),
         einsum_ellipsis_later="10.12",
+        strongly_typed_opt_in=True,
+        # FP16 from the FP16 graph, typed; Q/DQ + INT8 flag + FP16 for the unquantized layers (weakly typed)
+        onnx_by_precision={"fp32": MODEL_ONNX, "fp16": MODEL_FP16_ONNX, "int8": MODEL_INT8_TRT_ONNX},
+        typed_by_precision={"fp32": False, "fp16": True, "int8": False},
+        gate_by_precision={"fp16": "fp16", "int8": "int8_trt_fp16"},
     ),
-    "11": Generation(
+    Generation(
         key="11",
         baseline="11.x (Jetson Thor, JetPack 7)",
         opset_min=9,
@@ -248,8 +282,16 @@ GENERATIONS: dict[str, Generation] = {
         einsum_ellipsis=True,
         strongly_typed=True,
         removed_plugins=dict(REMOVED_PLUGINS_11),
+        # always strongly typed: the graph's own types (Q/DQ int8, the rest FP32)
+        onnx_by_precision={"fp32": MODEL_ONNX, "fp16": MODEL_FP16_ONNX, "int8": MODEL_INT8_TRT_ONNX},
+        typed_by_precision={"fp32": True, "fp16": True, "int8": True},
+        gate_by_precision={"fp16": "fp16", "int8": "int8_trt"},
     ),
-}
+)
+# Keyed by the core's list of generation names (lsa_edge._manifest.GENERATIONS, the one definition).
+GENERATIONS: dict[str, Generation] = {g.key: g for g in _GENERATIONS}
+if tuple(GENERATIONS) != GENERATION_NAMES:  # a generation added here must be added there (and back)
+    raise ImportError(f"TensorRT generations {tuple(GENERATIONS)} != lsa_edge._manifest's {GENERATION_NAMES}")
 
 # Types no TensorRT has (there is no INT16/UINT16/UINT32/UINT64/STRING/COMPLEX DataType in any release).
 NEVER_TYPES = frozenset(

@@ -16,6 +16,7 @@ import numpy as np
 
 from lsa_edge.card import ModelCard
 from lsa_edge.errors import ConfigError, LsaEdgeError
+from lsa_edge.manifest import MANIFEST
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +38,23 @@ def open_artifact(path: str | Path, device: str = "cpu") -> Artifact:
         raise ConfigError(
             f"{path} does not exist (expected a checkpoint, an ONNX, a build folder or an engine)"
         )
-    if path.is_dir() and (path / "manifest.json").exists():
+    if path.is_dir() and (path / MANIFEST).exists():
         from lsa_edge._manifest import check_files, member
 
-        from .build import read_manifest
+        from .from_bundle import read_bundle
 
-        manifest = read_manifest(path)
-        check_files(path, manifest)  # as the runtime does: every listed file present and of its sha256
-        member(path, manifest.get("cpu_onnx"), '"cpu_onnx"')  # a named file that is missing: say which
-        if manifest.get("engine"):  # the engine is what the device runs: compare that, or fail saying so
+        m = read_bundle(path)
+        check_files(path, m.to_json())  # as the runtime does: every listed file present and of its sha256
+        member(path, m.cpu_onnx, '"cpu_onnx"')  # a named file that is missing: say which
+        if m.engine:  # the engine is what the device runs: compare that, or fail saying so
             try:
-                return open_artifact(path / manifest["engine"], device)
+                return open_artifact(path / m.engine, device)
             except LsaEdgeError as err:
                 raise LsaEdgeError(
                     f"{path}'s engine cannot run here ({err}); to compare its CPU model pass "
-                    f"{path / manifest['cpu_onnx']} instead"
+                    f"{path / str(m.cpu_onnx)} instead"
                 ) from err
-        return open_artifact(path / manifest["cpu_onnx"], device)
+        return open_artifact(path / str(m.cpu_onnx), device)
     if path.suffix == ".onnx":
         from lsa_edge.backends import OnnxRuntimeBackend
 

@@ -20,7 +20,6 @@ import datetime as _dt
 import json
 import logging
 import platform
-import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
@@ -33,7 +32,6 @@ import numpy as np
 
 from lsa_edge._fileio import (
     atomic_path,
-    atomic_write,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -746,62 +744,3 @@ def _update_provenance(path: Path, entry: dict[str, Any]) -> None:
     )
     doc["models"] = dict(sorted(doc["models"].items()))
     write_json_atomic(path, doc)
-
-
-# --------------------------------------------------------------------------------------------- golden
-
-
-def write_golden(
-    source: str | Path,
-    out: str | Path,
-    cases: dict[str, Sequence[str | Path | np.ndarray]],
-    top_k: int = 32,
-    note: str = "",
-) -> Path:
-    """Reference outputs of the original models for tests that have no TFLite interpreter.
-
-    cases: variant → images (files or H×W×3 uint8 BGR frames). Stores per variant the letterboxed model
-    inputs as PNG (lossless, so every decoder gives the same pixels), the logits of every anchor, and the
-    regressors of the ``top_k`` highest-scoring anchors.
-    """
-    import cv2
-
-    arrays: dict[str, np.ndarray] = {}
-    meta: dict[str, Any] = {
-        "created": _dt.date.today().isoformat(),
-        "top_k": top_k,
-        "note": note,
-        "variants": {},
-    }
-    with tempfile.TemporaryDirectory(prefix="lsa-golden-") as tmp:
-        for variant, images in cases.items():
-            config = BlazeFaceConfig.for_variant(variant)
-            src = extract_tflite(source, variant, tmp)
-            run, interpreter = tflite_reference(src.tflite)
-            names, canvases = check_canvases(images, config)
-            regs, logits = run(to_input_tensor(canvases, config, "BGR").transpose(0, 2, 3, 1))
-            top = np.argsort(-logits[..., 0], axis=1)[:, :top_k]
-            for i, canvas in enumerate(canvases):
-                ok, png = cv2.imencode(".png", canvas, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-                if not ok:
-                    raise DataError("PNG encoding failed")
-                arrays[f"{variant}_input_{i}"] = png.reshape(-1)
-            arrays[f"{variant}_logits"] = logits[..., 0].astype(np.float32)
-            arrays[f"{variant}_top_index"] = top.astype(np.int32)
-            arrays[f"{variant}_top_regressors"] = np.take_along_axis(regs, top[..., None], axis=1).astype(
-                np.float32
-            )
-            meta["variants"][variant] = {
-                "images": [re.sub(r"^.*/(lfwa|celeba-10k)/", r"\1/", n) for n in names],
-                "tflite_sha256": src.info["tflite_sha256"],
-                "source": src.info.get("wheel", src.tflite.name),
-                "reference": interpreter,
-            }
-    arrays["meta_json"] = np.asarray(json.dumps(meta))
-    out = Path(out)
-    if out.suffix != ".npz":  # what numpy itself does with a file name
-        out = out.with_name(out.name + ".npz")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as f:
-        np.savez_compressed(f, **arrays)
-    return out

@@ -42,6 +42,9 @@ from lsa_edge.backends._tensorrt_env import enum_name, gpu_info, load_engine, te
 from lsa_edge.engine_meta import PRECISIONS, EngineKey, sha256_file, write_sidecar
 from lsa_edge.errors import ConfigError, LsaEdgeError
 
+from ._trt_generations import GENERATIONS as TABLE
+from .config import default
+
 __all__ = [
     "DEFAULT_WORKSPACE_MIB",
     "build_engine",
@@ -59,9 +62,11 @@ Generation = Literal["8.5", "10", "11"]
 
 # Workspace = scratch memory a layer's kernel may use (MemoryPoolType.WORKSPACE). TensorRT's default is
 # the device's whole memory; on a Jetson that memory is shared with the CPU, the camera pipeline, the
-# face detector and ROS, so cap it. 1 GiB is far above what this model's kernels ask for (a few MiB at
-# batch 16) while leaving a Jetson Orin Nano (8 GB) room; tactics needing more are skipped, not failed.
-DEFAULT_WORKSPACE_MIB = 1024
+# face detector and ROS, so cap it. BuildConfig's default (1 GiB) is far above what this model's kernels ask
+# for (a few MiB at batch 16) while leaving a Jetson Orin Nano (8 GB) room; tactics needing more are
+# skipped, not failed. The batch profile's default is BuildConfig's too (the one home of build defaults).
+DEFAULT_WORKSPACE_MIB: int = default("workspace_mib")
+DEFAULT_BATCH: tuple[int, int, int] = default("batch")
 
 
 # --------------------------------------------------------------------------------------------- versions
@@ -109,7 +114,7 @@ def trtexec_command(
     precision: str,
     generation: str,
     *,
-    batch: tuple[int, int, int] | None = (1, 8, 16),
+    batch: tuple[int, int, int] | None = DEFAULT_BATCH,
     input_name: str = "faces",
     input_chw: Sequence[int] | None = (3, 128, 112),
     workspace_mib: int = DEFAULT_WORKSPACE_MIB,
@@ -133,8 +138,9 @@ def trtexec_command(
     * ``--timingCacheFile``: all. DLA: ``--useDLACore=N --allowGPUFallback`` (FP16/INT8 only).
     """
     gen = generation
-    if gen not in ("8.5", "10", "11"):
-        raise ConfigError(f"generation must be '8.5', '10' or '11', got {gen!r}")
+    if gen not in TABLE:
+        raise ConfigError(f"generation must be {' or '.join(repr(g) for g in TABLE)}, got {gen!r}")
+    facts = TABLE[gen]
     _validate(precision, batch, dla_core, workspace_mib)
     q = shlex.quote
     args = ["trtexec", f"--onnx={q(str(onnx))}", f"--saveEngine={q(str(engine))}"]
@@ -145,17 +151,17 @@ def trtexec_command(
             f"--{which}Shapes={q(input_name)}:{_shape(n, input_chw)}"
             for which, n in zip(("min", "opt", "max"), batch)
         ]
-    if strongly_typed and gen == "8.5":
+    if strongly_typed and not facts.can_type_strongly:
         raise ConfigError("strongly typed networks need TensorRT 10 or later")
-    if gen == "11" or strongly_typed:
+    if facts.strongly_typed or strongly_typed:
         if calibration_cache is not None:
             why = (
                 "TensorRT 11 removed calibration caches (--calib)"
-                if gen == "11"
+                if not facts.has_calibrators
                 else "strongly typed builds take no cache"
             )
             raise ConfigError(f"{why}; build from the Q/DQ ONNX")
-        if gen == "10":
+        if facts.strongly_typed_opt_in:
             args.append("--stronglyTyped")  # the ONNX's types decide, as on 11
     elif precision == "fp16":
         args.append("--fp16")
@@ -201,7 +207,7 @@ def _network_flags(trt: Any, gen: str, strongly_typed: bool = False) -> int:
     flags = 0
     if gen == "8.5":  # implicit batch is still the default in 8.x
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    elif gen == "11" or strongly_typed:  # 11: always strongly typed (flag accepted, ignored); 10: opt-in
+    elif TABLE[gen].strongly_typed or strongly_typed:  # 11: always (flag accepted, ignored); 10: opt-in
         strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
         if strongly_typed is not None:
             flags |= 1 << int(strongly_typed)
@@ -283,6 +289,7 @@ def _set_flag(trt: Any, config: Any, name: str) -> None:
 def _configure_precision(
     trt: Any,
     gen: str,
+    typed: bool,
     builder: Any,
     network: Any,
     config: Any,
@@ -293,14 +300,15 @@ def _configure_precision(
     input_name: str,
     int8_fp16_fallback: bool,
 ) -> str:
-    """Set the precision flags for ``gen``; returns how INT8 is obtained ("qdq", "calibrator" or "")."""
+    """Set the precision flags for ``gen``; returns how INT8 is obtained ("qdq", "calibrator" or "").
+    ``typed``: a strongly typed network (all of 11; 10 when asked): the ONNX's types decide, no flags."""
     if precision == "fp32":
         tf32 = getattr(trt.BuilderFlag, "TF32", None)
         if tf32 is not None:  # TF32 is on by default on Ampere+; an fp32 engine is the reference
             config.clear_flag(tf32)
         return ""
     if precision == "fp16":
-        if gen == "11":
+        if typed:
             if not _has_half(trt, network):
                 raise LsaEdgeError(
                     "a strongly typed network (all of TensorRT 11; 10 when asked) takes FP16 from the ONNX itself, "
@@ -312,7 +320,7 @@ def _configure_precision(
         return ""
     # int8
     qdq = _has_qdq(trt, network)
-    if gen == "11":
+    if typed:
         if calibrator is not None:
             raise LsaEdgeError(
                 "a strongly typed network (all of TensorRT 11; 10 when asked) has no implicit INT8 (calibrators "
@@ -451,11 +459,11 @@ def _check_options(
         raise ConfigError(f"a calibrator applies to --precision int8 only, got {precision}")
     if version_compatible and Version(version) < Version("8.6"):
         raise ConfigError(f"version-compatible engines need TensorRT 8.6 or later; this is {version}")
-    if strongly_typed and gen == "8.5":
+    if strongly_typed and not TABLE[gen].can_type_strongly:
         raise ConfigError(f"strongly typed networks need TensorRT 10 or later; this is {version}")
     if calibration_cache is None:
         return calibrator
-    if precision != "int8" or gen == "11":
+    if precision != "int8" or not TABLE[gen].has_calibrators:
         raise ConfigError(
             "a calibration cache applies to --precision int8 on TensorRT 8.5/10 only "
             f"(got precision {precision}, TensorRT {version})"
@@ -478,9 +486,9 @@ def _typed_network(
     """
     version = str(trt.__version__)
     gen = generation(version)
-    deprecated = gen == "10" and weak_typing_deprecated(version) and precision != "fp32"
+    deprecated = TABLE[gen].strongly_typed_opt_in and weak_typing_deprecated(version) and precision != "fp32"
     auto_typed = deprecated and strongly_typed is None and precision == "fp16"
-    typed = gen == "11" or bool(strongly_typed) or auto_typed
+    typed = TABLE[gen].strongly_typed or bool(strongly_typed) or auto_typed
     if deprecated and not typed:
         _LOG.warning(
             "TensorRT %s deprecates BuilderFlag.FP16/INT8 (weak typing); building %s with them%s",
@@ -596,8 +604,8 @@ def _builder_config(trt: Any, net: _Network, opts: _Options, calibrator: Any) ->
     calib_shapes = _calib_shapes(calibrator, net)
     int8_source = _configure_precision(
         trt,
-        # a strongly typed 10 build follows 11's rules: the ONNX's types decide
-        "11" if net.typed else generation(str(trt.__version__)),
+        generation(str(trt.__version__)),
+        net.typed,  # a strongly typed 10 build follows 11's rules: the ONNX's types decide
         net.builder,
         net.network,
         config,
@@ -683,7 +691,7 @@ def _write_build_sidecar(
         timing_cache=opts.timing_path,
         dla_core=opts.dla_core,
         int8_fp16_fallback=opts.int8_fp16_fallback,
-        strongly_typed=net.typed and gen == "10",
+        strongly_typed=TABLE[gen].typed_flag(net.typed),
     )
     lsa = rebuild_command or _lsa_edge_command(onnx_path, out_dir, opts.precision, batch, opts.dla_core)
     timing_path = opts.timing_path
@@ -718,7 +726,7 @@ def build_engine(
     out_dir: str | Path,
     precision: str,
     *,
-    batch: tuple[int, int, int] | None = (1, 8, 16),
+    batch: tuple[int, int, int] | None = DEFAULT_BATCH,
     input_name: str = "faces",
     workspace_mib: int = DEFAULT_WORKSPACE_MIB,
     dla_core: int | None = None,

@@ -8,33 +8,26 @@ Imports nothing heavy.
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
-import re
-from typing import Any
+from typing import Any, cast
 
-from .errors import ConfigError
+from ._checks import argument_error, check_number, shown
+from ._checks import parse_device as _parse_device
+
+__all__ = [
+    "DEVICES",
+    "device_text",
+    "integer",
+    "max_faces",
+    "min_face_size",
+    "number",
+    "parse_device",
+    "path_like",
+    "shown",
+    "threads",
+]
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N")
-_CUDA_INDEX = re.compile(r"cuda:(\d{1,4})")
-
-
-def shown(value: Any) -> str:
-    """``repr`` of a received value with its type where the repr alone hides it, clipped."""
-    try:
-        text = repr(value)
-    except Exception:  # a broken __repr__ must not hide the real message
-        text = f"<{type(value).__name__}>"
-    if len(text) > 60:
-        text = text[:57] + "..."
-    if type(value) in (str, bool, int, float, type(None)):
-        return text
-    return f"{text} ({type(value).__name__})"
-
-
-def _bad(where: str, name: str, value: Any, accepted: str, hint: str = "") -> ConfigError:
-    return ConfigError(f"{where}({name}=...): got {shown(value)}; accepted: {accepted}.{hint}")
 
 
 def number(
@@ -48,38 +41,22 @@ def number(
     hi_open: bool = False,
     accepted: str,
 ) -> float:
-    """A finite real number (an int or float, numpy's too; never a bool or a string) within the bounds."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    try:
-        x = float(value) if ok else math.nan
-    except (OverflowError, ValueError, TypeError):  # an int beyond any float, an odd Real subclass
-        x = math.nan
-    if not math.isfinite(x):
-        hint = " NaN, infinity and numbers beyond a float are refused." if ok else ""
-        if isinstance(value, str):
-            hint = " Convert text first, e.g. float(text)."
-        raise _bad(where, name, value, accepted, hint)
-    if lo is not None and (x < lo or (lo_open and x == lo)):
-        raise _bad(where, name, value, accepted)
-    if hi is not None and (x > hi or (hi_open and x == hi)):
-        raise _bad(where, name, value, accepted)
-    return x
+    """A finite real number (an int or float, numpy's too; never a bool or a string) within the bounds:
+    :func:`~lsa_edge._checks.check_number` worded for the keyword argument ``name`` of the call ``where``."""
+    x = check_number(
+        value, name, call=where, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, accepted=accepted
+    )
+    return cast(float, x)
 
 
 MAX_THREADS = 1024  # more intra-op threads than any machine lsa-edge runs on has cores: a mistake
 
 
 def integer(where: str, name: str, value: Any, *, lo: int, accepted: str, hi: int | None = None) -> int:
-    """An int (numpy's too; never a bool, a float such as 4.0 or 1.5, or a string) in [lo, hi]."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or int(value) < lo or (hi is not None and int(value) > hi):
-        hint = ""
-        if isinstance(value, str):
-            hint = " Convert text first, e.g. int(text)."
-        elif isinstance(value, float) and math.isfinite(value):
-            hint = f" Pass a whole number (e.g. {max(lo, int(value))})."
-        raise _bad(where, name, value, accepted, hint)
-    return int(value)
+    """An int (numpy's too; never a bool, a float such as 4.0 or 1.5, or a string) in [lo, hi]:
+    :func:`~lsa_edge._checks.check_number` worded for the keyword argument ``name`` of the call ``where``."""
+    x = check_number(value, name, call=where, lo=lo, hi=hi, integer=True, accepted=accepted)
+    return cast(int, x)
 
 
 # Arguments several public calls take (Pipeline hands them on to FaceDetector and select_backend, which
@@ -109,39 +86,23 @@ def max_faces(where: str, value: Any) -> int | None:
 def path_like(where: str, name: str, value: Any, accepted: str) -> None:
     """A str or os.PathLike (a pathlib.Path); bytes, numbers and the rest are refused."""
     if not isinstance(value, (str, os.PathLike)):
-        raise _bad(where, name, value, accepted)
+        raise argument_error(where, name, value, accepted)
     try:
         text = os.fspath(value)
     except Exception:  # a PathLike whose __fspath__ fails
-        raise _bad(where, name, value, accepted) from None
+        raise argument_error(where, name, value, accepted) from None
     if not isinstance(text, str):  # bytes from __fspath__
-        raise _bad(where, name, value, accepted)
+        raise argument_error(where, name, value, accepted)
     if not text.strip() or "\0" in text:
-        raise _bad(where, name, value, accepted, " The path is empty or holds a NUL character.")
+        raise argument_error(where, name, value, accepted, " The path is empty or holds a NUL character.")
 
 
 def parse_device(value: Any, where: str = "device") -> tuple[str, int | None] | None:
     """None/"auto" → None (the backend's own choice); "cpu" → ("cpu", None); "cuda" → ("cuda", None);
-    "cuda:N" → ("cuda", N). Anything else is a ConfigError listing the accepted forms."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text == "auto":
-            return None
-        if text in ("cpu", "cuda"):
-            return text, None
-        m = _CUDA_INDEX.fullmatch(text)
-        if m:
-            return "cuda", int(m.group(1))
-    import difflib
-
-    close = difflib.get_close_matches(str(value).strip().lower(), ["auto", "cpu", "cuda", "cuda:0"], n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(
-        f"{where} {shown(value)} is not a device; accepted: auto, cpu, cuda, or cuda:N (N = the GPU's "
-        f"index, e.g. cuda:0).{hint}"
-    )
+    "cuda:N" → ("cuda", N). Anything else is a ConfigError listing the accepted forms
+    (:func:`lsa_edge._checks.parse_device`, the one rule; ``where`` names the argument, e.g.
+    ``"Pipeline(device=...):"``)."""
+    return _parse_device(value, where)
 
 
 def device_text(device: tuple[str, int | None] | None) -> str:

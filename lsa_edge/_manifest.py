@@ -27,6 +27,7 @@ __all__ = [
     "MANIFEST_FORMAT",
     "PRECISIONS",
     "check_build_keys",
+    "check_document",
     "check_files",
     "member",
     "missing_file",
@@ -115,6 +116,13 @@ def _read_checked(path: Path) -> dict[str, Any]:
             f'{path} is not a manifest: it holds a JSON {_type(doc)}, not an object with "card" and '
             f'"files". {_cap(_FIX)}'
         )
+    check_document(path, doc)
+    return doc
+
+
+def check_document(path: Path, doc: dict[str, Any]) -> None:
+    """Every key the runtime loader uses, in ``doc`` (a manifest read from ``path``): PackageError naming
+    the file, each wrong key and what to do."""
     bad = _Invalid(path)
     fmt = doc.get("format", 1)  # every manifest so far has it; a missing one is read as the first format
     if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
@@ -157,7 +165,6 @@ def _read_checked(path: Path) -> dict[str, Any]:
             if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
                 bad.add(f"{where}.sha256", f"must be 64 lowercase hex digits, got {_short(digest)}")
     bad.raise_if_any()
-    return doc
 
 
 # -- what building engines reads ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from . import _args
 from ._args import integer, number, path_like, shown
 from .backends.base import Backend
 from .card import ModelCard
-from .data.images import to_rgb_uint8
+from .data.images import to_uint8_3ch
 from .errors import ConfigError, DataError, LsaEdgeError, unknown_choice
 from .package import BACKENDS, ModelPackage
 from .preprocess import align_keypoints, usable_cpus, worker
@@ -172,7 +172,7 @@ def as_frame(frame: Any) -> np.ndarray:
             if frame.dtype not in (np.float32, np.float64):  # float16, long double: in [0, 1] now
                 frame = frame.astype(np.float32)
     try:
-        return to_rgb_uint8(frame, "frame")  # any common kind → H×W×3 uint8, channel order kept
+        return to_uint8_3ch(frame, "frame")  # any common kind → H×W×3 uint8, channel order kept
     except ValueError as err:
         raise DataError(str(err)) from None
 

@@ -101,10 +101,12 @@ def open_demo(
     max_frames: int | None = None,
     size: tuple[int, int] = (480, 640),
     fps: float = 30.0,
+    name: str | None = None,
 ) -> Source:
-    """The demo as a :class:`lsa_edge.sources.Source` ("demo (N faces)", ``fps`` timestamps): ``n`` frames,
-    repeated forever with ``loop`` (stop with ``max_frames`` or ``close()``); ``n=None`` is endless."""
+    """The demo as a :class:`lsa_edge.sources.Source` (``name``, default "demo (N faces)"; ``fps``
+    timestamps): ``n`` frames, repeated forever with ``loop`` (stop with ``max_frames`` or ``close()``);
+    ``n=None`` is endless. ``open_source("demo:N")`` opens it too."""
     from .sources import open_source
 
-    label = f"demo ({faces} face{'s' * (faces != 1)})"
+    label = name or f"demo ({faces} face{'s' * (faces != 1)})"
     return open_source(frames(n, faces, size, loop=loop), fps=fps, name=label, max_frames=max_frames)

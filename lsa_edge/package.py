@@ -111,9 +111,9 @@ class ModelPackage:
             _not_a_package(p)
         if p.suffix in (".pt", ".pth"):
             require("torch", "running a checkpoint")
-            from lsa_edge.training.checkpoint import read_checkpoint
+            from .plugins import checkpoint_loader
 
-            return cls(card=ModelCard.from_dict(read_checkpoint(p)["card"]), source=p, checkpoint=p)
+            return cls(card=checkpoint_loader().read_card(p), source=p, checkpoint=p)
         raise ConfigError(
             f"cannot tell what {p} is; pass a build folder (with manifest.json), an .onnx, an .engine or a .pt"
         )
@@ -122,19 +122,21 @@ class ModelPackage:
     def _from_manifest(cls, root: Path) -> ModelPackage:
         """A build folder, checked: the manifest is validated, every file it lists is present and matches
         its recorded sha256 (cached, see :mod:`._verify`), and every file it names lies inside ``root``."""
-        from ._manifest import card_from, check_files, member, read_manifest
+        from ._manifest import card_from, check_files, member
+        from .manifest import Manifest
 
-        m = read_manifest(root)
-        card = card_from(root, m)
-        gone = check_files(root, m, missing_ok=True)  # a file that is there is checked; absent ones below
-        prec = m.get("precision", "fp32")
-        gpu = {"fp32": "model.onnx", "fp16": "model_fp16.onnx", "int8": "model_int8_trt.onnx"}[prec]
-        det = m.get("detector") or {}
+        m = Manifest.read(root)
+        doc = m.to_json()
+        card = card_from(root, doc)
+        gone = check_files(root, doc, missing_ok=True)  # a file that is there is checked; absent ones below
+        prec = m.precision
+        gpu = m.gpu_onnx()  # the graph a strongly typed TensorRT builds: it carries the precision itself
+        det = m.detector
         names = {
-            "cpu_onnx": m.get("cpu_onnx"),
-            "engine": m.get("engine"),
-            "detector_onnx": det.get("onnx"),
-            "detector_engine": det.get("engine"),
+            "cpu_onnx": m.cpu_onnx,
+            "engine": m.engine,
+            "detector_onnx": det.onnx if det else None,
+            "detector_engine": det.engine if det else None,
         }
         paths = {slot: member(root, name, _ROLES[slot], must_exist=False) for slot, name in names.items()}
         absent = tuple((slot, names[slot]) for slot, path in paths.items() if path is None and names[slot])
@@ -375,8 +377,6 @@ def _tensorrt(
 def _torch(package: ModelPackage, device: tuple[str, int | None] | None = None) -> Backend:
     if package.checkpoint is None:
         raise ConfigError(f"the torch backend needs a checkpoint (.pt); {package.source} is not one")
-    from importlib import import_module
-
     if device is not None and device[0] == "cuda":
         torch = require("torch", "running a checkpoint")
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -389,6 +389,8 @@ def _torch(package: ModelPackage, device: tuple[str, int | None] | None = None) 
             raise ConfigError(
                 f"device {device_text(device)}: PyTorch sees {count} GPU(s), cuda:0 to cuda:{count - 1}"
             )
-    # The training package provides it (plugin-style: the core never imports training at module level).
-    backend = import_module("lsa_edge.training.backend").TorchBackend
-    return backend(package.checkpoint, None if device is None else device_text(device))
+    # The training package lends it through a plugin (lsa_edge.plugins): the core never imports a stage.
+    from .plugins import checkpoint_loader
+
+    loader = checkpoint_loader()
+    return loader.open_backend(package.checkpoint, None if device is None else device_text(device))

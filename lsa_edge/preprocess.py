@@ -4,6 +4,7 @@ evaluation and the runtime. numpy and OpenCV only.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -35,31 +36,43 @@ def warp(
     """
     out_h, out_w = out_size
     m = np.asarray(m, dtype=np.float64)
+    if m.shape != (2, 3):
+        raise ConfigError(f"warp takes a 2×3 affine matrix, got shape {m.shape}")
+    # Six numbers: plain float arithmetic where numpy calls per face would cost more than the warp of a
+    # small face; the matrix OpenCV receives is computed with the same IEEE operations as before.
+    (a, b, tx), (c, d, ty) = m.tolist()
+    h, w = image.shape[:2]
     # Only the part of the image the output sees matters: cut it out first (a face in a 1080p frame is a
     # small region; shrinking or copying the whole frame per face would dominate the runtime).
-    a_inv = np.linalg.inv(m[:, :2])
+    try:
+        a_inv = np.linalg.inv(m[:, :2])
+    except np.linalg.LinAlgError:
+        raise ConfigError(f"warp needs an invertible affine matrix, got {m.tolist()}") from None
+    # The corners exactly as before (LAPACK's inverse, one matmul): a corner on a whole pixel must round
+    # the same way, or the window and with it the INTER_AREA grid below moves by a pixel.
     corners = (np.array([[0, 0], [out_w, 0], [0, out_h], [out_w, out_h]], np.float64) - m[:, 2]) @ a_inv.T
-    h, w = image.shape[:2]
-    # Cropping moves only the translation, so one scale serves the margin and the shrink below.
+    (xmin, ymin), (xmax, ymax) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
+    # Cropping moves only the translation, so one scale serves the margin and the shrink below (LAPACK's
+    # value as before: a closed form differs in the last bit, which can move the window at a tie).
     scale = float(np.linalg.svd(m[:, :2], compute_uv=False).max())
     # Margin: bilinear taps plus the INTER_AREA footprint of the shrink below (2 output px in source px).
-    pad = 2 + int(np.ceil(2.0 / max(scale, 1e-6)))
-    x0, y0 = np.floor(corners.min(axis=0)).astype(int) - pad
-    x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + pad
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    pad = 2 + math.ceil(2.0 / max(scale, 1e-6))
+    x0, y0 = max(0, math.floor(xmin) - pad), max(0, math.floor(ymin) - pad)
+    x1, y1 = min(w, math.ceil(xmax) + pad), min(h, math.ceil(ymax) + pad)
     if x1 - x0 >= 2 and y1 - y0 >= 2 and (x0 > 0 or y0 > 0 or x1 < w or y1 < h):
         image = image[y0:y1, x0:x1]  # a view: OpenCV reads rows at any stride, no copy needed
-        m = np.concatenate([m[:, :2], (m[:, 2] + m[:, :2] @ np.array([x0, y0], np.float64))[:, None]], axis=1)
+        tx, ty = tx + (a * x0 + b * y0), ty + (c * x0 + d * y0)
     if not _rows_of_pixels(image):
         image = np.ascontiguousarray(image)
     if resize == "area" and scale < 0.8:
         h, w = image.shape[:2]
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-        m = np.concatenate([m[:, :2] @ np.diag([w / nw, h / nh]), m[:, 2:]], axis=1)  # small → original
+        a, b, c, d = a * (w / nw), b * (h / nh), c * (w / nw), d * (h / nh)  # small → original
     # OpenCV indexes pixel centres: index = continuous − ½ on both sides of the map.
-    m_idx = m.copy()
-    m_idx[:, 2] += m[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    m_idx = np.array(
+        [[a, b, tx + ((a * 0.5 + b * 0.5) - 0.5)], [c, d, ty + ((c * 0.5 + d * 0.5) - 0.5)]], np.float64
+    )
     if out is None:
         return cv2.warpAffine(
             image, m_idx, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE

@@ -7,7 +7,6 @@ The maps are what the language prior attends to. numpy only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,9 +133,3 @@ def region_maps(
     out = np.stack(maps).reshape(len(maps), gh, supersample, gw, supersample).sum(axis=(2, 4))
     out /= out.sum(axis=(1, 2), keepdims=True)
     return out.astype(np.float32)
-
-
-def coarse_of(names: Sequence[str]) -> list[str]:
-    """The coarse group of each fine region name."""
-    lookup = {m: g for g, members in COARSE_GROUPS.items() for m in members}
-    return [lookup[n] for n in names]

@@ -19,9 +19,10 @@ import time
 import cv2
 
 from lsa_edge import Pipeline
-from lsa_edge.cli.run import VideoSink, open_input
 from lsa_edge.errors import LsaEdgeError
 from lsa_edge.overlay import draw
+from lsa_edge.sinks import VideoSink
+from lsa_edge.sources import open_source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as stack:
             pipe = stack.enter_context(Pipeline(args.model, backend=args.backend))
-            src = stack.enter_context(open_input(args.source, args.max_frames, False))
+            src = stack.enter_context(open_source(args.source, max_frames=args.max_frames))
             # A context manager: the video is renamed into place however the loop ends (q, Ctrl-C, errors).
             sink = stack.enter_context(VideoSink(args.save, src.fps or 30.0)) if args.save else None
             fps, last = 0.0, time.perf_counter()

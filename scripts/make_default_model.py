@@ -52,10 +52,10 @@ def main() -> int:
     )
     args = ap.parse_args()
 
-    from lsa_edge._fileio import staged_dir, write_text_atomic
     from lsa_edge.cli import main as cli
     from lsa_edge.cli import setup_logging
-    from lsa_edge.cli.eval import evaluate_model
+    from lsa_edge.evaluation import evaluate_model
+    from lsa_edge.io import staged_dir, write_text_atomic
 
     setup_logging(0, False)
     run = Path(args.run)
@@ -71,7 +71,7 @@ def main() -> int:
     teacher_args = [a for t in teacher_ckpts for a in ("--teacher", str(t))]
     seconds[run.name] = train_once(cli, args.config, args.data, run, teacher_args)
 
-    test = evaluate_model(str(run / "best.pt"), args.data, "test", progress=False)
+    test = evaluate_model(run / "best.pt", args.data, split="test", progress=False)
     from lsa_edge.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 
     model, card, ck = load_model(run / "best.pt")
@@ -143,7 +143,7 @@ def main() -> int:
 
 def train_once(cli, config: str, data: str, run: Path, extra: list[str]) -> float:
     """Train ``run`` unless it has finished (resuming an interrupted run); returns its training seconds."""
-    from lsa_edge._fileio import write_json_atomic
+    from lsa_edge.io import write_json_atomic
 
     if not (run / "best.pt").exists() or not (run / "result.json").exists():
         t0 = time.time()

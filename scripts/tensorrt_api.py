@@ -260,7 +260,7 @@ def _write(api: dict[str, Any], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, **api}
     path = out / f"{api['version']}.json"
-    from lsa_edge._fileio import write_json_atomic
+    from lsa_edge.io import write_json_atomic
 
     return write_json_atomic(path, doc, indent=1, sort_keys=True)
 

@@ -442,7 +442,9 @@ def test_eval_writes_the_json_before_the_table(tmp_path, monkeypatch):
     import lsa_edge.cli.eval as eval_cmd
 
     order = []
-    monkeypatch.setattr(eval_cmd, "evaluate_model", lambda *a, **k: {"r": 1})
+    import lsa_edge.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "evaluate_model", lambda *a, **k: {"r": 1})
     monkeypatch.setattr(eval_cmd, "print_result", lambda *a, **k: order.append("table"))
     real = eval_cmd.write_json
     monkeypatch.setattr(eval_cmd, "write_json", lambda p, o: (order.append("json"), real(p, o))[1])
@@ -526,3 +528,80 @@ def test_csv_format_without_attributes_csv_names_the_file(tmp_path, capsys):
     assert main(["eval", str(MODEL), "--data", str(tmp_path), "--format", "csv"]) == 1
     err = capsys.readouterr().err
     assert "attributes.csv not found" in err and "please report" not in err
+
+
+# ----------------------------------------------------------------------------------------------- train
+def test_train_flag_defaults_are_the_dataclass_defaults():
+    """Every train flag left out is None, so the TrainConfig / LSAConfig default applies; the help text
+    shows that default, read from the dataclass source without importing torch (checked here against the
+    imported dataclasses)."""
+    import dataclasses
+
+    pytest.importorskip("torch")
+    from lsa_edge.cli import _train_flags, build_parser
+    from lsa_edge.cli.train import config_from_args
+    from lsa_edge.training.model import LSAConfig
+    from lsa_edge.training.trainer import TrainConfig
+
+    owners = {"train": TrainConfig, "model": LSAConfig}
+    read = _train_flags.field_defaults()
+    for owner, cls in owners.items():
+        real = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+        literal = {k: v for k, v in real.items() if k in read[owner]}
+        assert read[owner] == literal, owner  # every literal default read, each equal to the real one
+        assert len(literal) >= len(real) - 1  # all but num_attributes (a constant's name)
+    args = build_parser().parse_args(["train", "--data", "D", "--out", "O"])
+    assert config_from_args(args) == {"model": {}, "data": "D", "out": "O"}  # nothing but the dataclass
+    fields = {o: {f.name for f in dataclasses.fields(c)} for o, c in owners.items()}
+    for flag in _train_flags.FLAGS:
+        assert flag.field in fields[flag.owner], flag.name
+        assert getattr(args, flag.dest) is None, flag.name  # left out: the dataclass decides
+        if "{default}" in flag.help:  # the help shows the real default
+            real = next(f.default for f in dataclasses.fields(owners[flag.owner]) if f.name == flag.field)
+            assert read[flag.owner][flag.field] == real, flag.name
+    for name in _train_flags.SHARED_FIELDS:
+        assert name in fields["train"] and getattr(args, name) is None
+    # the flag lists are the table: every TrainConfig field a flag can set is set by exactly one flag
+    settable = {f.field for f in _train_flags.FLAGS if f.owner == "train"} | set(_train_flags.SHARED_FIELDS)
+    assert settable == fields["train"] - {"data", "out", "model", "augment", "progress"}
+
+
+def test_train_help_shows_the_dataclass_defaults(capsys):
+    from lsa_edge.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in (
+        "epochs (default: 12)",
+        "(default: 64)",
+        "(default: 0.001)",
+        "(default: 128x112)",
+        "(default: mobilenet_v2)",
+    ):
+        assert text in out, text
+
+
+def test_train_flags_reach_the_config():
+    from lsa_edge.cli import build_parser
+    from lsa_edge.cli.train import config_from_args
+
+    argv = [
+        "train",
+        "--data",
+        "D",
+        "--out",
+        "O",
+        "--epochs",
+        "3",
+        "--regions",
+        "coarse",
+        "--input-size",
+        "64x48",
+    ]
+    argv += ["--teacher", "a.pt", "--teacher", "b.pt", "--no-pretrained", "--workers", "2", "--device", "cpu"]
+    d = config_from_args(build_parser().parse_args(argv))
+    assert (
+        d["epochs"] == 3 and d["workers"] == 2 and d["device"] == "cpu" and d["teachers"] == ["a.pt", "b.pt"]
+    )
+    assert d["model"] == {"region_set": "coarse", "input_size": [64, 48], "pretrained": False}

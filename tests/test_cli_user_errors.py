@@ -42,9 +42,9 @@ def _never(monkeypatch, target, name):
     ids=lambda a: a[0],
 )
 def test_json_into_a_read_only_folder_is_refused_before_the_work(argv, tmp_path, capsys, monkeypatch):
-    import lsa_edge.cli.eval as eval_cmd
+    import lsa_edge.evaluation as evaluation
 
-    _never(monkeypatch, eval_cmd, "evaluate_model")
+    _never(monkeypatch, evaluation, "evaluate_model")
     (tmp_path / "data").mkdir()
     argv = [str(tmp_path / "data") if a == "DATA" else a for a in argv]
     _deny_writes(monkeypatch)
@@ -156,9 +156,9 @@ def _model_copy(tmp_path):
 def test_json_and_pictures_never_replace_an_input(argv, tmp_path, capsys, monkeypatch):
     import os
 
-    import lsa_edge.cli.eval as eval_cmd
+    import lsa_edge.evaluation as evaluation
 
-    _never(monkeypatch, eval_cmd, "evaluate_model")
+    _never(monkeypatch, evaluation, "evaluate_model")
     data = tmp_path / "ds"
     data.mkdir()
     (data / "attributes.csv").write_text("image_id,Smiling\na.jpg,1\n")

@@ -195,18 +195,18 @@ def test_malformed_partition_and_binary_csv(tmp_path, celeba_dir):
 
 
 def test_to_rgb_uint8_accepts_common_frames_and_names_bad_ones():
-    from lsa_edge.data.images import to_rgb_uint8
+    from lsa_edge.data.images import to_uint8_3ch
 
-    assert to_rgb_uint8(np.zeros((4, 5), np.uint8)).shape == (4, 5, 3)
-    assert to_rgb_uint8(np.full((4, 5, 1), 65535, np.uint16)).max() == 255
-    assert to_rgb_uint8(np.ones((4, 5, 4), np.float32)).shape == (4, 5, 3)
+    assert to_uint8_3ch(np.zeros((4, 5), np.uint8)).shape == (4, 5, 3)
+    assert to_uint8_3ch(np.full((4, 5, 1), 65535, np.uint16)).max() == 255
+    assert to_uint8_3ch(np.ones((4, 5, 4), np.float32)).shape == (4, 5, 3)
     for bad, what in (
         (None, "numpy array"),
         (np.zeros((0, 5, 3), np.uint8), "empty"),
         (np.zeros((4, 5, 2), np.uint8), "shape"),
     ):
         with pytest.raises(ValueError, match=what):
-            to_rgb_uint8(bad, "frame 7")
+            to_uint8_3ch(bad, "frame 7")
 
 
 def test_csv_partition_without_header_and_with_bom(tmp_path, celeba_dir):

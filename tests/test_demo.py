@@ -73,3 +73,33 @@ def test_iterable_source_loop_needs_a_sequence():
     with pytest.raises(ConfigError, match="list or array"):
         open_source(iter(list(stack)), loop=True)
     assert list(open_source([None, None], loop=True)) == []  # nothing usable: the loop stops, no hang
+
+
+def test_demo_is_a_core_source():
+    """``demo`` / ``demo:N`` open through open_source (so Pipeline.stream("demo:3") works like the CLI)."""
+    from lsa_edge.sources import KINDS, parse_uri
+
+    assert "demo" in KINDS
+    assert parse_uri("demo").kind == "demo" and parse_uri("demo").target == 1
+    assert parse_uri("demo:3").target == 3
+    assert parse_uri("./demo").kind != "demo"  # a folder called demo, by path
+    with open_source("demo:2", max_frames=4) as src:
+        got = list(src)
+    assert len(got) == 4 and src.name == "demo (2 faces)"
+    assert np.array_equal(got[1].image, scene(2, 1))
+    with open_source("demo", max_frames=5, loop=True, name="cam") as src:
+        assert [f.index for f in src] == [0, 1, 2, 3, 4] and src.name == "cam"
+    with open_source("demo:1") as src:
+        assert sum(1 for _ in src) == 90  # the 3-second clip
+    with pytest.raises(ConfigError, match="demo:N takes a number of faces"):
+        open_source("demo:x")
+    with pytest.raises(ConfigError, match="recursive"):
+        open_source("demo:1", recursive=True)
+
+
+def test_pipeline_streams_the_demo():
+    from lsa_edge import Pipeline
+
+    with Pipeline() as pipe:
+        results = list(pipe.stream("demo:2", max_frames=2))
+    assert len(results) == 2

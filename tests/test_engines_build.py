@@ -174,7 +174,7 @@ def test_accuracy_gate_failure_says_what_to_try():
 
 
 def test_cli_gate_failure_exits_1(checkpoint, celeba_dir, tmp_path, monkeypatch, capsys):
-    import lsa_edge.engines.build as build_mod
+    import lsa_edge.engines.reduce as build_mod  # the gates' module
 
     real = build_mod.compare_accuracy
 
@@ -320,7 +320,7 @@ def _old_bundle(src, dst):
 def test_from_bundle_refuses_a_generation_the_bundle_cannot_serve(
     int8_bundle, fake_trt, tmp_path, monkeypatch
 ):
-    import lsa_edge.engines.build as build_mod
+    import lsa_edge.engines.from_bundle as build_mod  # the on-device build
 
     manifest = _old_bundle(int8_bundle[0], tmp_path / "old")
     fake_trt("8.5.2.2")
@@ -523,11 +523,11 @@ def test_build_is_staged_refuses_a_non_empty_out_and_overwrites_only_when_comple
     assert "not empty" in err and "--overwrite" in err and (out / "mine.txt").read_text() == "keep me"
 
     # A build that fails half-way (after the ONNX was written) leaves the previous folder as it was.
-    def boom(self):
-        assert (self.out / "model.onnx").exists() and self.out != self.final  # written in the staged folder
+    def boom(result, cfg):
+        assert (result.out / "model.onnx").exists() and result.out != cfg.out  # written in the staged folder
         raise LsaEdgeError("failed half-way")
 
-    monkeypatch.setattr(build_mod.Build, "_manifest", boom)
+    monkeypatch.setattr(build_mod, "compose_manifest", boom)
     assert main([*_fp32_argv(out), "--overwrite"]) == 1
     assert sorted(p.name for p in out.iterdir()) == ["mine.txt"] and _leftovers(tmp_path) == []
     assert main(_fp32_argv(tmp_path / "new")) == 1  # no empty or half-filled --out either

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 from lsa_edge import ConfigError  # noqa: E402
 from lsa_edge.training import LSAConfig, LSAModel, create_model, list_models  # noqa: E402
-from lsa_edge.training.model import count_flops  # noqa: E402
+from lsa_edge.training.model import count_macs  # noqa: E402
 
 TINY = {"backbone": "test_tiny", "d_model": 32, "heads": 2, "ffn": 64, "input_size": (64, 48)}
 
@@ -82,7 +82,7 @@ def test_backbones_and_imagenet_init(dictionary):
     assert (
         abs(float(m.backbone.features[0][1].running_var.mean()) - 1.0) > 1e-3
     )  # ImageNet BN statistics, not init
-    assert 100e6 < count_flops(LSAModel(LSAConfig(backbone="mobilenet_v2"), dictionary)) < 150e6
+    assert 100e6 < count_macs(LSAModel(LSAConfig(backbone="mobilenet_v2"), dictionary)) < 150e6
 
 
 def test_config_validation():

@@ -180,7 +180,7 @@ def test_huge_frames_are_refused_before_any_conversion(pipes, monkeypatch):
     def boom(*a, **kw):
         raise AssertionError("converted before the size check")
 
-    monkeypatch.setattr(lsa_edge._pipeline, "to_rgb_uint8", boom)
+    monkeypatch.setattr(lsa_edge._pipeline, "to_uint8_3ch", boom)
     big = np.broadcast_to(np.float32(0.5), (9000, 9000, 3))  # no memory behind it
     with pytest.raises(DataError, match="8192"):
         pipes["plain"].predict(big)

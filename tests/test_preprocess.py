@@ -227,6 +227,10 @@ def test_warp_equals_the_reference_bit_for_bit(lfwa_dir):
         assert np.array_equal(warp(view, m, (80, 72)), ref.warp(view, m, (80, 72)))
     with pytest.raises(ConfigError, match="out must be"):
         warp(images[0], np.eye(2, 3), (80, 72), out=np.zeros((72, 80, 3), np.uint8))
+    with pytest.raises(ConfigError, match="invertible"):  # not LinAlgError from inside numpy
+        warp(images[0], np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0]]), (80, 72))
+    with pytest.raises(ConfigError, match="2×3"):
+        warp(images[0], np.eye(3), (80, 72))
 
 
 def test_similarity_fit_and_alignment_equal_the_reference():

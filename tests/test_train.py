@@ -155,7 +155,7 @@ def _no_data(monkeypatch):
         raise AssertionError("the data set was read before the run folder was checked")
 
     monkeypatch.setattr(trainer, "prepare_data", never)
-    monkeypatch.setattr(trainer, "create_model_from_config", never)
+    monkeypatch.setattr(trainer, "create_model", never)
 
 
 def test_an_existing_run_is_refused_before_any_data_is_read(celeba_dir, tmp_path, capsys, monkeypatch):
@@ -383,20 +383,30 @@ def test_teachers_average_probabilities_and_distil_into_a_run(celeba_dir, tmp_pa
 
 
 def test_resolve_device_parses_with_the_runtimes_parser(monkeypatch):
-    """--device is parsed by lsa_edge._args.parse_device (one parser for run and train); names torch would
-    take but lsa-edge does not (cuda:banana, xla) are refused before torch sees them, naming --device."""
+    """--device is parsed by lsa_edge._checks.parse_device (one rule for run and train: case and spaces
+    ignored, mps for training only); names torch would take but lsa-edge does not (cuda:banana, xla) are
+    refused before torch sees them, naming --device."""
+    from lsa_edge._args import parse_device as runtime_parse
     from lsa_edge.errors import ConfigError
     from lsa_edge.training import trainer
 
     calls = []
     real = trainer.parse_device
-    monkeypatch.setattr(trainer, "parse_device", lambda v, w="device": calls.append(v) or real(v, w))
+    monkeypatch.setattr(
+        trainer, "parse_device", lambda v, w="device", **k: calls.append(v) or real(v, w, **k)
+    )
     assert trainer.resolve_device("cpu") == torch.device("cpu") and calls == ["cpu"]
     expected = "cuda:0" if torch.cuda.is_available() else "cpu"
     assert str(trainer.resolve_device("auto")) == expected
-    for bad in ("cuda:banana", "xla", "CUDA:0 ", "cuda:-1"):
+    assert trainer.resolve_device("mps") == torch.device("mps")
+    for bad in ("cuda:banana", "xla", "cuda:-1", "cuda:0:1"):
         with pytest.raises(ConfigError, match="--device"):
             trainer.resolve_device(bad)
+        with pytest.raises(ConfigError, match="is not a device"):  # the runtime refuses the same names
+            runtime_parse(bad)
+    with pytest.raises(ConfigError, match="is not a device"):
+        runtime_parse("mps")  # the runtime has no mps backend
     if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="no CUDA device"):
-            trainer.resolve_device("cuda:0")
+        for name in ("cuda:0", "CUDA:0 "):  # the runtime's spelling rule: case and spaces ignored
+            with pytest.raises(ConfigError, match="no CUDA device"):
+                trainer.resolve_device(name)

@@ -11,6 +11,7 @@ from lsa_edge._lazy import require
 # instead of failing on newer syntax or an old torch. This file itself must stay Python 3.8 syntax.
 require("torch", "training")
 
+from . import _plugin  # noqa: E402, F401  (registers checkpoint support with the core)
 from .model import LSAConfig, LSAModel, create_model, list_models  # noqa: E402
 
 __all__ = ["LSAConfig", "LSAModel", "create_model", "list_models"]

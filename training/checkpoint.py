@@ -157,7 +157,7 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[LSAModel, ModelCa
     try:
         config = LSAConfig.from_dict({**ckpt["model_config"], "pretrained": False})
         prior = CorrelationDictionary.from_state(ckpt["prior"]) if ckpt.get("prior") else None
-        model = LSAModel(config, prior)
+        model = LSAModel(config, prior)  # the stored dictionary, never a rebuilt one: no text encoder
         card = ModelCard.from_dict(ckpt["card"])
     except (KeyError, TypeError, ValueError, AttributeError) as err:  # tagged, but incomplete or damaged
         raise CheckpointError(

@@ -1,5 +1,9 @@
-"""Batch augmentation of aligned faces in torch, on the training device.
+"""Augmentation and normalisation of aligned faces in torch, on the training device: the one place the
+training side turns crops into model inputs.
 
+:class:`Normalizer` is the model card's :class:`~lsa_edge.card.Preprocessing` in torch, the twin of the
+runtime's numpy :func:`lsa_edge.preprocess.normalize` (tested for parity): training, validation and the
+evaluation of checkpoints normalise through it, so what the model learns is what the deployment feeds it.
 Decoding into memory lives in the core (:mod:`lsa_edge.data.crops`), shared with evaluation and INT8
 calibration; it is re-exported here for the trainer.
 """
@@ -14,9 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lsa_edge.card import Preprocessing
 from lsa_edge.data.crops import CropSet, load_crops
 
-__all__ = ["AugmentConfig", "CropSet", "augment", "load_crops", "to_tensor"]
+__all__ = ["AugmentConfig", "CropSet", "Normalizer", "augment", "load_crops"]
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +40,29 @@ class AugmentConfig:
     erase: float = 0.0  # probability of erasing a random rectangle
 
 
-def to_tensor(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """B×H×W×3 uint8 → B×3×H×W normalised float32."""
-    x = images.permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+class Normalizer:
+    """A card's preprocessing (colour order, mean, std) in torch, for RGB crops.
+
+    ``normalizer(images)``: B×H×W×3 uint8 RGB → B×3×H×W float32 in the model's colour order, the values
+    :func:`lsa_edge.preprocess.normalize` gives (to float32 rounding). ``normalizer.unit(x)``: the same
+    from B×3×H×W float RGB already scaled to [0, 1] (an augmented batch).
+    """
+
+    def __init__(self, pre: Preprocessing, device: torch.device | str = "cpu") -> None:
+        self.pre = pre
+        self.swap = pre.color_order == "BGR"  # crops are RGB; the card decides what the model sees
+        self.mean = torch.tensor(pre.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(pre.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    def unit(self, x: torch.Tensor) -> torch.Tensor:
+        """B×3×H×W float RGB in [0, 1] → the model's input."""
+        if self.swap:
+            x = x.flip(1)
+        return (x - self.mean) / self.std
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """B×H×W×3 uint8 RGB → the model's input."""
+        return self.unit(images.permute(0, 3, 1, 2).float().div_(255.0))
 
 
 def augment(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:

@@ -14,7 +14,7 @@ plain global-pool + linear baseline on the same backbone.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -301,16 +301,20 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def create_model(
-    name: str = "lsa_mobilenet_v2",
+    name: str | LSAConfig = "lsa_mobilenet_v2",
     prior: CorrelationDictionary | None = None,
     encoder: Any | None = None,
     **overrides: Any,
 ) -> LSAModel:
-    """Build a registered model. ``prior`` defaults to a dictionary built with ``encoder`` (or the default
-    text encoder) for the config's region set; the plain ``linear_*`` heads need none."""
-    if name not in _MODELS:
+    """Build a registered model, or the model of a full :class:`LSAConfig` (a training run's, a
+    checkpoint's). ``prior`` defaults to a dictionary built with ``encoder`` (or the default text encoder)
+    for the config's region set; the plain ``linear_*`` heads need none."""
+    if isinstance(name, LSAConfig):
+        config = replace(name, **overrides) if overrides else name
+    elif name not in _MODELS:
         raise ConfigError(unknown_choice("model", name, list_models()))
-    config = LSAConfig(**{**_MODELS[name], **overrides})
+    else:
+        config = LSAConfig(**{**_MODELS[name], **overrides})
     if prior is None and config.head == "lsa":
         prior = build_dictionary(
             encoder, config.region_set, config.normalization, config.tau, config.prior_source
@@ -323,7 +327,7 @@ def preprocessing_for(config: LSAConfig) -> Preprocessing:
     return celeba_preprocessing(config.input_size)
 
 
-def count_flops(model: LSAModel) -> int:
+def count_macs(model: LSAModel) -> int:
     """Multiply-accumulates of one forward pass at batch 1 (convolutions, linears, attention matmuls)."""
     macs = 0
 
@@ -354,7 +358,7 @@ def count_flops(model: LSAModel) -> int:
 __all__ = [
     "LSAConfig",
     "LSAModel",
-    "count_flops",
+    "count_macs",
     "create_model",
     "list_models",
     "preprocessing_for",

@@ -23,8 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from lsa_edge._args import parse_device
-from lsa_edge._checks import check_device, check_field_types, check_number
+from lsa_edge._checks import check_device, check_field_types, check_number, parse_device
 from lsa_edge._fileio import check_writable, same_or_inside, write_json_atomic, write_text_atomic
 from lsa_edge.card import ModelCard, Preprocessing
 from lsa_edge.data import FaceDataset, carve_validation, load_dataset, select_labelled
@@ -32,9 +31,9 @@ from lsa_edge.errors import CheckpointError, ConfigError, LsaEdgeError
 from lsa_edge.metrics import attribute_metrics, majority_accuracy, tune_thresholds
 
 from .checkpoint import git_commit, read_checkpoint, save_checkpoint, state_sha256
-from .data import AugmentConfig, CropSet, augment, load_crops, to_tensor
+from .data import AugmentConfig, CropSet, Normalizer, augment, load_crops
 from .ema import WeightEMA
-from .model import LSAConfig, LSAModel, count_flops, create_model, preprocessing_for
+from .model import LSAConfig, LSAModel, count_macs, create_model, preprocessing_for
 
 log = logging.getLogger(__name__)
 
@@ -244,17 +243,14 @@ def init_distributed(device: torch.device) -> DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``--device`` → the torch device: the names are lsa-edge's (:func:`lsa_edge._args.parse_device`, the
-    runtime's parser; plus ``mps`` for training on a Mac), checked before torch sees them."""
-    check_device(name)  # auto | cpu | mps | cuda | cuda:N, the message naming --device
-    if name == "mps":
-        return torch.device("mps")
-    parsed = parse_device(name, "--device")
+    """``--device`` → the torch device: the names are lsa-edge's (:func:`lsa_edge._checks.parse_device`,
+    the one rule the runtime uses too, plus ``mps`` for training on a Mac), checked before torch sees them."""
+    parsed = parse_device(name, "--device", mps=True)
     if parsed is None:  # auto
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     kind, index = parsed
-    if kind == "cpu":
-        return torch.device("cpu")
+    if kind in ("cpu", "mps"):
+        return torch.device(kind)
     if not torch.cuda.is_available():
         raise ConfigError(
             "--device cuda was asked for, but torch sees no CUDA device (torch built for CPU, or no GPU)"
@@ -343,17 +339,12 @@ def predict_crops(
     pre: Preprocessing | None = None,
 ) -> np.ndarray:
     """N×H×W×3 uint8 RGB crops → N×40 probabilities (normalised with ``pre``, default: the config's)."""
-    pre = pre or preprocessing_for(model.config)
-    mean = torch.tensor(pre.mean, device=device)
-    std = torch.tensor(pre.std, device=device)
+    normalize = Normalizer(pre or preprocessing_for(model.config), device)
     was = model.training
     model.eval()
     out = []
     for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i : i + batch_size]).to(device)
-        if pre.color_order == "BGR":
-            x = x.flip(-1)
-        x = to_tensor(x, mean, std)
+        x = normalize(torch.from_numpy(images[i : i + batch_size]).to(device))
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             out.append(torch.sigmoid(model(x).float()).cpu().numpy())
     model.train(was)
@@ -521,8 +512,7 @@ class _Run:
     meta: dict[str, Any] = field(default_factory=dict)  # what every checkpoint of the run records
     images: torch.Tensor | None = None  # the labelled crops, N×H×W×3 uint8
     labels: torch.Tensor | None = None
-    mean: torch.Tensor | None = None
-    std: torch.Tensor | None = None
+    normalize: Normalizer | None = None
     aug_gen: torch.Generator | None = None
     stale: list[str] = field(default_factory=list)  # --overwrite: the previous run's files still there
 
@@ -579,7 +569,7 @@ def _build_run(
     progress = cfg.progress and di.main
     splits = prepare_data(cfg, progress)
     train_set = splits.train
-    model = create_model_from_config(cfg.model, encoder).to(device)
+    model = create_model(cfg.model, encoder=encoder).to(device)
     pre = preprocessing_for(cfg.model)
     steps_per_epoch = len(train_set) // (cfg.batch_size * di.world)
     if steps_per_epoch == 0:
@@ -646,7 +636,7 @@ def _describe_run(run: _Run) -> None:
         run.net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[run.device.index] if run.device.type == "cuda" else None
         )
-    macs = count_flops(model)
+    macs = count_macs(model)
     run.card = ModelCard(
         name=f"lsa-{cfg.model.backbone}" if cfg.model.head == "lsa" else f"linear-{cfg.model.backbone}",
         preprocessing=run.pre,
@@ -697,8 +687,7 @@ def _start_run(run: _Run) -> None:
         )
     run.images = torch.from_numpy(train_set.images)
     run.labels = torch.from_numpy(train_set.labels.astype(np.float32))
-    run.mean = torch.tensor(run.pre.mean, device=run.device)
-    run.std = torch.tensor(run.pre.std, device=run.device)
+    run.normalize = Normalizer(run.pre, run.device)
     run.aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + di.rank)
     if run.resume_aug_state is not None:
         run.aug_gen.set_state(run.resume_aug_state)
@@ -731,9 +720,7 @@ def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
     for step in bar:
         idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         x = augment(run.images[idx].to(device, non_blocking=True), cfg.augment, run.aug_gen)
-        if run.pre.color_order == "BGR":  # crops are RGB; the card decides what the model sees
-            x = x.flip(1)
-        x = (x - run.mean.view(1, 3, 1, 1)) / run.std.view(1, 3, 1, 1)
+        x = run.normalize.unit(x)
         y = run.labels[idx].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             logits = run.net(x)
@@ -947,17 +934,6 @@ def with_estimated_template(card: ModelCard, ds: FaceDataset) -> ModelCard:
         log.warning("alignment template not measured (%s); keeping CelebA's mean landmarks", err)
         return card
     return card.with_updates(preprocessing=replace(card.preprocessing, template=est.template))
-
-
-def create_model_from_config(config: LSAConfig, encoder: Any | None = None) -> LSAModel:
-    from .prior import build_dictionary
-
-    prior = None
-    if config.head == "lsa":
-        prior = build_dictionary(
-            encoder, config.region_set, config.normalization, config.tau, config.prior_source
-        )
-    return LSAModel(config, prior)
 
 
 __all__ = ["TrainConfig", "create_model", "predict_crops", "train"]

@@ -21,6 +21,9 @@ from .. import __version__
 from .._signals import GracefulStop, Terminated
 from ..errors import ConfigError, LsaEdgeError
 
+# The public names: main (the command itself) and setup_logging (scripts and benchmarks log as the CLI does).
+__all__ = ["COMMANDS", "build_parser", "commands", "main", "os_error_message", "setup_logging"]
+
 # In the order of the help text: the runtime first, then building, then training. The modules are imported
 # by main(), inside its Ctrl-C handling (they pull in numpy); ``COMMANDS`` gives the modules themselves.
 _COMMAND_MODULES = (
@@ -64,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
+    """Logging as the CLI does it (for scripts and benchmarks too): INFO, DEBUG with ``verbose`` ≥ 2,
+    WARNING with ``quiet``; rich lines on a terminal, timestamped plain lines into a file or a pipe."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
     handler: logging.Handler
     if sys.stderr.isatty():

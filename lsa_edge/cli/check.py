@@ -10,10 +10,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .._manifest import GENERATIONS  # the one list (engines.lint's table is keyed by it); no onnx import
 from ._common import user_path, write_json
 
 HELP = "lint an ONNX model for TensorRT 8.5 / 10 / 11 on the CPU: operators, opset, shapes, types, Q/DQ"
-GENERATIONS = ("8.5", "10", "11")  # mirrors lsa_edge.engines.lint.TRT_GENERATIONS without importing onnx
 log = logging.getLogger(__name__)
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -87,19 +87,20 @@ def run(args: argparse.Namespace) -> int:
 
 def package_graphs(folder: Path, gens: tuple[str, ...]) -> dict[str, Path]:
     """Each generation's graph in a build folder, after the package checks of the runtime's loader."""
-    from lsa_edge._manifest import MANIFEST, member, read_manifest
+    from lsa_edge._manifest import member
     from lsa_edge.errors import ConfigError
+    from lsa_edge.manifest import MANIFEST, Manifest
     from lsa_edge.package import ModelPackage
 
     if not (folder / MANIFEST).is_file():
         raise ConfigError(f"{folder} is a folder without {MANIFEST}; pass an .onnx file or a build folder")
     ModelPackage.open(folder)  # the manifest, the card, every file's sha256: a damaged package stops here
-    m = read_manifest(folder)
-    by_gen = m.get("onnx_by_tensorrt") if isinstance(m.get("onnx_by_tensorrt"), dict) else {}
+    m = Manifest.read(folder)
     out: dict[str, Path] = {}
     for g in gens:
+        by_gen = m.onnx_by_tensorrt if isinstance(m.onnx_by_tensorrt, dict) else {}
         name = by_gen.get(g) if isinstance(by_gen.get(g), str) else None
-        name = name or m.get("onnx") or m.get("cpu_onnx")
+        name = name or m.onnx or m.cpu_onnx
         path = member(folder, name, f'the ONNX for TensorRT {g} ("onnx_by_tensorrt")')
         if path is None:
             raise ConfigError(f"{folder / MANIFEST} names no ONNX graph to check")

@@ -17,7 +17,7 @@ from .._signals import GracefulStop, signal_name
 from ..errors import ConfigError
 from ..package import BACKENDS
 from ..sinks import VIDEO_SUFFIXES, JsonLinesSink
-from ..sinks import VideoSink as VideoSink  # re-exported: samples/camera.py and users import it from here
+from ..sinks import VideoSink as VideoSink  # re-exported for scripts written against 0.1 (use lsa_edge.sinks)
 from ..stats import StageStats
 
 HELP = "run detection + attributes on a camera, stream, video, image folder or the built-in demo"
@@ -100,19 +100,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def open_input(source: str, max_frames: int | None, loop: bool, recursive: bool = False) -> Any:
-    """The source object for ``--source`` (a URI, or demo[:N] for the built-in synthetic scene)."""
-    from lsa_edge.sources import open_source
+    """The source object for ``--source`` (a URI, or demo[:N] for the built-in synthetic scene): the core's
+    :func:`lsa_edge.sources.open_source` with the command's options."""
+    from lsa_edge.sources import open_source, parse_uri
 
-    if source == "demo" or source.startswith("demo:"):
-        from lsa_edge.demo import open_demo
-
-        try:
-            faces = int(source.split(":", 1)[1]) if ":" in source else 1
-        except ValueError:
-            raise ConfigError(f"--source demo:N takes a number of faces, got {source!r}") from None
-        if recursive:
-            raise ConfigError("--recursive applies to a folder or glob --source, not the demo")
-        return open_demo(faces, n=max_frames or 90, loop=loop, max_frames=max_frames)
     opts: dict[str, Any] = {}
     if max_frames:
         opts["max_frames"] = max_frames
@@ -120,9 +111,10 @@ def open_input(source: str, max_frames: int | None, loop: bool, recursive: bool 
         opts["loop"] = True
     src = source if not source.isdigit() else int(source)
     if recursive:
-        from lsa_edge.sources import parse_uri
-
-        if parse_uri(src).kind not in ("folder", "glob"):
+        kind = parse_uri(src).kind
+        if kind == "demo":
+            raise ConfigError("--recursive applies to a folder or glob --source, not the demo")
+        if kind not in ("folder", "glob"):
             raise ConfigError(f"--recursive applies to a folder or glob --source, got {source!r}")
         opts["recursive"] = True
     return open_source(src, **opts)

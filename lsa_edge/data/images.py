@@ -12,11 +12,12 @@ from .._opencv import cv2
 log = logging.getLogger(__name__)
 
 
-def to_rgb_uint8(image: np.ndarray, source: str = "image") -> np.ndarray:
-    """Convert a decoded image of any common kind to H×W×3 uint8 RGB.
+def to_uint8_3ch(image: np.ndarray, source: str = "image") -> np.ndarray:
+    """Convert a decoded image of any common kind to H×W×3 uint8, keeping its channel order (RGB stays
+    RGB, BGR stays BGR; the caller swaps channels where it needs to).
 
-    Accepts H×W (gray), H×W×1, H×W×3 (assumed RGB), H×W×4 (RGBA), uint8 or uint16 or float in [0, 1].
-    Raises ValueError with what was received for anything else.
+    Accepts H×W (gray), H×W×1, H×W×3, H×W×4 (the alpha channel is dropped), uint8 or uint16 (top byte) or
+    float in [0, 1]. Raises ValueError with what was received for anything else.
     """
     if not isinstance(image, np.ndarray):
         raise ValueError(f"{source}: expected a numpy array, got {type(image).__name__}")

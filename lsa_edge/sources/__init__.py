@@ -20,6 +20,7 @@ for every kind; ``index``; ``timestamp`` in seconds; ``source`` name) and a cont
 | ``frames/`` (a folder) | folder | sorted naturally; ``recursive=True`` for sub-folders | no |
 | ``"frames/*.png"``, ``"frames/**/*.jpg"`` | glob | image files matched (``**``: any depth), sorted naturally | no |
 | a numpy array (H×W[×C] or N×H×W×C), any iterable/iterator of arrays | iterable | as given | no |
+| ``"demo"``, ``"demo:3"`` (N faces) | demo | synthetic scene (:mod:`lsa_edge.demo`); ``./demo`` is a folder | no |
 
 Options (keywords; for csi:// and v4l2:// also as a URI query, ``csi://0?width=1920&height=1080&flip=2``):
 
@@ -40,6 +41,7 @@ Options (keywords; for csi:// and v4l2:// also as a URI query, ``csi://0?width=1
 * folder, glob: ``recursive`` (folders: include sub-folders, default False, and a warning names images
   left out; globs: ``**`` matches any depth, default True when the pattern has ``**``).
   iterable: ``color`` (``"bgr"``, default, or ``"rgb"``).
+* demo: ``max_frames`` (also the clip's length; default 90), ``loop``, ``fps`` (default 30), ``name``.
 
 Frames from every kind are normalised the same way: grayscale → 3 channels, 16-bit → 8-bit (top byte),
 float in [0, 1] → uint8, alpha dropped, RGB input (``color="rgb"``) and RGB-decoded image files → BGR.

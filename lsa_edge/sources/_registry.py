@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Dict  # typing: Opener is subscripted at run time (Python 3.8)
 
 from ..errors import ConfigError
-from . import arrays, cameras, images, video
+from . import arrays, cameras, demo, images, video
 from ._base import Source
 from ._options import Converter, check_options
 from ._uri import KINDS, SourceSpec, parse_uri
@@ -23,6 +23,7 @@ _KINDS: dict[str, tuple[Opener, Mapping[str, Converter]]] = {
     "folder": (images.open_images, images.FOLDER_OPTIONS),
     "glob": (images.open_images, images.FOLDER_OPTIONS),
     "iterable": (arrays.open_iterable, arrays.OPTIONS),
+    "demo": (demo.open_demo_source, demo.OPTIONS),
 }
 assert set(_KINDS) == set(KINDS), "every kind _uri.parse_uri returns needs an opener"
 

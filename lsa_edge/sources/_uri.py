@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError, unknown_choice
 
-KINDS = ("camera", "v4l2", "csi", "stream", "video", "image", "folder", "glob", "iterable")
+KINDS = ("camera", "v4l2", "csi", "stream", "video", "image", "folder", "glob", "iterable", "demo")
 LIVE_KINDS = ("camera", "v4l2", "csi", "stream")
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 SCHEMES = ("v4l2", "csi", "file", *STREAM_SCHEMES)
@@ -154,6 +154,8 @@ def _parse_string(s: str) -> SourceSpec:
         return SourceSpec("camera", _index(s, "camera index", s))
     if _DEV_VIDEO.fullmatch(s):
         return SourceSpec("v4l2", s)
+    if s == "demo" or s.startswith("demo:"):
+        return SourceSpec("demo", _demo_faces(s))
     m = _SCHEME.match(s)
     if not m:
         return _classify_path(s)
@@ -192,6 +194,16 @@ def _parse_string(s: str) -> SourceSpec:
     if not target.startswith("/"):
         raise ConfigError(f"bad V4L2 device {s!r}: expected v4l2:///dev/videoN (three slashes) or v4l2://N")
     return SourceSpec("v4l2", target, options)
+
+
+def _demo_faces(s: str) -> int:
+    """The number of faces in ``demo`` (1) or ``demo:N``."""
+    if s == "demo":
+        return 1
+    try:
+        return int(s.split(":", 1)[1])
+    except ValueError:
+        raise ConfigError(f"the demo source demo:N takes a number of faces, got {s!r}") from None
 
 
 def _exists(path: Path, folder: bool = False) -> bool:

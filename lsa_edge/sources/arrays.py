@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.images import to_rgb_uint8
+from ..data.images import to_uint8_3ch
 from ..errors import ConfigError
 from ._base import EventCallback, Frame, Source
 from ._options import COMMON, boolean, choice, positive_float
@@ -48,7 +48,7 @@ def to_bgr_uint8(image: Any, color: str = "bgr", what: str = "frame") -> np.ndar
         and not np.isfinite(image).all()
     ):
         raise ValueError(f"{what}: float image with NaN or infinite values")
-    out = to_rgb_uint8(image, what)  # converts dtype and channel count; keeps the channel order
+    out = to_uint8_3ch(image, what)  # converts dtype and channel count; keeps the channel order
     if color == "rgb":
         out = np.ascontiguousarray(out[:, :, ::-1])
     return out

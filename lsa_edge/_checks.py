@@ -11,7 +11,7 @@ import math
 import numbers
 import os
 import re
-from typing import Any
+from typing import Any, cast
 
 from .errors import ConfigError
 
@@ -62,7 +62,7 @@ def _fault(
         return math.nan, _TYPE
     x: int | float
     if integer:
-        x = int(value)  # always finite; compared exactly, however large
+        x = int(cast(numbers.Integral, value))  # always finite; compared exactly, however large
     else:
         try:
             x = float(value)

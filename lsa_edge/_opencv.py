@@ -88,7 +88,7 @@ except ImportError as _err:  # not installed, or built against another numpy
     if _signals.received() != _signals_before:
         # Ctrl-C / SIGTERM while numpy's C API initialised inside cv2: the interruption, not a missing OpenCV
         raise _signals.interruption() from _err
-    cv2: Any = _MissingOpenCV(_err)
+    cv2 = _MissingOpenCV(_err)  # type: ignore[assignment]  # a stand-in naming the fix
 
 
 def available() -> bool:
@@ -166,7 +166,7 @@ def inspect(search: list[str] | None = None) -> dict[str, Any]:
             wheel=f"{owner[0]} {wheels[owner[0]][0]}" if owner else None,
         )
     else:
-        facts["error"] = str(cv2._err)
+        facts["error"] = str(cv2._err)  # type: ignore[attr-defined]  # the _MissingOpenCV stand-in
     pip_folders = {folder.resolve() for _, folder in wheels.values()}
     facts["others"] = [
         {"path": str(p), "pip": p.resolve() in pip_folders}

@@ -132,14 +132,14 @@ class ModelPackage:
         prec = m.precision
         gpu = m.gpu_onnx()  # the graph a strongly typed TensorRT builds: it carries the precision itself
         det = m.detector
-        names = {
+        names: dict[str, str | None] = {
             "cpu_onnx": m.cpu_onnx,
             "engine": m.engine,
             "detector_onnx": det.onnx if det else None,
             "detector_engine": det.engine if det else None,
         }
         paths = {slot: member(root, name, _ROLES[slot], must_exist=False) for slot, name in names.items()}
-        absent = tuple((slot, names[slot]) for slot, path in paths.items() if path is None and names[slot])
+        absent = tuple((slot, name) for slot, name in names.items() if name and paths[slot] is None)
         _warn_absent(root, sorted({*gone, *(name for _, name in absent)}))
         return cls(
             card=card,

@@ -134,7 +134,8 @@ class VideoSink:
         fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
         h, w = img.shape[:2]
         self._size = (w, h)
-        self.writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
+        code = cv2.VideoWriter_fourcc(*fourcc)  # type: ignore[attr-defined]  # missing from OpenCV's stubs
+        self.writer = cv2.VideoWriter(str(self._tmp), code, self.fps, (w, h))
         if not self.writer.isOpened():
             self.writer = None
             self._discard()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ class StreamingStats:
 class StageStats:
     """One :class:`StreamingStats` per stage name (read, detect, align, infer, track, total, ...)."""
 
-    def __init__(self, **kwargs: float) -> None:
+    def __init__(self, **kwargs: Any) -> None:  # StreamingStats' low, high, ratio, exact_until
         self._kwargs = kwargs
         self.stages: dict[str, StreamingStats] = {}
         self.frames = 0

@@ -70,10 +70,10 @@ def _call(what: str, fn: Any, *args: Any) -> Any:
             f"no usable CUDA GPU: {what} failed in cuda-python ({err}). "
             + (_cuda.driver_problem() or "Check the NVIDIA driver (nvidia-smi; tegrastats on a Jetson).")
         ) from err
-    err, values = result[0], result[1:]
-    if err != cudart.cudaError_t.cudaSuccess:
-        name = getattr(err, "name", str(err))
-        text = f"{what} failed: {_error_text(err)}"
+    code, values = result[0], result[1:]
+    if code != cudart.cudaError_t.cudaSuccess:
+        name = getattr(code, "name", str(code))
+        text = f"{what} failed: {_error_text(code)}"
         if name in _NO_GPU:
             hint = _cuda.driver_problem()
             if hint is None and name == "cudaErrorInsufficientDriver":

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as _field  # "field" is also a Flag attribute
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +34,7 @@ class Flag:
     owner: str = "train"  # "train" (TrainConfig) or "model" (LSAConfig)
     group: str = "optimisation"  # the help section: "model", "optimisation" or "labels"
     shown: Callable[[Any], str] = str  # how the default reads in the help text
-    options: dict[str, Any] = field(default_factory=dict)  # other add_argument keywords
+    options: dict[str, Any] = _field(default_factory=dict)  # other add_argument keywords
 
     @property
     def dest(self) -> str:

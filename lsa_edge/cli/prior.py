@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from ..errors import ConfigError
 from ._common import user_path, write_json
 
 HELP = "show the language prior: the attributes × facial regions correlation dictionary"
@@ -111,8 +112,11 @@ def render_png(d: Any, input_size: tuple[int, int], path: Path) -> None:
     from ..regions import region_maps
 
     pre = celeba_preprocessing(input_size)
+    template = pre.template
+    if template is None:  # CelebA's preprocessing always has its template
+        raise ConfigError("CelebA's preprocessing has no alignment template")
     grid = (input_size[0] // 4, input_size[1] // 4)
-    s = region_maps(pre.template, grid, "coarse" if len(d.regions) == 4 else "fine")
+    s = region_maps(template, grid, "coarse" if len(d.regions) == 4 else "fine")
     p_maps = np.einsum("ar,rhw->ahw", d.dictionary, s)
     fig = plt.figure(figsize=(15, 10), constrained_layout=True)
     gs = fig.add_gridspec(2, 5, width_ratios=[3.2, 1, 1, 1, 1])
@@ -122,7 +126,7 @@ def render_png(d: Any, input_size: tuple[int, int], path: Path) -> None:
     ax.set_xticks(range(len(d.regions)), d.regions, rotation=60, ha="right", fontsize=8)
     ax.set_title("correlation dictionary D (attributes × regions)")
     fig.colorbar(im, ax=ax, shrink=0.6)
-    pts = np.asarray(pre.template.points) * [grid[1], grid[0]] - 0.5
+    pts = np.asarray(template.points) * [grid[1], grid[0]] - 0.5
     for k, name in enumerate(SHOWCASE):
         a = fig.add_subplot(gs[k // 4, 1 + k % 4])
         i = d.attributes.index(name)
@@ -155,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ._common import check_number
 
-    input_size = tuple(parse_size(args.input_size))
+    input_size = cast("tuple[int, int]", tuple(parse_size(args.input_size)))
     check_number(args.tau, "tau", flag="--tau", lo=0, lo_open=True, hint="e.g. 0.05")
     if args.checkpoint:
         from lsa_edge.training.checkpoint import read_checkpoint
@@ -166,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
 
             raise CheckpointError(f"{args.checkpoint} has no language prior (a plain linear-head model)")
         d = CorrelationDictionary.from_state(ck["prior"])
-        input_size = tuple(ck["model_config"]["input_size"])
+        input_size = cast("tuple[int, int]", tuple(ck["model_config"]["input_size"]))
     else:
         from lsa_edge.training.text import TextEncoder
 

@@ -16,6 +16,7 @@ import io
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -295,7 +296,7 @@ def _load_csv(root: Path) -> FaceDataset:
 
 
 # ------------------------------------------------------------------------------------------- LFWA .mat
-def _loadmat(path: Path) -> dict[str, np.ndarray]:
+def _loadmat(path: Path) -> dict[str, Any]:
     """Read a MATLAB file: v7 with scipy, v7.3 (HDF5) with h5py."""
     try:
         with path.open("rb") as f:

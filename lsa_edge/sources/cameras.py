@@ -214,7 +214,8 @@ def _capture_opener(
 def _device_props(opts: dict[str, Any]) -> list[tuple[int, float, str]]:
     props: list[tuple[int, float, str]] = []
     if "fourcc" in opts:  # first: the pixel format decides which sizes and rates exist
-        props.append((cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*opts["fourcc"]), "fourcc"))
+        code = cv2.VideoWriter_fourcc(*opts["fourcc"])  # type: ignore[attr-defined]  # missing from the stubs
+        props.append((cv2.CAP_PROP_FOURCC, code, "fourcc"))
     for key, prop in (
         ("width", cv2.CAP_PROP_FRAME_WIDTH),
         ("height", cv2.CAP_PROP_FRAME_HEIGHT),

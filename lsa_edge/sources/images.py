@@ -100,6 +100,7 @@ class ImageFilesSource(Source):
             index = self._position
             self._position += 1
             path = self.paths[k]
+            image: np.ndarray | None
             if self._first is not None and index == 0:
                 image = self._first
             else:

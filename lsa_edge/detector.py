@@ -515,7 +515,8 @@ class _CallableRunner(MultiOutputBase):
 
     def __init__(self, fn: Runner, config: BlazeFaceConfig) -> None:
         self.fn: Runner | None = fn
-        self.input_shape = (None, 3, config.input_size, config.input_size)
+        self.size = config.input_size
+        self.input_shape = (None, 3, self.size, self.size)
 
     def _handle(self) -> Any:
         return self.fn
@@ -524,7 +525,8 @@ class _CallableRunner(MultiOutputBase):
         return tuple(fn(x))
 
     def _empty(self) -> tuple[np.ndarray, ...]:
-        return self._run(self._handle(), np.zeros((0, *self.input_shape[1:]), np.float32))
+        s = self.size
+        return self._run(self._handle(), np.zeros((0, 3, s, s), np.float32))
 
     def _release(self) -> None:
         self.fn = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from . import _args
 from ._args import device_text, parse_device, shown
@@ -247,7 +247,7 @@ def select_backend(
                 "backend tensorrt runs on a GPU, but device 'cpu' was asked for; for the CPU use backend "
                 "onnxruntime (or auto), or drop the device to run TensorRT"
             )
-        return _tensorrt(package, must=True, device=index or 0)
+        return cast("Backend", _tensorrt(package, must=True, device=index or 0))  # must: never None
     if backend == "torch":
         return _torch(package, dev)
     reasons: list[str] = []

@@ -44,7 +44,7 @@ from .errors import ConfigError, DataError
 from .package import ModelPackage, select_backend
 from .preprocess import normalize
 from .results import FrameResult
-from .track import TrackerConfig
+from .track import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class Pipeline:
             smoothed, labels = probs, [tuple(compress(names, on)) for on in (probs >= self._thr).tolist()]
         else:
             with self._lock:  # association → inference → smoothing: one frame at a time (see the class)
-                dets, ids, need, confirmed = self._track(dets, timings)
+                dets, ids, need, confirmed = self._track(self.tracker, dets, timings)
                 probs = self._infer(img, dets, need, color_order, timings)
                 t = time.perf_counter()
                 smoothed, labels = self.tracker.update(ids, probs, need)
@@ -238,16 +238,18 @@ class Pipeline:
         timings["infer"] = (time.perf_counter() - t) * 1000
         return probs
 
-    def _track(self, dets: list, timings: dict[str, float]) -> tuple[list, np.ndarray, np.ndarray, list]:
+    def _track(
+        self, tracker: Tracker, dets: list, timings: dict[str, float]
+    ) -> tuple[list, np.ndarray, np.ndarray, list]:
         """(detections kept, track ids, which need inference, which tracks are confirmed). Under the lock."""
         t = time.perf_counter()
         boxes = np.asarray([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
         scores = np.asarray([d.score for d in dets], dtype=np.float64)
-        ids = self.tracker.assign(boxes, scores)
+        ids = tracker.assign(boxes, scores)
         keep = ids >= 0  # a weak detection that matched no track is not a face we report
         dets, boxes, ids = [d for d, k in zip(dets, keep) if k], boxes[keep], ids[keep]
-        need = self.tracker.needs_inference(ids, boxes)
-        confirmed = self.tracker.confirmed(ids)
+        need = tracker.needs_inference(ids, boxes)
+        confirmed = tracker.confirmed(ids)
         timings["track"] = (time.perf_counter() - t) * 1000
         return dets, ids, need, confirmed
 

@@ -49,9 +49,15 @@ class ModelRunner(Protocol[Out]):
     times) ``predict`` raises :class:`ConfigError`.
     """
 
-    name: str
-    max_batch: int | None
-    input_shape: Shape
+    # Read-only in the contract (so an engine may say ``max_batch: int``); a plain attribute satisfies it.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def max_batch(self) -> int | None: ...
+
+    @property
+    def input_shape(self) -> Shape: ...
 
     def predict(self, batch: np.ndarray, batch_size: int | None = None) -> Out: ...
 
@@ -71,7 +77,8 @@ class Backend(ModelRunner[np.ndarray], Protocol):
     and ``Pipeline.describe``).
     """
 
-    num_outputs: int
+    @property
+    def num_outputs(self) -> int: ...
 
     def describe(self) -> str: ...
 

@@ -34,6 +34,7 @@ class TensorRTBackend(BackendBase):
     splits batches above the profile's maximum); :meth:`detector_runner` for the face detector's engine."""
 
     name = "tensorrt"
+    max_batch: int  # an engine's profile always bounds the batch
 
     def __init__(self, engine_path: str | Path, device: int = 0, cuda_binding: str = "auto") -> None:
         w = "TensorRTBackend"

@@ -67,10 +67,10 @@ def measure(pipe: Any, faces: int, frames: int, warmup: int) -> dict[str, Any]:
     # frame would make a long benchmark an OOM kill).
     clip = (scene(faces, i) for i in range(frames + warmup))
     # Both models are ModelRunners: their predict is what the pipeline calls, so that is what is timed.
-    models = (pipe.detector.runner, pipe.backend)
-    det_model, attr_model = timers = [_Timed(m.predict) for m in models]
-    saved = [vars(m).get("predict", _UNSET) for m in models]  # an instance's own predict, if it has one
-    for model, timed in zip(models, timers):
+    runners = (pipe.detector.runner, pipe.backend)
+    det_model, attr_model = timers = [_Timed(m.predict) for m in runners]
+    saved = [vars(m).get("predict", _UNSET) for m in runners]  # an instance's own predict, if it has one
+    for model, timed in zip(runners, timers):
         model.predict = timed
     try:
         rows, found = [], []
@@ -83,7 +83,7 @@ def measure(pipe: Any, faces: int, frames: int, warmup: int) -> dict[str, Any]:
                 )
                 found.append(len(res.faces))
     finally:  # each model's predict as it was
-        for model, own in zip(models, saved):
+        for model, own in zip(runners, saved):
             if own is _UNSET:
                 del model.predict
             else:

@@ -180,7 +180,7 @@ def trtexec_command(
             args.append(f"--calib={q(str(calibration_cache))}")
     else:  # fp32: a reference engine, so no TF32 (on by default on Ampere and later)
         args.append("--noTF32")
-    args.append(f"--memPoolSize=workspace:{workspace_mib}" + ("" if gen == "8.5" else "M"))
+    args.append(f"--memPoolSize=workspace:{workspace_mib}{facts.trtexec_mib_suffix}")
     if timing_cache is not None:
         args.append(f"--timingCacheFile={q(str(timing_cache))}")
     if dla_core is not None:
@@ -193,7 +193,7 @@ def trtexec_command(
 
 def _network_flags(trt: Any, gen: str, strongly_typed: bool = False) -> int:
     flags = 0
-    if gen == "8.5":  # implicit batch is still the default in 8.x
+    if TABLE[gen].explicit_batch_flag:  # 8.x: implicit batch is still the default
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     elif TABLE[gen].strongly_typed or strongly_typed:  # 11: always (flag accepted, ignored); 10: opt-in
         strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
@@ -334,7 +334,7 @@ def _configure_precision(
             "INT8 needs either a Q/DQ ONNX (explicit quantization) or a calibration cache, and this "
             "ONNX has no Q/DQ nodes and no cache was given"
         )
-    if gen == "10":
+    if TABLE[gen].implicit_int8_deprecated:
         _LOG.warning("implicit INT8 (calibration cache) is deprecated since TensorRT 10.1 and removed in 11")
     config.int8_calibrator = calibrator
     if calib_shapes:  # the calibrator's batches fix every input's shape while calibrating

@@ -97,8 +97,8 @@ def entropy_calibrator(
     accepts) or "minmax" (``IInt8MinMaxCalibrator``).
 
     TensorRT 8.5 and 10 only (deprecated in 10.1, removed in 11). Needs tensorrt and cuda-python (or pycuda).
-    Its GPU buffers live until ``close()``: use it as ``with entropy_calibrator(...) as cal: build_engine(...,
-    calibrator=cal)``.
+    Its GPU buffers live until ``close()``: use it as ``with entropy_calibrator(...) as cal:
+    build_engine(EngineSpec(..., calibration=Calibration(calibrator=cal)))``.
     """
     trt = require("tensorrt", "INT8 calibration on the device")
     base = _base_class(trt, algorithm)

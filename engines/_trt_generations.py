@@ -193,6 +193,13 @@ class Generation:
     removed_plugins: dict[str, str] = field(default_factory=dict)
     # -- how lsa-edge builds for it (the build, the trtexec recipes and build_engine read these) ----------
     strongly_typed_opt_in: bool = False  # 10: builds strongly typed when asked (--stronglyTyped)
+    # 8.5: implicit batch is the default, so an explicit-batch ONNX needs the EXPLICIT_BATCH network flag;
+    # 10 made explicit batch the default (flag deprecated, ignored): NVIDIA's TensorRT 10 migration guide
+    explicit_batch_flag: bool = False
+    # trtexec --memPoolSize=workspace:N: 8.5 takes MiB with no unit ("pool:sizeInMiB"); 10/11 accept B/K/M/G
+    # and get an explicit "M" (each version's trtexec --help)
+    trtexec_mib_suffix: str = "M"
+    implicit_int8_deprecated: bool = False  # 10: IInt8Calibrator deprecated since 10.1 (removed in 11)
     export_opset: int = 17  # the opset a checkpoint is exported at when this generation is the target
     onnx_by_precision: dict[str, str] = field(default_factory=dict)  # precision -> the graph it builds
     typed_by_precision: dict[str, bool] = field(default_factory=dict)  # precision -> built strongly typed
@@ -223,6 +230,8 @@ _GENERATIONS = (
         opset_max_latest=17,
         ops=OPS_8_5,
         int64_native=False,
+        explicit_batch_flag=True,
+        trtexec_mib_suffix="",
         export_opset=16,  # 8.5's parser has no LayerNormalization: torch decomposes it at opset 16
         # no strong typing: the FP32 graph + the FP16 flag, Q/DQ + INT8 flag + FP16 for the rest
         onnx_by_precision={"fp32": MODEL_ONNX, "fp16": MODEL_ONNX, "int8": MODEL_INT8_TRT_ONNX},
@@ -257,6 +266,7 @@ _GENERATIONS = (
         ),
         einsum_ellipsis_later="10.12",
         strongly_typed_opt_in=True,
+        implicit_int8_deprecated=True,
         # FP16 from the FP16 graph, typed; Q/DQ + INT8 flag + FP16 for the unquantized layers (weakly typed)
         onnx_by_precision={"fp32": MODEL_ONNX, "fp16": MODEL_FP16_ONNX, "int8": MODEL_INT8_TRT_ONNX},
         typed_by_precision={"fp32": False, "fp16": True, "int8": False},

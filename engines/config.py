@@ -37,7 +37,7 @@ def check_batch(batch: Any, flag: str = "--batch") -> None:
 @dataclass(frozen=True)
 class BuildConfig:
     """Options of one build: the one home of their defaults (``lsa-edge build``'s flags, its help text and
-    ``--config`` files are derived from these fields; :func:`lsa_edge.engines.tensorrt.build_engine` takes
+    ``--config`` files are derived from these fields; :class:`lsa_edge.engines.engine_spec.EngineSpec` takes
     its batch and workspace defaults from here too)."""
 
     precision: Precision = "fp16"
@@ -152,5 +152,5 @@ class BuildConfig:
 
 
 def default(name: str) -> Any:
-    """The default of BuildConfig field ``name`` (for flags, help text and build_engine's signature)."""
+    """The default of BuildConfig field ``name`` (for flags, help text and EngineSpec's defaults)."""
     return {f.name: f.default for f in fields(BuildConfig)}[name]

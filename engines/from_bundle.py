@@ -32,6 +32,7 @@ from lsa_edge.manifest import (
 
 from ._trt_generations import GENERATIONS as TABLE
 from .config import BuildConfig
+from .engine_spec import BuilderOptions, EngineSpec, Profile
 from .manifest_writer import write_manifest
 
 __all__ = ["build_engines", "build_from_manifest", "read_bundle", "read_manifest"]
@@ -123,21 +124,7 @@ def build_engines(
     _check_bundle_files(bundle, m, needed)  # seconds now, not minutes of building from a damaged ONNX
     opts = _options(m, cfg, overrides)
     rebuild = f"lsa-edge build --from-bundle {bundle}"
-    engine = build_engine(
-        bundle / onnx_name,
-        bundle / ENGINES_DIR,
-        m.precision,
-        batch=tuple(opts["batch"]),
-        input_name=m.input_name,
-        workspace_mib=int(opts["workspace_mib"]),
-        dla_core=opts["dla_core"],
-        timing_cache=bundle / TIMING_CACHE,
-        card=m.card,
-        model_sha256=sha256_file(bundle / onnx_name),
-        rebuild_command=rebuild,
-        # True where typing is opt-in (10); None: TensorRT's own version decides (10.12+)
-        strongly_typed=True if TABLE[gen].typed_flag(m.strongly_typed(gen)) else None,
-    )
+    engine = build_engine(_model_spec(bundle, m, gen, opts, rebuild)).engine
     built = [Path(engine)]
     if det:
         det = _detector_engine(bundle, det, gen, int(opts["workspace_mib"]), rebuild)
@@ -149,6 +136,29 @@ def build_engines(
     return m
 
 
+def _model_spec(bundle: Path, m: Manifest, gen: str, opts: dict[str, Any], rebuild: str) -> EngineSpec:
+    """The attribute model's engine: the manifest's graph for TensorRT ``gen``, with ``opts`` (see
+    :func:`_options`)."""
+    onnx = bundle / (m.onnx_for(gen) or "")
+    options = BuilderOptions(
+        workspace_mib=int(opts["workspace_mib"]),
+        dla_core=opts["dla_core"],
+        # True where typing is opt-in (10); None: TensorRT's own version decides (10.12+)
+        strongly_typed=True if TABLE[gen].typed_flag(m.strongly_typed(gen)) else None,
+        timing_cache=bundle / TIMING_CACHE,
+    )
+    return EngineSpec(
+        onnx,
+        bundle / ENGINES_DIR,
+        m.precision,  # type: ignore[arg-type]
+        profile=Profile(batch=tuple(opts["batch"]), input_name=m.input_name),  # type: ignore[arg-type]
+        options=options,
+        card=m.card,
+        model_sha256=sha256_file(onnx),
+        rebuild_command=rebuild,
+    )
+
+
 def _detector_engine(
     bundle: Path, det: DetectorEntry, gen: str, workspace_mib: int, rebuild: str
 ) -> DetectorEntry:
@@ -156,19 +166,24 @@ def _detector_engine(
     from .tensorrt import build_engine
 
     det_onnx = bundle / (det.onnx_by_tensorrt or {})[gen]
-    det_engine = build_engine(
+    spec = EngineSpec(
         det_onnx,
         bundle / ENGINES_DIR,
-        det.precision,
-        batch=tuple(det.batch) if det.batch else None,  # type: ignore[arg-type]
-        input_name=(det.input or {})["name"],
-        workspace_mib=workspace_mib,
-        timing_cache=bundle / TIMING_CACHE,
+        det.precision,  # type: ignore[arg-type]
+        profile=Profile(
+            batch=tuple(det.batch) if det.batch else None,  # type: ignore[arg-type]
+            input_name=(det.input or {})["name"],
+        ),
+        options=BuilderOptions(
+            workspace_mib=workspace_mib,
+            strongly_typed=True if TABLE[gen].typed_flag(det.strongly_typed(gen)) else None,
+            timing_cache=bundle / TIMING_CACHE,
+        ),
         card=None,
         model_sha256=sha256_file(det_onnx),
         rebuild_command=rebuild,
-        strongly_typed=True if TABLE[gen].typed_flag(det.strongly_typed(gen)) else None,
     )
+    det_engine = build_engine(spec).engine
     return dataclasses.replace(det, engine=str(Path(det_engine).relative_to(bundle)))
 
 

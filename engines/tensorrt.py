@@ -39,14 +39,21 @@ from lsa_edge._lazy import require
 from lsa_edge.backends._tensorrt_env import enum_name, gpu_info, load_engine, tensorrt_version, trt_logger
 
 # gpu_info, load_engine and tensorrt_version live in the core (the runtime loads engines too); re-exported here.
-from lsa_edge.engine_meta import PRECISIONS, EngineKey, sha256_file, write_sidecar
+from lsa_edge.engine_meta import EngineKey, sha256_file, sidecar_path, write_sidecar
 from lsa_edge.errors import ConfigError, LsaEdgeError
 
 from ._trt_generations import GENERATIONS as TABLE
 from .config import default
+from .engine_spec import BuilderOptions, Calibration, EngineResult, EngineSpec, Profile
+from .engine_spec import validate_options as _validate
 
 __all__ = [
     "DEFAULT_WORKSPACE_MIB",
+    "BuilderOptions",
+    "Calibration",
+    "EngineResult",
+    "EngineSpec",
+    "Profile",
     "build_engine",
     "generation",
     "gpu_info",
@@ -173,7 +180,7 @@ def trtexec_command(
             args.append(f"--calib={q(str(calibration_cache))}")
     else:  # fp32: a reference engine, so no TF32 (on by default on Ampere and later)
         args.append("--noTF32")
-    args.append(f"--memPoolSize=workspace:{workspace_mib}" + ("" if gen == "8.5" else "M"))
+    args.append(f"--memPoolSize=workspace:{workspace_mib}{facts.trtexec_mib_suffix}")
     if timing_cache is not None:
         args.append(f"--timingCacheFile={q(str(timing_cache))}")
     if dla_core is not None:
@@ -181,31 +188,12 @@ def trtexec_command(
     return " ".join(args)
 
 
-def _validate(precision: str, batch: Sequence[int] | None, dla_core: int | None, workspace_mib: int) -> None:
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if batch is not None and (len(batch) != 3 or not (1 <= batch[0] <= batch[1] <= batch[2])):
-        raise ConfigError(f"batch must be (min, opt, max) with 1 <= min <= opt <= max, got {tuple(batch)}")
-    if workspace_mib < 1:
-        raise ConfigError(f"workspace_mib must be >= 1, got {workspace_mib}")
-    if dla_core is not None:
-        if dla_core < 0:
-            raise ConfigError(f"dla_core must be >= 0, got {dla_core}")
-        if precision == "fp32":
-            raise ConfigError("DLA runs FP16 or INT8 only; use --precision fp16 or int8 with a DLA core")
-        if batch is not None and not (batch[0] == batch[1] == batch[2]):
-            raise ConfigError(
-                "DLA has no dynamic shapes (min, opt and max batch must be equal), got batch "
-                f"{tuple(batch)}; pass e.g. batch=({batch[1]}, {batch[1]}, {batch[1]})"
-            )
-
-
 # ------------------------------------------------------------------------------------ TensorRT plumbing
 
 
 def _network_flags(trt: Any, gen: str, strongly_typed: bool = False) -> int:
     flags = 0
-    if gen == "8.5":  # implicit batch is still the default in 8.x
+    if TABLE[gen].explicit_batch_flag:  # 8.x: implicit batch is still the default
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     elif TABLE[gen].strongly_typed or strongly_typed:  # 11: always (flag accepted, ignored); 10: opt-in
         strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
@@ -346,7 +334,7 @@ def _configure_precision(
             "INT8 needs either a Q/DQ ONNX (explicit quantization) or a calibration cache, and this "
             "ONNX has no Q/DQ nodes and no cache was given"
         )
-    if gen == "10":
+    if TABLE[gen].implicit_int8_deprecated:
         _LOG.warning("implicit INT8 (calibration cache) is deprecated since TensorRT 10.1 and removed in 11")
     config.int8_calibrator = calibrator
     if calib_shapes:  # the calibrator's batches fix every input's shape while calibrating
@@ -442,27 +430,17 @@ def _card_dict(card: Any, onnx_path: Path) -> dict[str, Any] | None:
 # -------------------------------------------------------------------------------------------------- build
 
 
-def _check_options(
-    version: str,
-    precision: str,
-    calibration_cache: str | Path | None,
-    calibrator: Any,
-    version_compatible: bool,
-    strongly_typed: bool | None,
-) -> Any:
+def _check_options(version: str, spec: EngineSpec) -> Any:
     """Refuse option combinations this TensorRT cannot build; returns the calibrator to use (a
-    cache-only one for ``calibration_cache``), or None."""
+    cache-only one for ``spec.calibration.cache``), or None."""
     gen = generation(version)
-    if calibration_cache is not None and calibrator is not None:
-        raise ConfigError("pass either calibration_cache or calibrator, not both")
-    if calibrator is not None and precision != "int8":
-        raise ConfigError(f"a calibrator applies to --precision int8 only, got {precision}")
-    if version_compatible and Version(version) < Version("8.6"):
+    precision, cache = spec.precision, spec.calibration.cache
+    if spec.options.version_compatible and Version(version) < Version("8.6"):
         raise ConfigError(f"version-compatible engines need TensorRT 8.6 or later; this is {version}")
-    if strongly_typed and not TABLE[gen].can_type_strongly:
+    if spec.options.strongly_typed and not TABLE[gen].can_type_strongly:
         raise ConfigError(f"strongly typed networks need TensorRT 10 or later; this is {version}")
-    if calibration_cache is None:
-        return calibrator
+    if cache is None:
+        return spec.calibration.calibrator
     if precision != "int8" or not TABLE[gen].has_calibrators:
         raise ConfigError(
             "a calibration cache applies to --precision int8 on TensorRT 8.5/10 only "
@@ -470,7 +448,7 @@ def _check_options(
         )
     from lsa_edge.calibration.trt_calibrator import cache_calibrator
 
-    return cache_calibrator(calibration_cache)
+    return cache_calibrator(cache)
 
 
 def _typed_network(
@@ -546,41 +524,22 @@ class _Network(NamedTuple):
     static: bool  # the input's shape is fixed: no optimization profile
 
 
-class _Options(NamedTuple):
-    """The options that shape the builder config, recorded in the sidecar and the trtexec line."""
-
-    precision: str
-    workspace_mib: int
-    dla_core: int | None
-    int8_fp16_fallback: bool
-    version_compatible: bool
-    timing_cache: str | Path | None
-
-    @property
-    def timing_path(self) -> Path | None:
-        return Path(self.timing_cache) if self.timing_cache is not None else None
-
-
 def _require_file(onnx_path: Path) -> None:
     if not onnx_path.is_file():
         raise LsaEdgeError(f"ONNX model not found: {onnx_path}")
 
 
-def _parse_network(
-    trt: Any,
-    onnx_path: Path,
-    precision: str,
-    strongly_typed: bool | None,
-    input_name: str,
-    batch: tuple[int, int, int] | None,
-) -> _Network:
-    """Parse ``onnx_path`` into a network (typed as :func:`_typed_network` decides) and read its input's
+def _parse_network(trt: Any, spec: EngineSpec) -> _Network:
+    """Parse ``spec.onnx`` into a network (typed as :func:`_typed_network` decides) and read its input's
     batch profile and C×H×W."""
     logger = trt_logger(trt)
     builder = trt.Builder(logger)
-    network, parser, typed = _typed_network(trt, builder, logger, onnx_path, precision, strongly_typed)
-    profile, chw, static = _batch_profile(network, input_name, batch)
-    return _Network(builder, network, parser, typed, input_name, profile, chw, static)
+    network, parser, typed = _typed_network(
+        trt, builder, logger, spec.onnx, spec.precision, spec.options.strongly_typed
+    )
+    name = spec.profile.input_name
+    profile, chw, static = _batch_profile(network, name, spec.profile.batch)
+    return _Network(builder, network, parser, typed, name, profile, chw, static)
 
 
 def _calib_shapes(calibrator: Any, net: _Network) -> dict[str, tuple[int, ...]]:
@@ -590,7 +549,7 @@ def _calib_shapes(calibrator: Any, net: _Network) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _builder_config(trt: Any, net: _Network, opts: _Options, calibrator: Any) -> tuple[Any, str]:
+def _builder_config(trt: Any, net: _Network, spec: EngineSpec, calibrator: Any) -> tuple[Any, str]:
     """The builder config: batch profile, workspace, precision flags (and calibrator), DLA, version
     compatibility and timing cache; returns it and how INT8 is obtained (see :func:`_configure_precision`)."""
     lo, opt, hi = net.batch
@@ -600,6 +559,7 @@ def _builder_config(trt: Any, net: _Network, opts: _Options, calibrator: Any) ->
         profile = net.builder.create_optimization_profile()
         profile.set_shape(net.input_name, (lo, *chw), (opt, *chw), (hi, *chw))
         config.add_optimization_profile(profile)
+    opts = spec.options
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_mib) << 20)
     calib_shapes = _calib_shapes(calibrator, net)
     int8_source = _configure_precision(
@@ -609,7 +569,7 @@ def _builder_config(trt: Any, net: _Network, opts: _Options, calibrator: Any) ->
         net.builder,
         net.network,
         config,
-        opts.precision,
+        spec.precision,
         calibrator=calibrator,
         calib_shapes=None if net.static else calib_shapes,
         input_name=net.input_name,
@@ -619,21 +579,13 @@ def _builder_config(trt: Any, net: _Network, opts: _Options, calibrator: Any) ->
         _configure_dla(trt, net.builder, net.network, config, opts.dla_core)
     if opts.version_compatible:
         _set_flag(trt, config, "VERSION_COMPATIBLE")
-    _load_timing_cache(config, opts.timing_path)
+    _load_timing_cache(config, opts.timing_cache)
     return config, int8_source
 
 
-def _serialize(
-    net: _Network,
-    config: Any,
-    key: EngineKey,
-    onnx_path: Path,
-    out_dir: Path,
-    timing_path: Path | None,
-    log: logging.Logger,
-) -> Path:
+def _serialize(net: _Network, config: Any, key: EngineKey, spec: EngineSpec, log: logging.Logger) -> Path:
     """Build the engine, save the timing cache and write the engine file; returns its path."""
-    engine_path = out_dir / f"{key.file_stem()}.engine"
+    engine_path = spec.out_dir / f"{key.file_stem()}.engine"
     log.info(
         "building %s (%s, TensorRT %s, %s sm_%s, batch %s%s)",
         engine_path.name,
@@ -647,148 +599,112 @@ def _serialize(
     serialized = net.builder.build_serialized_network(net.network, config)
     if serialized is None:
         raise LsaEdgeError(
-            f"TensorRT {key.tensorrt} could not build an engine from {onnx_path} ({key.precision}); its errors "
+            f"TensorRT {key.tensorrt} could not build an engine from {spec.onnx} ({key.precision}); its errors "
             "are logged above (logger 'lsa_edge.tensorrt')"
         )
-    _save_timing_cache(config, timing_path)
+    _save_timing_cache(config, spec.options.timing_cache)
     _atomic_write(engine_path, memoryview(serialized))
     return engine_path
 
 
-def _calib_file(int8_source: str, calibration_cache: str | Path | None, calibrator: Any) -> Any:
+def _calib_file(int8_source: str, calibration: Calibration, calibrator: Any) -> Any:
     """The calibration cache trtexec's --calib reads: the same one (the on-device calibrator has written
     its own by now); None unless INT8 came from a calibrator."""
     if int8_source != "calibrator":
         return None
-    return calibration_cache or getattr(calibrator, "cache_path", None)
+    return calibration.cache or getattr(calibrator, "cache_path", None)
 
 
-def _write_build_sidecar(
-    engine_path: Path,
-    key: EngineKey,
-    net: _Network,
-    opts: _Options,
-    card_dict: dict[str, Any] | None,
-    onnx_path: Path,
-    out_dir: Path,
-    int8_source: str,
-    calib_file: Any,
-    rebuild_command: str | None,
-) -> None:
-    """The engine's sidecar: key, card, build options and the two rebuild lines (lsa-edge, trtexec)."""
-    gen = generation(key.tensorrt)
-    batch = None if net.static else net.batch
-    trtexec = trtexec_command(
-        onnx_path,
+def _trtexec_line(spec: EngineSpec, engine_path: Path, gen: str, net: _Network, calib_file: Any) -> str:
+    """The trtexec line that rebuilds this engine (for its sidecar)."""
+    opts = spec.options
+    return trtexec_command(
+        spec.onnx,
         engine_path,
-        opts.precision,
+        spec.precision,
         gen,
-        batch=batch,
+        batch=None if net.static else net.batch,
         input_name=net.input_name,
         input_chw=net.chw,
         workspace_mib=opts.workspace_mib,
         calibration_cache=calib_file,
-        timing_cache=opts.timing_path,
+        timing_cache=opts.timing_cache,
         dla_core=opts.dla_core,
         int8_fp16_fallback=opts.int8_fp16_fallback,
         strongly_typed=TABLE[gen].typed_flag(net.typed),
     )
-    lsa = rebuild_command or _lsa_edge_command(onnx_path, out_dir, opts.precision, batch, opts.dla_core)
-    timing_path = opts.timing_path
+
+
+def _write_build_sidecar(
+    spec: EngineSpec,
+    engine_path: Path,
+    key: EngineKey,
+    net: _Network,
+    card_dict: dict[str, Any] | None,
+    int8_source: str,
+    calib_file: Any,
+) -> EngineResult:
+    """The engine's sidecar: key, card, build options and the two rebuild lines (lsa-edge, trtexec); returns
+    what was built."""
+    gen = generation(key.tensorrt)
+    opts = spec.options
+    batch = None if net.static else net.batch
+    lsa = spec.rebuild_command or _lsa_edge_command(
+        spec.onnx, spec.out_dir, spec.precision, batch, opts.dla_core
+    )
+    result = EngineResult(
+        engine_path, sidecar_path(engine_path), key, gen, net.typed, int8_source, net.static,
+        engine_path.stat().st_size,
+    )  # fmt: skip
     write_sidecar(
         engine_path,
         key,
         card_dict,
         build_options={
             "generation": gen,
-            "onnx_file": onnx_path.name,
+            "onnx_file": spec.onnx.name,
             "input_name": net.input_name,
             "input_chw": list(net.chw),
             "static_shape": net.static,
             "workspace_mib": opts.workspace_mib,
             "int8": int8_source or None,
-            "int8_fp16_fallback": bool(opts.int8_fp16_fallback) if opts.precision == "int8" else None,
+            "int8_fp16_fallback": bool(opts.int8_fp16_fallback) if spec.precision == "int8" else None,
             "calibration_cache": str(calib_file) if calib_file is not None else None,
-            "timing_cache": str(timing_path) if timing_path is not None else None,
+            "timing_cache": str(opts.timing_cache) if opts.timing_cache is not None else None,
             "dla_core": opts.dla_core,
             "gpu_fallback": opts.dla_core is not None,
             "version_compatible": bool(opts.version_compatible),
             "strongly_typed": net.typed,
-            "engine_bytes": engine_path.stat().st_size,
+            "engine_bytes": result.engine_bytes,
         },
         # trtexec is the alternative without lsa-edge: its engine gets no sidecar (the runtime cannot check it).
-        rebuild_command={"lsa_edge": lsa, "trtexec": trtexec},
+        rebuild_command={"lsa_edge": lsa, "trtexec": _trtexec_line(spec, engine_path, gen, net, calib_file)},
     )
+    return result
 
 
-def build_engine(
-    onnx_path: str | Path,
-    out_dir: str | Path,
-    precision: str,
-    *,
-    batch: tuple[int, int, int] | None = DEFAULT_BATCH,
-    input_name: str = "faces",
-    workspace_mib: int = DEFAULT_WORKSPACE_MIB,
-    dla_core: int | None = None,
-    timing_cache: str | Path | None = None,
-    calibration_cache: str | Path | None = None,
-    calibrator: Any = None,
-    card: Any = None,
-    model_sha256: str | None = None,
-    int8_fp16_fallback: bool = True,
-    version_compatible: bool = False,
-    rebuild_command: str | None = None,
-    strongly_typed: bool | None = None,
-    log: logging.Logger | None = None,
-) -> Path:
-    """Build a TensorRT engine from ``onnx_path`` into ``out_dir``; returns the engine path.
+def build_engine(spec: EngineSpec, log: logging.Logger | None = None) -> EngineResult:
+    """Build the TensorRT engine ``spec`` describes, with the local TensorRT; returns what was written.
 
-    The file is named :meth:`EngineKey.file_stem` + ``.engine`` and gets a sidecar ``.engine.json`` with
-    the key, the model card, the build options and the rebuild commands.
+    The file is named :meth:`EngineKey.file_stem` + ``.engine`` in ``spec.out_dir`` and gets a sidecar
+    ``.engine.json`` with the key, the model card, the build options and the rebuild commands. The
+    generation's rules (:mod:`._trt_generations`) decide typing, flags and calibration; option combinations
+    this TensorRT cannot build are refused before parsing.
 
-    onnx_path: for fp16 on TensorRT 11 the FP16 ONNX; for int8 the Q/DQ ONNX (or, on 8.5/10, the FP32
-        ONNX plus ``calibration_cache``).
-    precision: "fp32" | "fp16" | "int8".
-    batch: (min, opt, max) faces per call; the profile of the input's batch dimension (C, H, W come from
-        the ONNX). DLA needs min == opt == max. None: the ONNX input's shape is fixed (the face detector);
-        no profile, and the key's batch is the fixed one.
-    workspace_mib: cap of TensorRT's scratch memory (see DEFAULT_WORKSPACE_MIB).
-    dla_core: run on this DLA core with GPU fallback (FP16/INT8 only).
-    timing_cache: file of measured tactic timings; loaded when it exists, saved after the build (makes
-        rebuilds on the same device much faster).
-    calibration_cache: implicit INT8 on 8.5/10 from a cache written on the desktop (no data on the device);
-        ``calibrator`` instead takes an :func:`lsa_edge.calibration.trt_calibrator.entropy_calibrator`.
-    card: the model card (ModelCard or dict); read from the ONNX's metadata when None (a model without
-        one, like the detector, gets ``"card": null`` and a warning).
-    model_sha256: sha256 of the ONNX the engine is keyed by (defaults to ``onnx_path``'s).
-    int8_fp16_fallback: with int8 on 8.5/10 also allow FP16, so layers left unquantized (and DLA) run FP16.
-    version_compatible: build a version-compatible engine (TensorRT 8.6+; loads on later versions, slower).
-    strongly_typed: True: on TensorRT 10, build the ONNX's own types (as 11 always does) instead of letting
-        the FP16/INT8 flags choose per layer (with the FP16 ONNX the engine runs what the accuracy gate
-        measured). False: the flags (weak typing). None (default): weak typing, except FP16 on 10.12+ when the
-        ONNX carries FP16 (see :func:`weak_typing_deprecated`). The sidecar's ``build.strongly_typed`` says
-        what was built.
-    rebuild_command: the ``lsa-edge build ...`` line the CLI was called with, stored in the sidecar.
     log: where this function's messages go (TensorRT's own go to "lsa_edge.tensorrt").
     """
-    _validate(precision, batch, dla_core, workspace_mib)
-    onnx_path, out_dir = Path(onnx_path), Path(out_dir)
-    _require_file(onnx_path)
+    log = log or _LOG
+    _require_file(spec.onnx)
     trt = require("tensorrt", "building TensorRT engines")
-    calibrator = _check_options(
-        str(trt.__version__), precision, calibration_cache, calibrator, version_compatible, strongly_typed
-    )
+    calibrator = _check_options(str(trt.__version__), spec)
     gpu, cc = gpu_info()
-    card_dict = _card_dict(card, onnx_path)
-    sha = model_sha256 or sha256_file(onnx_path)
-    net = _parse_network(trt, onnx_path, precision, strongly_typed, input_name, batch)
-    opts = _Options(precision, workspace_mib, dla_core, int8_fp16_fallback, version_compatible, timing_cache)
-    config, int8_source = _builder_config(trt, net, opts, calibrator)
-    key = EngineKey(sha, precision, str(trt.__version__), gpu, cc, net.batch, dla_core)  # type: ignore[arg-type]
-    engine_path = _serialize(net, config, key, onnx_path, out_dir, opts.timing_path, log or _LOG)
-    calib_file = _calib_file(int8_source, calibration_cache, calibrator)
-    _write_build_sidecar(
-        engine_path, key, net, opts, card_dict, onnx_path, out_dir, int8_source, calib_file, rebuild_command
-    )
-    (log or _LOG).info("wrote %s (%.1f MB) and its sidecar", engine_path, engine_path.stat().st_size / 1e6)
-    return engine_path
+    card_dict = _card_dict(spec.card, spec.onnx)
+    sha = spec.model_sha256 or sha256_file(spec.onnx)
+    net = _parse_network(trt, spec)
+    config, int8_source = _builder_config(trt, net, spec, calibrator)
+    key = EngineKey(sha, spec.precision, str(trt.__version__), gpu, cc, net.batch, spec.options.dla_core)
+    engine_path = _serialize(net, config, key, spec, log)
+    calib_file = _calib_file(int8_source, spec.calibration, calibrator)
+    result = _write_build_sidecar(spec, engine_path, key, net, card_dict, int8_source, calib_file)
+    log.info("wrote %s (%.1f MB) and its sidecar", engine_path, result.engine_bytes / 1e6)
+    return result

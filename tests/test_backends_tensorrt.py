@@ -164,13 +164,14 @@ def test_real_engine_runs(tmp_path):
     from test_engines_tensorrt import _tiny_onnx
 
     from lsa_edge.backends.tensorrt import TensorRTBackend
-    from lsa_edge.engines.tensorrt import build_engine
+    from lsa_edge.engines.tensorrt import EngineSpec, Profile, build_engine
 
     try:
         _cuda.device_info()
     except (GpuUnavailableError, MissingDependencyError) as err:
         pytest.skip(f"no usable CUDA GPU here: {err}")
-    engine = build_engine(_tiny_onnx(tmp_path / "tiny.onnx"), tmp_path, "fp32", batch=(1, 2, 4))
+    spec = EngineSpec(_tiny_onnx(tmp_path / "tiny.onnx"), tmp_path, "fp32", profile=Profile(batch=(1, 2, 4)))
+    engine = build_engine(spec).engine
     with_trt = TensorRTBackend(engine)
     try:
         out = with_trt.predict(np.zeros((3, 3, 32, 32), np.float32))

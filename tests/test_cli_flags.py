@@ -605,3 +605,29 @@ def test_train_flags_reach_the_config():
         d["epochs"] == 3 and d["workers"] == 2 and d["device"] == "cpu" and d["teachers"] == ["a.pt", "b.pt"]
     )
     assert d["model"] == {"region_set": "coarse", "input_size": [64, 48], "pretrained": False}
+
+
+def test_workers_default_is_read_from_the_dataclasses(monkeypatch, capsys):
+    """--workers' help and its value when left out come from EvalOptions (eval, compare) and TrainConfig
+    (train, read from its source without torch), never restated."""
+    import dataclasses
+
+    from lsa_edge.cli import _common, _train_flags
+    from lsa_edge.evaluation import EvalOptions
+
+    real = next(f.default for f in dataclasses.fields(EvalOptions) if f.name == "workers")
+    assert _common.default_workers() == real and _common.check_workers(None) == real
+    monkeypatch.setattr(_common, "default_workers", lambda: 7)
+    assert _common.check_workers(None) == 7
+    for cmd in ("eval", "compare"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        assert "(default: 7)" in capsys.readouterr().out.replace("\n", " ").replace("  ", " "), cmd
+    read = _train_flags.field_defaults()
+    patched = {**read, "train": {**read["train"], "workers": 9}}
+    monkeypatch.setattr(_train_flags, "field_defaults", lambda: patched)
+    monkeypatch.setattr("lsa_edge.cli.train.field_defaults", _train_flags.field_defaults)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "image decoding threads (default: 9)" in out

@@ -298,6 +298,29 @@ def test_from_bundle_builds_the_engine_with_a_sidecar(int8_bundle, tmp_path, fak
         build_from_manifest(bundle, read_manifest(bundle))
 
 
+def test_cli_from_bundle_takes_batch_and_workspace_from_the_manifest(int8_bundle, tmp_path, fake_trt):
+    """Without --batch/--workspace the device builds what the desktop recorded in the manifest (not
+    BuildConfig's defaults); given, the flags win."""
+    import shutil
+
+    from lsa_edge.engine_meta import read_sidecar
+
+    src, _ = int8_bundle
+    bundle = tmp_path / "bundle"
+    shutil.copytree(src, bundle)
+    doc = read_manifest(bundle)
+    doc.update(batch=[2, 4, 8], workspace_mib=256, detector=None)  # the fake models the attribute net only
+    (bundle / "manifest.json").write_text(json.dumps(doc))
+    fake_trt("10.3.0.26")
+    assert main(["build", "--from-bundle", str(bundle)]) == 0
+    sidecar = read_sidecar(bundle / read_manifest(bundle)["engine"])
+    assert sidecar["key"].batch == (2, 4, 8) and sidecar["build"]["workspace_mib"] == 256
+    assert main(["build", "--from-bundle", str(bundle), "--batch", "1,2,2", "--workspace", "64"]) == 0
+    sidecar = read_sidecar(bundle / read_manifest(bundle)["engine"])
+    assert sidecar["key"].batch == (1, 2, 2) and sidecar["build"]["workspace_mib"] == 64
+    assert main(["build", "--from-bundle", str(bundle), "--workspace", "0"]) == 2  # still checked
+
+
 def _old_bundle(src, dst):
     """A copy of ``src`` as an lsa-edge without the opset-16 rewrite wrote it (8.5: not buildable)."""
     import shutil

@@ -8,6 +8,7 @@ import json
 import logging
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,11 @@ from lsa_edge.card import ModelCard, Preprocessing
 from lsa_edge.engine_meta import EngineKey, read_sidecar, sidecar_path
 from lsa_edge.engines import tensorrt as trt_mod
 from lsa_edge.engines.tensorrt import (
+    BuilderOptions,
+    Calibration,
+    EngineResult,
+    EngineSpec,
+    Profile,
     build_engine,
     generation,
     gpu_info,
@@ -30,6 +36,21 @@ from lsa_edge.errors import ConfigError, EngineMismatchError, LsaEdgeError, Miss
 
 CARD = ModelCard(name="lsa-test", preprocessing=Preprocessing()).to_dict()
 SHA = "c0ffee" * 10 + "abcd"
+
+
+def _build(onnx, out, precision, **flat) -> Path:
+    """:func:`build_engine` on an :class:`EngineSpec` whose groups are given flat, by field name
+    (``calibration_cache`` is :attr:`Calibration.cache`); returns the engine's path."""
+    nested = {
+        group: cls(**{f.name: flat.pop(f.name) for f in fields(cls) if f.name in flat})
+        for group, cls in (("profile", Profile), ("options", BuilderOptions))
+    }
+    cal = {
+        k: flat.pop(n) for k, n in (("cache", "calibration_cache"), ("calibrator", "calibrator")) if n in flat
+    }
+    spec = EngineSpec(onnx, out, precision, **nested, calibration=Calibration(**cal), **flat)
+    return build_engine(spec).engine
+
 
 # ------------------------------------------------------------------------------------ pure functions
 
@@ -118,7 +139,7 @@ def test_build_engine_without_tensorrt_names_extra_and_jetpack(monkeypatch, tmp_
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"not parsed: the import fails first")
     with pytest.raises(MissingDependencyError) as info:
-        build_engine(onnx, tmp_path, "fp16", card=CARD)
+        _build(onnx, tmp_path, "fp16", card=CARD)
     assert "lsa-edge[trt]" in str(info.value) and "JetPack" in str(info.value)
     assert isinstance(info.value, ImportError)
 
@@ -162,6 +183,41 @@ def _calls(trt) -> list:
     return trt._fake.calls
 
 
+def test_engine_spec_defaults_checks_and_result(fake, tmp_path, monkeypatch):
+    """The spec takes BuildConfig's batch and workspace, is checked when made (before TensorRT is
+    imported), and the result says what the sidecar records."""
+    from lsa_edge.engines.config import BuildConfig
+
+    spec = EngineSpec("m.onnx", tmp_path, "fp16")
+    assert spec.onnx == Path("m.onnx") and spec.profile.batch == BuildConfig().batch
+    assert spec.options.workspace_mib == BuildConfig().workspace_mib and spec.options.timing_cache is None
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # none of these reaches the import
+    for kwargs, message in [
+        ({"precision": "int4"}, "precision must be one of"),
+        ({"profile": Profile(batch=(4, 2, 8))}, "batch must be"),
+        ({"options": BuilderOptions(workspace_mib=0)}, "workspace_mib must be >= 1"),
+        ({"options": BuilderOptions(dla_core=0), "precision": "fp32"}, "DLA runs FP16 or INT8 only"),
+        ({"calibration": Calibration(calibrator=object())}, "applies to --precision int8 only"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            EngineSpec(**{"onnx": "m.onnx", "out_dir": tmp_path, "precision": "fp16", **kwargs})
+    with pytest.raises(ConfigError, match="not both"):
+        Calibration(cache="c.calib", calibrator=object())
+    _, onnx = fake("10.3.0.26", layer_kinds=("QUANTIZE", "DEQUANTIZE", "CONVOLUTION"))
+    spec = EngineSpec(
+        onnx, tmp_path / "e", "int8", profile=Profile(batch=(1, 2, 4)), card=CARD, model_sha256=SHA
+    )
+    result = build_engine(spec)
+    assert isinstance(result, EngineResult) and result.sidecar == sidecar_path(result.engine)
+    doc = read_sidecar(result.engine)
+    assert result.key == doc["key"] and result.key.batch == (1, 2, 4)
+    build = doc["build"]
+    assert (result.generation, result.strongly_typed, result.static_shape) == (
+        build["generation"], build["strongly_typed"], build["static_shape"],
+    )  # fmt: skip
+    assert result.int8 == build["int8"] == "qdq" and result.engine_bytes == result.engine.stat().st_size
+
+
 @pytest.mark.parametrize(
     ("version", "network_flag", "flags"),
     [
@@ -172,7 +228,7 @@ def _calls(trt) -> list:
 )
 def test_fp16_build_per_generation(fake, tmp_path, version, network_flag, flags):
     trt, onnx = fake(version, half=version.startswith("11"))
-    path = build_engine(onnx, tmp_path / "engines", "fp16", card=CARD, model_sha256=SHA)
+    path = _build(onnx, tmp_path / "engines", "fp16", card=CARD, model_sha256=SHA)
 
     created = dict(_calls(trt))["create_network"]
     expected = (
@@ -213,7 +269,7 @@ def test_tensorrt_10_12_builds_strongly_typed_when_the_graph_allows(
     fake, tmp_path, caplog, precision, kinds, half, typed, flags
 ):
     trt, onnx = fake("10.13.3.9", layer_kinds=kinds, half=half)
-    path = build_engine(onnx, tmp_path, precision, card=CARD, model_sha256=SHA)
+    path = _build(onnx, tmp_path, precision, card=CARD, model_sha256=SHA)
     networks = [v for k, v in _calls(trt) if k == "create_network"]
     strongly = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     assert networks[-1] == (strongly if typed else 0)
@@ -225,7 +281,7 @@ def test_tensorrt_10_12_builds_strongly_typed_when_the_graph_allows(
     assert warned is (precision != "fp32" and not typed)
     if precision == "int8":  # typed on request: the Q/DQ graph's own types, no flags
         trt, onnx = fake("10.13.3.9", layer_kinds=kinds)
-        path = build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, strongly_typed=True)
+        path = _build(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, strongly_typed=True)
         assert _flags(trt) == set() and read_sidecar(path)["build"]["strongly_typed"] is True
 
 
@@ -234,7 +290,7 @@ def test_tensorrt_10_12_keeps_implicit_int8_from_a_cache_weakly_typed(fake, tmp_
 
     trt, onnx = fake("10.13.3.9")
     cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127}, tensorrt_version="10.13.3")
-    path = build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
+    path = _build(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
     assert _flags(trt) == {"INT8", "FP16"} and read_sidecar(path)["build"]["int8"] == "calibrator"
     assert "deprecated since 10.1" in caplog.text
 
@@ -242,13 +298,13 @@ def test_tensorrt_10_12_keeps_implicit_int8_from_a_cache_weakly_typed(fake, tmp_
 def test_tensorrt11_fp16_needs_an_fp16_onnx(fake, tmp_path):
     _, onnx = fake("11.4.1", half=False)
     with pytest.raises(LsaEdgeError, match=r"strongly typed.*no FP16 tensors"):
-        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+        _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
     assert not list(tmp_path.glob("*.engine"))
 
 
 def test_fp32_clears_tf32(fake, tmp_path):
     trt, onnx = fake("10.3.0.26")
-    build_engine(onnx, tmp_path, "fp32", card=CARD, model_sha256=SHA)
+    _build(onnx, tmp_path, "fp32", card=CARD, model_sha256=SHA)
     assert ("clear_flag", "TF32") in _calls(trt) and _flags(trt) == set()
 
 
@@ -257,7 +313,7 @@ def test_fp32_clears_tf32(fake, tmp_path):
 )
 def test_int8_from_qdq_onnx(fake, tmp_path, version, flags):
     trt, onnx = fake(version, layer_kinds=("QUANTIZE", "DEQUANTIZE", "CONVOLUTION"))
-    path = build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA)
+    path = _build(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA)
     assert _flags(trt) == flags
     if not version.startswith("11"):
         assert trt._fake.last_config.int8_calibrator is None  # explicit quantization: no calibrator
@@ -267,10 +323,10 @@ def test_int8_from_qdq_onnx(fake, tmp_path, version, flags):
 def test_int8_without_qdq_or_cache_is_refused(fake, tmp_path):
     _, onnx = fake("10.3.0.26")
     with pytest.raises(LsaEdgeError, match=r"Q/DQ ONNX .* or a calibration cache"):
-        build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA)
+        _build(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA)
     _, onnx = fake("11.4.1")
     with pytest.raises(LsaEdgeError, match=r"strongly typed network .* takes INT8 from Q/DQ nodes only"):
-        build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA)
+        _build(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA)
 
 
 def test_int8_with_calibration_cache_on_85(fake, tmp_path):
@@ -278,7 +334,7 @@ def test_int8_with_calibration_cache_on_85(fake, tmp_path):
 
     trt, onnx = fake("8.5.2.2")
     cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127}, tensorrt_version="8.5.2")
-    path = build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
+    path = _build(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
     cfg = trt._fake.last_config
     cal = cfg.int8_calibrator
     assert isinstance(cal, trt.IInt8EntropyCalibrator2) and cal._base_initialised
@@ -302,7 +358,7 @@ def test_int8_with_on_device_calibrator_on_10(fake, tmp_path, caplog):
             self.shapes = {"faces": self.shape}
 
     calibrator = Calibrator()
-    path = build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibrator=calibrator)
+    path = _build(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibrator=calibrator)
     cfg = trt._fake.last_config
     assert cfg.int8_calibrator is calibrator
     assert (
@@ -311,7 +367,7 @@ def test_int8_with_on_device_calibrator_on_10(fake, tmp_path, caplog):
     assert any("deprecated since TensorRT 10.1" in r.getMessage() for r in caplog.records)
     assert f"--calib={tmp_path / 'device.calib'}" in read_sidecar(path)["rebuild_command"]["trtexec"]
     with pytest.raises(ConfigError, match="int8 only"):
-        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, calibrator=calibrator)
+        _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, calibrator=calibrator)
 
 
 def test_calibration_cache_refused_on_11(fake, tmp_path):
@@ -320,12 +376,12 @@ def test_calibration_cache_refused_on_11(fake, tmp_path):
     _, onnx = fake("11.4.1", layer_kinds=("QUANTIZE", "DEQUANTIZE"))
     cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127})
     with pytest.raises(ConfigError, match=r"TensorRT 8\.5/10 only"):
-        build_engine(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
+        _build(onnx, tmp_path, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
 
 
 def test_dla_build(fake, tmp_path, caplog):
     trt, onnx = fake("8.5.2.2", dla_cores=2)
-    path = build_engine(onnx, tmp_path, "fp16", batch=(4, 4, 4), dla_core=1, card=CARD, model_sha256=SHA)
+    path = _build(onnx, tmp_path, "fp16", batch=(4, 4, 4), dla_core=1, card=CARD, model_sha256=SHA)
     cfg = trt._fake.last_config
     assert cfg.default_device_type == trt.DeviceType.DLA and cfg.DLA_core == 1
     assert _flags(trt) == {"FP16", "GPU_FALLBACK"}
@@ -336,14 +392,14 @@ def test_dla_build(fake, tmp_path, caplog):
 def test_dla_core_missing_on_device(fake, tmp_path):
     _, onnx = fake("10.3.0.26", dla_cores=0)
     with pytest.raises(LsaEdgeError, match="DLA core 0 requested but this device has 0"):
-        build_engine(onnx, tmp_path, "fp16", batch=(2, 2, 2), dla_core=0, card=CARD, model_sha256=SHA)
+        _build(onnx, tmp_path, "fp16", batch=(2, 2, 2), dla_core=0, card=CARD, model_sha256=SHA)
 
 
 def test_every_parser_error_is_logged(fake, tmp_path, caplog):
     _, onnx = fake("10.3.0.26", parse_errors=("unsupported op GridSample", "bad attribute on Resize"))
     with caplog.at_level(logging.ERROR, logger="lsa_edge.engines.tensorrt"):  # noqa: SIM117  (3.8: no ( ) with)
         with pytest.raises(LsaEdgeError) as info:
-            build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+            _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
     assert "2 error(s)" in str(info.value)
     assert "GridSample" in str(info.value) and "Resize" in str(info.value)
     logged = [r.getMessage() for r in caplog.records if "ONNX parser error" in r.getMessage()]
@@ -353,28 +409,28 @@ def test_every_parser_error_is_logged(fake, tmp_path, caplog):
 def test_timing_cache_loaded_and_saved(fake, tmp_path):
     trt, onnx = fake("10.3.0.26")
     timing = tmp_path / "timing.cache"
-    build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, timing_cache=timing)
+    _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, timing_cache=timing)
     assert ("create_timing_cache", b"") in _calls(trt) and timing.read_bytes() == b"+timed"
-    build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, timing_cache=timing)
+    _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, timing_cache=timing)
     assert ("create_timing_cache", b"+timed") in _calls(trt) and timing.read_bytes() == b"+timed+timed"
 
 
 def test_failed_build_and_fixed_batch_are_errors(fake, tmp_path):
     _, onnx = fake("10.3.0.26", build_ok=False)
     with pytest.raises(LsaEdgeError, match="could not build an engine"):
-        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+        _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
     _, onnx = fake("10.3.0.26", input_shape=(1, 3, 128, 112))
     with pytest.raises(LsaEdgeError, match="fixed batch of 1"):
-        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+        _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
     _, onnx = fake("10.3.0.26")
     with pytest.raises(LsaEdgeError, match="no input 'images'"):
-        build_engine(onnx, tmp_path, "fp16", input_name="images", card=CARD, model_sha256=SHA)
+        _build(onnx, tmp_path, "fp16", input_name="images", card=CARD, model_sha256=SHA)
 
 
 def test_static_shape_model_without_card(fake, tmp_path, caplog):
     """The face detector: fixed 1×3×192×192 input, no lsa-edge card in its ONNX."""
     trt, onnx = fake("10.3.0.26", input_shape=(1, 3, 192, 192))
-    path = build_engine(onnx, tmp_path, "fp16", batch=None, input_name="faces", model_sha256=SHA)
+    path = _build(onnx, tmp_path, "fp16", batch=None, input_name="faces", model_sha256=SHA)
     assert trt._fake.last_config._profiles == []  # no dynamic dimension, no profile
     assert path.name.endswith("-b1-1-1.engine")
     doc = read_sidecar(path)
@@ -388,16 +444,16 @@ def test_static_shape_model_without_card(fake, tmp_path, caplog):
     assert line == "trtexec --onnx=det.onnx --saveEngine=det.engine --fp16 --memPoolSize=workspace:1024M"
     _, onnx = fake("10.3.0.26")  # dynamic batch but no profile given
     with pytest.raises(LsaEdgeError, match="dynamic batch; pass batch"):
-        build_engine(onnx, tmp_path, "fp16", batch=None, card=CARD, model_sha256=SHA)
+        _build(onnx, tmp_path, "fp16", batch=None, card=CARD, model_sha256=SHA)
 
 
 def test_version_compatible_needs_86(fake, tmp_path):
     trt, onnx = fake("8.6.1")
-    path = build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, version_compatible=True)
+    path = _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, version_compatible=True)
     assert "VERSION_COMPATIBLE" in _flags(trt) and read_sidecar(path)["build"]["version_compatible"]
     _, onnx = fake("8.5.2.2")
     with pytest.raises(ConfigError, match=r"8\.6 or later"):
-        build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, version_compatible=True)
+        _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA, version_compatible=True)
 
 
 def test_tensorrt_messages_go_to_logging(fake, caplog):
@@ -413,7 +469,7 @@ def test_tensorrt_messages_go_to_logging(fake, caplog):
 
 def test_load_engine_checks_sidecar_before_deserializing(fake, tmp_path):
     _, onnx = fake("8.5.2.2")
-    path = build_engine(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
+    path = _build(onnx, tmp_path, "fp16", card=CARD, model_sha256=SHA)
     assert load_engine(path, precision="fp16")._plan == b"PLAN:8.5.2.2"
 
     trt10, _ = fake("10.3.0.26")  # JetPack upgrade: same device, new TensorRT
@@ -442,7 +498,7 @@ def test_card_read_from_onnx_metadata(fake, tmp_path):
     set_card(proto, card)
     _, onnx_path = fake("10.3.0.26")
     onnx_lib.save(proto, str(onnx_path))
-    path = build_engine(onnx_path, tmp_path, "fp16")
+    path = _build(onnx_path, tmp_path, "fp16")
     doc = read_sidecar(path)
     assert doc["card"]["name"] == "from-metadata"
     assert doc["key"].model_sha256 == trt_mod.sha256_file(onnx_path)
@@ -500,9 +556,7 @@ def test_real_build_and_load(real_tensorrt, tmp_path, precision):
         pytest.skip("TensorRT 11 needs an FP16 ONNX (ModelOpt AutoCast), not made by this test")
     onnx = _tiny_onnx(tmp_path / "tiny.onnx")
     timing = tmp_path / "timing.cache"
-    path = build_engine(
-        onnx, tmp_path / "out", precision, batch=(1, 2, 4), timing_cache=timing, workspace_mib=64
-    )
+    path = _build(onnx, tmp_path / "out", precision, batch=(1, 2, 4), timing_cache=timing, workspace_mib=64)
     assert path.exists() and sidecar_path(path).exists() and timing.stat().st_size > 0
     engine = load_engine(path, precision=precision)
     assert engine is not None
@@ -541,28 +595,28 @@ def test_every_build_path_against_each_real_api(fake, tmp_path, caplog, version)
     timing = tmp_path / "timing.cache"
     _, onnx = fake(version, half=True, dla_cores=2)
     built = [
-        build_engine(onnx, out, "fp32", card=CARD, model_sha256=SHA, timing_cache=timing),
-        build_engine(onnx, out, "fp16", card=CARD, model_sha256=SHA, timing_cache=timing),
-        build_engine(onnx, out, "fp16", batch=(2, 2, 2), dla_core=1, card=CARD, model_sha256=SHA),
+        _build(onnx, out, "fp32", card=CARD, model_sha256=SHA, timing_cache=timing),
+        _build(onnx, out, "fp16", card=CARD, model_sha256=SHA, timing_cache=timing),
+        _build(onnx, out, "fp16", batch=(2, 2, 2), dla_core=1, card=CARD, model_sha256=SHA),
     ]
     if gen != "8.5":
-        built.append(build_engine(onnx, out, "fp16", card=CARD, model_sha256=SHA, strongly_typed=True))
+        built.append(_build(onnx, out, "fp16", card=CARD, model_sha256=SHA, strongly_typed=True))
     if Version(version) >= Version("8.6"):
-        built.append(build_engine(onnx, out, "fp32", card=CARD, model_sha256=SHA, version_compatible=True))
+        built.append(_build(onnx, out, "fp32", card=CARD, model_sha256=SHA, version_compatible=True))
     _, onnx = fake(version, layer_kinds=qdq)
-    built.append(build_engine(onnx, out, "int8", card=CARD, model_sha256=SHA))
+    built.append(_build(onnx, out, "int8", card=CARD, model_sha256=SHA))
     _, onnx = fake(version)
     cache = write_cache(tmp_path / "lsa.calib", {"faces": 1 / 127}, tensorrt_version="8.5.2")
     if gen == "11":
         with pytest.raises(ConfigError, match=r"8\.5/10 only"):
-            build_engine(onnx, out, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
+            _build(onnx, out, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache)
     else:
-        built.append(build_engine(onnx, out, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache))
+        built.append(_build(onnx, out, "int8", card=CARD, model_sha256=SHA, calibration_cache=cache))
     for path in built:  # every engine loads back through its sidecar on the same TensorRT and GPU
         assert load_engine(path)._plan == b"PLAN:" + version.encode()
     _, onnx = fake(version, parse_errors=("No importer registered for op: GridSample",))
     with pytest.raises(LsaEdgeError, match=r"GridSample \[node 0.*code UNSUPPORTED_NODE\]"):
-        build_engine(onnx, out, "fp32", card=CARD, model_sha256=SHA)
+        _build(onnx, out, "fp32", card=CARD, model_sha256=SHA)
     assert ("GridSample" in caplog.text) and ("bound method" not in caplog.text)
     if gen != "8.5":  # TensorRT 10+ also names the node and its operator
         assert "name /block0/op, operator GridSample" in caplog.text

@@ -8,6 +8,7 @@ import copy
 import json
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -275,11 +276,11 @@ def fake_tensorrt_build(monkeypatch):
     """TensorRT 10 "installed": build_engine writes a stand-in engine (what is checked is the manifest)."""
     from lsa_edge.engines import tensorrt as trt_mod
 
-    def build_engine(onnx, out, precision, **kwargs):
-        Path(out).mkdir(exist_ok=True)
-        engine = Path(out) / f"{Path(onnx).stem}_{precision}.engine"
+    def build_engine(spec, log=None):
+        spec.out_dir.mkdir(exist_ok=True)
+        engine = spec.out_dir / f"{spec.onnx.stem}_{spec.precision}.engine"
         engine.write_bytes(b"engine")
-        return engine
+        return SimpleNamespace(engine=engine)  # what --from-bundle reads of an EngineResult
 
     monkeypatch.setattr(trt_mod, "tensorrt_version", lambda: "10.3.0.26")
     monkeypatch.setattr(trt_mod, "build_engine", build_engine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable, Tuple, Union
 
@@ -24,6 +25,7 @@ __all__ = [
     "check_workers",
     "console",
     "data_on_stdout",
+    "default_workers",
     "echo",
     "model_inputs",
     "stdout_closed",
@@ -33,7 +35,17 @@ __all__ = [
 ]
 
 
-def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+def default_workers() -> int:
+    """The decoding threads when ``--workers`` is left out (eval, compare): :class:`EvalOptions`' default."""
+    from ..evaluation import EvalOptions  # numpy only; imported when a parser is built, not with the CLI
+
+    return {f.name: f.default for f in fields(EvalOptions)}["workers"]  # type: ignore[no-any-return]
+
+
+def add_data_args(p: argparse.ArgumentParser, required: bool = True, workers: int | None = None) -> None:
+    """--data, --format and --workers; ``workers``: the default the help shows (the command's own config
+    dataclass's; None: :func:`default_workers`)."""
+    shown = default_workers() if workers is None else workers
     g = p.add_argument_group("data")
     g.add_argument(
         "--data",
@@ -44,7 +56,7 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
     g.add_argument("--format", choices=FORMATS, default=None, help="data layout (default: detected)")
     g.add_argument(
-        "--workers", type=int, default=None, metavar="N", help="image decoding threads (default: 4)"
+        "--workers", type=int, default=None, metavar="N", help=f"image decoding threads (default: {shown})"
     )
 
 
@@ -53,11 +65,14 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
 
 
 def check_workers(workers: int | None, flag: str = "--workers") -> int:
-    """The decoding threads (None = the default, 4); 0, negative or absurd values are refused, not
-    silently replaced by the default."""
+    """The decoding threads (None = the default, :func:`default_workers`); 0, negative or absurd values are
+    refused, not silently replaced by the default."""
+    default = default_workers()
     if workers is None:
-        return 4
-    check_number(workers, "workers", flag=flag, lo=1, hi=256, integer=True, hint="leave it out for 4")
+        return default
+    check_number(
+        workers, "workers", flag=flag, lo=1, hi=256, integer=True, hint=f"leave it out for {default}"
+    )
     return workers
 
 

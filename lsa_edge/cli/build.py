@@ -137,9 +137,16 @@ def _add_engine_args(e: argparse._ArgumentGroup) -> None:
         "--opset", type=int, default=None, help="ONNX opset of the export (default: 17; 16 with --trt 8.5)"
     )
     e.add_argument("--no-simplify", action="store_true", default=None, help="skip onnxsim")
-    e.add_argument("--batch", metavar="MIN,OPT,MAX", help=f"faces per call (default: {_shown('batch')})")
     e.add_argument(
-        "--workspace", type=int, metavar="MIB", help=f"builder workspace (default: {_shown('workspace_mib')})"
+        "--batch",
+        metavar="MIN,OPT,MAX",
+        help=f"faces per call (default: {_shown('batch')}; --from-bundle: the bundle's)",
+    )
+    e.add_argument(
+        "--workspace",
+        type=int,
+        metavar="MIB",
+        help=f"builder workspace (default: {_shown('workspace_mib')}; --from-bundle: the bundle's)",
     )
     e.add_argument(
         "--dla-core", type=int, default=None, metavar="N", help="build for DLA core N (GPU fallback)"
@@ -345,14 +352,14 @@ def _from_bundle(args: argparse.Namespace) -> int:
     from ._common import check_number
 
     values = resolved_fields(args)
-    workspace = values.get("workspace_mib", _default("workspace_mib"))
-    check_number(workspace, "workspace_mib", flag="--workspace", lo=1, integer=True, hint="MiB")
+    workspace = values.get("workspace_mib")
+    check_number(
+        workspace, "workspace_mib", flag="--workspace", lo=1, integer=True, optional=True, hint="MiB"
+    )
     check_number(values.get("dla_core"), "dla_core", flag="--dla-core", lo=0, integer=True, optional=True)
-    overrides = {  # as before --config: batch and workspace are BuildConfig's defaults unless given
-        "batch": values.get("batch", _default("batch")),
-        "workspace_mib": workspace,
-        "dla_core": values.get("dla_core"),
-    }
+    # Given (flags or --config) or None: None leaves batch, workspace and DLA core to the bundle's manifest,
+    # which recorded the desktop build's.
+    overrides = {name: values.get(name) for name in ("batch", "workspace_mib", "dla_core")}
     manifest = build_engines(bundle, read_bundle(bundle), overrides=overrides)
     print_summary(manifest, bundle)
     return 0

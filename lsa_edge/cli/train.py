@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._common import add_data_args, add_device_args, user_path
-from ._train_flags import add_flags, values_from_args
+from ._train_flags import add_flags, field_defaults, values_from_args
 
 HELP = "train the LSA model (limited labels, CPU or GPU, torchrun for several)"
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Data-parallel: torchrun --nproc_per_node 2 -m lsa_edge train ...  (--batch-size is per process)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_data_args(p)
+    add_data_args(p, workers=field_defaults()["train"].get("workers"))  # TrainConfig's, read without torch
     _add_run_args(p)
     groups = {
         "model": p.add_argument_group("model"),

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -237,8 +237,12 @@ def predict_pipeline(
     batch_size: int = 64,
     workers: int = 4,
     progress: bool = True,
+    transform: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> Predictions:
-    """Detect + align + predict on every (unaligned) image, as the runtime does; no face = a miss."""
+    """Detect + align + predict on every (unaligned) image, as the runtime does; no face = a miss.
+
+    transform: ``transform(image, i)`` changes each decoded H×W×3 uint8 RGB image (of data set position
+    ``i``) before detection, e.g. the controlled degradations of ``benchmarks/robustness.py``."""
     from tqdm.auto import tqdm
 
     _check_sizes(batch_size, workers)
@@ -257,6 +261,8 @@ def predict_pipeline(
                 if img is None:
                     unreadable.append(ds.image_ids[i])
                     continue
+                if transform is not None:
+                    img = np.ascontiguousarray(transform(img, i))
                 faces = detector.detect(img, "RGB")
                 if not faces:
                     no_face.append(ds.image_ids[i])

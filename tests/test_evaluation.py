@@ -76,3 +76,48 @@ def test_evaluate_model_result_and_close(opened, celeba_dir):
     assert opened[0].closed == 1
     assert result["split"] == "test" and result["backend"] == "fake" and result["n_images"] > 0
     assert {"mean_accuracy", "mean_accuracy_tuned", "per_attribute", "model_path"} <= set(result)
+
+
+def test_predict_pipeline_applies_the_transform_before_detection(celeba_dir):
+    """transform(image, i) changes each decoded image before the detector sees it (the robustness
+    benchmark's conditions): a blanked image has no face; the identity keeps every found face."""
+    from lsa_edge.data import load_dataset
+    from lsa_edge.detector import FaceDetector
+    from lsa_edge.package import ModelPackage
+
+    package = ModelPackage.open(MODEL)
+    part = load_dataset(celeba_dir).split("test").subset(np.arange(6))
+    seen = []
+
+    def blank_odd(img, i):
+        seen.append((i, img.shape, img.dtype))
+        return np.zeros_like(img) if i % 2 else img
+
+    with FaceDetector("full", min_face_size=24.0) as det:
+        plain = ev.predict_pipeline(_Backend(package.card), package.card, part, det, progress=False)
+        changed = ev.predict_pipeline(
+            _Backend(package.card), package.card, part, det, progress=False, transform=blank_odd
+        )
+    assert sorted(i for i, _, _ in seen) == list(range(6)) and all(d == np.uint8 for _, _, d in seen)
+    assert set(changed.kept) == {i for i in plain.kept if i % 2 == 0}
+    assert {part.image_ids[i] for i in range(1, 6, 2)} <= set(changed.no_face)
+
+
+def test_the_robustness_conditions_are_deterministic_images():
+    """Every condition of benchmarks/robustness.py gives an H×W×3 uint8 image, the same one twice."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "robustness.py"
+    spec = importlib.util.spec_from_file_location("robustness", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    img = np.random.default_rng(0).integers(0, 256, (109, 89, 3), np.uint8)
+    for name, f in mod.CONDITIONS.items():
+        if f is None:
+            continue
+        out = f(img, 3)
+        assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, name
+        assert np.array_equal(out, f(img, 3)), name
+        assert not np.array_equal(out, img), name
+    assert mod.CONDITIONS["scale ×0.5"](img, 0).shape == (54, 44, 3)  # round(109 × 0.5), round(89 × 0.5)
+    assert mod.CONDITIONS["loose framing (160%)"](img, 0).shape[0] > 160

@@ -29,7 +29,7 @@ from lsa_edge.errors import ConfigError, unknown_choice
 from lsa_edge.regions import REGION_SETS, region_maps
 
 from .backbones import BACKBONES, PRETRAINED_AVAILABLE, create_backbone
-from .prior import CorrelationDictionary, build_dictionary
+from .prior import CorrelationDictionary, PhraseEncoder, build_dictionary
 
 Balance = Literal["learned", "equal", "no_prior", "prior_only"]
 
@@ -313,7 +313,7 @@ def list_models(pattern: str = "*") -> list[str]:
 def create_model(
     name: str | LSAConfig = "lsa_mobilenet_v2",
     prior: CorrelationDictionary | None = None,
-    encoder: Any | None = None,
+    encoder: PhraseEncoder | None = None,
     **overrides: Any,
 ) -> LSAModel:
     """Build a registered model, or the model of a full :class:`LSAConfig` (a training run's, a

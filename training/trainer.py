@@ -34,6 +34,7 @@ from .checkpoint import git_commit, read_checkpoint, save_checkpoint, state_sha2
 from .data import AugmentConfig, CropSet, Normalizer, augment, load_crops
 from .ema import WeightEMA
 from .model import LSAConfig, LSAModel, count_macs, create_model, preprocessing_for
+from .prior import PhraseEncoder
 
 log = logging.getLogger(__name__)
 
@@ -526,7 +527,7 @@ class _Run:
         return str(self.amp) if self.amp else "off"
 
 
-def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
+def train(cfg: TrainConfig, encoder: PhraseEncoder | None = None) -> dict[str, Any]:
     """Train, select on validation, tune thresholds; returns a summary. Writes RUN_DIR/{best,last}.pt.
 
     Refuses (ConfigError) a folder that holds a run unless ``cfg.resume`` or ``cfg.overwrite``."""
@@ -564,7 +565,11 @@ def _setup(cfg: TrainConfig) -> tuple[torch.device, DistInfo, torch.dtype | None
 
 
 def _build_run(
-    cfg: TrainConfig, encoder: Any | None, device: torch.device, di: DistInfo, amp: torch.dtype | None
+    cfg: TrainConfig,
+    encoder: PhraseEncoder | None,
+    device: torch.device,
+    di: DistInfo,
+    amp: torch.dtype | None,
 ) -> _Run:
     """Teachers, data, model, optimiser, schedule, gradient scaler and EMA of a fresh run."""
     # Teachers first: a wrong path or input size fails before minutes of decoding, and building them

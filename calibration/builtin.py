@@ -28,7 +28,7 @@ def _augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     angle = rng.uniform(-20, 20)
     scale = rng.uniform(0.55, 1.15)
     shift = rng.uniform(-0.12, 0.12, size=2) * [w, h]
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    m = np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale), dtype=np.float64)  # 2×3 float64
     m[:, 2] += shift
     grey = (118, 118, 118)  # a plain surround: reflected borders would paint hats and hair
     out = cv2.warpAffine(
@@ -44,8 +44,9 @@ def _augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = cv2.GaussianBlur(out, (k, k), 0)
     if rng.random() < 0.3:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 80))])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if decoded is not None:  # as with a failed encode, a failed decode keeps the frame unchanged
+            out = decoded
     if rng.random() < 0.15:
         out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return np.ascontiguousarray(out)
@@ -63,7 +64,8 @@ def builtin_faces(pre: Preprocessing, count: int = 64, seed: int = 0) -> FaceSet
 
     rng = np.random.default_rng(seed)
     base = portrait()
-    crops, names = [], []
+    crops: list[np.ndarray] = []
+    names: list[str] = []
     with FaceDetector() as detector:
         for attempt in range(count * 4):
             if len(crops) == count:

@@ -73,8 +73,9 @@ def _ort_method(method: str) -> Any:
 def _reader(batches: Iterable[np.ndarray], input_name: str) -> Any:
     """An ONNX Runtime CalibrationDataReader over an iterator of N×3×H×W float32 batches."""
     q = require("onnxruntime.quantization", "INT8 calibration")
+    reader: Any = q.CalibrationDataReader  # onnxruntime has no type information (no py.typed)
 
-    class FaceBatches(q.CalibrationDataReader):
+    class FaceBatches(reader):
         def __init__(self) -> None:
             self._it: Iterator[np.ndarray] = iter(batches)
 

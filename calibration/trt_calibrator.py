@@ -102,15 +102,15 @@ def entropy_calibrator(
     """
     trt = require("tensorrt", "INT8 calibration on the device")
     base = _base_class(trt, algorithm)
-    cache_path = Path(cache_path)
+    cache_file = Path(cache_path)
     it = iter(batches)
     first = next(it, None)
-    if first is None and _read_bytes(cache_path) is None:
+    if first is None and _read_bytes(cache_file) is None:
         raise CalibrationError(
-            f"no calibration batches and no cache at {cache_path}: nothing to calibrate with"
+            f"no calibration batches and no cache at {cache_file}: nothing to calibrate with"
         )
-    if cache_path.exists() and cache_path.stat().st_size:
-        _check_header(cache_path, algorithm)
+    if cache_file.exists() and cache_file.stat().st_size:
+        _check_header(cache_file, algorithm)
     shapes = None if first is None else {k: v.shape for k, v in _as_inputs(first, input_name).items()}
     if shapes is not None:
         if input_name not in shapes:
@@ -124,7 +124,7 @@ def entropy_calibrator(
     class _Calibrator(_DeviceFeed, base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             base.__init__(self)  # trampoline: must be called explicitly
-            _DeviceFeed.__init__(self, stream, shapes, input_name, cache_path, algorithm, cuda)
+            _DeviceFeed.__init__(self, stream, shapes, input_name, cache_file, algorithm, cuda)
 
     return _Calibrator()
 
@@ -233,9 +233,10 @@ def cache_calibrator(cache_path: str | Path) -> Any:
     """
     trt = require("tensorrt", "INT8 with a calibration cache")
     cache_path = Path(cache_path)
-    data = _read_bytes(cache_path)
-    if data is None:
+    cached = _read_bytes(cache_path)
+    if cached is None:
         raise CalibrationError(f"calibration cache {cache_path} is missing or empty")
+    data: bytes = cached  # the class below returns it (a narrowed name does not stay narrowed in its methods)
     header, scales = read_cache(cache_path)
     by_name = {v: k for k, v in ALGORITHMS.items()}
     if header.algorithm not in by_name:

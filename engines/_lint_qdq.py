@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _trt_generations as T
-from ._onnx_index import QDQ, Finding, OnnxIndex, node_attr
+from ._onnx_index import QDQ, Finding, OnnxIndex, Severity, node_attr
 from ._trt_generations import Generation
 
 _WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -228,6 +228,7 @@ def _qdq_axis(m: OnnxIndex, n: Any, where: str) -> Iterator[Finding]:
     axis = int(node_attr(n, "axis", 1))
     if rank and axis < 0:
         axis += rank
+    sev: Severity
     for c, k in _consumers_through(m, n.output[0]):
         if k != 1:
             continue

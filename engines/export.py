@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from lsa_edge._fileio import atomic_path
 from lsa_edge._lazy import require
 from lsa_edge.card import ModelCard
 from lsa_edge.errors import ConfigError, LsaEdgeError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +37,21 @@ class ExportError(LsaEdgeError):
     """Export produced a graph that does not match the torch model."""
 
 
-def export_wrapper(model: Any) -> Any:
+def export_wrapper(model: torch.nn.Module) -> torch.nn.Module:
     """The inference graph of an LSA model: normalised faces → probabilities.
 
     Kept out of the training model (no ``if export:`` branches): the sigmoid is part of the graph, so every
     backend returns probabilities; constant subgraphs (the query projection) are folded by onnxsim.
     """
-    torch = require("torch", "ONNX export")
+    require("torch", "ONNX export")  # the extra to install, or the Python needed, when torch is missing
+    import torch
 
     class LSAExport(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
+        def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
             self.inner = copy.deepcopy(inner).cpu().eval()  # never move or switch the caller's model
 
-        def forward(self, faces: Any) -> Any:
+        def forward(self, faces: torch.Tensor) -> torch.Tensor:
             return torch.sigmoid(self.inner(faces))
 
     return LSAExport(model).eval()
@@ -65,7 +69,7 @@ class ExportResult:
 
 
 def export_onnx(
-    model: Any,
+    model: torch.nn.Module,
     card: ModelCard,
     out: str | Path,
     parity_faces: np.ndarray,
@@ -127,7 +131,7 @@ def export_onnx(
     return ExportResult(final, opset, simplified, diff, len(parity_faces), t1 - t0, t2 - t1)
 
 
-def _torch_to_onnx(wrapper: Any, card: ModelCard, out: Path, opset: int) -> Any:
+def _torch_to_onnx(wrapper: torch.nn.Module, card: ModelCard, out: Path, opset: int) -> Any:
     """torch.onnx.export with a dynamic batch axis; returns the loaded graph."""
     torch, onnx = require("torch", "ONNX export"), require("onnx", "ONNX export")
     h, w = card.preprocessing.input_size
@@ -193,7 +197,7 @@ def read_card(path: str | Path) -> ModelCard:
     )
 
 
-def parity(wrapper: Any, onnx_path: Path, faces: np.ndarray, batch: int = 64) -> float:
+def parity(wrapper: torch.nn.Module, onnx_path: Path, faces: np.ndarray, batch: int = 64) -> float:
     """Max absolute difference of probabilities between torch and ONNX Runtime (CPU) on ``faces``."""
     torch = require("torch", "ONNX parity")
     ort = require("onnxruntime", "ONNX parity")

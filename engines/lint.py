@@ -346,15 +346,13 @@ def _resize(n: Any, where: str, gen: Generation) -> Iterator[Finding]:
         (
             "coordinate_transformation_mode",
             node_attr(n, "coordinate_transformation_mode", "half_pixel"),
-            None,
+            T.RESIZE_COORD_MODES,
         ),
         ("nearest_mode", node_attr(n, "nearest_mode", "round_prefer_floor"), T.RESIZE_NEAREST_MODES),
     )
     for name, value, allowed in checks:
-        if name == "coordinate_transformation_mode":
-            if op == "Upsample":
-                continue
-            allowed = T.RESIZE_COORD_MODES
+        if name == "coordinate_transformation_mode" and op == "Upsample":
+            continue  # Upsample has no coordinate_transformation_mode
         if value not in allowed:
             yield Finding(
                 "error",

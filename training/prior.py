@@ -11,8 +11,9 @@ it; the runtime and the ONNX graph never need the text encoder.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -127,8 +128,17 @@ def normalize_similarity(sim: np.ndarray, normalization: str, tau: float) -> np.
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+class PhraseEncoder(Protocol):
+    """What the dictionary needs of a text encoder: :class:`~lsa_edge.training.text.TextEncoder` is one (its
+    optional ``info`` is recorded when present)."""
+
+    def encode_groups(self, groups: Sequence[Sequence[str]]) -> np.ndarray:
+        """One unit vector per group of phrasings."""
+        ...
+
+
 def build_dictionary(
-    encoder: Any | None = None,
+    encoder: PhraseEncoder | None = None,
     region_set: str = "fine",
     normalization: Normalization = "center",
     tau: float = 0.05,

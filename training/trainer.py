@@ -34,6 +34,7 @@ from .checkpoint import git_commit, read_checkpoint, save_checkpoint, state_sha2
 from .data import AugmentConfig, CropSet, Normalizer, augment, load_crops
 from .ema import WeightEMA
 from .model import LSAConfig, LSAModel, count_macs, create_model, preprocessing_for
+from .prior import PhraseEncoder
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,10 @@ def lr_lambda(total: int, warmup: int):
 
 
 def make_optimizer(model: LSAModel, cfg: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay, bb_decay, bb_no_decay = [], [], [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    bb_decay: list[torch.nn.Parameter] = []
+    bb_no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -502,18 +506,20 @@ class _Run:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
     scaler: torch.amp.GradScaler
-    ema: WeightEMA | None
+    ema: WeightEMA[LSAModel] | None
     start_epoch: int = 0
     best_acc: float = -1.0
     history: list[dict[str, Any]] = field(default_factory=list)
     resume_aug_state: Any = None
-    net: torch.nn.Module | None = None  # the model, wrapped in DDP with several processes
-    card: ModelCard | None = None
+    # Set by _describe_run (no default: read before it, they raise AttributeError rather than pass as None):
+    net: torch.nn.Module = field(init=False)  # the model, wrapped in DDP with several processes
+    card: ModelCard = field(init=False)
     meta: dict[str, Any] = field(default_factory=dict)  # what every checkpoint of the run records
-    images: torch.Tensor | None = None  # the labelled crops, N×H×W×3 uint8
-    labels: torch.Tensor | None = None
-    normalize: Normalizer | None = None
-    aug_gen: torch.Generator | None = None
+    # Set by _start_run:
+    images: torch.Tensor = field(init=False)  # the labelled crops, N×H×W×3 uint8
+    labels: torch.Tensor = field(init=False)
+    normalize: Normalizer = field(init=False)
+    aug_gen: torch.Generator = field(init=False)
     stale: list[str] = field(default_factory=list)  # --overwrite: the previous run's files still there
 
     @property
@@ -521,7 +527,7 @@ class _Run:
         return str(self.amp) if self.amp else "off"
 
 
-def train(cfg: TrainConfig, encoder: Any | None = None) -> dict[str, Any]:
+def train(cfg: TrainConfig, encoder: PhraseEncoder | None = None) -> dict[str, Any]:
     """Train, select on validation, tune thresholds; returns a summary. Writes RUN_DIR/{best,last}.pt.
 
     Refuses (ConfigError) a folder that holds a run unless ``cfg.resume`` or ``cfg.overwrite``."""
@@ -559,7 +565,11 @@ def _setup(cfg: TrainConfig) -> tuple[torch.device, DistInfo, torch.dtype | None
 
 
 def _build_run(
-    cfg: TrainConfig, encoder: Any | None, device: torch.device, di: DistInfo, amp: torch.dtype | None
+    cfg: TrainConfig,
+    encoder: PhraseEncoder | None,
+    device: torch.device,
+    di: DistInfo,
+    amp: torch.dtype | None,
 ) -> _Run:
     """Teachers, data, model, optimiser, schedule, gradient scaler and EMA of a fresh run."""
     # Teachers first: a wrong path or input size fails before minutes of decoding, and building them
@@ -847,8 +857,9 @@ def _finish(run: _Run, completed: int) -> dict[str, Any]:
     final_hash = state_sha256(dict(run.model.named_parameters()))
     hashes = [final_hash]
     if di.world > 1:
-        hashes = [None] * di.world
-        dist.all_gather_object(hashes, final_hash)
+        gathered: list[Any] = [None] * di.world
+        dist.all_gather_object(gathered, final_hash)
+        hashes = gathered
         if di.main and len(set(hashes)) > 1:
             log.warning("ranks ended with different parameters (%s); the checkpoint holds rank 0's", hashes)
     summary: dict[str, Any] = {"run": str(run.out), "history": run.history, "rank_parameter_sha256": hashes}

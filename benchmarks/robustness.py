@@ -125,9 +125,11 @@ def _accuracy(pred: Any, card: Any) -> dict[str, float]:
     from lsa_edge.metrics import attribute_metrics
 
     m = attribute_metrics(pred.probs, pred.labels, card.thresholds)
+    half = attribute_metrics(pred.probs, pred.labels, 0.5)
     readable = pred.total - len(pred.unreadable)
     return {
         "mean_accuracy": 100.0 * m.mean_accuracy,
+        "mean_accuracy_at_0.5": 100.0 * half.mean_accuracy,
         "balanced_accuracy": 100.0 * m.mean_balanced_accuracy,
         "found": 100.0 * len(pred.kept) / max(1, readable),
         "faces": len(pred.kept),
@@ -256,6 +258,13 @@ def main() -> None:
         + (f", {len(parts['lfwa'])} LFWA test faces" if "lfwa" in parts else "")
         + f"; {time.perf_counter() - t0:.0f} s on this machine; accuracy at each card's thresholds, on found faces"
     )
+    if "lfwa" in parts:
+        print(
+            "LFWA test at threshold 0.5: "
+            + ", ".join(
+                f"{r['model']} {r['rows']['LFWA test']['mean_accuracy_at_0.5']:.2f}%" for r in results
+            )
+        )
     if args.json:
         write_json_atomic(args.json, {"conditions": conditions, "results": results})
     if args.png:

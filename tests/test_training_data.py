@@ -44,3 +44,64 @@ def test_augment_without_changes_is_the_scaled_image():
     )
     x = augment(crops, off, torch.Generator().manual_seed(0))
     np.testing.assert_allclose(x.numpy(), crops.permute(0, 3, 1, 2).float().div(255.0).numpy(), atol=1e-5)
+
+
+_STILL = dict(
+    hflip=0.0, scale=(1.0, 1.0), rotate_deg=0.0, translate=0.0, brightness=0, contrast=0, saturation=0
+)
+
+
+def _face_like(n: int = 4) -> torch.Tensor:
+    """Smooth images with edges (a blur or a shrink visibly changes them), uint8 N×48×40×3."""
+    yy, xx = np.mgrid[0:48, 0:40]
+    base = 128 + 100 * np.sin(xx / 2.0)[..., None] * np.cos(yy / 3.0)[..., None] * np.array([1.0, 0.6, 0.3])
+    rng = np.random.default_rng(0)
+    return torch.from_numpy(np.clip(base[None] + rng.normal(0, 5, (n, 48, 40, 3)), 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "effect",
+    [
+        dict(resolution=1.0, resolution_min=0.3),
+        dict(blur=1.0, blur_sigma=(1.0, 1.5)),
+        dict(noise=1.0, noise_std=0.05),
+        dict(jpeg=1.0, jpeg_quality=(10, 20)),
+        dict(grayscale=1.0),
+    ],
+)
+def test_each_camera_degradation_changes_the_face_and_repeats_with_the_stream(effect):
+    crops = _face_like()
+    clean = augment(crops, AugmentConfig(**_STILL), torch.Generator().manual_seed(1))
+    cfg = AugmentConfig(**_STILL, **effect)
+    a = augment(crops, cfg, torch.Generator().manual_seed(1))
+    b = augment(crops, cfg, torch.Generator().manual_seed(1))
+    assert a.shape == clean.shape and a.dtype == torch.float32
+    assert torch.equal(a, b)  # the augmentation stream decides everything: a resumed run repeats it
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert float((a - clean).abs().mean()) > 1e-3, effect
+    if "grayscale" in effect:
+        assert torch.allclose(a[:, 0], a[:, 1]) and torch.allclose(a[:, 1], a[:, 2])
+    if "blur" in effect or "resolution" in effect:  # less fine detail: smaller neighbour differences
+        assert float(a.diff(dim=-1).abs().mean()) < float(clean.diff(dim=-1).abs().mean())
+
+
+def test_degradations_are_off_by_default_and_checked():
+    from lsa_edge.errors import ConfigError
+
+    cfg = AugmentConfig()
+    assert cfg.resolution == cfg.blur == cfg.noise == cfg.jpeg == cfg.grayscale == 0.0
+    assert cfg.padding == "reflection"  # the recipes before these options, unchanged
+    for bad in (dict(blur=1.5), dict(jpeg_quality=(90, 20)), dict(padding="wrap"), dict(resolution_min=0.0)):
+        with pytest.raises(ConfigError, match="augment"):
+            AugmentConfig(**bad)
+
+
+def test_border_padding_repeats_the_edge_like_the_runtime_warp():
+    """Zoomed out with padding="border", the area beyond the face repeats its edge pixels (the runtime
+    aligns faces near the frame edge with BORDER_REPLICATE), not a mirror image."""
+    crops = _face_like(1)
+    cfg = AugmentConfig(**{**_STILL, "scale": (0.6, 0.6)}, padding="border")
+    x = augment(crops, cfg, torch.Generator().manual_seed(0))[0]
+    assert torch.allclose(x[:, :, 0], x[:, :, 1], atol=1e-6) and torch.allclose(
+        x[:, 0, :], x[:, 1, :], atol=1e-6
+    )

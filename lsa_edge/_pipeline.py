@@ -11,14 +11,17 @@ import logging
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _args
 from ._args import integer, number, path_like, shown
 from .backends.base import Backend
-from .card import ModelCard
+
+if TYPE_CHECKING:  # the detector module imports OpenCV: named for the types only
+    from .detector import FaceDetector
+from .card import ModelCard, Preprocessing
 from .data.images import to_uint8_3ch
 from .errors import ConfigError, DataError, LsaEdgeError, unknown_choice
 from .package import BACKENDS, ModelPackage
@@ -31,7 +34,7 @@ log = logging.getLogger("lsa_edge.pipeline")  # the pipeline's messages, whereve
 _MAX_PIXELS = 8192 * 8192  # larger frames are refused before any conversion (a mistake, not a camera)
 
 
-def align_into(img: np.ndarray, keypoints: list[np.ndarray], pre: Any, crops: np.ndarray) -> None:
+def align_into(img: np.ndarray, keypoints: list[np.ndarray], pre: Preprocessing, crops: np.ndarray) -> None:
     """Warp each face straight into its batch slot (frame's channel order; normalize() puts them into
     the card's). With two faces or more, every other face is warped on the preprocessing worker: OpenCV
     releases the GIL, so one face's shrink and warp overlap another's Python work and OpenCV calls."""
@@ -225,9 +228,9 @@ def open_detector(
     detector: str | Path,
     dev: tuple[str, int | None] | None,
     detector_threshold: float | None,
-    min_face_size: Any,
-    max_faces: Any,
-) -> tuple[Any, Any]:
+    min_face_size: float,
+    max_faces: int | None,
+) -> tuple[FaceDetector, Backend | None]:
     """(the face detector, the TensorRT detector engine it runs or None): the build's own engine where the
     attribute model runs on TensorRT, else the build's own ONNX (for the default "full"), else the one
     asked for. The caller closes both; on an error nothing is left open."""

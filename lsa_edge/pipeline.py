@@ -125,7 +125,7 @@ class Pipeline:
         self._cond = threading.Condition()  # guards _inflight and _closed; close() waits on it
         self._inflight = 0  # predict calls under way; close waits for them
         self._closed = False
-        self._det_engine: Any = None  # the TensorRT detector engine, when the detector runs one
+        self._det_engine: Backend | None = None  # the TensorRT detector engine, when the detector runs one
         self.package = model if isinstance(model, ModelPackage) else ModelPackage.open(model)
         self.card: ModelCard = self.package.card
         if self.card.preprocessing.template is None:
@@ -181,7 +181,12 @@ class Pipeline:
                 self._cond.notify_all()
 
     def _predict(
-        self, frame: Any, color_order: str, index: int | None, timestamp: float | None, t0: float
+        self,
+        frame: Any,
+        color_order: Literal["BGR", "RGB"],
+        index: int | None,
+        timestamp: float | None,
+        t0: float,
     ) -> FrameResult:
         img = as_frame(frame)
         n = next(self._count)

@@ -23,7 +23,7 @@ from concurrent.futures import wait
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence  # typing: Runner is subscripted at run time (Python 3.8)
+from typing import Any, Callable, List, Literal, Sequence  # subscripted at run time (Python 3.8)
 
 import numpy as np
 
@@ -41,6 +41,7 @@ __all__ = [
     "OUTPUT_NAMES",
     "VARIANTS",
     "BlazeFaceConfig",
+    "Detections",
     "FaceDetection",
     "FaceDetector",
     "Letterbox",
@@ -437,6 +438,20 @@ class FaceDetection:
         return self.keypoints[self.keypoint_names.index(name)]
 
 
+class Detections(List[FaceDetection]):
+    """The faces of one frame, highest score first (a plain list), and ``small_scores``: the scores of the
+    faces found but left out as smaller than the detector's ``min_face_size``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.small_scores: list[float] = []
+
+    @property
+    def too_small(self) -> int:
+        """How many faces were left out as smaller than ``min_face_size``."""
+        return len(self.small_scores)
+
+
 def shipped_model(variant: str = "full") -> Path:
     """Path of the ONNX model shipped in ``lsa_edge/models`` for ``variant`` (full or short range)."""
     from .models import detector_path
@@ -630,15 +645,16 @@ class FaceDetector:
         )
         return x, Letterbox(size, nw / w, nh / h, px, py, (h, w))
 
-    def postprocess(self, regressors: np.ndarray, logits: np.ndarray, box: Letterbox) -> list[FaceDetection]:
-        """Raw outputs of one image (A×16 and A×1, batch dim optional) → faces in frame pixels."""
+    def postprocess(self, regressors: np.ndarray, logits: np.ndarray, box: Letterbox) -> Detections:
+        """Raw outputs of one image (A×16 and A×1, batch dim optional) → faces in frame pixels (a list, which
+        also counts the faces dropped as smaller than ``min_face_size``)."""
         boxes, kps, scores = decode(regressors, logits, self.anchors, self.config, self.min_score)
         boxes, kps, scores = non_max_suppression(boxes, kps, scores, self.iou_threshold, self.nms)
         # A handful of faces: plain float arithmetic per face, the same IEEE operations Letterbox.to_frame
         # does on arrays (input pixels − pad, ÷ scale), without a dozen small numpy calls per frame.
         s, px, py, sx, sy = self.config.input_size, box.pad_x, box.pad_y, box.scale_x, box.scale_y
         h, w = box.frame_size
-        faces: list[FaceDetection] = []
+        faces = Detections()
         for b, k, score in zip(boxes.tolist(), kps.tolist(), scores.tolist()):
             x0, y0, x1, y1 = (
                 (b[0] * s - px) / sx,
@@ -649,6 +665,7 @@ class FaceDetector:
             if not (0 <= (x0 + x1) / 2 <= w and 0 <= (y0 + y1) / 2 <= h):  # centred in the border
                 continue
             if max(x1 - x0, y1 - y0) < self.min_face_size:
+                faces.small_scores.append(score)  # counted, never mispredicted: too few pixels to judge
                 continue
             points = tuple(((x * s - px) / sx, (y * s - py) / sy) for x, y in k)
             faces.append(FaceDetection((x0, y0, x1, y1), score, points, self.config.keypoints))
@@ -656,8 +673,9 @@ class FaceDetector:
                 break
         return faces
 
-    def detect(self, frame: np.ndarray, color_order: Literal["BGR", "RGB"] = "BGR") -> list[FaceDetection]:
-        """Faces in an H×W×3 uint8 frame (BGR as OpenCV reads it, or RGB), highest score first."""
+    def detect(self, frame: np.ndarray, color_order: Literal["BGR", "RGB"] = "BGR") -> Detections:
+        """Faces in an H×W×3 uint8 frame (BGR as OpenCV reads it, or RGB), highest score first; the list's
+        ``too_small`` counts the faces below ``min_face_size`` that were left out."""
         runner = self.runner
         if runner is None:
             raise ConfigError("this FaceDetector was closed; create a new one")

@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import compress
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,7 @@ from ._pipeline import (
 )
 from .backends.base import Backend
 from .card import ModelCard
+from .detector import Detections
 from .errors import ConfigError, DataError
 from .package import ModelPackage, select_backend
 from .preprocess import normalize
@@ -47,6 +49,13 @@ from .results import FrameResult
 from .track import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
+
+
+def _small_faces(found: list, tracker: Tracker | None) -> int:
+    """Faces the detector left out as too small: with tracking (the detector then reports down to the low
+    score) only those scoring enough to start a track. A plain list (a custom detector) counts none."""
+    scores = found.small_scores if isinstance(found, Detections) else []
+    return len(scores) if tracker is None else sum(s >= tracker.config.high_score for s in scores)
 
 
 class Pipeline:
@@ -194,7 +203,8 @@ class Pipeline:
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
-        dets = self.detector.detect(img, color_order)  # per-thread buffers: runs concurrently
+        found = self.detector.detect(img, color_order)  # per-thread buffers: runs concurrently
+        dets: list = found
         timings["detect"] = (time.perf_counter() - t) * 1000
 
         if self.tracker is None:
@@ -220,6 +230,9 @@ class Pipeline:
             size=(img.shape[0], img.shape[1]),
             faces=tuple(faces),
             timings_ms=timings,
+            # with tracking the detector reports down to the low score: count the faces that would have
+            # been reported (at least the score that starts a track), not every weak candidate
+            small_faces=_small_faces(found, self.tracker),
         )
 
     def _infer(
@@ -287,7 +300,7 @@ class Pipeline:
                     log.warning("frame %d of %s skipped: %s", frame.index, frame.source, err)
                     continue
                 timings = {"read": read_ms, **res.timings_ms}
-                yield FrameResult(res.index, res.timestamp, res.size, res.faces, timings, frame.source), frame
+                yield replace(res, timings_ms=timings, source=frame.source), frame
 
     def reset(self) -> None:
         """Forget all tracks (e.g. when the camera moves to another scene); waits for a frame in the tracker."""

@@ -62,7 +62,8 @@ class FrameResult:
 
     index: frame number from the source (0-based); timestamp: seconds (source clock, or monotonic time for
     live sources); size: (height, width) of the frame; timings_ms: stage → milliseconds for this frame
-    (read, detect, align, infer, track, total).
+    (read, detect, align, infer, track, total); small_faces: faces the detector found but left out as
+    smaller than ``min_face_size`` (too few pixels for the attributes: counted, never mispredicted).
     """
 
     index: int
@@ -71,6 +72,7 @@ class FrameResult:
     faces: tuple[Face, ...]
     timings_ms: dict[str, float]
     source: str = ""
+    small_faces: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,4 +82,5 @@ class FrameResult:
             "faces": [f.to_dict() for f in self.faces],
             "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
             "source": self.source,
+            "small_faces": int(self.small_faces),
         }

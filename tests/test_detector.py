@@ -194,8 +194,10 @@ def test_detector_maps_faces_back_to_frame_pixels():
     assert isinstance(face, FaceDetection) and face == FaceDetection(face.box, face.score, face.keypoints)
     with pytest.raises(ConfigError, match="keypoint"):
         face.keypoint("chin")
-    assert FaceDetector(runner=run, config=FULL, min_face_size=140)(frame) == []  # 133 px < 140
-    assert len(FaceDetector(runner=run, config=FULL, min_face_size=130)(frame)) == 1
+    small = FaceDetector(runner=run, config=FULL, min_face_size=140)(frame)
+    assert small == [] and small.too_small == 1  # 133 px < 140: left out, and counted
+    kept = FaceDetector(runner=run, config=FULL, min_face_size=130)(frame)
+    assert len(kept) == 1 and kept.too_small == 0
     assert FaceDetector(runner=run, config=FULL, min_score=0.96)(frame) == []  # sigmoid(3) = 0.953
 
 

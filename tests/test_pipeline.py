@@ -340,3 +340,22 @@ def test_predict_equals_the_reference_path(request, model, cpus, lfwa_dir, celeb
                     thr = np.asarray(pipe.card.thresholds, np.float32)
                     assert face.labels == tuple(a for a, on in zip(pipe.card.attributes, p >= thr) if on)
         assert found > 2 * (1 + 4 + 15)  # the scenes' faces were all there to compare
+
+
+def test_faces_below_min_face_size_are_counted_not_predicted():
+    """Issue 13's bad input: a face too small for the attributes is skipped and counted in the frame's
+    small_faces (and its JSON), never given attributes guessed from a few pixels."""
+    from lsa_edge.demo import scene
+
+    frame = scene(4, 0)
+    with Pipeline(tracking=False, min_face_size=0.0) as pipe:
+        sizes = sorted(max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in pipe.predict(frame).faces)
+    assert len(sizes) >= 2
+    cut = (sizes[0] + sizes[-1]) / 2  # between the smallest and the largest face
+    with Pipeline(tracking=False, min_face_size=cut) as pipe:
+        res = pipe.predict(frame)
+    kept = [max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in res.faces]
+    assert all(s >= cut for s in kept) and res.small_faces == sum(s < cut for s in sizes) >= 1
+    assert res.to_dict()["small_faces"] == res.small_faces
+    with Pipeline(tracking=True, min_face_size=cut) as pipe:  # the count survives the tracker's path
+        assert pipe.predict(frame).small_faces == res.small_faces

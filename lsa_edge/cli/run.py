@@ -244,8 +244,13 @@ def run(args: argparse.Namespace) -> int:
         tracking = "on" if pipe.tracker is not None else "off"
         c.print(f"[bold]lsa-edge run[/]: {pipe.describe()}; source {src.name}; tracking {tracking}")
         t_start = time.perf_counter()
-        faces_seen = _frame_loop(args, pipe, src, stop, stats, sink, jsonl)
+        faces_seen, small_seen = _frame_loop(args, pipe, src, stop, stats, sink, jsonl)
         source_error = src.error
+    if small_seen:
+        c.print(
+            f"{small_seen} face(s) smaller than --min-face-size {args.min_face_size:g} px were skipped, not "
+            "predicted (each frame's small_faces counts them); lower it, or bring the camera closer"
+        )
     return _report(args, c, stats, stop, faces_seen, source_error, time.perf_counter() - t_start)
 
 
@@ -264,16 +269,17 @@ def _open_outputs(
 
 def _frame_loop(
     args: argparse.Namespace, pipe: Any, src: Any, stop: Any, stats: StageStats, sink: Any, jsonl: Any
-) -> int:
+) -> tuple[int, int]:
     """Every frame of ``src`` through ``pipe`` into the outputs, until the source ends, q is pressed or a
-    signal asks to stop (the current frame finished). Returns the faces seen."""
+    signal asks to stop (the current frame finished). Returns the faces seen and those skipped as small."""
     from lsa_edge.overlay import draw
 
-    faces_seen = 0
+    faces_seen = small_seen = 0
     fps_ema = 0.0
     for frame_result, frame in pipe.stream_frames(src):
         stats.add(frame_result.timings_ms)
         faces_seen += len(frame_result.faces)
+        small_seen += frame_result.small_faces
         total = frame_result.timings_ms.get("total", 0.0) + frame_result.timings_ms.get("read", 0.0)
         rate = 1000.0 / max(total, 1e-3)
         fps_ema = 0.9 * fps_ema + 0.1 * rate if fps_ema else rate
@@ -291,7 +297,7 @@ def _frame_loop(
                 break
         if stop.requested:
             break
-    return faces_seen
+    return faces_seen, small_seen
 
 
 def _report(

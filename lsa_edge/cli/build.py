@@ -394,11 +394,11 @@ def run(args: argparse.Namespace) -> int:
         return _from_bundle(args)
     if not args.model:
         _default_model(args)
-    from lsa_edge.engines.build import build
-
+    cfg = config_from_args(args)  # the flags and --config first: a usage error needs no onnx to be said
     require("onnx", "lsa-edge build")
     require("onnxruntime", "lsa-edge build")
-    cfg = config_from_args(args)
+    from lsa_edge.engines.build import build
+
     manifest = build(args.model, cfg)
     print_summary(manifest, cfg.out)
     return 0

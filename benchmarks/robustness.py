@@ -251,6 +251,10 @@ def main() -> None:
     models = args.model or [None]
     t0 = time.perf_counter()
     results = [evaluate(m, parts, conditions, args.workers) for m in models]
+    if len({r["model"] for r in results}) < len(results):  # same card name (e.g. two runs): add where from
+        for r in results:
+            where = Path(r["path"])
+            r["model"] = f"{r['model']} ({where.parent.name if where.suffix else where.name})"
     _print_table(results, conditions)
     print(
         f"{len(parts['celeba'])} CelebA-10k test faces"

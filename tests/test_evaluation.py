@@ -121,3 +121,17 @@ def test_the_robustness_conditions_are_deterministic_images():
         assert not np.array_equal(out, img), name
     assert mod.CONDITIONS["scale ×0.5"](img, 0).shape == (54, 44, 3)  # round(109 × 0.5), round(89 × 0.5)
     assert mod.CONDITIONS["loose framing (160%)"](img, 0).shape[0] > 160
+
+
+def test_rate_matched_thresholds_give_the_asked_positive_rates():
+    """benchmarks/label_shift.py: each attribute's threshold makes that share of the images positive."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "label_shift.py"
+    spec = importlib.util.spec_from_file_location("label_shift", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    probs = np.random.default_rng(0).random((2000, 3))
+    rates = np.array([0.1, 0.5, 0.9])
+    thr = mod.rate_matched_thresholds(probs, rates)
+    np.testing.assert_allclose((probs >= thr).mean(axis=0), rates, atol=1e-3)

@@ -105,3 +105,18 @@ def test_border_padding_repeats_the_edge_like_the_runtime_warp():
     assert torch.allclose(x[:, :, 0], x[:, :, 1], atol=1e-6) and torch.allclose(
         x[:, 0, :], x[:, 1, :], atol=1e-6
     )
+
+
+def test_without_degradations_the_augmentation_stream_is_untouched():
+    """A recipe that does not ask for the camera degradations draws exactly what it drew before they
+    existed: the generator ends in the same state as geometry and colour alone leave it."""
+    crops = _face_like()
+    g = torch.Generator().manual_seed(3)
+    augment(crops, AugmentConfig(), g)
+    after = g.get_state()
+    g2 = torch.Generator().manual_seed(3)
+    augment(crops, AugmentConfig(padding="border"), g2)  # padding draws nothing
+    assert torch.equal(after, g2.get_state())
+    g3 = torch.Generator().manual_seed(3)
+    augment(crops, AugmentConfig(blur=0.5), g3)
+    assert not torch.equal(after, g3.get_state())

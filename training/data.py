@@ -138,7 +138,10 @@ def augment(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | Non
             eh, ew = int(h * (0.1 + 0.2 * float(rand(1)))), int(w * (0.1 + 0.2 * float(rand(1))))
             y0, x0 = int((h - eh) * float(rand(1))), int((w - ew) * float(rand(1)))
             x[i, :, y0 : y0 + eh, x0 : x0 + ew] = rand(3, 1, 1)
-    return degrade(x.clamp_(0.0, 1.0), cfg, rand)
+    x = x.clamp_(0.0, 1.0)
+    if not (cfg.resolution or cfg.blur or cfg.noise or cfg.jpeg or cfg.grayscale):
+        return x  # no draws either: recipes without these options keep their augmentation stream exactly
+    return degrade(x, cfg, rand)
 
 
 def degrade(x: torch.Tensor, cfg: AugmentConfig, rand: Callable[..., torch.Tensor]) -> torch.Tensor:

@@ -167,11 +167,20 @@ def evaluate(model: str | None, parts: dict[str, Any], conditions: list[str], wo
     over = [rows[n]["mean_accuracy"] for n in conditions]
     return {
         "model": package.card.name,
-        "path": str(package.source),
+        "path": _shown_path(package.source),
         "rows": rows,
         "mean_over_conditions": float(np.mean(over)),
         "worst": min(conditions, key=lambda n: rows[n]["mean_accuracy"]),
     }
+
+
+def _shown_path(path: Path) -> str:
+    """A model's path as results record it: relative to the current folder when inside it (results files
+    are shared; they must not carry this machine's absolute paths), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _print_table(results: list[dict[str, Any]], conditions: list[str]) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import lsa_edge
+from lsa_edge.demo import face_boxes
 from lsa_edge.io import write_text_atomic
 from lsa_edge.results import Face, FrameResult
 
@@ -58,27 +59,9 @@ def load_rev(rev: str, tmp: Path):
     return module
 
 
-def demo_boxes(n: int, frame: int, size: tuple[int, int]) -> list[tuple[float, ...]]:
-    """Face boxes where ``lsa_edge.demo.scene`` puts its heads (the same grid and drift)."""
-    h, w = size
-    cols = int(np.ceil(np.sqrt(n * w / h)))
-    rows = int(np.ceil(n / cols))
-    cw, ch = w / cols, h / rows
-    rng = np.random.default_rng(0)
-    out = []
-    for k in range(n):
-        r, c = divmod(k, cols)
-        s = min(cw, ch) / 200 * rng.uniform(0.85, 1.0)
-        phase = rng.uniform(0, 2 * np.pi)
-        x0 = c * cw + (cw - 200 * s) * (0.5 + 0.45 * np.sin(frame * 0.07 + phase))
-        y0 = r * ch + (ch - 200 * s) * (0.5 + 0.45 * np.cos(frame * 0.05 + phase))
-        out.append((x0 + 46 * s, y0 + 44 * s, x0 + 150 * s, y0 + 148 * s))
-    return out
-
-
 def frame_result(n: int, frame: int, size: tuple[int, int], rng: np.random.Generator) -> FrameResult:
     faces = []
-    for k, (x0, y0, x1, y1) in enumerate(demo_boxes(n, frame, size)):
+    for k, (x0, y0, x1, y1) in enumerate(face_boxes(n, frame, size)):
         labels = tuple(rng.choice(NAMES, 5, replace=False))
         attrs = {a: float(rng.uniform(0.5, 1.0)) for a in labels}
         kps = tuple(((x0 + x1) / 2, (y0 + y1) / 2) for _ in range(6))

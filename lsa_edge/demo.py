@@ -51,25 +51,52 @@ def scene(faces: int = 1, frame: int = 0, size: tuple[int, int] = (480, 640), se
     """
     _check_faces(faces)
     h, w = size
-    rng = np.random.default_rng(seed)
     img = _background(h, w, frame * 0.05)
+    head = portrait()[30:230, 128:328]  # the head of the portrait (200×200)
+    for x0, y0, hw, hh in head_boxes(faces, frame, size, seed):
+        img[y0 : y0 + hh, x0 : x0 + hw] = cv2.resize(head, (hw, hh), interpolation=cv2.INTER_AREA)
+    return img
+
+
+_HEAD = 200  # side of the portrait's head patch, pixels
+
+
+def head_boxes(
+    faces: int = 1, frame: int = 0, size: tuple[int, int] = (480, 640), seed: int = 0
+) -> list[tuple[int, int, int, int]]:
+    """(x0, y0, width, height) of each head :func:`scene` draws: a grid (heads never overlap), a size per
+    head and a gentle drift over ``frame``. Any number of heads (crowd layouts for tests); ``scene`` draws
+    at most 64."""
+    if isinstance(faces, bool) or not isinstance(faces, (int, np.integer)) or faces < 0:
+        raise ConfigError(f"faces must be a whole number ≥ 0, got {faces!r}")
+    h, w = size
+    rng = np.random.default_rng(seed)
     if faces == 0:
-        return img
+        return []
     cols = int(np.ceil(np.sqrt(faces * w / h)))
     rows = int(np.ceil(faces / cols))
     cell_w, cell_h = w / cols, h / rows
-    head = portrait()[30:230, 128:328]  # the head of the portrait (200×200)
+    out = []
     for k in range(faces):
         r, c = divmod(k, cols)
-        scale = min(cell_w / head.shape[1], cell_h / head.shape[0]) * rng.uniform(0.85, 1.0)
-        hw, hh = max(8, int(head.shape[1] * scale)), max(8, int(head.shape[0] * scale))
-        patch = cv2.resize(head, (hw, hh), interpolation=cv2.INTER_AREA)
+        scale = min(cell_w / _HEAD, cell_h / _HEAD) * rng.uniform(0.85, 1.0)
+        hw = hh = max(8, int(_HEAD * scale))
         phase = rng.uniform(0, 2 * np.pi)
-        slack_x, slack_y = cell_w - hw, cell_h - hh
-        x0 = int(c * cell_w + slack_x * (0.5 + 0.45 * np.sin(frame * 0.07 + phase)))
-        y0 = int(r * cell_h + slack_y * (0.5 + 0.45 * np.cos(frame * 0.05 + phase)))
-        img[y0 : y0 + hh, x0 : x0 + hw] = patch
-    return img
+        x0 = int(c * cell_w + (cell_w - hw) * (0.5 + 0.45 * np.sin(frame * 0.07 + phase)))
+        y0 = int(r * cell_h + (cell_h - hh) * (0.5 + 0.45 * np.cos(frame * 0.05 + phase)))
+        out.append((x0, y0, hw, hh))
+    return out
+
+
+def face_boxes(
+    faces: int = 1, frame: int = 0, size: tuple[int, int] = (480, 640), seed: int = 0
+) -> list[tuple[float, float, float, float]]:
+    """(x0, y0, x1, y1) of each face in :func:`scene`'s frame, where the detector finds it inside the head
+    (for tests and benchmarks that need the faces without running the detector)."""
+    return [
+        (x0 + 0.23 * hw, y0 + 0.22 * hh, x0 + 0.75 * hw, y0 + 0.74 * hh)
+        for x0, y0, hw, hh in head_boxes(faces, frame, size, seed)
+    ]
 
 
 def frames(

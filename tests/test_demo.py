@@ -103,3 +103,32 @@ def test_pipeline_streams_the_demo():
     with Pipeline() as pipe:
         results = list(pipe.stream("demo:2", max_frames=2))
     assert len(results) == 2
+
+
+def test_face_boxes_are_where_the_detector_finds_the_faces():
+    """demo.face_boxes (tests and benchmarks use it instead of running the detector) matches the faces
+    BlazeFace finds in the same scene, and head_boxes lays out any crowd without overlap."""
+    import numpy as np
+
+    from lsa_edge.demo import face_boxes, head_boxes, scene
+    from lsa_edge.detector import FaceDetector
+
+    with FaceDetector() as det:
+        for n, frame in ((1, 0), (4, 20), (9, 45)):
+            found = [f.box for f in det(scene(n, frame))]
+            for box in face_boxes(n, frame):
+                ious = []
+                for f in found:
+                    ix = max(0.0, min(box[2], f[2]) - max(box[0], f[0]))
+                    iy = max(0.0, min(box[3], f[3]) - max(box[1], f[1]))
+                    inter = ix * iy
+                    union = (box[2] - box[0]) * (box[3] - box[1]) + (f[2] - f[0]) * (f[3] - f[1]) - inter
+                    ious.append(inter / union)
+                assert max(ious) > 0.5, (n, frame, box, found)
+    heads = np.array(head_boxes(100, 7, (1080, 1920)))
+    assert len(heads) == 100 and (heads[:, 2] >= 8).all()
+    x0, y0, x1, y1 = heads[:, 0], heads[:, 1], heads[:, 0] + heads[:, 2], heads[:, 1] + heads[:, 3]
+    overlap = (np.minimum(x1[:, None], x1) > np.maximum(x0[:, None], x0)) & (
+        np.minimum(y1[:, None], y1) > np.maximum(y0[:, None], y0)
+    )
+    assert overlap.sum() == len(heads)  # each head overlaps itself only

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lsa_edge.demo import face_boxes
 from lsa_edge.overlay import _GAP, _SEARCH_BLOCKS, _color, _fit, _search, _style, _width, draw, layout_labels
 from lsa_edge.results import Face, FrameResult
 
@@ -23,26 +24,6 @@ def _face(box, track_id=1, labels=NAMES) -> Face:
 
 def _result(boxes, size=(480, 640)) -> FrameResult:
     return FrameResult(0, 0.0, size, tuple(_face(b, i + 1) for i, b in enumerate(boxes)), {})
-
-
-def _demo_boxes(n: int, frame: int, size=(480, 640)) -> list[tuple[float, ...]]:
-    """Face boxes where lsa_edge.demo.scene puts its heads (the same grid and drift), the face being the
-    middle of the head patch as the detector finds it."""
-    h, w = size
-    cols = int(np.ceil(np.sqrt(n * w / h)))
-    rows = int(np.ceil(n / cols))
-    cw, ch = w / cols, h / rows
-    rng = np.random.default_rng(0)
-    out = []
-    for k in range(n):
-        r, c = divmod(k, cols)
-        s = min(cw, ch) / 200 * rng.uniform(0.85, 1.0)
-        pw = ph = 200 * s
-        phase = rng.uniform(0, 2 * np.pi)
-        x0 = c * cw + (cw - pw) * (0.5 + 0.45 * np.sin(frame * 0.07 + phase))
-        y0 = r * ch + (ch - ph) * (0.5 + 0.45 * np.cos(frame * 0.05 + phase))
-        out.append((x0 + 0.23 * pw, y0 + 0.22 * ph, x0 + 0.75 * pw, y0 + 0.74 * ph))
-    return out
 
 
 def _check(result: FrameResult, shape, status: bool, max_labels: int = 4):
@@ -82,7 +63,7 @@ def test_the_demo_4_lower_left_face_gets_its_labels_clear_of_the_others():
 def test_demo_layouts_never_overlap(faces):
     for frame in range(0, 90, 15):
         for status in (False, True):
-            blocks = _check(_result(_demo_boxes(faces, frame)), (480, 640, 3), status)
+            blocks = _check(_result(face_boxes(faces, frame)), (480, 640, 3), status)
             if faces <= 4:
                 assert len(blocks) == faces  # every face labelled while there is room
 
@@ -184,7 +165,7 @@ def test_a_crowd_beyond_the_search_bound_keeps_every_guarantee():
     n = 2 * _SEARCH_BLOCKS + 40
     for size in ((480, 640), (1080, 1920)):
         for frame in (0, 30):
-            blocks = _check(_result(_demo_boxes(n, frame, size), size), (*size, 3), status=True)
+            blocks = _check(_result(face_boxes(n, frame, size), size), (*size, 3), status=True)
             assert len(blocks) > _SEARCH_BLOCKS
 
 

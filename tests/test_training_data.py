@@ -120,3 +120,19 @@ def test_without_degradations_the_augmentation_stream_is_untouched():
     g3 = torch.Generator().manual_seed(3)
     augment(crops, AugmentConfig(blur=0.5), g3)
     assert not torch.equal(after, g3.get_state())
+
+
+def test_the_clean_view_is_the_batch_before_the_degradations():
+    """augment_views: the teachers' view is exactly what geometry and colour alone give with the same stream,
+    the student's is what augment gives; without degradations both are one tensor."""
+    from lsa_edge.training.data import augment_views
+
+    crops = _face_like()
+    plain = AugmentConfig(rotate_deg=10.0, translate=0.05)
+    camera = AugmentConfig(rotate_deg=10.0, translate=0.05, blur=1.0, jpeg=1.0, noise=1.0)
+    clean, degraded = augment_views(crops, camera, torch.Generator().manual_seed(4))
+    assert torch.equal(clean, augment(crops, plain, torch.Generator().manual_seed(4)))
+    assert torch.equal(degraded, augment(crops, camera, torch.Generator().manual_seed(4)))
+    assert float((clean - degraded).abs().mean()) > 1e-3  # degrade did not write into the clean view
+    a, b = augment_views(crops, plain, torch.Generator().manual_seed(4))
+    assert a is b

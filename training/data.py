@@ -105,7 +105,19 @@ class Normalizer:
 
 
 def augment(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
-    """B×H×W×3 uint8 → B×3×H×W float in [0, 1], augmented (flip, similarity jitter, colour)."""
+    """B×H×W×3 uint8 → B×3×H×W float in [0, 1], augmented (flip, similarity jitter, colour, and the camera
+    degradations the config switches on)."""
+    return augment_views(images, cfg, gen)[1]
+
+
+def augment_views(
+    images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(clean, degraded)``: the batch after geometry and colour, and the same faces after the camera
+    degradations (the same tensor when the config has none). Distillation shows the teachers the clean
+    view and the student the degraded one, so the student learns to see through the camera what the
+    teachers see on sharp faces. Both views come from one augmentation stream: the draws are those of
+    :func:`augment`."""
     x = images.permute(0, 3, 1, 2).float().div_(255.0)
     b, dev = x.shape[0], x.device
 
@@ -140,8 +152,8 @@ def augment(images: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | Non
             x[i, :, y0 : y0 + eh, x0 : x0 + ew] = rand(3, 1, 1)
     x = x.clamp_(0.0, 1.0)
     if not (cfg.resolution or cfg.blur or cfg.noise or cfg.jpeg or cfg.grayscale):
-        return x  # no draws either: recipes without these options keep their augmentation stream exactly
-    return degrade(x, cfg, rand)
+        return x, x  # no draws either: recipes without these options keep their augmentation stream exactly
+    return x, degrade(x.clone(), cfg, rand)
 
 
 def degrade(x: torch.Tensor, cfg: AugmentConfig, rand: Callable[..., torch.Tensor]) -> torch.Tensor:

@@ -31,7 +31,7 @@ from lsa_edge.errors import CheckpointError, ConfigError, LsaEdgeError
 from lsa_edge.metrics import attribute_metrics, majority_accuracy, tune_thresholds
 
 from .checkpoint import git_commit, read_checkpoint, save_checkpoint, state_sha256
-from .data import AugmentConfig, CropSet, Normalizer, augment, load_crops
+from .data import AugmentConfig, CropSet, Normalizer, augment_views, load_crops
 from .ema import WeightEMA
 from .model import LSAConfig, LSAModel, count_macs, create_model, preprocessing_for
 from .prior import PhraseEncoder
@@ -427,7 +427,8 @@ def _describe_input(pre: Preprocessing) -> str:
 
 class Teachers(torch.nn.Module):
     """Frozen checkpoints whose mean probability is a soft target (knowledge distillation). They see the
-    same augmented batch as the student, so the target always matches the input."""
+    student's augmented batch before the camera degradations (see :func:`.data.augment_views`): the same
+    faces, framed and coloured the same way, so the target always matches the input's content."""
 
     def __init__(self, paths: list[str], config: LSAConfig, device: torch.device) -> None:
         super().__init__()
@@ -729,14 +730,15 @@ def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
     )
     for step in bar:
         idx = shard[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        x = augment(run.images[idx].to(device, non_blocking=True), cfg.augment, run.aug_gen)
-        x = run.normalize.unit(x)
+        clean, seen = augment_views(run.images[idx].to(device, non_blocking=True), cfg.augment, run.aug_gen)
+        x = run.normalize.unit(seen)
         y = run.labels[idx].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             logits = run.net(x)
         if run.teachers is not None:
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-                soft = run.teachers(x)
+                # the teachers judge the face before the camera degradations (the same view without any)
+                soft = run.teachers(x if clean is seen else run.normalize.unit(clean))
             w = cfg.distill_weight
             y = (1.0 - w) * y + w * soft  # BCE is linear in the target
         loss = F.binary_cross_entropy_with_logits(logits.float(), y)

@@ -27,6 +27,15 @@ _EXTRAS: dict[str, tuple[str, str]] = {
         "build",
         "On Jetson use NVIDIA's onnxruntime-gpu wheel for JetPack (Jetson Zoo), not PyPI's CPU build.",
     ),
+    "tritonclient": (
+        "serve",
+        "The triton:// backend needs only the client: pip install 'tritonclient[http]'.",
+    ),
+    "pytriton": (
+        "serve",
+        "lsa-edge serve embeds NVIDIA's Triton server (nvidia-pytriton: Linux x86-64/aarch64, glibc 2.35+); its "
+        "Python backend needs a Python with a shared libpython, such as Debian's or Ubuntu's system python3.",
+    ),
     "tflite2onnx": ("convert", "Only for lsa-edge convert-detector, a developer step."),
     "tensorrt": ("trt", "On Jetson, TensorRT ships with JetPack (apt install nvidia-tensorrt), not pip."),
     "cuda": (

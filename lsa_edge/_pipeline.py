@@ -21,6 +21,7 @@ from .backends.base import Backend
 
 if TYPE_CHECKING:  # the detector module imports OpenCV: named for the types only
     from .detector import FaceDetector
+from .backends.triton import is_triton, parse_address
 from .card import ModelCard, Preprocessing
 from .data.images import to_uint8_3ch
 from .errors import ConfigError, DataError, LsaEdgeError, unknown_choice
@@ -97,8 +98,14 @@ def check_arguments(
             model,
             "None (the shipped default), a build folder, an .onnx, an .engine or a .pt path",
         )
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ConfigError(f"Pipeline(backend=...): {unknown_choice('backend', backend, BACKENDS)}")
+    if is_triton(backend):
+        parse_address(backend)  # a malformed address fails here, before a model is opened
+    elif isinstance(backend, Backend):
+        pass  # an open backend, shared (the caller closes it)
+    elif not isinstance(backend, str) or backend not in BACKENDS:
+        raise ConfigError(
+            f"Pipeline(backend=...): {unknown_choice('backend', backend, BACKENDS)}; or triton://HOST:PORT"
+        )
     path_like(w, "detector", detector, '"full", "short" or the path of a BlazeFace ONNX')
     _args.min_face_size(w, min_face_size)  # also FaceDetector's and select_backend's: one definition each
     if detector_threshold is not None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, cast
 from . import _args
 from ._args import device_text, parse_device, shown
 from ._lazy import available, require
+from .backends.triton import is_triton
 from .card import ModelCard
 from .errors import (
     ConfigError,
@@ -226,6 +227,8 @@ def select_backend(
     """The :class:`~lsa_edge.backends.base.Backend` (``predict(faces) -> probs``) for ``package``; logs the
     choice and the reasons.
 
+    backend: auto | tensorrt | onnxruntime | torch, or ``triton://HOST[:PORT]`` — a Triton server's
+    ``lsa_edge_attributes`` model (:mod:`lsa_edge.backends.triton`; device and threads are then the server's).
     device: None or "auto" — the best this machine offers (the choice is logged, a CPU run of a package
     built for a GPU is a warning); "cpu" — ONNX Runtime's CPU provider or PyTorch on the CPU (never
     TensorRT); "cuda" or "cuda:N" — GPU N (default 0) through a TensorRT engine, ONNX Runtime's
@@ -236,8 +239,14 @@ def select_backend(
             f"select_backend(package=...): got {shown(package)}; accepted: a ModelPackage, e.g. "
             "ModelPackage.open(path)"
         )
+    if is_triton(backend):  # a remote model: the Triton server picks its own device
+        from .backends.triton import TritonBackend
+
+        remote = TritonBackend(backend, card=package.card)
+        log.info("backend: %s", remote.describe())
+        return remote
     if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ConfigError(unknown_choice("backend", backend, BACKENDS))
+        raise ConfigError(unknown_choice("backend", backend, BACKENDS) + "; or triton://HOST:PORT")
     threads = _args.threads("select_backend", threads)
     dev = parse_device(device)
     want, index = (None, None) if dev is None else dev

@@ -63,7 +63,9 @@ class Pipeline:
 
     model: a build folder, an lsa-edge ``.onnx``, a TensorRT ``.engine`` or a checkpoint; None = the
     default model shipped with lsa-edge. backend: auto | tensorrt | onnxruntime | torch (auto logs what it
-    picked and why). detector: "full" (BlazeFace full range, faces up to ~5 m) or "short", or an ONNX path;
+    picked and why); ``triton://HOST[:PORT]``, the attribute model on a Triton server (``lsa-edge serve``;
+    detection, alignment and tracking stay here, see :mod:`lsa_edge.backends.triton`); or an open
+    :class:`~lsa_edge.backends.base.Backend` for the package's model, shared (the Pipeline does not close it). detector: "full" (BlazeFace full range, faces up to ~5 m) or "short", or an ONNX path;
     the build folder's own detector (engine where TensorRT runs) wins when present. min_face_size: faces
     smaller than this (larger box side, frame pixels) are ignored — attributes of tiny faces are noise.
     detector_threshold: the detection score (0 to 1, exclusive) that starts a face (None: the model's).
@@ -103,7 +105,7 @@ class Pipeline:
         self,
         model: str | Path | ModelPackage | None = None,
         *,
-        backend: str = "auto",
+        backend: str | Backend = "auto",
         detector: str | Path = "full",
         min_face_size: float = 24.0,
         detector_threshold: float | None = None,
@@ -142,7 +144,12 @@ class Pipeline:
                 f"{self.package.source}'s card has no alignment template; it cannot align detected faces"
             )
         self.tracker = make_tracker(track_cfg, detector_threshold, self.card)
-        self.backend: Backend = select_backend(self.package, backend, threads, device)
+        self._owns_backend = not isinstance(backend, Backend)
+        self.backend: Backend = (
+            backend
+            if isinstance(backend, Backend)
+            else select_backend(self.package, backend, threads, device)
+        )
         try:
             self.max_batch = min(max_batch, self.backend.max_batch or max_batch)
             self.detector, self._det_engine = open_detector(
@@ -323,7 +330,8 @@ class Pipeline:
 
     def _close_parts(self) -> None:
         # Each part exists once __init__ got that far: the backend, then the detector with its engine.
-        for name in ("backend", "_det_engine", "detector"):
+        owned = ("backend",) if self.__dict__.get("_owns_backend", True) else ()
+        for name in (*owned, "_det_engine", "detector"):
             part = self.__dict__.get(name)
             if part is not None:
                 part.close()

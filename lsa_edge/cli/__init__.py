@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "run",
     "eval",
     "bench",
+    "serve",
     "build",
     "check",
     "compare",

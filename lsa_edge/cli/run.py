@@ -77,6 +77,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def backend_choice(text: str) -> str:
+    """--backend: one of BACKENDS, or a triton:// address (checked here, so a typo is a usage error)."""
+    from ..backends.triton import is_triton, parse_address
+
+    if text in BACKENDS:
+        return text
+    if is_triton(text):
+        try:
+            parse_address(text)
+        except ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from {', '.join(BACKENDS)}, or triton://HOST:PORT)"
+    )
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument(
@@ -84,9 +101,11 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--backend",
-        choices=BACKENDS,
+        type=backend_choice,
         default="auto",
-        help="auto: TensorRT, then ONNX Runtime CUDA, then CPU — the choice is logged",
+        metavar="{" + ",".join(BACKENDS) + ",triton://HOST:PORT}",
+        help="auto: TensorRT, then ONNX Runtime CUDA, then CPU — the choice is logged; triton://HOST:PORT: "
+        "the attribute model on a Triton server (lsa-edge serve), detection and tracking here",
     )
     g.add_argument(
         "--detector", default="full", help="face detector: full (to ~5 m) | short (to ~2 m) | an ONNX"

@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "build",
     "check",
     "compare",
+    "export",
     "train",
     "prior",
     "doctor",

@@ -64,7 +64,7 @@ def _graph_tensors(path: Path) -> tuple[Tensor, Tensor, Optional[ModelCard]]:
     from lsa_edge.package import CARD_KEY
 
     cards = [ModelCard.from_json(p.value) for p in proto.metadata_props if p.key == CARD_KEY]
-    return _tensor(inputs[0], path), _tensor(proto.graph.output[0], path), (cards or [None])[0]
+    return _tensor(inputs[0], path), _tensor(proto.graph.output[0], path), cards[0] if cards else None
 
 
 def _tensor(value: object, path: Path) -> Tensor:

@@ -64,7 +64,7 @@ def test_core_and_help_without_heavy_dependencies(tmp_path):
     else:
         raise AssertionError("lsa_edge.training imported without torch")
     from lsa_edge.cli import main
-    for cmd in ([], ["run"], ["eval"], ["bench"], ["build"], ["check"], ["compare"], ["train"], ["prior"], ["doctor"], ["convert-detector"]):
+    for cmd in ([], ["run"], ["eval"], ["bench"], ["build"], ["check"], ["compare"], ["export"], ["export", "triton"], ["export", "deepstream"], ["train"], ["prior"], ["doctor"], ["convert-detector"]):
         with contextlib.redirect_stdout(io.StringIO()) as out:
             try:
                 main([*cmd, "--help"])

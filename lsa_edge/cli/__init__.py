@@ -34,6 +34,7 @@ _COMMAND_MODULES = (
     "build",
     "check",
     "compare",
+    "export",
     "train",
     "prior",
     "doctor",

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from types import SimpleNamespace
 
@@ -99,7 +100,7 @@ class _ServerError(Exception):
 def _fake_http(card, *, down=0, model_shape=None, card_doc="same", infer_error=None):
     """A tritonclient.http stand-in: the first ``down`` calls are refused, then a server with the attribute
     model (shape from the card unless ``model_shape``) and a card model answering ``card_doc``."""
-    state = SimpleNamespace(calls=0, down=down, infers=[])
+    state = SimpleNamespace(calls=0, down=down, infers=[], threads=[])
     h, w = card.preprocessing.input_size
     shape = model_shape or [-1, 3, h, w]
 
@@ -113,6 +114,8 @@ def _fake_http(card, *, down=0, model_shape=None, card_doc="same", infer_error=N
     class Client:
         def __init__(self, url, connection_timeout=None, network_timeout=None):
             self.url = url
+            self.thread = threading.get_ident()
+            state.threads.append(self.thread)
 
         def _tick(self):
             state.calls += 1
@@ -138,6 +141,7 @@ def _fake_http(card, *, down=0, model_shape=None, card_doc="same", infer_error=N
             return {"max_batch_size": 8}
 
         def infer(self, model, inputs, outputs=None, **kw):
+            assert threading.get_ident() == self.thread, "a gevent client used from another thread"
             self._tick()
             x = inputs[0].data
             if model == "lsa_edge_card":
@@ -185,6 +189,20 @@ def test_faces_go_in_one_request_per_max_batch_and_come_back_in_order(monkeypatc
     backend.close()
     with pytest.raises(ConfigError, match="closed"):
         backend.predict(faces)
+
+
+def test_each_thread_has_its_own_client(monkeypatch, card):
+    """tritonclient's HTTP client belongs to the thread that made it; a Pipeline is called from many."""
+    backend, state = _backend(monkeypatch, card)
+    h, w = card.preprocessing.input_size
+    faces = np.zeros((1, 3, h, w), np.float32)
+    threads = [threading.Thread(target=lambda: [backend.predict(faces) for _ in range(3)]) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(state.infers) == 9 and len(state.threads) == 4  # clients: the opening thread and three more
+    backend.close()
 
 
 def test_a_server_not_up_yet_is_waited_for_and_the_gap_reported(monkeypatch, card, caplog):

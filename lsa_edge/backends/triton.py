@@ -22,6 +22,7 @@ The client library is ``tritonclient[http]`` (the ``serve`` extra), imported whe
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -117,32 +118,48 @@ class TritonBackend(BackendBase):
 
     def __init__(self, address: str | TritonAddress, card: Any = None) -> None:
         self.address = address if isinstance(address, TritonAddress) else parse_address(address)
-        http = require("tritonclient.http", "the triton:// backend")
-        self._http = http
-        self._client: Any = None
+        self._http = require("tritonclient.http", "the triton:// backend")
+        # tritonclient's HTTP client may only be used by the thread that made it (gevent): one per thread.
+        self._local = threading.local()
+        self._clients: list[Any] = []  # every thread's, for close()
+        self._lock = threading.Lock()
+        self._open = True
         self.events: list[tuple[float, str, str]] = []
         self.label = str(self.address)
-        self._call(self._open, "connect")  # waits for the server like a camera that is not up yet
+        self._call(self._read_model, "connect")  # waits for the server like a camera that is not up yet
         self._check(card)
 
     # ------------------------------------------------------------------------------ connection
-    def _open(self) -> None:
-        """(Re)connect and read the model's shape and batch limit."""
-        if self._client is not None:
-            self._client.close()
-        a = self.address
-        self._client = self._http.InferenceServerClient(
-            a.url, connection_timeout=a.timeout, network_timeout=a.timeout
-        )
-        if not self._client.is_model_ready(a.model):
-            served = [
-                m.get("name") for m in self._client.get_model_repository_index() if m.get("state") == "READY"
-            ]
-            raise _NotReady(
-                f"the server at {a.url} has no ready model {a.model!r} (ready: {served or 'none'})"
+    def _client(self) -> Any:
+        """This thread's client, made on first use (and again after a lost connection)."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            a = self.address
+            client = self._http.InferenceServerClient(
+                a.url, connection_timeout=a.timeout, network_timeout=a.timeout
             )
-        meta = self._client.get_model_metadata(a.model)
-        config = self._client.get_model_config(a.model)
+            with self._lock:
+                if not self._open:
+                    raise ConfigError(f"the triton backend for {self.label} was closed; create a new one")
+                self._clients.append(client)
+            self._local.client = client
+        return client
+
+    def _drop_client(self) -> None:
+        """Forget this thread's client after a failure: the next attempt connects afresh."""
+        client, self._local.client = getattr(self._local, "client", None), None
+        if client is not None:
+            with self._lock:
+                if client in self._clients:
+                    self._clients.remove(client)
+            _close_quietly(client)
+
+    def _read_model(self) -> None:
+        """The model's shape, outputs and batch limit, once the server has it ready."""
+        a, client = self.address, self._client()
+        self._ready(client)
+        meta = client.get_model_metadata(a.model)
+        config = client.get_model_config(a.model)
         inputs = {t["name"]: t for t in meta.get("inputs", [])}
         outputs = {t["name"]: t for t in meta.get("outputs", [])}
         if INPUT not in inputs or OUTPUT not in outputs:
@@ -154,6 +171,16 @@ class TritonBackend(BackendBase):
         self.max_batch = int(config.get("max_batch_size", 0)) or None
         self.input_shape = (None, *dims[-3:])
         self.num_outputs = int(outputs[OUTPUT]["shape"][-1])
+
+    def _ready(self, client: Any) -> None:
+        """_NotReady (retried) while the server answers but has not loaded the model."""
+        a = self.address
+        if not client.is_model_ready(a.model):
+            index = client.get_model_repository_index()
+            served = [m.get("name") for m in index if m.get("state") == "READY"]
+            raise _NotReady(
+                f"the server at {a.url} has no ready model {a.model!r} (ready: {served or 'none'})"
+            )
 
     def _check(self, card: Any) -> None:
         """ConfigError when the server's model cannot be the local card's."""
@@ -191,11 +218,12 @@ class TritonBackend(BackendBase):
         from ..card import ModelCard
 
         try:
-            if not self._client.is_model_ready(CARD_MODEL):
+            client = self._client()
+            if not client.is_model_ready(CARD_MODEL):
                 return None
             x = self._http.InferInput("request", [1], "BYTES")
             x.set_data_from_numpy(np.array([b"card"], dtype=object))
-            raw = self._client.infer(CARD_MODEL, [x]).as_numpy("card")[0]
+            raw = client.infer(CARD_MODEL, [x]).as_numpy("card")[0]
         except self._http.InferenceServerException:
             return None
         return ModelCard.from_json(raw.decode() if isinstance(raw, bytes) else raw)
@@ -206,11 +234,12 @@ class TritonBackend(BackendBase):
         while True:
             try:
                 if lost:
-                    self._open()
+                    self._ready(self._client())
                 out = fn()
             except (_NotReady, OSError, self._http.InferenceServerException) as err:
                 if not _is_connection_error(err):
                     raise ConfigError(f"{a} refused the {what} request: {_message(err)}") from None
+                self._drop_client()
                 if not lost:
                     self._event("lost", f"{what}: {_message(err)}", logging.WARNING)
                     lost = True
@@ -236,27 +265,33 @@ class TritonBackend(BackendBase):
 
     # ------------------------------------------------------------------------------ RunnerBase
     def _handle(self) -> Any:
-        return self._client
+        return self if self._open else None
 
     def _run(self, handle: Any, x: np.ndarray) -> np.ndarray:
         def infer() -> np.ndarray:
             t = self._http.InferInput(INPUT, list(x.shape), "FP32")
             t.set_data_from_numpy(x, binary_data=True)
             want = self._http.InferRequestedOutput(OUTPUT, binary_data=True)
-            return self._client.infer(self.address.model, [t], outputs=[want]).as_numpy(OUTPUT)
+            return self._client().infer(self.address.model, [t], outputs=[want]).as_numpy(OUTPUT)
 
         out = self._call(infer, "infer")
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def _release(self) -> None:
-        client, self._client = self._client, None
-        try:
-            client.close()
-        except Exception as err:  # closing a dead connection must not fail a shutdown
-            log.debug("closing the Triton client: %s", err)
+        with self._lock:
+            self._open, clients, self._clients = False, self._clients, []
+        for client in clients:
+            _close_quietly(client)
 
     def describe(self) -> str:
         return f"{self.address.model} on Triton at {self.address.url}"
+
+
+def _close_quietly(client: Any) -> None:
+    try:
+        client.close()
+    except Exception as err:  # a dead connection, or another thread's gevent client: nothing to keep
+        log.debug("closing a Triton client: %s", err)
 
 
 class _NotReady(Exception):

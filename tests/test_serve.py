@@ -97,7 +97,7 @@ class _ServerError(Exception):
         return self._status
 
 
-def _fake_http(card, *, down=0, model_shape=None, card_doc="same", infer_error=None):
+def _fake_http(card, *, down=0, model_shape=None, card_doc="same", infer_error=None, output="probabilities"):
     """A tritonclient.http stand-in: the first ``down`` calls are refused, then a server with the attribute
     model (shape from the card unless ``model_shape``) and a card model answering ``card_doc``."""
     state = SimpleNamespace(calls=0, down=down, infers=[], threads=[])
@@ -150,6 +150,7 @@ def _fake_http(card, *, down=0, model_shape=None, card_doc="same", infer_error=N
             if infer_error is not None:
                 raise infer_error
             state.infers.append(len(x))
+            assert outputs == [output]
             return SimpleNamespace(as_numpy=lambda name: np.tile(x.mean(axis=(1, 2, 3))[:, None], (1, 40)))
 
         def close(self):
@@ -189,6 +190,12 @@ def test_faces_go_in_one_request_per_max_batch_and_come_back_in_order(monkeypatc
     backend.close()
     with pytest.raises(ConfigError, match="closed"):
         backend.predict(faces)
+
+
+def test_a_repository_from_lsa_edge_export_keeps_the_onnx_output_name(monkeypatch, card):
+    backend, state = _backend(monkeypatch, card, output="probs", card_doc=None)
+    h, w = card.preprocessing.input_size
+    assert backend.predict(np.zeros((2, 3, h, w), np.float32)).shape == (2, 40) and state.infers == [2]
 
 
 def test_each_thread_has_its_own_client(monkeypatch, card):

@@ -162,7 +162,10 @@ class TritonBackend(BackendBase):
         config = client.get_model_config(a.model)
         inputs = {t["name"]: t for t in meta.get("inputs", [])}
         outputs = {t["name"]: t for t in meta.get("outputs", [])}
-        if INPUT not in inputs or OUTPUT not in outputs:
+        # lsa-edge serve names the output "probabilities"; a repository from lsa-edge export keeps the
+        # ONNX's own name: either works where the model has that one output
+        self._output = OUTPUT if OUTPUT in outputs or len(outputs) != 1 else next(iter(outputs))
+        if INPUT not in inputs or self._output not in outputs:
             raise ConfigError(
                 f"{a} takes {sorted(inputs)} and gives {sorted(outputs)}; an lsa-edge attribute model takes "
                 f"{INPUT!r} and gives {OUTPUT!r} (serve it with lsa-edge serve or lsa-edge export triton)"
@@ -170,7 +173,7 @@ class TritonBackend(BackendBase):
         dims = [int(d) for d in inputs[INPUT]["shape"]]
         self.max_batch = int(config.get("max_batch_size", 0)) or None
         self.input_shape = (None, *dims[-3:])
-        self.num_outputs = int(outputs[OUTPUT]["shape"][-1])
+        self.num_outputs = int(outputs[self._output]["shape"][-1])
 
     def _ready(self, client: Any) -> None:
         """_NotReady (retried) while the server answers but has not loaded the model."""
@@ -271,8 +274,8 @@ class TritonBackend(BackendBase):
         def infer() -> np.ndarray:
             t = self._http.InferInput(INPUT, list(x.shape), "FP32")
             t.set_data_from_numpy(x, binary_data=True)
-            want = self._http.InferRequestedOutput(OUTPUT, binary_data=True)
-            return self._client().infer(self.address.model, [t], outputs=[want]).as_numpy(OUTPUT)
+            want = self._http.InferRequestedOutput(self._output, binary_data=True)
+            return self._client().infer(self.address.model, [t], outputs=[want]).as_numpy(self._output)
 
         out = self._call(infer, "infer")
         return np.ascontiguousarray(out, dtype=np.float32)

@@ -134,7 +134,7 @@ def _fake_http(card, *, down=0, model_shape=None, card_doc="same", infer_error=N
             self._tick()
             return {
                 "inputs": [{"name": "faces", "shape": shape}],
-                "outputs": [{"name": "probabilities", "shape": [-1, 40]}],
+                "outputs": [{"name": output, "shape": [-1, 40]}],
             }
 
         def get_model_config(self, name):

@@ -28,8 +28,8 @@ _EXTRAS: dict[str, tuple[str, str]] = {
         "On Jetson use NVIDIA's onnxruntime-gpu wheel for JetPack (Jetson Zoo), not PyPI's CPU build.",
     ),
     "tritonclient": (
-        "serve",
-        "The triton:// backend needs only the client: pip install 'tritonclient[http]'.",
+        "remote",
+        "On a device that only sends faces to a server; lsa-edge serve itself needs the serve extra.",
     ),
     "pytriton": (
         "serve",

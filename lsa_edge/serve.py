@@ -10,7 +10,9 @@ own health (``/v2/health/ready``) and metadata:
   default: every face of every frame is inferred. A request parameter ``stream`` (any string, e.g. the
   camera's name: ``client.infer(..., parameters={"stream": "lobby-1"})``) gives that stream its own tracker
   on the server, so track ids and smoothed attributes follow its faces across requests; the server keeps
-  up to ``max_streams`` of them and forgets the one idle longest beyond that.
+  up to ``max_streams`` of them and forgets the one idle longest beyond that. A ``timestamp`` parameter
+  (the capture time, seconds) is used for the tracker instead of the arrival time. Frames do not go
+  through Triton's batcher (``instances`` frames are answered at once).
 - ``lsa_edge_attributes`` — aligned, normalised faces. Input ``faces``: FP32 N×3×H×W (the card's size and
   preprocessing). Output ``probabilities``: FP32 N×40. Triton's dynamic batcher joins the requests of many
   clients (``--max-batch``, preferred sizes from the package's batch profile, ``--queue-delay-us``). This
@@ -84,6 +86,11 @@ class ServeConfig:
         check_number(self.instances, "ServeConfig.instances", lo=1, hi=64, integer=True)
         check_number(self.max_streams, "ServeConfig.max_streams", lo=1, hi=100_000, integer=True)
         check_number(self.exit_timeout_s, "ServeConfig.exit_timeout_s", lo=1, hi=3600, integer=True)
+        if self.backend not in ("auto", "tensorrt", "onnxruntime", "torch"):
+            raise ConfigError(
+                f"ServeConfig.backend must be auto, tensorrt, onnxruntime or torch (where the server runs the "
+                f"model), got {self.backend!r}"
+            )
 
 
 def preferred_batch_sizes(package: ModelPackage, max_batch: int) -> list[int]:
@@ -161,7 +168,7 @@ class ModelServer:
             ),
             strict=True,
         )
-        self._frames = FrameModel(self.package, self.backend, cfg.max_streams, self.max_batch)
+        self._frames = FrameModel(self.package, self.backend, cfg, self.max_batch)
         triton.bind(
             model_name=FRAME_MODEL,
             infer_func=[self._frames] * cfg.instances,
@@ -202,8 +209,10 @@ class ModelServer:
         try:
             self._bind(triton)
             triton.run()
-        except Exception as err:  # pytriton raises its own types, with Triton's log in the message
+        except BaseException as err:  # Ctrl-C/SIGTERM during start-up too: no half-started server left
             _stop_quietly(triton)
+            if not isinstance(err, Exception):
+                raise
             raise LsaEdgeError(
                 f"Triton did not start ({type(err).__name__}: {err}); check that ports {c.http_port}, "
                 f"{c.grpc_port} and {c.metrics_port} are free (--http-port, --grpc-port, --metrics-port) and "
@@ -246,42 +255,62 @@ def _stop_quietly(triton: Any) -> None:
 
 class FrameModel:
     """The ``lsa_edge`` model: a frame → its faces as JSON. An untracked Pipeline answers frames without a
-    ``stream`` parameter; each stream gets its own tracked Pipeline (sharing the attribute backend)."""
+    ``stream`` parameter; each stream gets its own tracked Pipeline (its own tracker and face detector; the
+    attribute backend is shared). Frames call the attribute model directly, not through Triton's batcher:
+    ``--instances`` sets how many frames are answered at once."""
 
-    def __init__(self, package: ModelPackage, backend: Backend, max_streams: int, max_batch: int) -> None:
+    def __init__(self, package: ModelPackage, backend: Backend, config: ServeConfig, max_batch: int) -> None:
         from .pipeline import Pipeline
 
         self._make = lambda tracking: Pipeline(
-            package, backend=backend, tracking=tracking, max_batch=max_batch
+            package, backend=backend, tracking=tracking, max_batch=max_batch, device=config.device
         )
         self._untracked = self._make(False)
         self._streams: OrderedDict[str, Any] = OrderedDict()
-        self._max_streams = max_streams
+        self._max_streams = config.max_streams
         self._lock = threading.Lock()
 
     def _pipeline(self, stream: str | None) -> Any:
         if stream is None:
             return self._untracked
         with self._lock:
-            pipe = self._streams.pop(stream, None) or self._make(True)
-            self._streams[stream] = pipe  # the most recent last
-            while len(self._streams) > self._max_streams:
-                old, gone = self._streams.popitem(last=False)
-                log.info(
-                    "stream %r: idle longest, its tracks forgotten (%d streams kept)", old, self._max_streams
-                )
-                gone.close()
+            pipe = self._streams.get(stream)
+            if pipe is not None:
+                self._streams.move_to_end(stream)  # the most recently used last
+                return pipe
+        fresh = self._make(True)  # outside the lock: opening a detector takes a while
+        with self._lock:
+            pipe = self._streams.setdefault(stream, fresh)
+            self._streams.move_to_end(stream)
+            gone = [self._streams.popitem(last=False) for _ in range(len(self._streams) - self._max_streams)]
+        if pipe is not fresh:  # another request of this stream made one first
+            fresh.close()
+        for name, old in gone:
+            log.info(
+                "stream %r: idle longest, its tracks forgotten (%d streams kept)", name, self._max_streams
+            )
+            old.close()  # waits for a frame of it still under way
         return pipe
+
+    def _predict(self, stream: str | None, frame: np.ndarray, timestamp: float) -> Any:
+        try:
+            return self._pipeline(stream).predict(frame, timestamp=timestamp)
+        except ConfigError as err:  # its stream was forgotten while this request waited: start it again
+            if stream is None or "closed" not in str(err):
+                raise
+            with self._lock:
+                self._streams.pop(stream, None)
+            return self._pipeline(stream).predict(frame, timestamp=timestamp)
 
     def __call__(self, requests: list[Any]) -> list[dict[str, np.ndarray]]:
         out = []
         for r in requests:
-            stream = (r.parameters or {}).get("stream")
-            frame = np.asarray(r["frame"])
-            result = self._pipeline(None if stream is None else str(stream)).predict(
-                frame, timestamp=time.time()
-            )
-            doc = {**result.to_dict(), **({"stream": str(stream)} if stream is not None else {})}
+            params = r.parameters or {}
+            stream = None if params.get("stream") is None else str(params["stream"])
+            # the capture time, when the client sends one (seconds), keeps network jitter out of the tracker
+            stamp = float(params["timestamp"]) if "timestamp" in params else time.time()
+            result = self._predict(stream, np.asarray(r["frame"]), stamp)
+            doc = {**result.to_dict(), **({"stream": stream} if stream is not None else {})}
             out.append({"faces": np.array([json.dumps(doc).encode()], dtype=object)})
         return out
 

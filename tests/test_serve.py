@@ -325,7 +325,14 @@ def server():
     from lsa_edge.serve import ModelServer, ServeConfig
 
     http, grpc, metrics = _free_ports(3)
-    cfg = ServeConfig(http_port=http, grpc_port=grpc, metrics_port=metrics, address="127.0.0.1", max_batch=16)
+    cfg = ServeConfig(
+        http_port=http,
+        grpc_port=grpc,
+        metrics_port=metrics,
+        address="127.0.0.1",
+        max_batch=16,
+        queue_delay_us=20_000,
+    )
     with ModelServer(None, cfg) as srv:
         yield srv, http
 
@@ -371,6 +378,36 @@ def test_the_real_server_answers_both_models_like_the_local_pipeline(server):
     config = client.get_model_config("lsa_edge_attributes")
     assert config["max_batch_size"] == 16 and config["dynamic_batching"]["preferred_batch_size"] == [8, 16]
     client.close()
+
+
+def test_dynamic_batching_joins_the_requests_of_many_clients(server):
+    """Eight clients sending one face at a time: Triton's batcher hands the model several at once."""
+    import tritonclient.http as client_lib
+
+    srv, port = server
+    h, w = srv.package.card.preprocessing.input_size
+    face = np.zeros((1, 3, h, w), np.float32)
+    start, errors = len(srv.batches), []
+
+    def client():
+        try:
+            c = client_lib.InferenceServerClient(f"127.0.0.1:{port}")
+            x = client_lib.InferInput("faces", [1, 3, h, w], "FP32")
+            x.set_data_from_numpy(face)
+            for _ in range(3):
+                assert c.infer("lsa_edge_attributes", [x]).as_numpy("probabilities").shape == (1, 40)
+            c.close()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    formed = srv.batches[start:]
+    assert sum(formed) == 24 and max(formed) > 1, formed
 
 
 def test_pipeline_with_a_triton_backend_matches_the_local_one(server):
@@ -419,3 +456,40 @@ def _get(url):
 
     with urllib.request.urlopen(url, timeout=10) as r:
         return r.read().decode()
+
+
+def test_a_connection_closed_mid_request_is_a_lost_server_not_a_crash(monkeypatch, card):
+    """After a server restart the pooled keep-alive socket is stale: geventhttpclient raises an
+    http.client.HTTPException (not an OSError) for the POST, which must reconnect like a refusal."""
+    from http.client import HTTPException
+
+    backend, _ = _backend(monkeypatch, card)
+    h, w = card.preprocessing.input_size
+    original, failures = backend._client, [HTTPException("connection closed")]
+
+    def flaky():
+        client = original()
+        if failures:
+            err = failures.pop()
+
+            def infer(*a, **k):
+                raise err
+
+            client.infer = infer
+        return client
+
+    monkeypatch.setattr(backend, "_client", flaky)
+    assert backend.predict(np.zeros((1, 3, h, w), np.float32)).shape == (1, 40)
+    assert [k for _, k, _ in backend.events][-3:] == ["lost", "reconnecting", "reconnected"]
+
+
+def test_backoff_doubles_to_its_cap_and_never_overflows():
+    from lsa_edge.backends.triton import backoff
+
+    assert [backoff(i, 0.5, 10.0) for i in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+    assert backoff(5000, 0.5, 10.0) == 10.0  # a server away for days
+
+
+def test_a_model_the_server_does_not_have_is_an_error_at_once(monkeypatch, card):
+    with pytest.raises(ConfigError, match=r"has no model 'lsa_edge_atributes'.*lsa_edge_attributes"):
+        _backend(monkeypatch, card, address="triton://h:1/lsa_edge_atributes")

@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qsl, urlsplit
 
@@ -126,6 +127,7 @@ class TritonBackend(BackendBase):
         self._open = True
         self.events: list[tuple[float, str, str]] = []
         self.label = str(self.address)
+        self._card = card
         self._call(self._read_model, "connect")  # waits for the server like a camera that is not up yet
         self._check(card)
 
@@ -139,9 +141,11 @@ class TritonBackend(BackendBase):
                 a.url, connection_timeout=a.timeout, network_timeout=a.timeout
             )
             with self._lock:
-                if not self._open:
-                    raise ConfigError(f"the triton backend for {self.label} was closed; create a new one")
-                self._clients.append(client)
+                if self._open:
+                    self._clients.append(client)
+            if not self._open:
+                _close_quietly(client)
+                raise ConfigError(f"the triton backend for {self.label} was closed; create a new one")
             self._local.client = client
         return client
 
@@ -176,13 +180,19 @@ class TritonBackend(BackendBase):
         self.num_outputs = int(outputs[self._output]["shape"][-1])
 
     def _ready(self, client: Any) -> None:
-        """_NotReady (retried) while the server answers but has not loaded the model."""
+        """_NotReady (retried) while the server answers but has not loaded the model; ConfigError when
+        its repository has no such model."""
         a = self.address
         if not client.is_model_ready(a.model):
             index = client.get_model_repository_index()
             served = [m.get("name") for m in index if m.get("state") == "READY"]
+            if a.model not in {m.get("name") for m in index}:  # a typo, not a model still loading
+                raise ConfigError(
+                    f"the server at {a.url} has no model {a.model!r} (ready: {', '.join(served) or 'none'}); "
+                    f"name one of them: {SCHEME}{a.url}/MODEL"
+                )
             raise _NotReady(
-                f"the server at {a.url} has no ready model {a.model!r} (ready: {served or 'none'})"
+                f"the server at {a.url} has not loaded {a.model!r} yet (ready: {served or 'none'})"
             )
 
     def _check(self, card: Any) -> None:
@@ -239,7 +249,7 @@ class TritonBackend(BackendBase):
                 if lost:
                     self._ready(self._client())
                 out = fn()
-            except (_NotReady, OSError, self._http.InferenceServerException) as err:
+            except (_NotReady, OSError, HTTPException, self._http.InferenceServerException) as err:
                 if not _is_connection_error(err):
                     raise ConfigError(f"{a} refused the {what} request: {_message(err)}") from None
                 self._drop_client()
@@ -252,13 +262,16 @@ class TritonBackend(BackendBase):
                         f"the Triton server at {a.url} did not answer after {attempt} reconnection attempts "
                         f"({_message(err)}); check that it runs (lsa-edge serve) and is reachable from here"
                     ) from None
-                delay = min(a.reconnect_delay * 2**attempt, a.reconnect_max_delay)
+                delay = backoff(attempt, a.reconnect_delay, a.reconnect_max_delay)
                 attempt += 1
                 self._event("reconnecting", f"attempt {attempt}, after {delay:.2f} s", logging.INFO)
                 time.sleep(delay)
                 continue
             if attempt:
                 self._event("reconnected", f"after {attempt} attempts", logging.WARNING)
+                if what != "connect":  # the server may have restarted with another model: check again
+                    self._read_model()
+                    self._check(self._card)
             return out
 
     def _event(self, kind: str, detail: str, level: int) -> None:
@@ -290,6 +303,12 @@ class TritonBackend(BackendBase):
         return f"{self.address.model} on Triton at {self.address.url}"
 
 
+def backoff(attempt: int, first: float, cap: float) -> float:
+    """Seconds before reconnection attempt ``attempt`` + 1: ``first`` doubled per attempt, at most ``cap``
+    (the exponent bounded, so a server away for days never overflows it)."""
+    return min(first * 2.0 ** min(attempt, 60), cap)
+
+
 def _close_quietly(client: Any) -> None:
     try:
         client.close()
@@ -310,7 +329,7 @@ def _message(err: BaseException) -> str:
 def _is_connection_error(err: BaseException) -> bool:
     """A server that is not there (yet): refused, reset, timed out, or not ready — worth retrying. An error
     the server answered with (a bad request) is not."""
-    if isinstance(err, (_NotReady, OSError)):
+    if isinstance(err, (_NotReady, OSError, HTTPException)):  # HTTPException: a connection closed mid-request
         return True
     status = str(getattr(err, "status", lambda: None)() or "")
     text = _message(err).lower()

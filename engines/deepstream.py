@@ -176,7 +176,7 @@ def write_deepstream(
     engine = (
         src.engine.name
         if src.engine is not None
-        else f"{onnx.stem}_b{src.batch[2]}_gpu{opts.gpu_id}_{mode}.engine"
+        else f"{onnx.name}_b{src.batch[2]}_gpu{opts.gpu_id}_{mode}.engine"  # nvinfer's own name for what it saves
     )
     attrs = {
         "model": src.card.name,

@@ -26,6 +26,11 @@ class Tensor:
     name: str
     dims: Dims  # e.g. (3, 160, 144) for the faces, (40,) for the probabilities
     dynamic_batch: bool = True  # the first dimension is symbolic (or -1)
+    batch: int = -1  # the first dimension where it is fixed
+
+    def full_dims(self) -> Dims:
+        """The dims with the batch dimension (what Triton wants where the model does not batch)."""
+        return (self.batch, *self.dims)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def _tensor(value: object, path: Path) -> Tensor:
     shape = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
     if not shape or any(v <= 0 for v in shape[1:]):
         raise ConfigError(f"{path}: {value.name!r} has shape {shape}; expected [batch, fixed dims...]")  # type: ignore[attr-defined]
-    return Tensor(value.name, tuple(shape[1:]), shape[0] <= 0)  # type: ignore[attr-defined]
+    return Tensor(value.name, tuple(shape[1:]), shape[0] <= 0, shape[0])  # type: ignore[attr-defined]
 
 
 def _from_manifest(root: Path) -> ServingSource:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -55,7 +55,7 @@ class TritonOptions:
         if not isinstance(self.instances, int) or self.instances < 1:
             raise ConfigError(f"--instances must be a whole number ≥ 1, got {self.instances!r}")
         if not isinstance(self.max_queue_delay_us, int) or self.max_queue_delay_us < 0:
-            raise ConfigError(f"--max-queue-delay must be microseconds ≥ 0, got {self.max_queue_delay_us!r}")
+            raise ConfigError(f"--queue-delay-us must be microseconds ≥ 0, got {self.max_queue_delay_us!r}")
 
 
 @dataclass
@@ -120,6 +120,11 @@ def _accelerator(src: ServingSource, opts: TritonOptions, notes: list[str]) -> t
         table = src.calibration_cache
         params["int8_calibration_table_name"] = CALIBRATION_TABLE
         params["int8_use_native_calibration_table"] = "1"  # TensorRT's own cache format (TRT-<ver>-<algo>)
+    # The package's optimisation profile, so TensorRT builds one engine for every batch the batcher forms
+    # instead of rebuilding as larger batches arrive.
+    shape = "x".join(str(d) for d in src.input.dims)
+    for key, n in zip(("min", "opt", "max"), src.batch):
+        params[f"trt_profile_{key}_shapes"] = f"{src.input.name}:{n}x{shape}"
     if opts.trt_cache_path:
         params["trt_engine_cache_enable"] = "1"
         params["trt_engine_cache_path"] = opts.trt_cache_path
@@ -186,7 +191,12 @@ def detector_config(path: Path, opts: TritonOptions) -> str:
     dynamic = all(t.dynamic_batch for t in inputs + outputs)
     msg: Message = [("name", DETECTOR_MODEL), ("platform", "onnxruntime_onnx")]
     msg += [("max_batch_size", DETECTOR_MAX_BATCH if dynamic else 0)]
-    msg += [("input", _tensor(t)) for t in inputs] + [("output", _tensor(t)) for t in outputs]
+    if dynamic:
+        msg += [("input", _tensor(t)) for t in inputs] + [("output", _tensor(t)) for t in outputs]
+    else:  # max_batch_size 0: Triton wants the whole shape, the batch dimension included
+        full = [replace(t, dims=t.full_dims()) for t in inputs + outputs]
+        msg += [("input", _tensor(t)) for t in full[: len(inputs)]]
+        msg += [("output", _tensor(t)) for t in full[len(inputs) :]]
     if dynamic:
         msg += [("dynamic_batching", [("max_queue_delay_microseconds", opts.max_queue_delay_us)])]
     msg += _instances(opts)

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
 Labels = List[Tuple[str, float]]
+log = logging.getLogger(__name__)
 
 
 def attributes_from_probs(
@@ -62,6 +64,12 @@ class AttributeParser:
             layer = pyds.get_nvds_LayerInfo(tensor_meta, i)
             if layer.layerName != self.output_layer:
                 continue
+            n = getattr(getattr(layer, "inferDims", None), "numElements", len(self.names))
+            if n != len(self.names):  # another model's layer: reading len(names) floats would be garbage
+                log.warning(
+                    "%s has %d values, not the %d attributes: skipped", self.output_layer, n, len(self.names)
+                )
+                return None
             ptr = ctypes.cast(pyds.get_ptr(layer.buffer), ctypes.POINTER(ctypes.c_float))
             return [float(ptr[k]) for k in range(len(self.names))]
         return None

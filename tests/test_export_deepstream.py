@@ -41,6 +41,8 @@ def test_config_per_precision(tmp_path, precision, mode):
     assert p["output-tensor-meta"] == "1" and p["infer-dims"] == "3;160;144" and p["batch-size"] == "16"
     assert (p["operate-on-gie-id"], p["gie-unique-id"], p["operate-on-class-ids"]) == ("3", "4", "0")
     assert p["model-color-format"] == "0" and (out / p["onnx-file"]).is_file() and p["model-engine-file"]
+    # no engine in these packages: the name under which nvinfer saves the one it builds (onnx name included)
+    assert p["model-engine-file"] == f"{p['onnx-file']}_b16_gpu0_{precision}.engine"
     assert float(p["net-scale-factor"]) == pytest.approx(1 / (255 * (0.229 + 0.224 + 0.225) / 3))
     assert [float(v) for v in p["offsets"].split(";")] == pytest.approx([123.675, 116.28, 103.53])
     if precision == "int8":

@@ -75,7 +75,14 @@ def test_fp16_uses_the_tensorrt_accelerator(tmp_path):
     cfg = _config(out / "lsa_edge_attributes" / "config.pbtxt")
     assert cfg.instance_group[0].count == 2 and cfg.dynamic_batching.max_queue_delay_microseconds == 500
     assert _accel(cfg) == {
-        "tensorrt": {"precision_mode": "FP16", "max_workspace_size_bytes": str(1024 << 20)}
+        "tensorrt": {
+            "precision_mode": "FP16",
+            "max_workspace_size_bytes": str(1024 << 20),
+            # the package's profile: one engine for every batch the batcher forms, no rebuilds under load
+            "trt_profile_min_shapes": "faces:1x3x160x144",
+            "trt_profile_opt_shapes": "faces:8x3x160x144",
+            "trt_profile_max_shapes": "faces:16x3x160x144",
+        }
     }
 
 
@@ -150,7 +157,27 @@ def test_cli_table_refusals_and_default_model(tmp_path, capsys, monkeypatch):
     assert "without manifest.json" in capsys.readouterr().err
     pkg = package(tmp_path)
     (pkg / "model.onnx").unlink()
-    assert main(["export", "triton", "--out", "r4", str(pkg)]) in (1, 2)
+    assert main(["export", "triton", "--out", "r4", str(pkg)]) == 2
     err = capsys.readouterr().err
     assert "model.onnx" in err and "Traceback" not in err
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r4").exists()
+
+
+def test_a_detector_with_a_fixed_batch_gets_its_whole_shape(tmp_path):
+    """max_batch_size 0 (the model does not batch): Triton wants the dims with the batch dimension."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from lsa_edge.engines.triton_repo import detector_config
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["image"], ["logits"])],
+        "fixed",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 192, 192])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 192, 192])],
+    )
+    path = tmp_path / "det.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    cfg = text_format.Parse(detector_config(path, TritonOptions()), MC())
+    assert cfg.max_batch_size == 0 and not cfg.HasField("dynamic_batching")
+    assert [list(t.dims) for t in (*cfg.input, *cfg.output)] == [[1, 3, 192, 192]] * 2

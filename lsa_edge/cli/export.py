@@ -71,11 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--instance-kind", choices=["gpu", "cpu"], default="gpu", help="KIND_GPU (default) or KIND_CPU"
     )
     t.add_argument(
-        "--max-queue-delay",
+        "--queue-delay-us",
         type=int,
         default=100,
         metavar="US",
-        help="dynamic batcher delay, µs (default 100)",
+        help="how long Triton may hold a request to form a larger batch, µs (default 100: a GPU server; "
+        "lsa-edge serve's CPU default is 2000)",
     )
     t.add_argument(
         "--trt-cache-path",
@@ -132,7 +133,7 @@ def _write(args: argparse.Namespace, model: str) -> Any:
             platform=args.platform,
             instances=args.instances,
             instance_kind=args.instance_kind,
-            max_queue_delay_us=args.max_queue_delay,
+            max_queue_delay_us=args.queue_delay_us,
             trt_cache_path=args.trt_cache_path,
             detector=not args.no_detector,
         )

@@ -35,6 +35,7 @@ from .data import AugmentConfig, CropSet, Normalizer, augment_views, load_crops
 from .ema import WeightEMA
 from .model import LSAConfig, LSAModel, count_macs, create_model, preprocessing_for
 from .prior import PhraseEncoder
+from .unlabelled import STRONG, Consistency, labelled_order, unlabelled_part, weak
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,13 @@ class TrainConfig:
     ema: float = 0.0  # per-step decay (warmed up) of a moving average of the weights, shipped (0 = off)
     teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged predictions distil in
     distill_weight: float = 0.5  # share of the teachers' soft targets in the loss (the rest: labels)
+    # Learning from the training split's unlabelled images (semi-supervised; see training/unlabelled.py):
+    # auto = on when labels are limited (select_rate, label_fraction or label_count), on, off.
+    unlabelled: str = "off"  # auto becomes the default once the label-budget curve (issue 14) shows it helps
+    unlabelled_weight: float = 1.0  # weight of the consistency loss on unlabelled faces (ramped up)
+    unlabelled_ratio: int = 1  # unlabelled images per labelled image in a step
+    unlabelled_threshold: float = 0.7  # pseudo-labels with max(p, 1 − p) below this are left out
+    unlabelled_rampup: float = 0.2  # share of the steps over which the weight rises from 0
     resume: bool = False  # continue from out/last.pt
     overwrite: bool = False  # start afresh in a folder that holds a run (its files are replaced)
     stop_after: int | None = None  # stop after this epoch (for time-limited jobs); continue later with resume
@@ -123,6 +131,14 @@ class TrainConfig:
             hint="a per-step decay (0 = off; e.g. 0.995)",
         )
         check_number(self.distill_weight, "distill_weight", flag="--distill-weight", lo=0, hi=1)
+        if self.unlabelled not in ("auto", "on", "off"):
+            raise ConfigError(f"unlabelled (--unlabelled) must be auto, on or off, got {self.unlabelled!r}")
+        check_number(self.unlabelled_weight, "unlabelled_weight", flag="--unlabelled-weight", lo=0)
+        check_number(self.unlabelled_ratio, "unlabelled_ratio", flag="--unlabelled-ratio", lo=1, integer=True)
+        check_number(
+            self.unlabelled_threshold, "unlabelled_threshold", flag="--unlabelled-threshold", lo=0.5, hi=1
+        )
+        check_number(self.unlabelled_rampup, "unlabelled_rampup", flag="--unlabelled-rampup", lo=0, hi=1)
         check_device(self.device)
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ConfigError(f"amp (--amp) must be auto, off, bf16 or fp16, got {self.amp!r}")
@@ -284,6 +300,7 @@ class Splits:
     train_full: FaceDataset  # the whole training partition (before label selection)
     labelled: FaceDataset
     source: FaceDataset
+    unlabelled: CropSet | None = None  # the training images left unlabelled, labels zeroed (never read)
 
 
 def prepare_data(cfg: TrainConfig, progress: bool = True) -> Splits:
@@ -298,7 +315,11 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> Splits:
     pre = preprocessing_for(cfg.model)
     train = load_crops(labelled, pre, ds.frame, cfg.workers, progress)
     val = load_crops(val_ds, pre, ds.frame, cfg.workers, progress)
-    return Splits(train=train, val=val, train_full=train_full, labelled=labelled, source=ds)
+    rest = unlabelled_part(train_full, labelled, cfg.unlabelled)
+    unlabelled = load_crops(rest, pre, ds.frame, cfg.workers, progress) if rest is not None else None
+    return Splits(
+        train=train, val=val, train_full=train_full, labelled=labelled, source=ds, unlabelled=unlabelled
+    )
 
 
 # ----------------------------------------------------------------------------------------------- train
@@ -512,6 +533,8 @@ class _Run:
     best_acc: float = -1.0
     history: list[dict[str, Any]] = field(default_factory=list)
     resume_aug_state: Any = None
+    consistency: Consistency | None = None  # learning from unlabelled images (training/unlabelled.py)
+    uimages: torch.Tensor | None = None  # the unlabelled crops, N×H×W×3 uint8 (set by _start_run)
     # Set by _describe_run (no default: read before it, they raise AttributeError rather than pass as None):
     net: torch.nn.Module = field(init=False)  # the model, wrapped in DDP with several processes
     card: ModelCard = field(init=False)
@@ -582,11 +605,15 @@ def _build_run(
     train_set = splits.train
     model = create_model(cfg.model, encoder=encoder).to(device)
     pre = preprocessing_for(cfg.model)
-    steps_per_epoch = len(train_set) // (cfg.batch_size * di.world)
+    n_unlabelled = len(splits.unlabelled) if splits.unlabelled is not None else 0
+    if n_unlabelled:  # an epoch: one pass over the unlabelled images, the labelled ones cycling
+        steps_per_epoch = n_unlabelled // (cfg.batch_size * cfg.unlabelled_ratio * di.world)
+    else:
+        steps_per_epoch = len(train_set) // (cfg.batch_size * di.world)
     if steps_per_epoch == 0:
         raise ConfigError(
-            f"{len(train_set)} labelled images make no full batch of {cfg.batch_size} × {di.world} process(es); "
-            "lower --batch-size or label more images"
+            f"{len(train_set)} labelled and {n_unlabelled} unlabelled images make no full step of "
+            f"{cfg.batch_size} × {di.world} process(es); lower --batch-size or label more images"
         )
     total_steps = steps_per_epoch * cfg.epochs
     opt = make_optimizer(model, cfg)
@@ -595,10 +622,16 @@ def _build_run(
     )
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     ema = WeightEMA(model, cfg.ema) if cfg.ema else None
+    consistency = None
+    if n_unlabelled:
+        consistency = Consistency(
+            weak(cfg.augment), STRONG, cfg.unlabelled_weight, cfg.unlabelled_threshold,
+            ramp_steps=int(cfg.unlabelled_rampup * total_steps),
+        )  # fmt: skip
     return _Run(
         cfg=cfg, out=Path(cfg.out), device=device, di=di, amp=amp, progress=progress, teachers=teachers,
         splits=splits, pre=pre, model=model, steps_per_epoch=steps_per_epoch, opt=opt, sched=sched,
-        scaler=scaler, ema=ema,
+        scaler=scaler, ema=ema, consistency=consistency,
     )  # fmt: skip
 
 
@@ -661,6 +694,7 @@ def _describe_run(run: _Run) -> None:
             "splits": splits.source.split_sizes(),
             "train_images": len(splits.train_full),
             "labelled_images": len(train_set),
+            "unlabelled_images": len(splits.unlabelled) if splits.unlabelled is not None else 0,
             "selection": splits.labelled.name,
             "val_images": len(val_set),
             "skipped_images": len(train_set.skipped) + len(val_set.skipped),
@@ -697,6 +731,8 @@ def _start_run(run: _Run) -> None:
             f", {di.world} processes" if di.world > 1 else "",
         )
     run.images = torch.from_numpy(train_set.images)
+    if run.splits.unlabelled is not None and run.consistency is not None:
+        run.uimages = torch.from_numpy(run.splits.unlabelled.images)
     run.labels = torch.from_numpy(train_set.labels.astype(np.float32))
     run.normalize = Normalizer(run.pre, run.device)
     run.aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + di.rank)
@@ -715,11 +751,9 @@ def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
 
     cfg, di, device, amp = run.cfg, run.di, run.device, run.amp
     run.net.train()
-    perm = torch.randperm(
-        len(run.splits.train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
-    )
-    per_rank = run.steps_per_epoch * cfg.batch_size
-    shard = perm[di.rank * per_rank : (di.rank + 1) * per_rank]
+    shard, ushard = _epoch_order(run, epoch)
+    ub = cfg.batch_size * cfg.unlabelled_ratio
+    judge = (run.ema.module if run.ema is not None else run.model) if run.consistency is not None else None
     t0, loss_sum = time.perf_counter(), 0.0
     bar = tqdm(
         range(run.steps_per_epoch),
@@ -733,8 +767,19 @@ def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
         clean, seen = augment_views(run.images[idx].to(device, non_blocking=True), cfg.augment, run.aug_gen)
         x = run.normalize.unit(seen)
         y = run.labels[idx].to(device, non_blocking=True)
+        inputs = x
+        if (
+            run.consistency is not None
+            and judge is not None
+            and run.uimages is not None
+            and ushard is not None
+        ):
+            faces = run.uimages[ushard[step * ub : (step + 1) * ub]].to(device, non_blocking=True)
+            strong, pseudo = run.consistency.views(faces, judge, run.normalize, run.aug_gen, amp)
+            inputs = torch.cat([x, strong])  # one pass: labelled and unlabelled share BatchNorm statistics
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
-            logits = run.net(x)
+            out = run.net(inputs)
+        logits = out[: len(x)]
         if run.teachers is not None:
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 # the teachers judge the face before the camera degradations (the same view without any)
@@ -742,6 +787,8 @@ def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
             w = cfg.distill_weight
             y = (1.0 - w) * y + w * soft  # BCE is linear in the target
         loss = F.binary_cross_entropy_with_logits(logits.float(), y)
+        if run.consistency is not None and len(out) > len(x):
+            loss = loss + run.consistency(out[len(x) :], pseudo, epoch * run.steps_per_epoch + step)
         run.opt.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.step(run.opt)
@@ -753,7 +800,28 @@ def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss_sum / (step + 1):.4f}", lr=f"{run.sched.get_last_lr()[0]:.2e}")
     train_time = time.perf_counter() - t0
+    if run.consistency is not None and di.main:
+        log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, run.consistency.epoch_summary())
     return t0, loss_sum, run.steps_per_epoch * cfg.batch_size * di.world / train_time
+
+
+def _epoch_order(run: _Run, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """This process's labelled indices for the epoch's steps, and its unlabelled ones (None without them):
+    an epoch is a pass over the labelled images, or with unlabelled ones a pass over those, the labelled
+    ones cycling."""
+    cfg, di = run.cfg, run.di
+    per_rank = run.steps_per_epoch * cfg.batch_size
+    if run.uimages is None:
+        perm = torch.randperm(
+            len(run.splits.train), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+        )
+        return perm[di.rank * per_rank : (di.rank + 1) * per_rank], None
+    order = labelled_order(len(run.splits.train), per_rank * di.world, cfg.seed, epoch)
+    uperm = torch.randperm(len(run.uimages), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+    u_rank = per_rank * cfg.unlabelled_ratio
+    return order[di.rank * per_rank : (di.rank + 1) * per_rank], uperm[
+        di.rank * u_rank : (di.rank + 1) * u_rank
+    ]
 
 
 def validate(run: _Run, epoch: int, t0: float, loss_sum: float, ips: float) -> None:

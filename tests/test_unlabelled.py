@@ -1,0 +1,93 @@
+"""Learning from unlabelled faces (training/unlabelled.py): the unlabelled part never carries a label, the
+labelled images cycle through an epoch of unlabelled ones, the consistency loss keeps only confident
+pseudo-labels and ramps up, and a run with it trains, logs and resumes exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _helpers import make_celeba_copy  # noqa: E402
+
+from lsa_edge.cli import main  # noqa: E402
+from lsa_edge.data import load_dataset, select_labelled  # noqa: E402
+from lsa_edge.training.data import AugmentConfig  # noqa: E402
+from lsa_edge.training.unlabelled import (  # noqa: E402
+    STRONG,
+    Consistency,
+    labelled_order,
+    unlabelled_part,
+    weak,
+)
+
+TINY_MODEL = ["--backbone", "test_tiny", "--input-size", "64x48", "--d-model", "32", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def small_celeba(celeba_dir, tmp_path_factory):
+    return make_celeba_copy(celeba_dir, tmp_path_factory.mktemp("celeba") / "c", n=240)  # 80 per split
+
+
+def test_the_unlabelled_part_is_the_rest_of_train_with_no_labels(small_celeba):
+    train = load_dataset(small_celeba).split("train")
+    labelled = select_labelled(train, select_rate=10)
+    rest = unlabelled_part(train, labelled, "on")
+    assert rest is not None and len(rest) + len(labelled) == len(train)
+    assert not set(rest.image_ids) & set(labelled.image_ids)
+    assert rest.labels.shape == (len(rest), 40) and not rest.labels.any()  # nothing to leak
+    assert unlabelled_part(train, labelled, "off") is None
+    assert unlabelled_part(train, train, "auto") is None  # every image labelled: nothing to learn from
+    assert unlabelled_part(train, labelled, "auto") is not None
+
+
+def test_labelled_images_cycle_in_shuffled_passes():
+    order = labelled_order(10, 35, seed=0, epoch=3).tolist()
+    assert len(order) == 35
+    for k in range(3):  # each full pass is a permutation
+        assert sorted(order[10 * k : 10 * k + 10]) == list(range(10))
+    assert order == labelled_order(10, 35, seed=0, epoch=3).tolist()  # the seed and epoch decide it
+    assert order != labelled_order(10, 35, seed=0, epoch=4).tolist()
+
+
+def test_views_are_weak_for_the_teacher_and_strong_for_the_student():
+    w = weak(AugmentConfig(blur=0.5, jpeg=0.5, erase=0.3))
+    assert w.blur == w.jpeg == w.erase == 0.0 and w.rotate_deg == AugmentConfig().rotate_deg
+    assert STRONG.erase > 0 and STRONG.jpeg > 0 and STRONG.rotate_deg > AugmentConfig().rotate_deg
+
+
+def test_only_confident_pseudo_labels_count_and_the_weight_ramps_up():
+    c = Consistency(weak(AugmentConfig()), STRONG, weight=2.0, threshold=0.8, ramp_steps=10)
+    probs = torch.tensor([[0.95, 0.5, 0.1, 0.7]])
+    logits = torch.zeros(1, 4)  # the student says 0.5 everywhere
+    first = float(c(logits, probs, step=0))
+    # two confident pairs (0.95, 0.1) of four; BCE(0.5, p) is log 2 for any p
+    expected = 2.0 * (1 / 10) * 2 * np.log(2) / 4
+    assert first == pytest.approx(expected, rel=1e-5)
+    assert float(c(logits, probs, step=50)) == pytest.approx(expected * 10, rel=1e-5)  # fully ramped
+    assert "pseudo-labels kept 50.0%" in c.epoch_summary() and c.steps == 0
+
+
+def test_a_run_with_unlabelled_images_trains_logs_and_resumes_exactly(small_celeba, tmp_path, capfd):
+    from lsa_edge.training.checkpoint import read_checkpoint
+
+    common = ["--data", str(small_celeba), *TINY_MODEL, "--select-rate", "10", "--batch-size", "8"]
+    common += ["--threads", "1", "--epochs", "2", "--ema", "0.9", "--unlabelled", "on"]
+    assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
+    assert "pseudo-labels kept" in capfd.readouterr().err
+    last = read_checkpoint(tmp_path / "a" / "last.pt")
+    data = last["meta"]["data"]
+    assert data["labelled_images"] == 8 and data["unlabelled_images"] == 72  # 80 training images
+    assert last["ema"]["updates"] == 2 * (72 // 8)  # an epoch: one pass over the unlabelled images
+    assert last["meta"]["train_config"]["unlabelled"] == "on"
+    # stopped after one epoch and resumed: the same weights, bit for bit
+    assert main(["train", "--out", str(tmp_path / "b"), *common, "--stop-after", "1"]) == 0
+    assert main(["train", "--out", str(tmp_path / "b"), *common, "--resume"]) == 0
+    b = read_checkpoint(tmp_path / "b" / "last.pt")
+    for k, v in last["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    # without --unlabelled the same selection trains on its 8 labels alone
+    assert main(["train", "--out", str(tmp_path / "c"), *common[:-2], "--epochs", "1"]) == 0
+    c = read_checkpoint(tmp_path / "c" / "last.pt")
+    assert c["meta"]["data"]["unlabelled_images"] == 0 and c["ema"]["updates"] == 1

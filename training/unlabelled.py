@@ -1,0 +1,147 @@
+"""Learning from unlabelled faces: consistency between a teacher's soft pseudo-labels on a weak view and the
+student's predictions on a strong view (Mean Teacher / FixMatch, for 40 binary attributes).
+
+With limited labels (``select_rate``, ``label_fraction`` or ``label_count``) the rest of the training split
+is unlabelled: its labels are zeroed when it is loaded and never read. Each step then takes a labelled batch
+and ``unlabelled_ratio`` × as many unlabelled faces:
+
+1. the **weak view** (the recipe's geometry and colour, no camera degradations) goes through the teacher —
+   the EMA of the weights when ``ema`` is on (Mean Teacher), else the student itself without gradients
+   (FixMatch) — giving soft pseudo-labels p;
+2. the **strong view** (:data:`STRONG`: larger geometry and colour changes, erasing, and every camera
+   degradation) goes through the student with the labelled batch (one forward pass: shared BatchNorm
+   statistics);
+3. the loss adds ``weight × ramp(step)`` × BCE(student, p) over the (face, attribute) pairs whose
+   pseudo-label is confident, max(p, 1 − p) ≥ ``unlabelled_threshold``, averaged over all pairs (confident
+   attributes count, uncertain ones are left out one by one rather than dropping whole faces).
+
+An epoch is then one pass over the unlabelled faces; the labelled ones cycle, reshuffled each pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lsa_edge.data import FaceDataset
+
+from .data import AugmentConfig, Normalizer, augment
+
+log = logging.getLogger(__name__)
+
+# The student's view of an unlabelled face: strong enough that agreeing with the teacher's weak-view answer
+# teaches invariance, not so strong that the face stops being recognisable.
+STRONG = AugmentConfig(
+    hflip=0.5,
+    scale=(0.85, 1.15),
+    rotate_deg=15.0,
+    translate=0.08,
+    brightness=0.4,
+    contrast=0.4,
+    saturation=0.4,
+    erase=0.5,
+    padding="border",
+    resolution=0.5,
+    resolution_min=0.35,
+    blur=0.4,
+    blur_sigma=(0.4, 2.0),
+    noise=0.4,
+    noise_std=0.04,
+    jpeg=0.5,
+    jpeg_quality=(20, 90),
+    grayscale=0.2,
+)
+
+
+def limited(select_rate: int | None, label_fraction: float | None, label_count: int | None) -> bool:
+    """Whether a label selection leaves part of the training split unlabelled."""
+    return any(x is not None for x in (select_rate, label_fraction, label_count))
+
+
+def unlabelled_part(train_full: FaceDataset, labelled: FaceDataset, mode: str) -> FaceDataset | None:
+    """The training images without a selected label, their labels zeroed (none is ever read), or None when
+    ``mode`` is off, or auto with every image labelled."""
+    chosen = set(labelled.image_ids)
+    rest = [i for i, name in enumerate(train_full.image_ids) if name not in chosen]
+    if mode == "off" or (mode == "auto" and len(labelled) == len(train_full)) or not rest:
+        if mode == "on" and not rest:
+            log.warning("--unlabelled on: every training image is labelled; nothing unlabelled to learn from")
+        return None
+    part = train_full.subset(rest, name=f"{train_full.name}[unlabelled]")
+    return dataclasses.replace(part, labels=np.zeros_like(part.labels))
+
+
+def weak(cfg: AugmentConfig) -> AugmentConfig:
+    """The teacher's view: the recipe's geometry and colour without camera degradations or erasing."""
+    return dataclasses.replace(cfg, resolution=0.0, blur=0.0, noise=0.0, jpeg=0.0, grayscale=0.0, erase=0.0)
+
+
+def labelled_order(n: int, needed: int, seed: int, epoch: int) -> torch.Tensor:
+    """``needed`` indices into ``n`` labelled images for one epoch: shuffled passes, one after another."""
+    passes = -(-needed // n)
+    perms = [
+        torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch * 131 + k))
+        for k in range(passes)
+    ]
+    return torch.cat(perms)[:needed]
+
+
+@dataclass
+class Consistency:
+    """The unlabelled part of each step (see the module)."""
+
+    weak_cfg: AugmentConfig
+    strong_cfg: AugmentConfig
+    weight: float
+    threshold: float
+    ramp_steps: int
+    kept: float = 0.0  # share of (face, attribute) pairs kept this epoch (for the log)
+    loss: float = 0.0  # consistency loss summed over this epoch's steps
+    steps: int = 0
+
+    def views(
+        self,
+        faces: torch.Tensor,
+        judge: torch.nn.Module,
+        normalize: Normalizer,
+        gen: torch.Generator,
+        amp: torch.dtype | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the student's normalised strong view, the teacher's probabilities on the weak view)."""
+        device = faces.device
+        weak_x = normalize.unit(augment(faces, self.weak_cfg, gen))
+        strong_x = normalize.unit(augment(faces, self.strong_cfg, gen))
+        was_training = judge.training
+        judge.eval()
+        with (
+            torch.no_grad(),
+            torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None),
+        ):
+            probs = torch.sigmoid(judge(weak_x).float())
+        judge.train(was_training)
+        return strong_x, probs
+
+    def __call__(self, logits: torch.Tensor, probs: torch.Tensor, step: int) -> torch.Tensor:
+        """The weighted consistency loss of one step (global step ``step``)."""
+        mask = (torch.maximum(probs, 1.0 - probs) >= self.threshold).float()
+        per = F.binary_cross_entropy_with_logits(logits.float(), probs, reduction="none")
+        loss = (per * mask).sum() / mask.numel()
+        ramp = min(1.0, (step + 1) / self.ramp_steps) if self.ramp_steps > 0 else 1.0
+        self.kept += float(mask.mean())
+        self.loss += float(loss.detach())
+        self.steps += 1
+        return self.weight * ramp * loss
+
+    def epoch_summary(self) -> str:
+        """The epoch's figures, then reset."""
+        n = max(1, self.steps)
+        text = (
+            f"unlabelled: pseudo-labels kept {100 * self.kept / n:.1f}%, consistency loss {self.loss / n:.4f}"
+        )
+        self.kept, self.loss, self.steps = 0.0, 0.0, 0
+        return text

@@ -125,7 +125,12 @@ def run_streams(
     threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
-    start.wait()
+    try:
+        start.wait()
+    except threading.BrokenBarrierError:
+        for t in threads:
+            t.join()
+        raise SystemExit(f"a stream could not start: {errors[0] if errors else 'see above'}") from None
     t0 = time.perf_counter()
     for t in threads:
         t.join()

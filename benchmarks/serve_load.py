@@ -8,6 +8,10 @@ many client threads, each feeding pre-rendered demo frames as fast as answers co
 - ``remote``: ``Pipeline(backend="triton://...")`` per stream — detection, alignment and tracking-free
   results on the client, the faces of each frame in one request to ``lsa_edge_attributes``, which Triton's
   dynamic batcher joins across streams;
+- ``faces``: each stream sends a frame's worth of aligned faces straight to ``lsa_edge_attributes``, as
+  devices that detect and align on their own hardware do: the server's side of ``remote`` alone, without
+  16 clients' face detection competing for this machine's cores (the tensors are random: the model's
+  cost does not depend on their content);
 - ``frames``: each frame sent whole to the ``lsa_edge`` model (the server detects, aligns and infers);
 - ``local``: a local Pipeline per stream (ONNX Runtime on this machine), no server.
 
@@ -75,6 +79,24 @@ def triton_counts(metrics_url: str, model: str) -> tuple[float, float]:
         return float(m.group(1)) if m else 0.0
 
     return value("nv_inference_count"), value("nv_inference_exec_count")
+
+
+class _FaceClient:
+    """A stream that sends ``n`` aligned faces per frame to ``lsa_edge_attributes``."""
+
+    def __init__(self, url: str, n: int, size: tuple[int, int]) -> None:
+        import tritonclient.http as http
+
+        self.http, self.client = http, http.InferenceServerClient(url, network_timeout=60)
+        self.faces = np.random.default_rng(0).standard_normal((n, 3, *size)).astype(np.float32)
+
+    def predict(self, frame: np.ndarray) -> Any:
+        x = self.http.InferInput("faces", list(self.faces.shape), "FP32")
+        x.set_data_from_numpy(self.faces)
+        return self.client.infer("lsa_edge_attributes", [x]).as_numpy("probabilities")
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class _FrameClient:
@@ -148,10 +170,13 @@ def run_streams(
 def measure(args: argparse.Namespace, url: str, metrics_url: str) -> list[dict[str, Any]]:
     from lsa_edge import Pipeline
     from lsa_edge.demo import scene
+    from lsa_edge.package import ModelPackage
 
     frames = [scene(args.faces, frame=i) for i in range(24)]
+    size = ModelPackage.open(args.model).card.preprocessing.input_size
     makers: dict[str, Callable[[], Any]] = {
         "remote": lambda: Pipeline(args.model, backend=f"triton://{url}", tracking=False),
+        "faces": lambda: _FaceClient(url, args.faces, size),
         "frames": lambda: _FrameClient(url),
         "local": lambda: Pipeline(args.model, tracking=False),
     }
@@ -197,7 +222,9 @@ def main() -> int:
     ap.add_argument("--url", default=None, help="HOST:PORT of a running lsa-edge serve (default: start one)")
     ap.add_argument("--metrics", default=None, help="its metrics URL (with --url; default: port + 2)")
     ap.add_argument("--streams", default="1,4,16", help="stream counts (default 1,4,16)")
-    ap.add_argument("--modes", default="remote,frames,local", help="remote, frames, local (default: all)")
+    ap.add_argument(
+        "--modes", default="remote,faces,frames,local", help="remote, faces, frames, local (default: all)"
+    )
     ap.add_argument("--faces", type=int, default=1, help="faces per demo frame (default 1)")
     ap.add_argument("--frames", type=int, default=200, help="frames per measurement over all streams")
     ap.add_argument("--repeats", type=int, default=3, help="measurements per row; medians (default 3)")

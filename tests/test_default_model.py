@@ -20,7 +20,9 @@ def package():
 
 def test_the_default_package_is_small_and_self_describing(package):
     size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
-    assert size < 20e6, f"{size / 1e6:.1f} MB"
+    # two 12.9 MB graphs: opset 17 and its opset-16 rewrite that TensorRT 8.5 (JetPack 5) can parse
+    assert size < 30e6, f"{size / 1e6:.1f} MB"
+    assert (DEFAULT_MODEL_DIR / "model_opset16.onnx").is_file()
     manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
     assert manifest["precision"] == "fp32" and manifest["cpu_onnx"] == "model.onnx"
     card = package.card

@@ -131,6 +131,8 @@ def main() -> int:
         ]
         if cli([*build, "--no-detector", "--no-progress"]) != 0:
             raise SystemExit(f"building the package failed; {out} is unchanged")
+        # the build's options name the staging folder, a path of this machine: the card records the recipe
+        (stage / "build_config.json").unlink(missing_ok=True)
         write_text_atomic(stage / "README.md", model_card_text(card, test, out))
     size = sum(p.stat().st_size for p in out.iterdir())
     print(

@@ -256,17 +256,10 @@ def main() -> int:
     machine = f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} CPUs, Python {platform.python_version()}"
     print(f"machine: {machine}; server and clients on this machine; medians over {args.repeats} repeats")
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "machine": machine,
-                    "args": {k: v for k, v in vars(args).items() if k != "json"},
-                    "rows": rows,
-                },
-                indent=1,
-                default=str,
-            )
-        )
+        from lsa_edge.io import write_json_atomic
+
+        args_doc = {k: v for k, v in vars(args).items() if k != "json"}
+        write_json_atomic(args.json, {"machine": machine, "args": args_doc, "rows": rows})
     return 0
 
 

@@ -612,7 +612,7 @@ def _build_run(
         steps_per_epoch = len(train_set) // (cfg.batch_size * di.world)
     if steps_per_epoch == 0:
         raise ConfigError(
-            f"{len(train_set)} labelled and {n_unlabelled} unlabelled images make no full step of "
+            f"{len(train_set)} labelled and {n_unlabelled} unlabelled images make no full batch of "
             f"{cfg.batch_size} × {di.world} process(es); lower --batch-size or label more images"
         )
     total_steps = steps_per_epoch * cfg.epochs

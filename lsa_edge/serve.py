@@ -43,7 +43,7 @@ from ._lazy import require
 from .backends.base import Backend
 from .backends.triton import ATTRIBUTES_MODEL, CARD_MODEL, INPUT, OUTPUT
 from .errors import ConfigError, LsaEdgeError
-from .package import ModelPackage, select_backend
+from .package import BACKENDS, ModelPackage, select_backend
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +86,9 @@ class ServeConfig:
         check_number(self.instances, "ServeConfig.instances", lo=1, hi=64, integer=True)
         check_number(self.max_streams, "ServeConfig.max_streams", lo=1, hi=100_000, integer=True)
         check_number(self.exit_timeout_s, "ServeConfig.exit_timeout_s", lo=1, hi=3600, integer=True)
-        if self.backend not in ("auto", "tensorrt", "onnxruntime", "torch"):
+        if self.backend not in BACKENDS:
             raise ConfigError(
-                f"ServeConfig.backend must be auto, tensorrt, onnxruntime or torch (where the server runs the "
+                f"ServeConfig.backend must be one of {', '.join(BACKENDS)} (where the server runs the "
                 f"model), got {self.backend!r}"
             )
 

@@ -9,6 +9,8 @@ import argparse
 import logging
 import threading
 
+from ..package import BACKENDS
+
 HELP = "serve a model from NVIDIA Triton (HTTP/gRPC/metrics) for many cameras: frames or aligned faces"
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=("auto", "tensorrt", "onnxruntime", "torch"),
+        choices=BACKENDS,
         default="auto",
         help="where the model runs in the server (default auto, as lsa-edge run)",
     )

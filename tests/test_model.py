@@ -94,3 +94,37 @@ def test_config_validation():
         LSAConfig(backbone="vgg")
     c = LSAConfig(**TINY)
     assert LSAConfig.from_dict(c.to_dict()) == c
+
+
+def test_compact_head_keeps_lsa_with_fewer_weights(dictionary):
+    """The few-label head: no value/output projections, no feed-forward block; still the dictionary prior
+    and the balanced cross-attention, and every weight still learns."""
+    full = LSAModel(LSAConfig(**TINY), dictionary)
+    compact = LSAModel(LSAConfig(**{**TINY, "ffn": 0, "value_proj": False, "attn_dropout": 0.1}), dictionary)
+    head = lambda m: sum(p.numel() for n, p in m.named_parameters() if not n.startswith("backbone"))  # noqa: E731
+    assert head(compact) < head(full) - 2 * 32 * 32
+    assert compact.layers[0].mlp is None and isinstance(compact.layers[0].attn.v, torch.nn.Identity)
+    logits, maps = compact(_x(), return_attention=True)
+    assert logits.shape == (3, 40) and maps[0].shape == (3, 2, 40, 12)
+    logits.sum().backward()
+    assert all(p.grad is not None for p in compact.parameters())
+    compact.eval()  # attention dropout off: the maps are α·softmax + β·P again, rows sum to α + β = 1 at init
+    _, maps = compact(_x(), return_attention=True)
+    assert torch.allclose(maps[0].sum(-1), torch.ones(3, 2, 40), atol=1e-5)
+    # the ablation switches still apply to it
+    no_prior = LSAModel(
+        LSAConfig(**{**TINY, "ffn": 0, "value_proj": False, "balance": "no_prior"}), dictionary
+    )
+    assert not no_prior.config.uses_prior
+    assert "lsa_compact_mobilenet_v2" in list_models()
+
+
+def test_head_options_round_trip_and_checks():
+    c = LSAConfig(**{**TINY, "ffn": 0, "value_proj": False, "attn_dropout": 0.2})
+    assert LSAConfig.from_dict(c.to_dict()) == c
+    old = {k: v for k, v in LSAConfig(**TINY).to_dict().items() if k not in ("value_proj", "attn_dropout")}
+    assert LSAConfig.from_dict(old).value_proj is True  # checkpoints from before the options load unchanged
+    with pytest.raises(ConfigError, match="ffn"):
+        LSAConfig(**{**TINY, "ffn": -1})
+    with pytest.raises(ConfigError, match="attn_dropout"):
+        LSAConfig(**{**TINY, "attn_dropout": 1.0})

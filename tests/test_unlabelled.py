@@ -91,3 +91,37 @@ def test_a_run_with_unlabelled_images_trains_logs_and_resumes_exactly(small_cele
     assert main(["train", "--out", str(tmp_path / "c"), *common[:-2], "--epochs", "1"]) == 0
     c = read_checkpoint(tmp_path / "c" / "last.pt")
     assert c["meta"]["data"]["unlabelled_images"] == 0 and c["ema"]["updates"] == 1
+
+
+def test_judge_of_predicts_in_eval_mode_and_restores_the_mode():
+    from lsa_edge.training.unlabelled import judge_of
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Dropout(0.9)).train()
+    x = torch.randn(5, 4)
+    p = judge_of(net)(x)
+    assert torch.equal(p, torch.sigmoid(net[0](x)))  # dropout off while judging
+    assert net.training and ((p > 0) & (p < 1)).all()
+
+
+def test_a_distillation_round_lets_the_frozen_teacher_judge_the_unlabelled_faces(
+    small_celeba, tmp_path, monkeypatch
+):
+    from lsa_edge.training.checkpoint import read_checkpoint
+    from lsa_edge.training.trainer import Teachers
+
+    common = ["--data", str(small_celeba), *TINY_MODEL, "--select-rate", "10", "--batch-size", "8"]
+    common += ["--threads", "1", "--epochs", "1", "--unlabelled", "on"]
+    assert main(["train", "--out", str(tmp_path / "round1"), *common, "--ema", "0.9"]) == 0
+    judges = []
+    real_views = Consistency.views
+
+    def spy(self, faces, judge, *args):
+        judges.append(judge)
+        return real_views(self, faces, judge, *args)
+
+    monkeypatch.setattr(Consistency, "views", spy)
+    teacher = str(tmp_path / "round1" / "best.pt")
+    assert main(["train", "--out", str(tmp_path / "round2"), *common, "--teacher", teacher]) == 0
+    assert judges and all(isinstance(j, Teachers) for j in judges)  # not the student or its EMA
+    meta = read_checkpoint(tmp_path / "round2" / "best.pt")["meta"]
+    assert meta["teachers"][0]["weights_sha256"] and meta["data"]["unlabelled_images"] == 72

@@ -47,8 +47,12 @@ class LSAConfig:
     d_model: int = 256  # token / query width
     heads: int = 4  # attention heads
     layers: int = 1  # cross-attention decoder layers
-    ffn: int = 512  # hidden width of the feed-forward block
+    ffn: int = 512  # hidden width of the feed-forward block; 0 = no feed-forward block
     dropout: float = 0.1  # dropout in the head
+    value_proj: bool = (
+        True  # project values (and the attention output); False: the attention mixes the tokens
+    )
+    attn_dropout: float = 0.0  # drops attention weights of the learned part before mixing (few labels)
     balance: Balance = (
         "learned"  # how α, β are set: learned | equal (α=β=½, fixed) | no_prior (β=0) | prior_only (α=0)
     )
@@ -80,10 +84,12 @@ class LSAConfig:
             raise ConfigError(f"normalization must be none, center or zscore, got {self.normalization!r}")
         if self.region_set not in REGION_SETS:
             raise ConfigError(f"region_set must be one of {REGION_SETS}, got {self.region_set!r}")
-        for name, flag in (("d_model", "--d-model"), ("heads", None), ("layers", "--layers"), ("ffn", None)):
+        for name, flag in (("d_model", "--d-model"), ("heads", None), ("layers", "--layers")):
             check_number(getattr(self, name), name, flag=flag, lo=1, integer=True)
+        check_number(self.ffn, "ffn", lo=0, integer=True, hint="0 leaves the feed-forward block out")
         check_number(self.num_attributes, "num_attributes", lo=1, integer=True)
         check_number(self.dropout, "dropout", lo=0, hi=1, hi_open=True)
+        check_number(self.attn_dropout, "attn_dropout", lo=0, hi=1, hi_open=True)
         check_number(self.tau, "tau", flag="--tau", lo=0, lo_open=True, hint="e.g. 0.05")
         if self.d_model % self.heads:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
@@ -143,14 +149,25 @@ class BalancedCrossAttention(nn.Module):
     alpha_fixed: torch.Tensor  # buffers (register_buffer)
     beta_fixed: torch.Tensor
 
-    def __init__(self, d: int, heads: int, balance: str, dropout: float) -> None:
+    def __init__(
+        self,
+        d: int,
+        heads: int,
+        balance: str,
+        dropout: float,
+        value_proj: bool = True,
+        attn_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.heads, self.dh = heads, d // heads
         self.q = nn.Linear(d, d)
         self.k = nn.Linear(d, d)
-        self.v = nn.Linear(d, d)
-        self.out = nn.Linear(d, d)
+        # Without the value and output projections the head has ~2·d² fewer weights to fit: each head's
+        # output is a weighted mean of the tokens' own channels (few labels overfit the projections less).
+        self.v: nn.Module = nn.Linear(d, d) if value_proj else nn.Identity()
+        self.out: nn.Module = nn.Linear(d, d) if value_proj else nn.Identity()
         self.drop = nn.Dropout(dropout)
+        self.attn_drop = nn.Dropout(attn_dropout)
         self.balance = balance
         init = math.log(math.expm1(0.5))  # softplus⁻¹(½): α = β = ½ at the start, rows of Â sum to 1
         if balance == "learned":
@@ -177,7 +194,8 @@ class BalancedCrossAttention(nn.Module):
         kh = self.k(k).view(b, n, self.heads, self.dh).transpose(1, 2)
         vh = self.v(v).view(b, n, self.heads, self.dh).transpose(1, 2)
         alpha, beta = self.coefficients()
-        attn = alpha.view(1, -1, 1, 1) * torch.softmax(qh @ kh.transpose(-1, -2) * self.dh**-0.5, dim=-1)
+        learned = self.attn_drop(torch.softmax(qh @ kh.transpose(-1, -2) * self.dh**-0.5, dim=-1))
+        attn = alpha.view(1, -1, 1, 1) * learned
         if prior is not None and self.balance != "no_prior":
             attn = attn + beta.view(1, -1, 1, 1) * prior.to(attn.dtype)
         out = (self.drop(attn) @ vh).transpose(1, 2).reshape(b, a, d)
@@ -185,12 +203,25 @@ class BalancedCrossAttention(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d: int, heads: int, ffn: int, balance: str, dropout: float) -> None:
+    def __init__(
+        self,
+        d: int,
+        heads: int,
+        ffn: int,
+        balance: str,
+        dropout: float,
+        value_proj: bool = True,
+        attn_dropout: float = 0.0,
+    ) -> None:
         super().__init__()
-        self.attn = BalancedCrossAttention(d, heads, balance, dropout)
+        self.attn = BalancedCrossAttention(d, heads, balance, dropout, value_proj, attn_dropout)
         self.norm1 = nn.LayerNorm(d)
-        self.norm2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(nn.Linear(d, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, d))
+        self.norm2: nn.Module = nn.LayerNorm(d) if ffn else nn.Identity()
+        self.mlp: nn.Module | None = (
+            nn.Sequential(nn.Linear(d, ffn), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn, d))
+            if ffn
+            else None
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(
@@ -198,7 +229,8 @@ class DecoderLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         out, attn = self.attn(q, k, v, prior)
         q = self.norm1(q + self.drop(out))
-        q = self.norm2(q + self.drop(self.mlp(q)))
+        if self.mlp is not None:
+            q = self.norm2(q + self.drop(self.mlp(q)))
         return q, attn
 
 
@@ -243,7 +275,15 @@ class LSAModel(nn.Module):
         s = region_maps(template, (gh, gw), config.region_set).reshape(len(prior.regions), -1)
         self.register_buffer("prior_attention", torch.as_tensor(prior.dictionary @ s, dtype=torch.float32))
         self.layers = nn.ModuleList(
-            DecoderLayer(d, config.heads, config.ffn, config.balance, config.dropout)
+            DecoderLayer(
+                d,
+                config.heads,
+                config.ffn,
+                config.balance,
+                config.dropout,
+                config.value_proj,
+                config.attn_dropout,
+            )
             for _ in range(config.layers)
         )
         self.cls_weight = nn.Parameter(torch.randn(a, d) * d**-0.5)
@@ -301,6 +341,9 @@ def register_model(name: str, **defaults: Any) -> None:
 for _bb in ("resnet18", "resnet34", "resnet50", "mobilenet_v2"):
     register_model(f"lsa_{_bb}", backbone=_bb)
     register_model(f"linear_{_bb}", backbone=_bb, head="linear")
+# The few-label head (issue "limited labels"): the same dictionary, prior and balanced cross-attention, a
+# narrower width, no value/output projections and no feed-forward block (~0.26 M head weights, not ~0.95 M).
+register_model("lsa_compact_mobilenet_v2", backbone="mobilenet_v2", d_model=128, ffn=0, value_proj=False)
 register_model("lsa_test_tiny", backbone="test_tiny", d_model=32, heads=2, ffn=64, input_size=(64, 48))
 
 

@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from .data import AugmentConfig, CropSet, Normalizer, augment_views, load_crops
 from .ema import WeightEMA
 from .model import LSAConfig, LSAModel, count_macs, create_model, preprocessing_for
 from .prior import PhraseEncoder
-from .unlabelled import STRONG, Consistency, labelled_order, unlabelled_part, weak
+from .unlabelled import STRONG, Consistency, judge_of, labelled_order, unlabelled_part, weak
 
 log = logging.getLogger(__name__)
 
@@ -753,7 +753,7 @@ def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
     run.net.train()
     shard, ushard = _epoch_order(run, epoch)
     ub = cfg.batch_size * cfg.unlabelled_ratio
-    judge = (run.ema.module if run.ema is not None else run.model) if run.consistency is not None else None
+    judge = _judge(run)
     t0, loss_sum = time.perf_counter(), 0.0
     bar = tqdm(
         range(run.steps_per_epoch),
@@ -803,6 +803,16 @@ def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
     if run.consistency is not None and di.main:
         log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, run.consistency.epoch_summary())
     return t0, loss_sum, run.steps_per_epoch * cfg.batch_size * di.world / train_time
+
+
+def _judge(run: _Run) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Who gives the unlabelled faces their pseudo-labels: in a distillation round (--teacher) the frozen
+    teachers, else the EMA (Mean Teacher), else the student itself (FixMatch); None without unlabelled faces."""
+    if run.consistency is None:
+        return None
+    if run.teachers is not None:
+        return run.teachers
+    return judge_of(run.ema.module if run.ema is not None else run.model)
 
 
 def _epoch_order(run: _Run, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:

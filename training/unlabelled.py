@@ -7,7 +7,8 @@ and ``unlabelled_ratio`` × as many unlabelled faces:
 
 1. the **weak view** (the recipe's geometry and colour, no camera degradations) goes through the teacher —
    the EMA of the weights when ``ema`` is on (Mean Teacher), else the student itself without gradients
-   (FixMatch) — giving soft pseudo-labels p;
+   (FixMatch); or, in a distillation round (``--teacher CKPT``), the frozen teachers' mean — giving soft
+   pseudo-labels p;
 2. the **strong view** (:data:`STRONG`: larger geometry and colour changes, erasing, and every camera
    degradation) goes through the student with the labelled batch (one forward pass: shared BatchNorm
    statistics);
@@ -23,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -56,6 +58,21 @@ STRONG = AugmentConfig(
     jpeg_quality=(20, 90),
     grayscale=0.2,
 )
+
+
+def judge_of(net: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A network as a judge of unlabelled faces: its probabilities in eval mode (BatchNorm's running
+    statistics, no dropout), the mode it was in restored after."""
+
+    def probs(x: torch.Tensor) -> torch.Tensor:
+        was_training = net.training
+        net.eval()
+        try:
+            return torch.sigmoid(net(x).float())
+        finally:
+            net.train(was_training)
+
+    return probs
 
 
 def limited(select_rate: int | None, label_fraction: float | None, label_count: int | None) -> bool:
@@ -107,23 +124,21 @@ class Consistency:
     def views(
         self,
         faces: torch.Tensor,
-        judge: torch.nn.Module,
+        judge: Callable[[torch.Tensor], torch.Tensor],
         normalize: Normalizer,
         gen: torch.Generator,
         amp: torch.dtype | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the student's normalised strong view, the teacher's probabilities on the weak view)."""
+        """(the student's normalised strong view, the judge's probabilities on the weak view); ``judge`` maps
+        a normalised batch to probabilities (:func:`judge_of`)."""
         device = faces.device
         weak_x = normalize.unit(augment(faces, self.weak_cfg, gen))
         strong_x = normalize.unit(augment(faces, self.strong_cfg, gen))
-        was_training = judge.training
-        judge.eval()
         with (
             torch.no_grad(),
             torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None),
         ):
-            probs = torch.sigmoid(judge(weak_x).float())
-        judge.train(was_training)
+            probs = judge(weak_x).float()
         return strong_x, probs
 
     def __call__(self, logits: torch.Tensor, probs: torch.Tensor, step: int) -> torch.Tensor:

@@ -126,6 +126,33 @@ FLAGS: tuple[Flag, ...] = (
     ),
     _flag("--d-model", "d_model", "head width (default: {default})", "model", "model", type=int),
     _flag("--layers", "layers", "cross-attention layers (default: {default})", "model", "model", type=int),
+    _flag(
+        "--ffn",
+        "ffn",
+        "feed-forward width; 0 leaves the block out (default: {default})",
+        "model",
+        "model",
+        type=int,
+    ),
+    _flag(
+        "--no-value-proj",
+        "value_proj",
+        "no value/output projections: the attention mixes the tokens themselves (few labels; default: with)",
+        "model",
+        "model",
+        dest="value_proj",
+        action="store_false",
+        default=None,
+    ),
+    _flag("--dropout", "dropout", "dropout in the head (default: {default})", "model", "model", type=float),
+    _flag(
+        "--attn-dropout",
+        "attn_dropout",
+        "dropout on the learned attention weights (default: {default})",
+        "model",
+        "model",
+        type=float,
+    ),
     # optimisation
     _flag("--epochs", "epochs", "epochs (default: {default})", type=int),
     _flag("--batch-size", "batch_size", "images per step per process (default: {default})", type=int),
@@ -160,7 +187,8 @@ FLAGS: tuple[Flag, ...] = (
     _flag(
         "--teacher",
         "teachers",
-        "distil from this checkpoint's predictions on each augmented batch (repeat to average several)",
+        "distil from this checkpoint's predictions on each augmented batch; with unlabelled faces it also "
+        "gives their pseudo-labels (a distillation round; repeat to average several)",
         dest="teachers",
         action="append",
         metavar="CKPT",

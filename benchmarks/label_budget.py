@@ -1,0 +1,278 @@
+"""Benchmark: the label-budget curve. LSA, LSA with the prior off and the plain global-pool head, trained on
+CelebA-10k at ≈322, ≈804, ≈1,608, ≈4,020 and all 8,041 labels, with and without the rest of the training
+split as unlabelled faces; each evaluated once on test.
+
+Each budget's recipe is a file (configs/limited_<labels>.yaml, configs/full_8041.yaml); a model variant
+changes only the head or the prior. "Without unlabelled" runs the same recipe with --unlabelled off for as
+many steps as the run with them (an epoch of a run with unlabelled faces is a pass over those) and
+validates as often, so the two differ in the unlabelled faces only.
+
+Results are cached per run in OUT/<budget>/<variant>/<unlabelled on|off>/seed<k>/result.json and a run
+interrupted mid-training resumes from its last epoch, so the benchmark continues where it stopped. Prints a
+table (mean ± std over seeds, balanced accuracy, wall time) and writes OUT/summary.json and a PNG.
+
+    python benchmarks/label_budget.py --data ../shared/data/celeba-10k --out runs/label_budget
+    python benchmarks/label_budget.py ... --budgets 322 --variants lsa linear --unlabelled on   # one row
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lsa_edge.cli import setup_logging
+from lsa_edge.evaluation import evaluate_model
+from lsa_edge.io import atomic_path, write_json_atomic
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+BUDGETS = {
+    322: "limited_322.yaml",
+    804: "limited_804.yaml",
+    1608: "limited_1608.yaml",
+    4020: "limited_4020.yaml",
+    8041: "full_8041.yaml",
+}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "lsa": {},  # the recipe's own head
+    "lsa-prior-off": {"balance": "no_prior"},
+    "linear": {"head": "linear"},
+}
+TRAIN_SIZE = 8041  # CelebA-10k's training split
+SMALL = (322, 804)  # the budgets run with --seeds (3 by default); the others with --seeds-large
+
+
+def recipe(budget: int, variant: str, unlabelled: str, seed: int, args: argparse.Namespace) -> Any:
+    """The TrainConfig of one run: the budget's recipe file, the variant's model change, the seed."""
+    import yaml
+
+    from lsa_edge.training.trainer import TrainConfig
+
+    d = yaml.safe_load((CONFIGS / BUDGETS[budget]).read_text(encoding="utf-8"))
+    d["model"] = {**d.get("model", {}), **VARIANTS[variant]}
+    if variant == "linear":
+        d["model"].pop("balance", None)
+    d.update(data=str(args.data), seed=seed, progress=not args.no_progress, threads=args.threads)
+    if budget < TRAIN_SIZE and unlabelled == "off":
+        # the same number of steps and validations as the run with unlabelled faces
+        labels = TRAIN_SIZE // d["select_rate"] + (TRAIN_SIZE % d["select_rate"] > 0)
+        ratio = d.get("unlabelled_ratio", 1)
+        steps_on = (TRAIN_SIZE - labels) // (d["batch_size"] * ratio) * d["epochs"]
+        per_epoch = labels // d["batch_size"]
+        epochs = math.ceil(steps_on / per_epoch)
+        d.update(unlabelled="off", epochs=epochs, eval_every=max(1, round(epochs / d["epochs"])))
+    return TrainConfig.from_dict(d, where=BUDGETS[budget])
+
+
+def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str, seed: int) -> dict:
+    from lsa_edge.training.checkpoint import read_checkpoint
+    from lsa_edge.training.trainer import train
+
+    out = Path(args.out) / str(budget) / variant / unlabelled / f"seed{seed}"
+    cached = out / "result.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    cfg = recipe(budget, variant, unlabelled, seed, args)
+    cfg = dataclasses.replace(cfg, out=str(out), resume=(out / "last.pt").exists())
+    t0 = time.perf_counter()
+    summary = train(cfg, encoder=args.encoder)
+    wall = time.perf_counter() - t0
+    hist = summary["history"]
+    if cfg.resume:  # this process saw part of the run: the wall time is the sum of the epochs' own
+        wall = sum(h["epoch_s"] for h in hist)
+    test = evaluate_model(out / "best.pt", args.data, split="test", progress=False)
+    meta = read_checkpoint(out / "best.pt")["meta"]
+    result = {
+        "budget": budget,
+        "variant": variant,
+        "unlabelled": unlabelled,
+        "seed": seed,
+        "recipe": BUDGETS[budget],
+        "labelled": meta["data"]["labelled_images"],
+        "unlabelled_images": meta["data"].get("unlabelled_images", 0),
+        "test_mean_accuracy": test["mean_accuracy"],
+        "test_balanced_accuracy": test["balanced_accuracy"],
+        "test_mean_accuracy_tuned": test["mean_accuracy_tuned"],
+        "majority": test.get("majority_accuracy"),
+        "val_mean_accuracy": summary["val_mean_accuracy"],
+        "best_epoch": summary["best_epoch"],
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "wall_s": wall,
+        "alpha": hist[-1]["alpha"],
+        "beta": hist[-1]["beta"],
+    }
+    write_json_atomic(cached, result)
+    return result
+
+
+def fmt(values: list[float]) -> str:
+    m = 100 * statistics.mean(values)
+    return f"{m:.2f} ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else f"{m:.2f}"
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One entry per (budget, variant, unlabelled): mean ± std over the seeds run."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["budget"], r["variant"], r["unlabelled"]), []).append(r)
+    out = []
+    for (budget, variant, unlabelled), rs in sorted(groups.items(), key=lambda kv: kv[0]):
+        acc = [r["test_mean_accuracy"] for r in rs]
+        out.append(
+            {
+                "budget": budget,
+                "variant": variant,
+                "unlabelled": unlabelled,
+                "labelled": rs[0]["labelled"],
+                "seeds": [r["seed"] for r in rs],
+                "mean": 100 * statistics.mean(acc),
+                "std": 100 * statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                "test_mean_accuracy": fmt(acc),
+                "test_balanced_accuracy": fmt([r["test_balanced_accuracy"] for r in rs]),
+                "test_mean_accuracy_tuned": fmt([r["test_mean_accuracy_tuned"] for r in rs]),
+                "epochs": rs[0]["epochs"],
+                "wall_min": statistics.mean(r["wall_s"] for r in rs) / 60,
+            }
+        )
+    return out
+
+
+def print_table(summary: list[dict], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    tab = Table(title=title)
+    for col in (
+        "labels",
+        "model",
+        "unlabelled",
+        "seeds",
+        "test acc %",
+        "bal. acc %",
+        "acc % (tuned thr)",
+        "epochs",
+        "wall min",
+    ):
+        tab.add_column(col, justify="right")
+    for s in summary:
+        tab.add_row(
+            str(s["labelled"]),
+            s["variant"],
+            s["unlabelled"] if s["budget"] < TRAIN_SIZE else "-",
+            str(len(s["seeds"])),
+            s["test_mean_accuracy"],
+            s["test_balanced_accuracy"],
+            s["test_mean_accuracy_tuned"],
+            str(s["epochs"]),
+            f"{s['wall_min']:.1f}",
+        )
+    Console(width=None if sys.stdout.isatty() else 160).print(tab)
+
+
+def plot(summary: list[dict], path: Path, title: str) -> None:
+    """Test accuracy against labels (log axis), one line per model and unlabelled setting, ±std bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    lines: dict[tuple[str, str], list[dict]] = {}
+    for s in summary:
+        lines.setdefault((s["variant"], s["unlabelled"]), []).append(s)
+    full = [s for s in summary if s["budget"] >= TRAIN_SIZE]
+    for (variant, unlabelled), ss in sorted(lines.items()):
+        if all(s["budget"] >= TRAIN_SIZE for s in ss):
+            continue
+        # both settings end at the same all-labels run (nothing is unlabelled there)
+        ss = sorted(
+            [*ss, *[f for f in full if f["variant"] == variant and f not in ss]], key=lambda s: s["labelled"]
+        )
+        ax.errorbar(
+            [s["labelled"] for s in ss],
+            [s["mean"] for s in ss],
+            yerr=[s["std"] for s in ss],
+            marker="o",
+            capsize=3,
+            linestyle="-" if unlabelled == "on" else "--",
+            label=f"{variant}{' + unlabelled' if unlabelled == 'on' else ''}",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training images (CelebA-10k)")
+    ax.set_ylabel("test mean accuracy, % (threshold 0.5)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=Path("../shared/data/celeba-10k"))
+    p.add_argument("--out", type=Path, default=Path("runs/label_budget"))
+    p.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--unlabelled", nargs="+", default=["on", "off"], choices=["on", "off"])
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds at the two smallest budgets"
+    )
+    p.add_argument("--seeds-large", type=int, nargs="+", default=[0], help="seeds at the larger budgets")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--png", type=Path, default=None, help="the plot (default: OUT/label_budget.png)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--report-only", action="store_true", help="table and plot from the cached runs; train none"
+    )
+    args = p.parse_args()
+    setup_logging(0, False)
+    logging.getLogger("lsa_edge.training.trainer").setLevel(logging.WARNING)
+    rows = []
+    if args.report_only:
+        rows = [json.loads(f.read_text()) for f in sorted(args.out.glob("*/*/*/seed*/result.json"))]
+        rows = [r for r in rows if r["budget"] in args.budgets and r["variant"] in args.variants]
+    else:
+        from lsa_edge.training.text import TextEncoder
+
+        args.encoder = TextEncoder()
+        for budget in args.budgets:
+            for seed in args.seeds if budget in SMALL else args.seeds_large:
+                for unlabelled in args.unlabelled if budget < TRAIN_SIZE else ["off"]:
+                    for variant in args.variants:
+                        r = run_one(args, budget, variant, unlabelled, seed)
+                        print(
+                            f"{budget:5d} {variant:14s} unlabelled {unlabelled:3s} seed {seed}: test "
+                            f"{100 * r['test_mean_accuracy']:.2f}% (bal {100 * r['test_balanced_accuracy']:.2f}%),"
+                            f" {r['wall_s'] / 60:.1f} min",
+                            flush=True,
+                        )
+                        rows.append(r)
+    if not rows:
+        sys.exit(f"no finished runs under {args.out}; run without --report-only first")
+    machine = f"{platform.machine()}, {platform.processor() or 'cpu'}"
+    title = f"CelebA-10k test, MobileNetV2 128×112 ({machine})"
+    summary = summarise(rows)
+    print_table(summary, title)
+    png = args.png or args.out / "label_budget.png"
+    plot(summary, png, title)
+    write_json_atomic(
+        args.out / "summary.json", {"rows": rows, "summary": summary, "machine": platform.platform()}
+    )
+    print(
+        f"majority-class test accuracy: {100 * rows[0]['majority']:.2f}%; rows in {args.out}/summary.json, plot {png}"
+    )
+
+
+if __name__ == "__main__":
+    main()

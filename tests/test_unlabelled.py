@@ -125,3 +125,38 @@ def test_a_distillation_round_lets_the_frozen_teacher_judge_the_unlabelled_faces
     assert judges and all(isinstance(j, Teachers) for j in judges)  # not the student or its EMA
     meta = read_checkpoint(tmp_path / "round2" / "best.pt")["meta"]
     assert meta["teachers"][0]["weights_sha256"] and meta["data"]["unlabelled_images"] == 72
+
+
+def test_alignment_shifts_pseudo_labels_to_the_labelled_rates():
+    from lsa_edge.training.unlabelled import labelled_rates
+
+    rates = labelled_rates(np.array([[1, 0], [0, 0], [0, 0], [0, 0]]))
+    assert rates.tolist() == pytest.approx([2 / 6, 1 / 6])  # (k + 1) / (n + 2): never 0
+    c = Consistency(weak(AugmentConfig()), STRONG, 1.0, 0.7, 0, align_to=torch.tensor([0.1, 0.9]))
+    probs = torch.full((8, 2), 0.5)
+    out = c.align(probs, probs.mean(0))
+    assert out[0].tolist() == pytest.approx(
+        [0.1, 0.9], abs=1e-5
+    )  # a judge at 0.5 everywhere, moved to the rates
+    # the running mean moves slowly: a second batch at other values shifts by the old marginal mostly
+    out2 = c.align(torch.full((8, 2), 0.9), torch.tensor([0.9, 0.9]))
+    assert c.marginal.tolist() == pytest.approx([0.504, 0.504], abs=1e-6)
+    assert float(out2[0, 0]) > 0.1 and "alignment |Δlogit|" in c.epoch_summary()
+    plain = Consistency(weak(AugmentConfig()), STRONG, 1.0, 0.7, 0)
+    assert plain.align(probs, probs.mean(0)) is probs  # off: untouched
+
+
+def test_a_run_with_alignment_resumes_exactly(small_celeba, tmp_path):
+    from lsa_edge.training.checkpoint import read_checkpoint
+
+    common = ["--data", str(small_celeba), *TINY_MODEL, "--select-rate", "10", "--batch-size", "8"]
+    common += ["--threads", "1", "--epochs", "2", "--ema", "0.9", "--unlabelled", "on", "--unlabelled-align"]
+    assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
+    a = read_checkpoint(tmp_path / "a" / "last.pt")
+    assert a["unlabelled_marginal"].shape == (40,) and a["meta"]["train_config"]["unlabelled_align"] is True
+    assert main(["train", "--out", str(tmp_path / "b"), *common, "--stop-after", "1"]) == 0
+    assert main(["train", "--out", str(tmp_path / "b"), *common, "--resume"]) == 0
+    b = read_checkpoint(tmp_path / "b" / "last.pt")
+    assert torch.equal(a["unlabelled_marginal"], b["unlabelled_marginal"])
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k

@@ -35,7 +35,15 @@ from .data import AugmentConfig, CropSet, Normalizer, augment_views, load_crops
 from .ema import WeightEMA
 from .model import LSAConfig, LSAModel, count_macs, create_model, preprocessing_for
 from .prior import PhraseEncoder
-from .unlabelled import STRONG, Consistency, judge_of, labelled_order, unlabelled_part, weak
+from .unlabelled import (
+    STRONG,
+    Consistency,
+    judge_of,
+    labelled_order,
+    labelled_rates,
+    unlabelled_part,
+    weak,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +86,7 @@ class TrainConfig:
     unlabelled_ratio: int = 1  # unlabelled images per labelled image in a step
     unlabelled_threshold: float = 0.7  # pseudo-labels with max(p, 1 − p) below this are left out
     unlabelled_rampup: float = 0.2  # share of the steps over which the weight rises from 0
+    unlabelled_align: bool = False  # shift pseudo-labels toward the labelled rates (distribution alignment)
     resume: bool = False  # continue from out/last.pt
     overwrite: bool = False  # start afresh in a folder that holds a run (its files are replaced)
     stop_after: int | None = None  # stop after this epoch (for time-limited jobs); continue later with resume
@@ -627,6 +636,7 @@ def _build_run(
         consistency = Consistency(
             weak(cfg.augment), STRONG, cfg.unlabelled_weight, cfg.unlabelled_threshold,
             ramp_steps=int(cfg.unlabelled_rampup * total_steps),
+            align_to=labelled_rates(train_set.labels) if cfg.unlabelled_align else None,
         )  # fmt: skip
     return _Run(
         cfg=cfg, out=Path(cfg.out), device=device, di=di, amp=amp, progress=progress, teachers=teachers,
@@ -658,6 +668,8 @@ def _resume(run: _Run) -> None:
         run.scaler.load_state_dict(ck["scaler"])
         if run.ema is not None:
             run.ema.load_state_dict(ck["ema"])
+        if run.consistency is not None and ck.get("unlabelled_marginal") is not None:
+            run.consistency.marginal = ck["unlabelled_marginal"].to(run.device)
     except (RuntimeError, ValueError, KeyError) as err:
         raise CheckpointError(f"{out / 'last.pt'} does not fit this model and optimizer ({err})") from err
     run.start_epoch, run.best_acc, run.history = ck["epoch"] + 1, ck["best_val_mean_accuracy"], ck["history"]
@@ -776,6 +788,12 @@ def train_one_epoch(run: _Run, epoch: int) -> tuple[float, float, float]:
         ):
             faces = run.uimages[ushard[step * ub : (step + 1) * ub]].to(device, non_blocking=True)
             strong, pseudo = run.consistency.views(faces, judge, run.normalize, run.aug_gen, amp)
+            if run.consistency.align_to is not None:
+                batch_mean = pseudo.mean(0)
+                if di.world > 1:  # every process aligns to the same running mean
+                    dist.all_reduce(batch_mean)
+                    batch_mean /= di.world
+                pseudo = run.consistency.align(pseudo, batch_mean)
             inputs = torch.cat([x, strong])  # one pass: labelled and unlabelled share BatchNorm statistics
         with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             out = run.net(inputs)
@@ -915,6 +933,11 @@ def _save_last(run: _Run, epoch: int) -> None:
                 "scheduler": run.sched.state_dict(),
                 "scaler": run.scaler.state_dict(),
                 **({"ema": ema.state_dict()} if ema is not None else {}),
+                **(
+                    {"unlabelled_marginal": run.consistency.marginal}
+                    if run.consistency is not None and run.consistency.marginal is not None
+                    else {}
+                ),
                 "epoch": epoch,
                 "best_val_mean_accuracy": run.best_acc,
                 "history": run.history,

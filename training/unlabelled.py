@@ -12,7 +12,11 @@ and ``unlabelled_ratio`` × as many unlabelled faces:
 2. the **strong view** (:data:`STRONG`: larger geometry and colour changes, erasing, and every camera
    degradation) goes through the student with the labelled batch (one forward pass: shared BatchNorm
    statistics);
-3. the loss adds ``weight × ramp(step)`` × BCE(student, p) over the (face, attribute) pairs whose
+3. with ``unlabelled_align`` (distribution alignment, after ReMixMatch, per attribute), the pseudo-labels
+   are shifted in logit space so that their running mean over unlabelled faces matches each attribute's
+   rate among the labelled faces: a judge that calls an attribute too often (or too rarely) does not teach
+   the student its bias;
+4. the loss adds ``weight × ramp(step)`` × BCE(student, p) over the (face, attribute) pairs whose
    pseudo-label is confident, max(p, 1 − p) ≥ ``unlabelled_threshold``, averaged over all pairs (confident
    attributes count, uncertain ones are left out one by one rather than dropping whole faces).
 
@@ -98,6 +102,15 @@ def weak(cfg: AugmentConfig) -> AugmentConfig:
     return dataclasses.replace(cfg, resolution=0.0, blur=0.0, noise=0.0, jpeg=0.0, grayscale=0.0, erase=0.0)
 
 
+def labelled_rates(labels: np.ndarray) -> torch.Tensor:
+    """Each attribute's positive rate among the labelled faces, smoothed (Laplace: (k + 1) / (n + 2)) so an
+    attribute without a labelled positive still has a small rate, not zero."""
+    n = len(labels)
+    return torch.as_tensor(
+        (np.asarray(labels, dtype=np.float64).sum(0) + 1.0) / (n + 2.0), dtype=torch.float32
+    )
+
+
 def labelled_order(n: int, needed: int, seed: int, epoch: int) -> torch.Tensor:
     """``needed`` indices into ``n`` labelled images for one epoch: shuffled passes, one after another."""
     passes = -(-needed // n)
@@ -117,7 +130,13 @@ class Consistency:
     weight: float
     threshold: float
     ramp_steps: int
+    align_to: torch.Tensor | None = (
+        None  # the labelled faces' positive rate per attribute (None: no alignment)
+    )
+    momentum: float = 0.99  # of the running mean of the judge's probabilities on unlabelled faces
+    marginal: torch.Tensor | None = None  # that running mean (saved in last.pt for an exact resume)
     kept: float = 0.0  # share of (face, attribute) pairs kept this epoch (for the log)
+    shift: float = 0.0  # mean |logit shift| of the alignment this epoch (for the log)
     loss: float = 0.0  # consistency loss summed over this epoch's steps
     steps: int = 0
 
@@ -141,6 +160,22 @@ class Consistency:
             probs = judge(weak_x).float()
         return strong_x, probs
 
+    def align(self, probs: torch.Tensor, batch_mean: torch.Tensor) -> torch.Tensor:
+        """The judge's probabilities shifted toward the labelled rates (unchanged without ``align_to``);
+        ``batch_mean``: this step's mean probability per attribute (over every process's faces)."""
+        if self.align_to is None:
+            return probs
+        batch_mean = batch_mean.detach().float()
+        m = (
+            batch_mean
+            if self.marginal is None
+            else self.momentum * self.marginal + (1 - self.momentum) * batch_mean
+        )
+        self.marginal = m
+        shift = torch.logit(self.align_to.to(m.device), eps=1e-4) - torch.logit(m, eps=1e-4)
+        self.shift += float(shift.abs().mean())
+        return torch.sigmoid(torch.logit(probs.float(), eps=1e-6) + shift)
+
     def __call__(self, logits: torch.Tensor, probs: torch.Tensor, step: int) -> torch.Tensor:
         """The weighted consistency loss of one step (global step ``step``)."""
         mask = (torch.maximum(probs, 1.0 - probs) >= self.threshold).float()
@@ -158,5 +193,7 @@ class Consistency:
         text = (
             f"unlabelled: pseudo-labels kept {100 * self.kept / n:.1f}%, consistency loss {self.loss / n:.4f}"
         )
-        self.kept, self.loss, self.steps = 0.0, 0.0, 0
+        if self.align_to is not None:
+            text += f", alignment |Δlogit| {self.shift / n:.3f}"
+        self.kept, self.loss, self.steps, self.shift = 0.0, 0.0, 0, 0.0
         return text

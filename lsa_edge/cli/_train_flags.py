@@ -285,6 +285,15 @@ FLAGS: tuple[Flag, ...] = (
         metavar="F",
     ),
     _flag(
+        "--unlabelled-align",
+        "unlabelled_align",
+        "shift the pseudo-labels so their running mean matches each attribute's labelled rate "
+        "(distribution alignment; default: off)",
+        group="labels",
+        action="store_true",
+        default=None,
+    ),
+    _flag(
         "--val-fraction",
         "val_fraction",
         "carve an identity-disjoint val split from train (e.g. LFWA)",

@@ -160,3 +160,70 @@ def test_a_run_with_alignment_resumes_exactly(small_celeba, tmp_path):
     assert torch.equal(a["unlabelled_marginal"], b["unlabelled_marginal"])
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
+
+
+def _face_folder(celeba_dir, dst, n=12):
+    """A folder of unlabelled face photos at two depths, one corrupt file and one faceless image."""
+    import shutil
+
+    from PIL import Image
+
+    src = sorted((celeba_dir / "img_align_celeba").glob("*.jpg"))[-n:]  # test-split images, any will do
+    (dst / "more").mkdir(parents=True)
+    for k, f in enumerate(src):
+        shutil.copy(f, dst / ("more" if k % 2 else ".") / f.name)
+    (dst / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.new("RGB", (120, 120), (128, 128, 128)).save(dst / "wall.png")
+    return dst
+
+
+def test_faces_from_a_folder_are_detected_aligned_and_skips_counted(celeba_dir, tmp_path, caplog):
+    from lsa_edge.card import celeba_preprocessing
+    from lsa_edge.training.unlabelled import faces_from_folder, join_unlabelled
+
+    folder = _face_folder(celeba_dir, tmp_path / "faces")
+    crops = faces_from_folder(folder, celeba_preprocessing((64, 48)), workers=2, progress=False)
+    assert crops.images.shape[1:] == (64, 48, 3) and crops.images.dtype == np.uint8
+    assert len(crops) >= 10 and not crops.labels.any()  # CelebA's faces are found; nothing is labelled
+    assert any(s.endswith("broken.jpg") for s in crops.skipped)
+    assert any(s.endswith("wall.png") for s in crops.skipped)
+    assert "skipped (1 unreadable" in caplog.text
+    both = join_unlabelled([crops, None, crops])
+    assert len(both) == 2 * len(crops) and both.images.shape[0] == len(both.labels)
+    from lsa_edge import ConfigError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no images"):
+        faces_from_folder(tmp_path / "empty", celeba_preprocessing((64, 48)))
+    with pytest.raises(ConfigError, match="not a folder"):
+        faces_from_folder(tmp_path / "faces" / "wall.png", celeba_preprocessing((64, 48)))
+
+
+def test_a_run_learns_from_a_folder_of_faces(small_celeba, celeba_dir, tmp_path):
+    from lsa_edge import ConfigError
+    from lsa_edge.training.checkpoint import read_checkpoint
+
+    folder = _face_folder(celeba_dir, tmp_path / "faces", n=24)
+    common = [
+        "--data",
+        str(small_celeba),
+        *TINY_MODEL,
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+    ]
+    # every label used, the folder's faces the only unlabelled ones (auto: on because a folder is given)
+    args = ["--unlabelled", "auto", "--unlabelled-data", str(folder)]
+    assert main(["train", "--out", str(tmp_path / "a"), *common, *args]) == 0
+    data = read_checkpoint(tmp_path / "a" / "last.pt")["meta"]["data"]
+    assert data["labelled_images"] == 80 and 20 <= data["unlabelled_images"] <= 24
+    assert data["unlabelled_data"].endswith("faces")
+    with pytest.raises(ConfigError, match="--unlabelled off"):
+        from lsa_edge.training.trainer import TrainConfig
+
+        TrainConfig(data=str(small_celeba), unlabelled="off", unlabelled_data=str(folder))
+    with pytest.raises(ConfigError, match="validation and test images"):
+        TrainConfig(data=str(small_celeba), unlabelled="on", unlabelled_data=str(small_celeba))

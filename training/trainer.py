@@ -38,6 +38,8 @@ from .prior import PhraseEncoder
 from .unlabelled import (
     STRONG,
     Consistency,
+    faces_from_folder,
+    join_unlabelled,
     judge_of,
     labelled_order,
     labelled_rates,
@@ -87,6 +89,7 @@ class TrainConfig:
     unlabelled_threshold: float = 0.7  # pseudo-labels with max(p, 1 − p) below this are left out
     unlabelled_rampup: float = 0.2  # share of the steps over which the weight rises from 0
     unlabelled_align: bool = False  # shift pseudo-labels toward the labelled rates (distribution alignment)
+    unlabelled_data: str | None = None  # a folder of face images added to the unlabelled faces (detected)
     resume: bool = False  # continue from out/last.pt
     overwrite: bool = False  # start afresh in a folder that holds a run (its files are replaced)
     stop_after: int | None = None  # stop after this epoch (for time-limited jobs); continue later with resume
@@ -148,6 +151,22 @@ class TrainConfig:
             self.unlabelled_threshold, "unlabelled_threshold", flag="--unlabelled-threshold", lo=0.5, hi=1
         )
         check_number(self.unlabelled_rampup, "unlabelled_rampup", flag="--unlabelled-rampup", lo=0, hi=1)
+        if self.unlabelled_data is not None:
+            self.unlabelled_data = os.fspath(self.unlabelled_data)
+            if self.unlabelled == "off":
+                raise ConfigError(
+                    f"--unlabelled-data {self.unlabelled_data} with --unlabelled off: drop one, or use "
+                    "--unlabelled auto or on"
+                )
+            if self.data and (
+                same_or_inside(self.unlabelled_data, self.data)
+                or same_or_inside(self.data, self.unlabelled_data)
+            ):
+                raise ConfigError(
+                    f"--unlabelled-data {self.unlabelled_data} holds --data {self.data} (or lies in it): its "
+                    "validation and test images would train as unlabelled faces. Give a folder of other faces; "
+                    "the training split's own unlabelled images are used already (--unlabelled auto|on)"
+                )
         check_device(self.device)
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ConfigError(f"amp (--amp) must be auto, off, bf16 or fp16, got {self.amp!r}")
@@ -324,8 +343,15 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> Splits:
     pre = preprocessing_for(cfg.model)
     train = load_crops(labelled, pre, ds.frame, cfg.workers, progress)
     val = load_crops(val_ds, pre, ds.frame, cfg.workers, progress)
-    rest = unlabelled_part(train_full, labelled, cfg.unlabelled)
-    unlabelled = load_crops(rest, pre, ds.frame, cfg.workers, progress) if rest is not None else None
+    rest = unlabelled_part(train_full, labelled, cfg.unlabelled, folder=cfg.unlabelled_data is not None)
+    unlabelled = join_unlabelled(
+        [
+            load_crops(rest, pre, ds.frame, cfg.workers, progress) if rest is not None else None,
+            faces_from_folder(cfg.unlabelled_data, pre, cfg.workers, progress)
+            if cfg.unlabelled_data
+            else None,
+        ]
+    )
     return Splits(
         train=train, val=val, train_full=train_full, labelled=labelled, source=ds, unlabelled=unlabelled
     )
@@ -707,6 +733,7 @@ def _describe_run(run: _Run) -> None:
             "train_images": len(splits.train_full),
             "labelled_images": len(train_set),
             "unlabelled_images": len(splits.unlabelled) if splits.unlabelled is not None else 0,
+            **({"unlabelled_data": short_path(cfg.unlabelled_data)} if cfg.unlabelled_data else {}),
             "selection": splits.labelled.name,
             "val_images": len(val_set),
             "skipped_images": len(train_set.skipped) + len(val_set.skipped),

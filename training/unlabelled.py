@@ -21,6 +21,9 @@ and ``unlabelled_ratio`` × as many unlabelled faces:
    attributes count, uncertain ones are left out one by one rather than dropping whole faces).
 
 An epoch is then one pass over the unlabelled faces; the labelled ones cycle, reshuffled each pass.
+
+``unlabelled_data`` adds the faces of any folder of images (:func:`faces_from_folder`): each image goes
+through the runtime's own detector and alignment, as a camera frame would, and its central face is kept.
 """
 
 from __future__ import annotations
@@ -28,13 +31,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lsa_edge.data import FaceDataset
+from lsa_edge.attributes import NUM_ATTRIBUTES
+from lsa_edge.card import Preprocessing
+from lsa_edge.data import CropSet, FaceDataset
+from lsa_edge.errors import ConfigError, DataError
 
 from .data import AugmentConfig, Normalizer, augment
 
@@ -84,17 +91,89 @@ def limited(select_rate: int | None, label_fraction: float | None, label_count: 
     return any(x is not None for x in (select_rate, label_fraction, label_count))
 
 
-def unlabelled_part(train_full: FaceDataset, labelled: FaceDataset, mode: str) -> FaceDataset | None:
+def unlabelled_part(
+    train_full: FaceDataset, labelled: FaceDataset, mode: str, folder: bool = False
+) -> FaceDataset | None:
     """The training images without a selected label, their labels zeroed (none is ever read), or None when
-    ``mode`` is off, or auto with every image labelled."""
+    ``mode`` is off, or auto with every image labelled (``folder``: faces of --unlabelled-data come too)."""
     chosen = set(labelled.image_ids)
     rest = [i for i, name in enumerate(train_full.image_ids) if name not in chosen]
     if mode == "off" or (mode == "auto" and len(labelled) == len(train_full)) or not rest:
-        if mode == "on" and not rest:
+        if mode == "on" and not rest and not folder:
             log.warning("--unlabelled on: every training image is labelled; nothing unlabelled to learn from")
         return None
     part = train_full.subset(rest, name=f"{train_full.name}[unlabelled]")
     return dataclasses.replace(part, labels=np.zeros_like(part.labels))
+
+
+def faces_from_folder(
+    folder: str | Path, pre: Preprocessing, workers: int = 4, progress: bool = True
+) -> CropSet:
+    """Every image under ``folder`` (any depth) through the runtime's detector and alignment; the face
+    nearest each image's centre, aligned to ``pre``'s template. Unreadable and faceless images are
+    skipped and counted; none has a label (all zero)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    from lsa_edge.data import read_image
+    from lsa_edge.detector import FaceDetector
+    from lsa_edge.evaluation import choose_face
+    from lsa_edge.preprocess import align_keypoints
+    from lsa_edge.sources.images import list_images
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise ConfigError(f"--unlabelled-data {root}: not a folder; give a folder of face images (any depth)")
+    paths = list_images(root, recursive=True)
+    if not paths:
+        raise ConfigError(f"--unlabelled-data {root}: no images (.jpg, .png, ...) in it or below it")
+    crops, kept, unreadable, faceless = [], [], [], []
+    with (
+        FaceDetector(None, min_face_size=24.0) as det,
+        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
+    ):
+        bar = tqdm(
+            total=len(paths), desc=f"faces in {root.name}", unit="img", disable=not progress, leave=False
+        )
+        for i, img in enumerate(pool.map(read_image, paths)):  # decoding overlaps detection
+            bar.update()
+            if img is None:
+                unreadable.append(str(paths[i]))
+                continue
+            faces = det.detect(img, "RGB")
+            if not faces:
+                faceless.append(str(paths[i]))
+                continue
+            crops.append(align_keypoints(img, choose_face(faces, img.shape[:2]).keypoints_array(), pre))
+            kept.append(i)
+        bar.close()
+    if unreadable or faceless:
+        log.warning(
+            "--unlabelled-data %s: %d of %d images skipped (%d unreadable, %d without a face of ≥ 24 px)",
+            root, len(unreadable) + len(faceless), len(paths), len(unreadable), len(faceless),
+        )  # fmt: skip
+    if not crops:
+        raise DataError(
+            f"--unlabelled-data {root}: the detector found no face in any of its {len(paths)} images"
+        )
+    images = np.stack(crops)
+    return CropSet(
+        images, np.zeros((len(images), NUM_ATTRIBUTES), np.uint8), np.asarray(kept), unreadable + faceless,
+        f"{root.name}[unlabelled]",
+    )  # fmt: skip
+
+
+def join_unlabelled(parts: list[CropSet | None]) -> CropSet | None:
+    """The unlabelled faces of several sources as one set (None when there are none)."""
+    have = [p for p in parts if p is not None and len(p)]
+    if len(have) <= 1:
+        return have[0] if have else None
+    return CropSet(
+        np.concatenate([p.images for p in have]), np.concatenate([p.labels for p in have]),
+        np.arange(sum(len(p) for p in have)), [s for p in have for s in p.skipped],
+        " + ".join(p.name for p in have),
+    )  # fmt: skip
 
 
 def weak(cfg: AugmentConfig) -> AugmentConfig:

@@ -285,6 +285,15 @@ FLAGS: tuple[Flag, ...] = (
         metavar="F",
     ),
     _flag(
+        "--unlabelled-data",
+        "unlabelled_data",
+        "a folder of face images (any depth) added to the unlabelled faces; each goes through the runtime's "
+        "detector and alignment, its central face kept",
+        group="labels",
+        metavar="DIR",
+        type=user_path,
+    ),
+    _flag(
         "--unlabelled-align",
         "unlabelled_align",
         "shift the pseudo-labels so their running mean matches each attribute's labelled rate "

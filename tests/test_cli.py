@@ -199,6 +199,7 @@ def test_prior_flag_conflicts_and_resume_comparison():
     with pytest.raises(ConfigError, match="contradicts"):
         config_from_args(build_parser().parse_args([*base, "--prior", "off", "--balance", "prior_only"]))
     pytest.importorskip("torch")
+    from lsa_edge.training.model import LSAConfig
     from lsa_edge.training.trainer import TrainConfig, check_resumable
 
     cfg = TrainConfig(data="d", out="o")
@@ -206,3 +207,9 @@ def test_prior_flag_conflicts_and_resume_comparison():
     check_resumable(saved, cfg)  # equal settings: no error
     with pytest.raises(ConfigError, match="lr: saved"):
         check_resumable(saved, TrainConfig(data="d", out="o", lr=0.5))
+    # a run saved before an option existed (top level or in the model) resumes; a changed one does not
+    older = {k: v for k, v in saved.items() if k != "unlabelled_align"}
+    older["model"] = {k: v for k, v in saved["model"].items() if k not in ("value_proj", "attn_dropout")}
+    check_resumable(older, cfg)
+    with pytest.raises(ConfigError, match="model: saved"):
+        check_resumable(older, TrainConfig(data="d", out="o", model=LSAConfig(value_proj=False)))

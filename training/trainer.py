@@ -446,7 +446,12 @@ def short_path(path: str) -> str:
 def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
     # Through JSON on both sides, so a tuple from the run and a list from a config file compare equal.
     # Options added after a run was saved take their defaults, so older runs still resume.
-    saved = json.loads(json.dumps({**portable_config(TrainConfig()), **saved}))
+    defaults = portable_config(TrainConfig())
+    merged = {**defaults, **saved}
+    for key in ("model", "augment"):  # nested options too: a new model option must not block a resume
+        if isinstance(saved.get(key), dict) and isinstance(defaults.get(key), dict):
+            merged[key] = {**defaults[key], **saved[key]}
+    saved = json.loads(json.dumps(merged))
     now = json.loads(json.dumps(portable_config(cfg)))
     diff = sorted(
         k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k)

@@ -227,3 +227,44 @@ def test_a_run_learns_from_a_folder_of_faces(small_celeba, celeba_dir, tmp_path)
         TrainConfig(data=str(small_celeba), unlabelled="off", unlabelled_data=str(folder))
     with pytest.raises(ConfigError, match="validation and test images"):
         TrainConfig(data=str(small_celeba), unlabelled="on", unlabelled_data=str(small_celeba))
+
+
+def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(small_celeba, tmp_path):
+    from lsa_edge import ConfigError
+    from lsa_edge.training import create_model
+    from lsa_edge.training.checkpoint import read_checkpoint
+    from lsa_edge.training.model import LSAConfig
+    from lsa_edge.training.trainer import init_from
+
+    common = [
+        "--data",
+        str(small_celeba),
+        *TINY_MODEL,
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+    ]
+    assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
+    ck = read_checkpoint(tmp_path / "a" / "best.pt")
+    config = LSAConfig.from_dict({**ck["model_config"], "dropout": 0.3})  # a training-only option may differ
+    model = create_model(config, prior=None if config.head != "lsa" else _prior_of(ck))
+    init_from(model, str(tmp_path / "a" / "best.pt"))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ck["state_dict"][k]), k
+    other = create_model(LSAConfig.from_dict({**ck["model_config"], "d_model": 16}), prior=_prior_of(ck))
+    with pytest.raises(ConfigError, match="d_model: checkpoint 32, this run 16"):
+        init_from(other, str(tmp_path / "a" / "best.pt"))
+    # through the CLI: a fine-tuning run, its config naming the checkpoint without this machine's path
+    assert (
+        main(["train", "--out", str(tmp_path / "b"), *common, "--init", str(tmp_path / "a" / "best.pt")]) == 0
+    )
+    assert read_checkpoint(tmp_path / "b" / "best.pt")["meta"]["train_config"]["init"] == "a/best.pt"
+
+
+def _prior_of(ck):
+    from lsa_edge.training.prior import CorrelationDictionary
+
+    return CorrelationDictionary.from_state(ck["prior"])

@@ -81,6 +81,7 @@ class TrainConfig:
     ema: float = 0.0  # per-step decay (warmed up) of a moving average of the weights, shipped (0 = off)
     teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged predictions distil in
     distill_weight: float = 0.5  # share of the teachers' soft targets in the loss (the rest: labels)
+    init: str | None = None  # start from this checkpoint's weights (fine-tuning; the same model config)
     # Learning from the training split's unlabelled images (semi-supervised; see training/unlabelled.py):
     # auto = on when labels are limited (select_rate, label_fraction or label_count), on, off.
     unlabelled: str = "off"  # auto becomes the default once the label-budget curve (issue 14) shows it helps
@@ -151,6 +152,8 @@ class TrainConfig:
             self.unlabelled_threshold, "unlabelled_threshold", flag="--unlabelled-threshold", lo=0.5, hi=1
         )
         check_number(self.unlabelled_rampup, "unlabelled_rampup", flag="--unlabelled-rampup", lo=0, hi=1)
+        if self.init is not None:
+            self.init = os.fspath(self.init)
         if self.unlabelled_data is not None:
             self.unlabelled_data = os.fspath(self.unlabelled_data)
             if self.unlabelled == "off":
@@ -434,6 +437,8 @@ def portable_config(cfg: TrainConfig) -> dict[str, Any]:
         "data": Path(cfg.data).name,
         "out": Path(cfg.out).name,
         "teachers": [short_path(t) for t in cfg.teachers],
+        "init": short_path(cfg.init) if cfg.init else None,
+        "unlabelled_data": Path(cfg.unlabelled_data).name if cfg.unlabelled_data else None,
     }
 
 
@@ -513,6 +518,31 @@ class Teachers(torch.nn.Module):
         return torch.stack([torch.sigmoid(m(x).float()) for m in self.models]).mean(0)
 
 
+# Model options that only act while training: a checkpoint trained with others still fits (--init).
+_TRAINING_ONLY = ("pretrained", "dropout", "attn_dropout")
+
+
+def init_from(model: LSAModel, path: str) -> None:
+    """Load a checkpoint's weights into ``model`` (fine-tuning): the two model configs must agree but for
+    training-only options, else a ConfigError naming what differs."""
+    from .checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    ours = json.loads(json.dumps(model.config.to_dict()))
+    theirs = json.loads(json.dumps({**ours, **ckpt.get("model_config", {})}))  # older: options at defaults
+    diff = sorted(k for k in ours if k not in _TRAINING_ONLY and ours[k] != theirs.get(k))
+    if diff:
+        pairs = "; ".join(f"{k}: checkpoint {theirs.get(k)!r}, this run {ours[k]!r}" for k in diff)
+        raise ConfigError(f"--init {path} holds another model ({pairs}); train with its model options")
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(
+            f"--init {path}: its weights do not fit the model config it states ({err})"
+        ) from err
+    log.info("initialised from %s", path)
+
+
 def _set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -535,11 +565,13 @@ def check_run_folder(cfg: TrainConfig) -> None:
                 f"--resume: there is no {out / 'last.pt'} to continue from; drop --resume to start afresh"
             )
         return
-    for teacher in cfg.teachers:
-        if cfg.overwrite and Path(teacher).exists() and same_or_inside(teacher, out):
+    for flag, ckpt in [
+        *(("--teacher", t) for t in cfg.teachers),
+        *([("--init", cfg.init)] if cfg.init else []),
+    ]:
+        if cfg.overwrite and Path(ckpt).exists() and same_or_inside(ckpt, out):
             raise ConfigError(
-                f"--teacher {teacher} lies in --out {out}, which --overwrite replaces; give the student "
-                "another --out"
+                f"{flag} {ckpt} lies in --out {out}, which --overwrite replaces; give this run another --out"
             )
     found = [name for name in RUN_FILES if (out / name).exists()]
     # config.json alone is a run killed before its first epoch: nothing trained is lost by starting afresh.
@@ -644,6 +676,8 @@ def _build_run(
     splits = prepare_data(cfg, progress)
     train_set = splits.train
     model = create_model(cfg.model, encoder=encoder).to(device)
+    if cfg.init:
+        init_from(model, cfg.init)
     pre = preprocessing_for(cfg.model)
     n_unlabelled = len(splits.unlabelled) if splits.unlabelled is not None else 0
     if n_unlabelled:  # an epoch: one pass over the unlabelled images, the labelled ones cycling

@@ -195,6 +195,14 @@ FLAGS: tuple[Flag, ...] = (
         type=user_path,
     ),
     _flag(
+        "--init",
+        "init",
+        "start from this checkpoint's weights (fine-tuning, e.g. a CelebA-trained model on LFWA; the same "
+        "model options)",
+        metavar="CKPT",
+        type=user_path,
+    ),
+    _flag(
         "--distill-weight",
         "distill_weight",
         "share of the teachers' soft targets in the loss (default: {default})",

@@ -136,17 +136,22 @@ def faces_from_folder(
         bar = tqdm(
             total=len(paths), desc=f"faces in {root.name}", unit="img", disable=not progress, leave=False
         )
-        for i, img in enumerate(pool.map(read_image, paths)):  # decoding overlaps detection
-            bar.update()
-            if img is None:
-                unreadable.append(str(paths[i]))
-                continue
-            faces = det.detect(img, "RGB")
-            if not faces:
-                faceless.append(str(paths[i]))
-                continue
-            crops.append(align_keypoints(img, choose_face(faces, img.shape[:2]).keypoints_array(), pre))
-            kept.append(i)
+        chunk = 256  # images decoded ahead at a time: memory stays flat however large the folder
+        for start in range(0, len(paths), chunk):
+            idx = range(start, min(start + chunk, len(paths)))
+            for i, img in zip(
+                idx, pool.map(read_image, [paths[i] for i in idx])
+            ):  # decoding overlaps detection
+                bar.update()
+                if img is None:
+                    unreadable.append(str(paths[i]))
+                    continue
+                faces = det.detect(img, "RGB")
+                if not faces:
+                    faceless.append(str(paths[i]))
+                    continue
+                crops.append(align_keypoints(img, choose_face(faces, img.shape[:2]).keypoints_array(), pre))
+                kept.append(i)
         bar.close()
     if unreadable or faceless:
         log.warning(

@@ -522,18 +522,24 @@ class Teachers(torch.nn.Module):
 _TRAINING_ONLY = ("pretrained", "dropout", "attn_dropout")
 
 
-def init_from(model: LSAModel, path: str) -> None:
-    """Load a checkpoint's weights into ``model`` (fine-tuning): the two model configs must agree but for
-    training-only options, else a ConfigError naming what differs."""
+def read_init(path: str, config: LSAConfig) -> dict[str, Any]:
+    """The checkpoint of --init, read before any data is decoded: its model config must agree with
+    ``config`` but for training-only options, else a ConfigError naming what differs."""
     from .checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(path)
-    ours = json.loads(json.dumps(model.config.to_dict()))
+    ours = json.loads(json.dumps(config.to_dict()))
     theirs = json.loads(json.dumps({**ours, **ckpt.get("model_config", {})}))  # older: options at defaults
     diff = sorted(k for k in ours if k not in _TRAINING_ONLY and ours[k] != theirs.get(k))
     if diff:
         pairs = "; ".join(f"{k}: checkpoint {theirs.get(k)!r}, this run {ours[k]!r}" for k in diff)
         raise ConfigError(f"--init {path} holds another model ({pairs}); train with its model options")
+    return ckpt
+
+
+def init_from(model: LSAModel, path: str, ckpt: dict[str, Any] | None = None) -> None:
+    """Load the weights of checkpoint ``path`` (``ckpt``: already read by :func:`read_init`) into ``model``."""
+    ckpt = read_init(path, model.config) if ckpt is None else ckpt
     try:
         model.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, KeyError) as err:
@@ -671,13 +677,14 @@ def _build_run(
     # Teachers first: a wrong path or input size fails before minutes of decoding, and building them
     # (random init, then their weights) must not shift the student's seeded stream.
     teachers = Teachers(cfg.teachers, cfg.model, device).eval() if cfg.teachers else None
+    init = read_init(cfg.init, cfg.model) if cfg.init else None
     _set_seed(cfg.seed)
     progress = cfg.progress and di.main
     splits = prepare_data(cfg, progress)
     train_set = splits.train
     model = create_model(cfg.model, encoder=encoder).to(device)
     if cfg.init:
-        init_from(model, cfg.init)
+        init_from(model, cfg.init, init)
     pre = preprocessing_for(cfg.model)
     n_unlabelled = len(splits.unlabelled) if splits.unlabelled is not None else 0
     if n_unlabelled:  # an epoch: one pass over the unlabelled images, the labelled ones cycling

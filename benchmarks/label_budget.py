@@ -4,8 +4,9 @@ split as unlabelled faces; each evaluated once on test.
 
 Each budget's recipe is a file (configs/limited_<labels>.yaml, configs/full_8041.yaml); a model variant
 changes only the head or the prior. "Without unlabelled" runs the same recipe with --unlabelled off for as
-many steps as the run with them (an epoch of a run with unlabelled faces is a pass over those) and
-validates as often, so the two differ in the unlabelled faces only.
+many steps as the run with them (an epoch of a run with unlabelled faces is a pass over those, so the
+epochs are rounded up: ≤ 1 epoch more), with the same warm-up in steps, and validates about as often (every
+⌊epochs / recipe epochs⌋, and after the last), so the two differ in the unlabelled faces alone.
 
 Results are cached per run in OUT/<budget>/<variant>/<unlabelled on|off>/seed<k>/result.json and a run
 interrupted mid-training resumes from its last epoch, so the benchmark continues where it stopped. Prints a
@@ -70,7 +71,13 @@ def recipe(budget: int, variant: str, unlabelled: str, seed: int, args: argparse
         steps_on = (TRAIN_SIZE - labels) // (d["batch_size"] * ratio) * d["epochs"]
         per_epoch = labels // d["batch_size"]
         epochs = math.ceil(steps_on / per_epoch)
-        d.update(unlabelled="off", epochs=epochs, eval_every=max(1, round(epochs / d["epochs"])))
+        warmup_steps = d.get("warmup_epochs", 1.0) * steps_on / d["epochs"]
+        d.update(
+            unlabelled="off",
+            epochs=epochs,
+            eval_every=max(1, epochs // d["epochs"]),
+            warmup_epochs=warmup_steps / per_epoch,  # the same warm-up in steps, not in (shorter) epochs
+        )
     return TrainConfig.from_dict(d, where=BUDGETS[budget])
 
 

@@ -268,3 +268,28 @@ def _prior_of(ck):
     from lsa_edge.training.prior import CorrelationDictionary
 
     return CorrelationDictionary.from_state(ck["prior"])
+
+
+def test_label_budget_runs_without_unlabelled_faces_match_the_steps_and_warm_up():
+    """benchmarks/label_budget.py: "off" differs from "on" in the unlabelled faces only — the same steps
+    (within one epoch), the same warm-up in steps, about as many validations."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "label_budget.py"
+    spec = importlib.util.spec_from_file_location("label_budget", path)
+    lb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lb)
+    args = argparse.Namespace(data="d", no_progress=True, threads=None)
+    for budget in (322, 804, 1608, 4020):
+        on, off = (lb.recipe(budget, "lsa", u, 0, args) for u in ("on", "off"))
+        labels = -(-lb.TRAIN_SIZE // on.select_rate)
+        per_on, per_off = (lb.TRAIN_SIZE - labels) // on.batch_size, labels // off.batch_size
+        assert on.unlabelled == "on" and off.unlabelled == "off" and off.model == on.model
+        assert 0 <= per_off * off.epochs - per_on * on.epochs < per_off  # rounded up by less than an epoch
+        assert int(off.warmup_epochs * per_off) == int(on.warmup_epochs * per_on)
+        assert off.epochs // off.eval_every == on.epochs // on.eval_every
+    linear = lb.recipe(322, "linear", "on", 1, args)
+    assert linear.model.head == "linear" and linear.seed == 1
+    assert lb.recipe(8041, "lsa", "off", 0, args).select_rate is None

@@ -76,7 +76,8 @@ def recipe(budget: int, variant: str, unlabelled: str, seed: int, args: argparse
             unlabelled="off",
             epochs=epochs,
             eval_every=max(1, epochs // d["epochs"]),
-            warmup_epochs=warmup_steps / per_epoch,  # the same warm-up in steps, not in (shorter) epochs
+            # the same warm-up in steps, not in (shorter) epochs; + ½: the trainer truncates to whole steps
+            warmup_epochs=(round(warmup_steps) + 0.5) / per_epoch,
         )
     return TrainConfig.from_dict(d, where=BUDGETS[budget])
 

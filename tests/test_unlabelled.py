@@ -121,7 +121,8 @@ def test_a_distillation_round_lets_the_frozen_teacher_judge_the_unlabelled_faces
 
     monkeypatch.setattr(Consistency, "views", spy)
     teacher = str(tmp_path / "round1" / "best.pt")
-    assert main(["train", "--out", str(tmp_path / "round2"), *common, "--teacher", teacher]) == 0
+    args = ["--teacher", teacher, "--ema", "0.9"]  # an EMA too: the teachers still judge, not the EMA
+    assert main(["train", "--out", str(tmp_path / "round2"), *common, *args]) == 0
     assert judges and all(isinstance(j, Teachers) for j in judges)  # not the student or its EMA
     meta = read_checkpoint(tmp_path / "round2" / "best.pt")["meta"]
     assert meta["teachers"][0]["weights_sha256"] and meta["data"]["unlabelled_images"] == 72
@@ -141,7 +142,8 @@ def test_alignment_shifts_pseudo_labels_to_the_labelled_rates():
     # the running mean moves slowly: a second batch at other values shifts by the old marginal mostly
     out2 = c.align(torch.full((8, 2), 0.9), torch.tensor([0.9, 0.9]))
     assert c.marginal.tolist() == pytest.approx([0.504, 0.504], abs=1e-6)
-    assert float(out2[0, 0]) > 0.1 and "alignment |Δlogit|" in c.epoch_summary()
+    assert float(out2[0, 0]) == pytest.approx(0.496, abs=1e-3)  # logit 0.9 + logit 0.1 − logit 0.504
+    assert "alignment |Δlogit|" in c.epoch_summary()
     plain = Consistency(weak(AugmentConfig()), STRONG, 1.0, 0.7, 0)
     assert plain.align(probs, probs.mean(0)) is probs  # off: untouched
 
@@ -188,6 +190,9 @@ def test_faces_from_a_folder_are_detected_aligned_and_skips_counted(celeba_dir, 
     assert any(s.endswith("broken.jpg") for s in crops.skipped)
     assert any(s.endswith("wall.png") for s in crops.skipped)
     assert "skipped (1 unreadable" in caplog.text
+    held_out = {sorted((folder / "more").iterdir())[0].name}  # named like one of --data's test images
+    fewer = faces_from_folder(folder, celeba_preprocessing((64, 48)), progress=False, exclude=held_out)
+    assert len(fewer) == len(crops) - 1 and "left out 1 images named like" in caplog.text
     both = join_unlabelled([crops, None, crops])
     assert len(both) == 2 * len(crops) and both.images.shape[0] == len(both.labels)
     from lsa_edge import ConfigError
@@ -199,7 +204,7 @@ def test_faces_from_a_folder_are_detected_aligned_and_skips_counted(celeba_dir, 
         faces_from_folder(tmp_path / "faces" / "wall.png", celeba_preprocessing((64, 48)))
 
 
-def test_a_run_learns_from_a_folder_of_faces(small_celeba, celeba_dir, tmp_path):
+def test_a_run_learns_from_a_folder_of_faces(small_celeba, celeba_dir, tmp_path, capsys):
     from lsa_edge import ConfigError
     from lsa_edge.training.checkpoint import read_checkpoint
 
@@ -221,6 +226,10 @@ def test_a_run_learns_from_a_folder_of_faces(small_celeba, celeba_dir, tmp_path)
     data = read_checkpoint(tmp_path / "a" / "last.pt")["meta"]["data"]
     assert data["labelled_images"] == 80 and 20 <= data["unlabelled_images"] <= 24
     assert data["unlabelled_data"].endswith("faces")
+    # the folder changed: resuming would change the schedule, so it is refused
+    (folder / "more" / sorted((folder / "more").iterdir())[0].name).unlink()
+    assert main(["train", "--out", str(tmp_path / "a"), *common, *args, "--resume"]) == 2
+    assert "unlabelled faces, now there are" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="--unlabelled off"):
         from lsa_edge.training.trainer import TrainConfig
 

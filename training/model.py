@@ -50,7 +50,8 @@ class LSAConfig:
     ffn: int = 512  # hidden width of the feed-forward block; 0 = no feed-forward block
     dropout: float = 0.1  # dropout in the head
     value_proj: bool = True  # value and output projections; False: the attention mixes the tokens as they are
-    attn_dropout: float = 0.0  # drops attention weights of the learned part before mixing (few labels)
+    attn_dropout: float = 0.0  # extra dropout on the learned softmax alone, before α·softmax + β·P (which
+    # `dropout` then drops as a whole): the head cannot lean on a few learned token weights
     balance: Balance = (
         "learned"  # how α, β are set: learned | equal (α=β=½, fixed) | no_prior (β=0) | prior_only (α=0)
     )

@@ -83,7 +83,8 @@ class TrainConfig:
     distill_weight: float = 0.5  # share of the teachers' soft targets in the loss (the rest: labels)
     init: str | None = None  # start from this checkpoint's weights (fine-tuning; the same model config)
     # Learning from the training split's unlabelled images (semi-supervised; see training/unlabelled.py):
-    # auto = on when labels are limited (select_rate, label_fraction or label_count), on, off.
+    # auto = on when labels are limited (select_rate, label_fraction or label_count) or unlabelled_data is
+    # given, on, off.
     unlabelled: str = "off"  # auto becomes the default once the label-budget curve (issue 14) shows it helps
     unlabelled_weight: float = 1.0  # weight of the consistency loss on unlabelled faces (ramped up)
     unlabelled_ratio: int = 1  # unlabelled images per labelled image in a step
@@ -101,7 +102,7 @@ class TrainConfig:
             self.teachers = [self.teachers]  # type: ignore[list-item]
         if isinstance(self.teachers, (list, tuple)):
             self.teachers = [os.fspath(t) if isinstance(t, os.PathLike) else t for t in self.teachers]
-        for name in ("data", "out"):
+        for name in ("data", "out", "init", "unlabelled_data"):
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         if isinstance(self.model, dict):
@@ -152,30 +153,30 @@ class TrainConfig:
             self.unlabelled_threshold, "unlabelled_threshold", flag="--unlabelled-threshold", lo=0.5, hi=1
         )
         check_number(self.unlabelled_rampup, "unlabelled_rampup", flag="--unlabelled-rampup", lo=0, hi=1)
-        if self.init is not None:
-            self.init = os.fspath(self.init)
-        if self.unlabelled_data is not None:
-            self.unlabelled_data = os.fspath(self.unlabelled_data)
-            if self.unlabelled == "off":
-                raise ConfigError(
-                    f"--unlabelled-data {self.unlabelled_data} with --unlabelled off: drop one, or use "
-                    "--unlabelled auto or on"
-                )
-            if self.data and (
-                same_or_inside(self.unlabelled_data, self.data)
-                or same_or_inside(self.data, self.unlabelled_data)
-            ):
-                raise ConfigError(
-                    f"--unlabelled-data {self.unlabelled_data} holds --data {self.data} (or lies in it): its "
-                    "validation and test images would train as unlabelled faces. Give a folder of other faces; "
-                    "the training split's own unlabelled images are used already (--unlabelled auto|on)"
-                )
+        self._check_unlabelled_data()
         check_device(self.device)
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ConfigError(f"amp (--amp) must be auto, off, bf16 or fp16, got {self.amp!r}")
         if self.resume and self.overwrite:
             raise ConfigError(
                 "--resume continues the run in the folder, --overwrite replaces it: give one of them"
+            )
+
+    def _check_unlabelled_data(self) -> None:
+        if self.unlabelled_data is None:
+            return
+        if self.unlabelled == "off":
+            raise ConfigError(
+                f"--unlabelled-data {self.unlabelled_data} with --unlabelled off (the default): add "
+                "--unlabelled auto or on"
+            )
+        if self.data and (
+            same_or_inside(self.unlabelled_data, self.data) or same_or_inside(self.data, self.unlabelled_data)
+        ):
+            raise ConfigError(
+                f"--unlabelled-data {self.unlabelled_data} holds --data {self.data} (or lies in it): its "
+                "validation and test images would train as unlabelled faces. Give a folder of other faces; "
+                "the training split's own unlabelled images are used already (--unlabelled auto|on)"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -350,7 +351,7 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> Splits:
     unlabelled = join_unlabelled(
         [
             load_crops(rest, pre, ds.frame, cfg.workers, progress) if rest is not None else None,
-            faces_from_folder(cfg.unlabelled_data, pre, cfg.workers, progress)
+            faces_from_folder(cfg.unlabelled_data, pre, cfg.workers, progress, exclude=_held_out_names(ds))
             if cfg.unlabelled_data
             else None,
         ]
@@ -358,6 +359,12 @@ def prepare_data(cfg: TrainConfig, progress: bool = True) -> Splits:
     return Splits(
         train=train, val=val, train_full=train_full, labelled=labelled, source=ds, unlabelled=unlabelled
     )
+
+
+def _held_out_names(ds: FaceDataset) -> set[str]:
+    """File names of the data set's validation and test images: a folder of unlabelled faces that holds
+    copies of them (the whole CelebA beside CelebA-10k, say) must not train on them."""
+    return {Path(name).name for name, part in zip(ds.image_ids, ds.partition) if part != 0}
 
 
 # ----------------------------------------------------------------------------------------------- train
@@ -529,7 +536,8 @@ def read_init(path: str, config: LSAConfig) -> dict[str, Any]:
 
     ckpt = read_checkpoint(path)
     ours = json.loads(json.dumps(config.to_dict()))
-    theirs = json.loads(json.dumps({**ours, **ckpt.get("model_config", {})}))  # older: options at defaults
+    defaults = LSAConfig(backbone=config.backbone).to_dict()  # an older checkpoint's missing options
+    theirs = json.loads(json.dumps({**defaults, **ckpt.get("model_config", {})}))
     diff = sorted(k for k in ours if k not in _TRAINING_ONLY and ours[k] != theirs.get(k))
     if diff:
         pairs = "; ".join(f"{k}: checkpoint {theirs.get(k)!r}, this run {ours[k]!r}" for k in diff)
@@ -677,13 +685,13 @@ def _build_run(
     # Teachers first: a wrong path or input size fails before minutes of decoding, and building them
     # (random init, then their weights) must not shift the student's seeded stream.
     teachers = Teachers(cfg.teachers, cfg.model, device).eval() if cfg.teachers else None
-    init = read_init(cfg.init, cfg.model) if cfg.init else None
+    init = read_init(cfg.init, cfg.model) if cfg.init and not cfg.resume else None  # resume: last.pt's
     _set_seed(cfg.seed)
     progress = cfg.progress and di.main
     splits = prepare_data(cfg, progress)
     train_set = splits.train
     model = create_model(cfg.model, encoder=encoder).to(device)
-    if cfg.init:
+    if cfg.init and init is not None:
         init_from(model, cfg.init, init)
     pre = preprocessing_for(cfg.model)
     n_unlabelled = len(splits.unlabelled) if splits.unlabelled is not None else 0
@@ -733,6 +741,13 @@ def _resume(run: _Run) -> None:
             f"--resume: the run used {ck['meta'].get('world_size')} process(es) and amp "
             f"{ck['meta'].get('amp')}; now {di.world} and {now_amp}. Resume the same way."
         )
+    saved_faces = ck["meta"].get("data", {}).get("unlabelled_images")
+    faces = len(run.splits.unlabelled) if run.splits.unlabelled is not None else 0
+    if saved_faces is not None and saved_faces != faces:
+        raise ConfigError(
+            f"--resume: the run learnt from {saved_faces} unlabelled faces, now there are {faces} (did the "
+            "--unlabelled-data folder change?); its steps and schedule depend on them: start a new run"
+        )
     try:
         run.model.load_state_dict(ck["state_dict"])
         run.opt.load_state_dict(ck["optimizer"])
@@ -779,7 +794,7 @@ def _describe_run(run: _Run) -> None:
             "train_images": len(splits.train_full),
             "labelled_images": len(train_set),
             "unlabelled_images": len(splits.unlabelled) if splits.unlabelled is not None else 0,
-            **({"unlabelled_data": short_path(cfg.unlabelled_data)} if cfg.unlabelled_data else {}),
+            **({"unlabelled_data": Path(cfg.unlabelled_data).name} if cfg.unlabelled_data else {}),
             "selection": splits.labelled.name,
             "val_images": len(val_set),
             "skipped_images": len(train_set.skipped) + len(val_set.skipped),

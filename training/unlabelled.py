@@ -24,6 +24,8 @@ An epoch is then one pass over the unlabelled faces; the labelled ones cycle, re
 
 ``unlabelled_data`` adds the faces of any folder of images (:func:`faces_from_folder`): each image goes
 through the runtime's own detector and alignment, as a camera frame would, and its central face is kept.
+Alignment then aims all unlabelled faces at the labelled faces' rates; a folder of another population
+(more men, older faces) has other true rates, so prefer ``unlabelled_align`` off with such a folder.
 """
 
 from __future__ import annotations
@@ -107,11 +109,16 @@ def unlabelled_part(
 
 
 def faces_from_folder(
-    folder: str | Path, pre: Preprocessing, workers: int = 4, progress: bool = True
+    folder: str | Path,
+    pre: Preprocessing,
+    workers: int = 4,
+    progress: bool = True,
+    exclude: set[str] | frozenset[str] = frozenset(),
 ) -> CropSet:
     """Every image under ``folder`` (any depth) through the runtime's detector and alignment; the face
     nearest each image's centre, aligned to ``pre``'s template. Unreadable and faceless images are
-    skipped and counted; none has a label (all zero)."""
+    skipped and counted; none has a label (all zero). Files named in ``exclude`` (the evaluated data set's
+    validation and test images) are left out and counted."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm.auto import tqdm
@@ -128,6 +135,18 @@ def faces_from_folder(
     paths = list_images(root, recursive=True)
     if not paths:
         raise ConfigError(f"--unlabelled-data {root}: no images (.jpg, .png, ...) in it or below it")
+    held_out = [p for p in paths if p.name in exclude]
+    if held_out:
+        log.warning(
+            "--unlabelled-data %s: left out %d images named like --data's validation/test images (e.g. %s)",
+            root, len(held_out), held_out[0].name,
+        )  # fmt: skip
+        paths = [p for p in paths if p.name not in exclude]
+        if not paths:
+            raise ConfigError(
+                f"--unlabelled-data {root}: every image is named like one of --data's validation/test "
+                "images; give a folder of other faces"
+            )
     crops, kept, unreadable, faceless = [], [], [], []
     with (
         FaceDetector(None, min_face_size=24.0) as det,
@@ -160,7 +179,8 @@ def faces_from_folder(
         )  # fmt: skip
     if not crops:
         raise DataError(
-            f"--unlabelled-data {root}: the detector found no face in any of its {len(paths)} images"
+            f"--unlabelled-data {root}: no usable face in its {len(paths)} images ({len(unreadable)} "
+            f"unreadable, {len(faceless)} without a face of ≥ 24 px); give a folder of face photos"
         )
     images = np.stack(crops)
     return CropSet(
@@ -220,7 +240,7 @@ class Consistency:
     momentum: float = 0.99  # of the running mean of the judge's probabilities on unlabelled faces
     marginal: torch.Tensor | None = None  # that running mean (saved in last.pt for an exact resume)
     kept: float = 0.0  # share of (face, attribute) pairs kept this epoch (for the log)
-    shift: float = 0.0  # mean |logit shift| of the alignment this epoch (for the log)
+    shift: float | torch.Tensor = 0.0  # summed mean |logit shift| of the alignment this epoch (for the log)
     loss: float = 0.0  # consistency loss summed over this epoch's steps
     steps: int = 0
 
@@ -257,7 +277,7 @@ class Consistency:
         )
         self.marginal = m
         shift = torch.logit(self.align_to.to(m.device), eps=1e-4) - torch.logit(m, eps=1e-4)
-        self.shift += float(shift.abs().mean())
+        self.shift += shift.abs().mean()  # a tensor: no device sync per step
         return torch.sigmoid(torch.logit(probs.float(), eps=1e-6) + shift)
 
     def __call__(self, logits: torch.Tensor, probs: torch.Tensor, step: int) -> torch.Tensor:
@@ -278,6 +298,6 @@ class Consistency:
             f"unlabelled: pseudo-labels kept {100 * self.kept / n:.1f}%, consistency loss {self.loss / n:.4f}"
         )
         if self.align_to is not None:
-            text += f", alignment |Δlogit| {self.shift / n:.3f}"
+            text += f", alignment |Δlogit| {float(self.shift) / n:.3f}"
         self.kept, self.loss, self.steps, self.shift = 0.0, 0.0, 0, 0.0
         return text

@@ -256,7 +256,7 @@ FLAGS: tuple[Flag, ...] = (
         "--unlabelled",
         "unlabelled",
         "learn from the training images left unlabelled too (consistency with a teacher's pseudo-labels): "
-        "auto = when labels are limited (default: {default})",
+        "auto = when labels are limited or --unlabelled-data is given (default: {default})",
         group="labels",
         choices=["auto", "on", "off"],
     ),

@@ -22,6 +22,8 @@ TINY_REAL = [
     "64x48",
     "--select-rate",
     "8",
+    "--unlabelled",
+    "off",
     "--epochs",
     "3",
     "--batch-size",
@@ -116,6 +118,8 @@ def test_resume_continues_exactly(celeba_dir, tmp_path):
         *TINY_MODEL,
         "--select-rate",
         "40",
+        "--unlabelled",
+        "off",
         "--epochs",
         "2",
         "--batch-size",
@@ -139,7 +143,9 @@ def test_resume_continues_exactly(celeba_dir, tmp_path):
 
 def test_bad_training_inputs(celeba_dir, tmp_path, capsys):
     base = ["train", "--data", str(celeba_dir), "--out", str(tmp_path / "r"), *TINY_MODEL]
-    assert main([*base, "--select-rate", "100000"]) == 2  # 1 image: no full batch (a usage error)
+    assert (
+        main([*base, "--select-rate", "100000", "--unlabelled", "off"]) == 2
+    )  # 1 image: no full batch (a usage error)
     assert "no full batch" in capsys.readouterr().err
     assert main([*base, "--input-size", "65x48"]) == 2
     assert "divisible" in capsys.readouterr().err
@@ -211,7 +217,18 @@ def test_overwrite_replaces_a_run_whole(celeba_dir, tmp_path, monkeypatch):
     run.mkdir()
     for name in ("best.pt", "last.pt", "log.csv", "config.json"):
         (run / name).write_text("old run")
-    argv = ["train", "--data", str(celeba_dir), "--out", str(run), *TINY_MODEL, "--select-rate", "40"]
+    argv = [
+        "train",
+        "--data",
+        str(celeba_dir),
+        "--out",
+        str(run),
+        *TINY_MODEL,
+        "--select-rate",
+        "40",
+        "--unlabelled",
+        "off",
+    ]
     argv += [
         "--epochs",
         "2",
@@ -276,6 +293,8 @@ def test_ddp_two_processes_end_with_identical_weights(celeba_dir, tmp_path):
         *TINY_MODEL,
         "--select-rate",
         "20",
+        "--unlabelled",
+        "off",
         "--epochs",
         "2",
         "--batch-size",
@@ -318,7 +337,17 @@ def test_weight_ema_warms_up_averages_floats_and_copies_the_rest():
 def test_ema_is_what_is_validated_and_saved_and_resumes_exactly(celeba_dir, tmp_path):
     from lsa_edge.training.checkpoint import read_checkpoint
 
-    common = ["--data", str(celeba_dir), *TINY_MODEL, "--select-rate", "40", "--batch-size", "32"]
+    common = [
+        "--data",
+        str(celeba_dir),
+        *TINY_MODEL,
+        "--select-rate",
+        "40",
+        "--unlabelled",
+        "off",
+        "--batch-size",
+        "32",
+    ]
     common += ["--max-val", "64", "--threads", "1", "--epochs", "2", "--ema", "0.9"]
     assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
     # The same run stopped after one epoch, then resumed.
@@ -347,7 +376,17 @@ def test_teachers_average_probabilities_and_distil_into_a_run(celeba_dir, tmp_pa
     from lsa_edge.training.model import LSAConfig
     from lsa_edge.training.trainer import Teachers
 
-    common = ["--data", str(celeba_dir), *TINY_MODEL, "--select-rate", "40", "--batch-size", "32"]
+    common = [
+        "--data",
+        str(celeba_dir),
+        *TINY_MODEL,
+        "--select-rate",
+        "40",
+        "--unlabelled",
+        "off",
+        "--batch-size",
+        "32",
+    ]
     common += ["--max-val", "64", "--threads", "1", "--epochs", "1"]
     for name, seed in (("t0", "0"), ("t1", "1")):
         assert main(["train", "--out", str(tmp_path / name), *common, "--seed", seed]) == 0

@@ -87,8 +87,11 @@ def test_a_run_with_unlabelled_images_trains_logs_and_resumes_exactly(small_cele
     b = read_checkpoint(tmp_path / "b" / "last.pt")
     for k, v in last["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
-    # without --unlabelled the same selection trains on its 8 labels alone
-    assert main(["train", "--out", str(tmp_path / "c"), *common[:-2], "--epochs", "1"]) == 0
+    # with --unlabelled off the same selection trains on its 8 labels alone
+    assert (
+        main(["train", "--out", str(tmp_path / "c"), *common[:-2], "--epochs", "1", "--unlabelled", "off"])
+        == 0
+    )
     c = read_checkpoint(tmp_path / "c" / "last.pt")
     assert c["meta"]["data"]["unlabelled_images"] == 0 and c["ema"]["updates"] == 1
 

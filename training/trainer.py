@@ -85,7 +85,9 @@ class TrainConfig:
     # Learning from the training split's unlabelled images (semi-supervised; see training/unlabelled.py):
     # auto = on when labels are limited (select_rate, label_fraction or label_count) or unlabelled_data is
     # given, on, off.
-    unlabelled: str = "off"  # auto becomes the default once the label-budget curve (issue 14) shows it helps
+    # auto by default: at 322 labels (seed 0, steps matched) the unlabelled faces lifted LSA 85.69 → 85.93%
+    # and the plain head 85.55 → 86.25% on test (README "Limited labels")
+    unlabelled: str = "auto"
     unlabelled_weight: float = 1.0  # weight of the consistency loss on unlabelled faces (ramped up)
     unlabelled_ratio: int = 1  # unlabelled images per labelled image in a step
     unlabelled_threshold: float = 0.7  # pseudo-labels with max(p, 1 − p) below this are left out
@@ -167,7 +169,7 @@ class TrainConfig:
             return
         if self.unlabelled == "off":
             raise ConfigError(
-                f"--unlabelled-data {self.unlabelled_data} with --unlabelled off (the default): add "
+                f"--unlabelled-data {self.unlabelled_data} with --unlabelled off: drop one, or use "
                 "--unlabelled auto or on"
             )
         if self.data and (

@@ -148,30 +148,31 @@ def faces_from_folder(
                 "images; give a folder of other faces"
             )
     crops, kept, unreadable, faceless = [], [], [], []
-    with (
-        FaceDetector(None, min_face_size=24.0) as det,
-        ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
-    ):
-        bar = tqdm(
-            total=len(paths), desc=f"faces in {root.name}", unit="img", disable=not progress, leave=False
-        )
-        chunk = 256  # images decoded ahead at a time: memory stays flat however large the folder
-        for start in range(0, len(paths), chunk):
-            idx = range(start, min(start + chunk, len(paths)))
-            for i, img in zip(
-                idx, pool.map(read_image, [paths[i] for i in idx])
-            ):  # decoding overlaps detection
-                bar.update()
-                if img is None:
-                    unreadable.append(str(paths[i]))
-                    continue
-                faces = det.detect(img, "RGB")
-                if not faces:
-                    faceless.append(str(paths[i]))
-                    continue
-                crops.append(align_keypoints(img, choose_face(faces, img.shape[:2]).keypoints_array(), pre))
-                kept.append(i)
-        bar.close()
+    # nested, not one parenthesised with: the code-shape tests parse every module with Python 3.8
+    with FaceDetector(None, min_face_size=24.0) as det:  # noqa: SIM117
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            bar = tqdm(
+                total=len(paths), desc=f"faces in {root.name}", unit="img", disable=not progress, leave=False
+            )
+            chunk = 256  # images decoded ahead at a time: memory stays flat however large the folder
+            for start in range(0, len(paths), chunk):
+                idx = range(start, min(start + chunk, len(paths)))
+                for i, img in zip(
+                    idx, pool.map(read_image, [paths[i] for i in idx])
+                ):  # decoding overlaps detection
+                    bar.update()
+                    if img is None:
+                        unreadable.append(str(paths[i]))
+                        continue
+                    faces = det.detect(img, "RGB")
+                    if not faces:
+                        faceless.append(str(paths[i]))
+                        continue
+                    crops.append(
+                        align_keypoints(img, choose_face(faces, img.shape[:2]).keypoints_array(), pre)
+                    )
+                    kept.append(i)
+            bar.close()
     if unreadable or faceless:
         log.warning(
             "--unlabelled-data %s: %d of %d images skipped (%d unreadable, %d without a face of ≥ 24 px)",

@@ -23,6 +23,7 @@ from lsa_edge.training.unlabelled import (  # noqa: E402
 )
 
 TINY_MODEL = ["--backbone", "test_tiny", "--input-size", "64x48", "--d-model", "32", "--no-progress"]
+ONE_EPOCH = ["--batch-size", "8", "--threads", "1", "--epochs", "1"]  # a tiny run, one epoch
 
 
 @pytest.fixture(scope="module")
@@ -212,17 +213,7 @@ def test_a_run_learns_from_a_folder_of_faces(small_celeba, celeba_dir, tmp_path,
     from lsa_edge.training.checkpoint import read_checkpoint
 
     folder = _face_folder(celeba_dir, tmp_path / "faces", n=24)
-    common = [
-        "--data",
-        str(small_celeba),
-        *TINY_MODEL,
-        "--batch-size",
-        "8",
-        "--threads",
-        "1",
-        "--epochs",
-        "1",
-    ]
+    common = ["--data", str(small_celeba), *TINY_MODEL, *ONE_EPOCH]
     # every label used, the folder's faces the only unlabelled ones (auto: on because a folder is given)
     args = ["--unlabelled", "auto", "--unlabelled-data", str(folder)]
     assert main(["train", "--out", str(tmp_path / "a"), *common, *args]) == 0
@@ -248,17 +239,7 @@ def test_init_starts_from_a_checkpoints_weights_and_refuses_another_model(small_
     from lsa_edge.training.model import LSAConfig
     from lsa_edge.training.trainer import init_from
 
-    common = [
-        "--data",
-        str(small_celeba),
-        *TINY_MODEL,
-        "--batch-size",
-        "8",
-        "--threads",
-        "1",
-        "--epochs",
-        "1",
-    ]
+    common = ["--data", str(small_celeba), *TINY_MODEL, *ONE_EPOCH]
     assert main(["train", "--out", str(tmp_path / "a"), *common]) == 0
     ck = read_checkpoint(tmp_path / "a" / "best.pt")
     config = LSAConfig.from_dict({**ck["model_config"], "dropout": 0.3})  # a training-only option may differ

@@ -113,8 +113,7 @@ def _from_dataset(
 def _from_folder(root: Path, pre: Preprocessing, count: int | None, seed: int) -> FaceSet:
     from lsa_edge.data import read_image
     from lsa_edge.detector import FaceDetector
-    from lsa_edge.evaluation import choose_face
-    from lsa_edge.preprocess import align_keypoints
+    from lsa_edge.face_crops import detect_and_align
 
     if pre.template is None:
         raise DataError("the model card has no alignment template, so an image folder cannot be aligned")
@@ -127,22 +126,16 @@ def _from_folder(root: Path, pre: Preprocessing, count: int | None, seed: int) -
     files = [files[i] for i in _sample(len(files), count, seed)]
     images, names, no_face = [], [], 0
     with FaceDetector() as detector:
-        for f in files:
-            img = read_image(f)  # RGB; warns and returns None for an unreadable file
-            if img is None:
-                continue
-            faces = detector.detect(img, "RGB")
-            if not faces:
-                no_face += 1
-                continue
-            face = choose_face(faces, img.shape[:2], "central")
-            images.append(align_keypoints(img, face.keypoints_array(), pre))  # RGB, like every stored crop
-            names.append(str(f.relative_to(root)))
+        # read_image warns and returns None for an unreadable file; crops are RGB, like every stored crop
+        for chunk in detect_and_align(lambda i: read_image(files[i]), len(files), detector, pre, workers=1):
+            images.append(chunk.crops)
+            names += [str(files[i].relative_to(root)) for i in chunk.kept]
+            no_face += len(chunk.faceless)
     if no_face:
         log.warning("%s: no face found in %d of %d images; they are not used", root, no_face, len(files))
-    if not images:
+    if not names:
         raise DataError(f"no face could be read and detected in the {len(files)} images in {root}")
-    return FaceSet(np.stack(images), None, tuple(names), f"{root.name}/ ({len(names)} detected faces)")
+    return FaceSet(np.concatenate(images), None, tuple(names), f"{root.name}/ ({len(names)} detected faces)")
 
 
 def require_enough(faces: FaceSet, minimum: int, what: str) -> None:

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,7 +22,8 @@ from ._checks import check_device, check_number
 from .card import ModelCard
 from .data import FaceDataset, load_crops, read_image
 from .errors import ConfigError, DataError
-from .preprocess import align_keypoints, normalize
+from .face_crops import FaceChoice, choose_face
+from .preprocess import normalize
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ __all__ = [
     "predict_aligned",
     "predict_pipeline",
 ]
-
-FaceChoice = Literal["central", "largest", "score"]
 
 
 @dataclass(frozen=True)
@@ -214,20 +212,6 @@ def predict_aligned(
     return Predictions(probs, crops.labels, crops.index, len(ds), crops.skipped, [], time.perf_counter() - t0)
 
 
-def choose_face(faces: list, image_shape: tuple[int, int], how: FaceChoice = "central"):
-    """The face an image's labels describe: the one nearest the image centre (LFW and most attribute data
-    sets centre their subject), the largest, or the most confident."""
-    if how == "score":
-        return max(faces, key=lambda f: f.score)
-    if how == "largest":
-        return max(faces, key=lambda f: f.width * f.height)
-    h, w = image_shape
-    return min(
-        faces,
-        key=lambda f: ((f.box[0] + f.box[2]) / 2 - w / 2) ** 2 + ((f.box[1] + f.box[3]) / 2 - h / 2) ** 2,
-    )
-
-
 def predict_pipeline(
     backend: Any,
     card: ModelCard,
@@ -245,36 +229,21 @@ def predict_pipeline(
     ``i``) before detection, e.g. the controlled degradations of ``benchmarks/robustness.py``."""
     from tqdm.auto import tqdm
 
+    from .face_crops import detect_and_align
+
     _check_sizes(batch_size, workers)
-    if face not in ("central", "largest", "score"):
-        raise ConfigError(f"face (--face) must be central, largest or score, got {face!r}")
     t0 = time.perf_counter()
     probs, kept, unreadable, no_face = [], [], [], []
-    chunk = 256  # images decoded ahead and crops held at a time: memory stays flat on a Jetson
-    bar = tqdm(total=len(ds), desc=f"detect+align {ds.name}", disable=not progress)
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # decoding overlaps detection
-        for start in range(0, len(ds), chunk):
-            idx = range(start, min(start + chunk, len(ds)))
-            crops = []
-            for i, img in zip(idx, pool.map(lambda i: read_image(ds.path(i)), idx)):
-                bar.update()
-                if img is None:
-                    unreadable.append(ds.image_ids[i])
-                    continue
-                if transform is not None:
-                    img = np.ascontiguousarray(transform(img, i))
-                faces = detector.detect(img, "RGB")
-                if not faces:
-                    no_face.append(ds.image_ids[i])
-                    continue
-                f = choose_face(faces, img.shape[:2], face)
-                crops.append(
-                    align_keypoints(img, f.keypoints_array(), card.preprocessing)
-                )  # RGB, like stored crops
-                kept.append(i)
-            if crops:
-                probs.append(_predict(backend, np.stack(crops), card, batch_size))
-    bar.close()
+    with tqdm(total=len(ds), desc=f"detect+align {ds.name}", disable=not progress) as bar:
+        for chunk in detect_and_align(
+            lambda i: read_image(ds.path(i)), len(ds), detector, card.preprocessing, face, workers, transform,
+            on_image=bar.update,
+        ):  # fmt: skip
+            if len(chunk.kept):
+                probs.append(_predict(backend, chunk.crops, card, batch_size))
+            kept += chunk.kept
+            unreadable += [ds.image_ids[i] for i in chunk.unreadable]
+            no_face += [ds.image_ids[i] for i in chunk.faceless]
     if not kept:
         raise DataError(f"the detector found no face in any of the {len(ds)} images of {ds.name}")
     kept_arr = np.asarray(kept)

@@ -119,14 +119,11 @@ def faces_from_folder(
     nearest each image's centre, aligned to ``pre``'s template. Unreadable and faceless images are
     skipped and counted; none has a label (all zero). Files named in ``exclude`` (the evaluated data set's
     validation and test images) are left out and counted."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm.auto import tqdm
 
     from lsa_edge.data import read_image
     from lsa_edge.detector import FaceDetector
-    from lsa_edge.evaluation import choose_face
-    from lsa_edge.preprocess import align_keypoints
+    from lsa_edge.face_crops import detect_and_align
     from lsa_edge.sources.images import list_images
 
     root = Path(folder)
@@ -150,40 +147,27 @@ def faces_from_folder(
     crops, kept, unreadable, faceless = [], [], [], []
     # nested, not one parenthesised with: the code-shape tests parse every module with Python 3.8
     with FaceDetector(None, min_face_size=24.0) as det:  # noqa: SIM117
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            bar = tqdm(
-                total=len(paths), desc=f"faces in {root.name}", unit="img", disable=not progress, leave=False
-            )
-            chunk = 256  # images decoded ahead at a time: memory stays flat however large the folder
-            for start in range(0, len(paths), chunk):
-                idx = range(start, min(start + chunk, len(paths)))
-                for i, img in zip(
-                    idx, pool.map(read_image, [paths[i] for i in idx])
-                ):  # decoding overlaps detection
-                    bar.update()
-                    if img is None:
-                        unreadable.append(str(paths[i]))
-                        continue
-                    faces = det.detect(img, "RGB")
-                    if not faces:
-                        faceless.append(str(paths[i]))
-                        continue
-                    crops.append(
-                        align_keypoints(img, choose_face(faces, img.shape[:2]).keypoints_array(), pre)
-                    )
-                    kept.append(i)
-            bar.close()
+        with tqdm(
+            total=len(paths), desc=f"faces in {root.name}", unit="img", disable=not progress, leave=False
+        ) as bar:
+            for chunk in detect_and_align(
+                lambda i: read_image(paths[i]), len(paths), det, pre, workers=workers, on_image=bar.update
+            ):
+                crops.append(chunk.crops)
+                kept += chunk.kept
+                unreadable += [str(paths[i]) for i in chunk.unreadable]
+                faceless += [str(paths[i]) for i in chunk.faceless]
     if unreadable or faceless:
         log.warning(
             "--unlabelled-data %s: %d of %d images skipped (%d unreadable, %d without a face of ≥ 24 px)",
             root, len(unreadable) + len(faceless), len(paths), len(unreadable), len(faceless),
         )  # fmt: skip
-    if not crops:
+    images = np.concatenate(crops)
+    if not len(images):
         raise DataError(
             f"--unlabelled-data {root}: no usable face in its {len(paths)} images ({len(unreadable)} "
             f"unreadable, {len(faceless)} without a face of ≥ 24 px); give a folder of face photos"
         )
-    images = np.stack(crops)
     return CropSet(
         images, np.zeros((len(images), NUM_ATTRIBUTES), np.uint8), np.asarray(kept), unreadable + faceless,
         f"{root.name}[unlabelled]",

@@ -536,6 +536,11 @@ def read_init(path: str, config: LSAConfig) -> dict[str, Any]:
     ``config`` but for training-only options, else a ConfigError naming what differs."""
     from .checkpoint import read_checkpoint
 
+    if not Path(path).exists():
+        raise ConfigError(
+            f"--init {path}: no such checkpoint. Train that run first (a recipe that starts from another run "
+            "names the command at its top, e.g. configs/lfwa.yaml), or pass --init with another checkpoint"
+        )
     ckpt = read_checkpoint(path)
     ours = json.loads(json.dumps(config.to_dict()))
     defaults = LSAConfig(backbone=config.backbone).to_dict()  # an older checkpoint's missing options

@@ -14,6 +14,7 @@ table (mean ± std over seeds, balanced accuracy, wall time) and writes OUT/summ
 
     python benchmarks/label_budget.py --data ../shared/data/celeba-10k --out runs/label_budget
     python benchmarks/label_budget.py ... --budgets 322 --variants lsa linear --unlabelled on   # one row
+    python benchmarks/label_budget.py ... --import benchmarks/results/label_budget_seed0.json --report-only
 """
 
 from __future__ import annotations
@@ -122,6 +123,28 @@ def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str
     }
     write_json_atomic(cached, result)
     return result
+
+
+def import_rows(args: argparse.Namespace) -> None:
+    """``--import``: the rows of earlier summaries that this invocation selects (budgets, variants,
+    unlabelled settings, seeds) become finished runs in the cache, where that run has no result yet; each keeps
+    the file it came from (``imported_from``)."""
+    for path in args.imports:
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            sys.exit(f"--import {path}: not a summary.json of this benchmark ({err})")
+        for r in rows:
+            seeds = args.seeds if r["budget"] in SMALL else args.seeds_large
+            chosen = r["budget"] in args.budgets and r["variant"] in args.variants and r["seed"] in seeds
+            if not chosen or (r["budget"] < TRAIN_SIZE and r["unlabelled"] not in args.unlabelled):
+                continue
+            out = Path(args.out) / str(r["budget"]) / r["variant"] / r["unlabelled"] / f"seed{r['seed']}"
+            if (out / "result.json").exists() or (out / "last.pt").exists():
+                continue  # a run of this machine (finished or under way) is not replaced
+            out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(out / "result.json", {**r, "imported_from": path.name})
+            print(f"imported {out.relative_to(args.out)} from {path.name}", flush=True)
 
 
 def fmt(values: list[float]) -> str:
@@ -245,12 +268,23 @@ def main() -> None:
     p.add_argument("--png", type=Path, default=None, help="the plot (default: OUT/label_budget.png)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
+        "--import",
+        dest="imports",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="SUMMARY",
+        help="rows of earlier summary.json files (e.g. benchmarks/results/label_budget_seed0.json) taken as "
+        "finished runs where the cache has none; the other options choose which rows",
+    )
+    p.add_argument(
         "--report-only", action="store_true", help="table and plot from the cached runs; train none"
     )
     args = p.parse_args()
     setup_logging(0, False)
     logging.getLogger("lsa_edge.training.trainer").setLevel(logging.WARNING)
     rows = []
+    import_rows(args)
     if args.report_only:
         rows = [json.loads(f.read_text()) for f in sorted(args.out.glob("*/*/*/seed*/result.json"))]
         rows = [r for r in rows if r["budget"] in args.budgets and r["variant"] in args.variants]

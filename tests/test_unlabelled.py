@@ -265,17 +265,53 @@ def _prior_of(ck):
     return CorrelationDictionary.from_state(ck["prior"])
 
 
-def test_label_budget_runs_without_unlabelled_faces_match_the_steps_and_warm_up():
-    """benchmarks/label_budget.py: "off" differs from "on" in the unlabelled faces only — the same steps
-    (within one epoch), the same warm-up in steps, about as many validations."""
-    import argparse
+def _label_budget():
     import importlib.util
-    from pathlib import Path
 
     path = Path(__file__).resolve().parent.parent / "benchmarks" / "label_budget.py"
     spec = importlib.util.spec_from_file_location("label_budget", path)
     lb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lb)
+    return lb
+
+
+def test_label_budget_imports_the_chosen_rows_of_an_earlier_summary_without_replacing_runs(tmp_path):
+    import argparse
+    import json
+
+    lb = _label_budget()
+    rows = [
+        {"budget": b, "variant": v, "unlabelled": u, "seed": k, "test_mean_accuracy": 0.8}
+        for b, v, u, k in [(322, "lsa", "on", 0), (322, "lsa", "off", 0), (322, "linear", "on", 0),
+                           (322, "lsa", "on", 1), (8041, "lsa", "off", 0)]
+    ]  # fmt: skip
+    (tmp_path / "old.json").write_text(json.dumps({"rows": rows}))
+    done = tmp_path / "cache" / "322" / "linear" / "on" / "seed0"
+    done.mkdir(parents=True)
+    (done / "result.json").write_text('{"mine": true}')
+    args = argparse.Namespace(
+        imports=[tmp_path / "old.json"], out=tmp_path / "cache", budgets=[322, 8041], variants=["lsa", "linear"],
+        unlabelled=["on"], seeds=[0], seeds_large=[0],
+    )  # fmt: skip
+    lb.import_rows(args)
+    found = sorted(
+        str(p.parent.relative_to(tmp_path / "cache")) for p in (tmp_path / "cache").rglob("result.json")
+    )
+    assert found == ["322/linear/on/seed0", "322/lsa/on/seed0", "8041/lsa/off/seed0"]
+    assert json.loads((done / "result.json").read_text()) == {"mine": True}  # a run of its own stays
+    imported = json.loads((tmp_path / "cache" / "322" / "lsa" / "on" / "seed0" / "result.json").read_text())
+    assert imported["imported_from"] == "old.json" and imported["test_mean_accuracy"] == 0.8
+    (tmp_path / "bad.json").write_text("[]")
+    with pytest.raises(SystemExit, match=r"not a summary\.json"):
+        lb.import_rows(argparse.Namespace(**{**vars(args), "imports": [tmp_path / "bad.json"]}))
+
+
+def test_label_budget_runs_without_unlabelled_faces_match_the_steps_and_warm_up():
+    """benchmarks/label_budget.py: "off" differs from "on" in the unlabelled faces only — the same steps
+    (within one epoch), the same warm-up in steps, about as many validations."""
+    import argparse
+
+    lb = _label_budget()
     args = argparse.Namespace(data="d", no_progress=True, threads=None)
     for budget in (322, 804, 1608, 4020):
         on, off = (lb.recipe(budget, "lsa", u, 0, args) for u in ("on", "off"))

@@ -174,6 +174,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                 "test_mean_accuracy_tuned": fmt([r["test_mean_accuracy_tuned"] for r in rs]),
                 "epochs": rs[0]["epochs"],
                 "wall_min": statistics.mean(r["wall_s"] for r in rs) / 60,
+                "imported": sorted({r["imported_from"] for r in rs if "imported_from" in r}),
             }
         )
     return out
@@ -206,7 +207,12 @@ def print_table(summary: list[dict], title: str) -> None:
             s["test_balanced_accuracy"],
             s["test_mean_accuracy_tuned"],
             str(s["epochs"]),
-            f"{s['wall_min']:.1f}",
+            f"{s['wall_min']:.1f}{'*' if s.get('imported') else ''}",
+        )
+    if any(s.get("imported") for s in summary):
+        tab.caption = (
+            "* with runs imported from an earlier summary (--import): their wall time was measured on that "
+            "machine; wall times compare only within one machine"
         )
     Console(width=None if sys.stdout.isatty() else 160).print(tab)
 

@@ -12,8 +12,9 @@ numpy and OpenCV; the detector is passed in (anything with ``detect(image, color
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -64,38 +65,65 @@ def detect_and_align(
     on_image: Callable[[], object] | None = None,
     chunk: int = 256,
 ) -> Iterator[AlignedChunk]:
-    """Images 0 … ``count`` − 1, ``chunk`` at a time (decoded ahead on ``workers`` threads, so memory stays
-    flat however many there are): each through ``detector`` and, where it finds a face, the chosen one aligned
-    to ``pre``'s template.
+    """Images 0 … ``count`` − 1 through ``detector`` and, where it finds a face, the chosen one aligned to
+    ``pre``'s template; yielded ``chunk`` images at a time. Decoding runs on ``workers`` threads at most
+    2 × ``workers`` images ahead of detection, so memory stays flat however many images there are and
+    however large each is.
 
     read: ``read(i)`` decodes image ``i`` to H×W×3 uint8 RGB, or returns None when it cannot (it warns).
     transform: ``transform(image, i)`` changes each decoded image before detection (e.g. the controlled
     degradations of ``benchmarks/robustness.py``).
     on_image: called once per image handled (a progress bar's ``update``).
+    The arguments are checked when this is called, before any image is read.
     """
     if face not in FACE_CHOICES:
         raise ConfigError(f"face (--face) must be central, largest or score, got {face!r}")
     if pre.template is None:
         raise ConfigError("the model card has no alignment template, so unaligned photos cannot be aligned")
-    size = (*pre.input_size, 3)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # decoding overlaps detection
-        for start in range(0, count, chunk):
-            idx = range(start, min(start + chunk, count))
-            crops, kept, unreadable, faceless = [], [], [], []
-            for i, img in zip(idx, pool.map(read, idx)):
-                if on_image is not None:
-                    on_image()
-                if img is None:
-                    unreadable.append(i)
-                    continue
+    if count < 0 or chunk < 1 or workers < 1:
+        raise ConfigError(
+            f"detect_and_align needs count ≥ 0, chunk ≥ 1, workers ≥ 1; got {count}, {chunk}, {workers}"
+        )
+    return _chunks(read, count, detector, pre, face, workers, transform, on_image, chunk)
+
+
+def _chunks(
+    read: Callable[[int], np.ndarray | None],
+    count: int,
+    detector: Any,
+    pre: Preprocessing,
+    face: FaceChoice,
+    workers: int,
+    transform: Callable[[np.ndarray, int], np.ndarray] | None,
+    on_image: Callable[[], object] | None,
+    chunk: int,
+) -> Iterator[AlignedChunk]:
+    ahead = 2 * workers
+    crops: list[np.ndarray] = []
+    kept: list[int] = []
+    unreadable: list[int] = []
+    faceless: list[int] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # decoding overlaps detection
+        pending: deque[Future] = deque()
+        for i in range(count):
+            while len(pending) < ahead and i + len(pending) < count:
+                pending.append(pool.submit(read, i + len(pending)))
+            img = pending.popleft().result()
+            if on_image is not None:
+                on_image()
+            if img is None:
+                unreadable.append(i)
+            else:
                 if transform is not None:
                     img = np.ascontiguousarray(transform(img, i))
                 faces = detector.detect(img, "RGB")
-                if not faces:
+                if faces:
+                    f = choose_face(faces, img.shape[:2], face)
+                    crops.append(align_keypoints(img, f.keypoints_array(), pre))
+                    kept.append(i)
+                else:
                     faceless.append(i)
-                    continue
-                f = choose_face(faces, img.shape[:2], face)
-                crops.append(align_keypoints(img, f.keypoints_array(), pre))
-                kept.append(i)
-            stacked = np.stack(crops) if crops else np.zeros((0, *size), np.uint8)
-            yield AlignedChunk(stacked, kept, unreadable, faceless)
+            if (i + 1) % chunk == 0 or i + 1 == count:
+                stacked = np.stack(crops) if crops else np.zeros((0, *pre.input_size, 3), np.uint8)
+                yield AlignedChunk(stacked, kept, unreadable, faceless)
+                crops, kept, unreadable, faceless = [], [], [], []

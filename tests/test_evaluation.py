@@ -135,3 +135,60 @@ def test_rate_matched_thresholds_give_the_asked_positive_rates():
     rates = np.array([0.1, 0.5, 0.9])
     thr = mod.rate_matched_thresholds(probs, rates)
     np.testing.assert_allclose((probs >= thr).mean(axis=0), rates, atol=1e-3)
+
+
+class _Detector:
+    """Finds one face (the template's keypoints, scaled to the image) in images of even brightness, none in
+    odd ones; records what it saw."""
+
+    def __init__(self, pre):
+        self.pre, self.seen = pre, []
+
+    def detect(self, img, order):
+        from lsa_edge.detector import FaceDetection
+
+        self.seen.append(int(img[0, 0, 0]))
+        if img[0, 0, 0] % 2:
+            return []
+        h, w = img.shape[:2]
+        pts = tuple((x * w, y * h) for x, y in self.pre.template.points)
+        return [FaceDetection((0.0, 0.0, float(w), float(h)), 0.9, pts)]
+
+
+def test_detect_and_align_covers_every_image_once_in_order_in_chunks():
+    from lsa_edge.card import celeba_preprocessing
+    from lsa_edge.face_crops import detect_and_align
+
+    pre = celeba_preprocessing((64, 48))
+    n, ticks = 11, []
+    images = {i: np.full((90, 80, 3), i, np.uint8) for i in range(n) if i != 4}  # image 4 cannot be read
+    det = _Detector(pre)
+    chunks = list(
+        detect_and_align(images.get, n, det, pre, workers=2, chunk=3, on_image=lambda: ticks.append(1))
+    )
+    assert [len(c.kept) + len(c.unreadable) + len(c.faceless) for c in chunks] == [3, 3, 3, 2]
+    assert [i for c in chunks for i in c.kept] == [0, 2, 6, 8, 10]
+    assert [i for c in chunks for i in c.faceless] == [1, 3, 5, 7, 9]
+    assert [i for c in chunks for i in c.unreadable] == [4]
+    assert det.seen == [0, 1, 2, 3, 5, 6, 7, 8, 9, 10] and len(ticks) == n
+    for c in chunks:
+        assert c.crops.shape == (len(c.kept), 64, 48, 3) and c.crops.dtype == np.uint8
+        assert [int(x) for x in c.crops[:, 32, 24, 0]] == c.kept  # each crop is its own image
+    assert list(detect_and_align(images.get, 0, det, pre)) == []
+
+
+def test_detect_and_align_checks_its_arguments_before_reading_an_image():
+    from lsa_edge.card import celeba_preprocessing
+    from lsa_edge.face_crops import detect_and_align
+
+    pre = celeba_preprocessing((64, 48))
+
+    def never(i):
+        raise AssertionError("read before the arguments were checked")
+
+    with pytest.raises(ConfigError, match="central, largest or score"):
+        detect_and_align(never, 3, _Detector(pre), pre, face="nearest")
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match="no alignment template"):
+        detect_and_align(never, 3, _Detector(pre), replace(pre, template=None))

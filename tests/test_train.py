@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -449,3 +450,38 @@ def test_resolve_device_parses_with_the_runtimes_parser(monkeypatch):
         for name in ("cuda:0", "CUDA:0 "):  # the runtime's spelling rule: case and spaces ignored
             with pytest.raises(ConfigError, match="no CUDA device"):
                 trainer.resolve_device(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.name for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml")),
+)
+def test_every_recipe_file_is_a_valid_training_config(name):
+    import yaml
+
+    from lsa_edge.training.trainer import TrainConfig
+
+    path = Path(__file__).resolve().parent.parent / "configs" / name
+    cfg = TrainConfig.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), where=name)
+    if name.startswith("limited_"):
+        assert (
+            cfg.unlabelled == "on"
+            and cfg.select_rate == {322: 25, 804: 10, 1608: 5, 4020: 2}[int(name[8:-5])]
+        )
+
+
+def test_a_recipe_that_starts_from_a_missing_run_says_which_run_to_train_first(tmp_path, capsys, monkeypatch):
+    lfwa = Path(__file__).resolve().parent.parent / "configs" / "lfwa.yaml"
+    monkeypatch.chdir(tmp_path)  # the recipe's init (runs/full_8041/best.pt) counts from here
+    assert (
+        main(["train", "--config", str(lfwa), "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "no such checkpoint" in err and str(tmp_path / "runs" / "full_8041" / "best.pt") in err
+    code = main(
+        ["train", "--config", str(lfwa), "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+         "--init", str(tmp_path / "full_8041" / "best.pt")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "no such checkpoint" in err and str(tmp_path / "full_8041" / "best.pt") in err
+    assert not (tmp_path / "run").exists()

@@ -324,32 +324,3 @@ def test_label_budget_runs_without_unlabelled_faces_match_the_steps_and_warm_up(
     linear = lb.recipe(322, "linear", "on", 1, args)
     assert linear.model.head == "linear" and linear.seed == 1
     assert lb.recipe(8041, "lsa", "off", 0, args).select_rate is None
-
-
-@pytest.mark.parametrize(
-    "name",
-    sorted(p.name for p in (Path(__file__).resolve().parent.parent / "configs").glob("*.yaml")),
-)
-def test_every_recipe_file_is_a_valid_training_config(name):
-    import yaml
-
-    from lsa_edge.training.trainer import TrainConfig
-
-    path = Path(__file__).resolve().parent.parent / "configs" / name
-    cfg = TrainConfig.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), where=name)
-    if name.startswith("limited_"):
-        assert (
-            cfg.unlabelled == "on"
-            and cfg.select_rate == {322: 25, 804: 10, 1608: 5, 4020: 2}[int(name[8:-5])]
-        )
-
-
-def test_a_recipe_that_starts_from_a_missing_run_says_which_run_to_train_first(tmp_path, capsys):
-    lfwa = Path(__file__).resolve().parent.parent / "configs" / "lfwa.yaml"
-    code = main(
-        ["train", "--config", str(lfwa), "--data", str(tmp_path), "--out", str(tmp_path / "run"),
-         "--init", str(tmp_path / "full_8041" / "best.pt")]
-    )  # fmt: skip
-    err = capsys.readouterr().err
-    assert code == 2 and "no such checkpoint" in err and "configs/lfwa.yaml" in err
-    assert not (tmp_path / "run").exists()

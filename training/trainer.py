@@ -538,8 +538,9 @@ def read_init(path: str, config: LSAConfig) -> dict[str, Any]:
 
     if not Path(path).exists():
         raise ConfigError(
-            f"--init {path}: no such checkpoint. Train that run first (a recipe that starts from another run "
-            "names the command at its top, e.g. configs/lfwa.yaml), or pass --init with another checkpoint"
+            f"--init {path}: no such checkpoint ({Path(path).resolve()}; a relative path counts from the "
+            "folder you run in). Train that run first (a recipe that starts from another run, such as "
+            "configs/lfwa.yaml, gives its command at the top), or pass --init with another checkpoint"
         )
     ckpt = read_checkpoint(path)
     ours = json.loads(json.dumps(config.to_dict()))

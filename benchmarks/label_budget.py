@@ -125,26 +125,52 @@ def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str
     return result
 
 
+IMPORT_KEYS = (
+    "budget",
+    "variant",
+    "unlabelled",
+    "seed",
+    "recipe",
+    "epochs",
+    "batch_size",
+    "test_mean_accuracy",
+)
+
+
 def import_rows(args: argparse.Namespace) -> None:
     """``--import``: the rows of earlier summaries that this invocation selects (budgets, variants,
-    unlabelled settings, seeds) become finished runs in the cache, where that run has no result yet; each keeps
-    the file it came from (``imported_from``)."""
+    unlabelled settings, seeds) become finished runs in the cache, where that run has no result yet. A row
+    whose recipe, epochs or batch size differ from today's recipe is skipped, with a message, so one mean ± std
+    never mixes recipes. Each keeps where it came from (``imported_from``: the file and its machine)."""
     for path in args.imports:
         try:
-            rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            rows = summary["rows"]
+            missing = {k for r in rows for k in IMPORT_KEYS if k not in r}
         except (OSError, ValueError, KeyError, TypeError) as err:
-            sys.exit(f"--import {path}: not a summary.json of this benchmark ({err})")
+            sys.exit(f"--import {path}: not a summary.json of this benchmark ({err!r})")
+        if missing:
+            sys.exit(f"--import {path}: rows without {sorted(missing)}; not a summary.json of this benchmark")
         for r in rows:
             seeds = args.seeds if r["budget"] in SMALL else args.seeds_large
             chosen = r["budget"] in args.budgets and r["variant"] in args.variants and r["seed"] in seeds
             if not chosen or (r["budget"] < TRAIN_SIZE and r["unlabelled"] not in args.unlabelled):
                 continue
-            out = Path(args.out) / str(r["budget"]) / r["variant"] / r["unlabelled"] / f"seed{r['seed']}"
+            run = f"{r['budget']}/{r['variant']}/{r['unlabelled']}/seed{r['seed']}"
+            out = Path(args.out) / run
             if (out / "result.json").exists() or (out / "last.pt").exists():
                 continue  # a run of this machine (finished or under way) is not replaced
+            now = recipe(r["budget"], r["variant"], r["unlabelled"], r["seed"], args)
+            then = (r["recipe"], r["epochs"], r["batch_size"])
+            if then != (BUDGETS[r["budget"]], now.epochs, now.batch_size):
+                print(
+                    f"not imported {run}: recipe, epochs, batch {then}; today's {now.epochs} × {now.batch_size}"
+                )
+                continue
+            source = r.get("imported_from") or {"file": str(path), "machine": summary.get("machine")}
             out.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(out / "result.json", {**r, "imported_from": path.name})
-            print(f"imported {out.relative_to(args.out)} from {path.name}", flush=True)
+            write_json_atomic(out / "result.json", {**r, "imported_from": source})
+            print(f"imported {run} from {path}", flush=True)
 
 
 def fmt(values: list[float]) -> str:
@@ -174,7 +200,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                 "test_mean_accuracy_tuned": fmt([r["test_mean_accuracy_tuned"] for r in rs]),
                 "epochs": rs[0]["epochs"],
                 "wall_min": statistics.mean(r["wall_s"] for r in rs) / 60,
-                "imported": sorted({r["imported_from"] for r in rs if "imported_from" in r}),
+                "imported": [r["imported_from"] for r in rs if "imported_from" in r],
             }
         )
     return out

@@ -280,19 +280,22 @@ def test_label_budget_imports_the_chosen_rows_of_an_earlier_summary_without_repl
     import json
 
     lb = _label_budget()
-    rows = [
-        {"budget": b, "variant": v, "unlabelled": u, "seed": k, "test_mean_accuracy": 0.8}
-        for b, v, u, k in [(322, "lsa", "on", 0), (322, "lsa", "off", 0), (322, "linear", "on", 0),
-                           (322, "lsa", "on", 1), (8041, "lsa", "off", 0)]
-    ]  # fmt: skip
-    (tmp_path / "old.json").write_text(json.dumps({"rows": rows}))
+    args = argparse.Namespace(
+        imports=[tmp_path / "old.json"], out=tmp_path / "cache", budgets=[322, 8041], variants=["lsa", "linear"],
+        unlabelled=["on"], seeds=[0], seeds_large=[0], data="d", no_progress=True, threads=None,
+    )  # fmt: skip
+
+    def row(b, v, u, k, **change):
+        cfg = lb.recipe(b, v, u, k, args)
+        return {"budget": b, "variant": v, "unlabelled": u, "seed": k, "recipe": lb.BUDGETS[b],
+                "epochs": cfg.epochs, "batch_size": cfg.batch_size, "test_mean_accuracy": 0.8, **change}  # fmt: skip
+
+    rows = [row(322, "lsa", "on", 0), row(322, "lsa", "off", 0), row(322, "linear", "on", 0), row(322, "lsa", "on", 1),
+            row(8041, "lsa", "off", 0), row(8041, "linear", "off", 0, epochs=3)]  # fmt: skip
+    (tmp_path / "old.json").write_text(json.dumps({"rows": rows, "machine": "that one"}))
     done = tmp_path / "cache" / "322" / "linear" / "on" / "seed0"
     done.mkdir(parents=True)
     (done / "result.json").write_text('{"mine": true}')
-    args = argparse.Namespace(
-        imports=[tmp_path / "old.json"], out=tmp_path / "cache", budgets=[322, 8041], variants=["lsa", "linear"],
-        unlabelled=["on"], seeds=[0], seeds_large=[0],
-    )  # fmt: skip
     lb.import_rows(args)
     found = sorted(
         str(p.parent.relative_to(tmp_path / "cache")) for p in (tmp_path / "cache").rglob("result.json")
@@ -300,7 +303,8 @@ def test_label_budget_imports_the_chosen_rows_of_an_earlier_summary_without_repl
     assert found == ["322/linear/on/seed0", "322/lsa/on/seed0", "8041/lsa/off/seed0"]
     assert json.loads((done / "result.json").read_text()) == {"mine": True}  # a run of its own stays
     imported = json.loads((tmp_path / "cache" / "322" / "lsa" / "on" / "seed0" / "result.json").read_text())
-    assert imported["imported_from"] == "old.json" and imported["test_mean_accuracy"] == 0.8
+    assert imported["imported_from"] == {"file": str(tmp_path / "old.json"), "machine": "that one"}
+    assert imported["test_mean_accuracy"] == 0.8  # 8041/linear (another number of epochs) was not imported
     (tmp_path / "bad.json").write_text("[]")
     with pytest.raises(SystemExit, match=r"not a summary\.json"):
         lb.import_rows(argparse.Namespace(**{**vars(args), "imports": [tmp_path / "bad.json"]}))

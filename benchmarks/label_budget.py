@@ -94,7 +94,7 @@ def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str
     cfg = recipe(budget, variant, unlabelled, seed, args)
     cfg = dataclasses.replace(cfg, out=str(out), resume=(out / "last.pt").exists())
     t0 = time.perf_counter()
-    summary = train(cfg, encoder=args.encoder)
+    summary = train(cfg, encoder=_encoder())
     wall = time.perf_counter() - t0
     hist = summary["history"]
     if cfg.resume:  # this process saw part of the run: the wall time is the sum of the epochs' own
@@ -171,6 +171,71 @@ def import_rows(args: argparse.Namespace) -> None:
             out.mkdir(parents=True, exist_ok=True)
             write_json_atomic(out / "result.json", {**r, "imported_from": source})
             print(f"imported {run} from {path}", flush=True)
+
+
+def planned_runs(args: argparse.Namespace) -> list[tuple[int, str, str, int]]:
+    """(budget, variant, unlabelled, seed) of every run this invocation asks for, in order."""
+    return [
+        (budget, variant, unlabelled, seed)
+        for budget in args.budgets
+        for seed in (args.seeds if budget in SMALL else args.seeds_large)
+        for unlabelled in (args.unlabelled if budget < TRAIN_SIZE else ["off"])
+        for variant in args.variants
+    ]
+
+
+_ENCODER: Any = None  # one text encoder per process
+
+
+def _quiet_logging() -> None:
+    """The benchmark's log: warnings and errors of the trainer, not its per-epoch lines (each process)."""
+    setup_logging(0, False)
+    logging.getLogger("lsa_edge.training.trainer").setLevel(logging.WARNING)
+
+
+def _encoder() -> Any:
+    """The text encoder of the correlation dictionary, loaded once per process when a run trains."""
+    global _ENCODER
+    if _ENCODER is None:
+        from lsa_edge.training.text import TextEncoder
+
+        _ENCODER = TextEncoder()
+    return _ENCODER
+
+
+def run_all(args: argparse.Namespace) -> list[dict]:
+    """Every planned run, cached ones read back; with --jobs N, N runs at a time in their own processes,
+    each on cores / N threads (small convolutions use few threads well, so side by side can finish sooner:
+    ``benchmarks/train_throughput.py`` measures it on a machine)."""
+    runs = planned_runs(args)
+    done: dict[tuple[int, str, str, int], dict] = {}
+
+    def report(run: tuple[int, str, str, int], r: dict) -> None:
+        budget, variant, unlabelled, seed = run
+        done[run] = r
+        print(
+            f"{budget:5d} {variant:14s} unlabelled {unlabelled:3s} seed {seed}: test "
+            f"{100 * r['test_mean_accuracy']:.2f}% (bal {100 * r['test_balanced_accuracy']:.2f}%),"
+            f" {r['wall_s'] / 60:.1f} min",
+            flush=True,
+        )
+
+    if args.jobs <= 1:
+        for run in runs:
+            report(run, run_one(args, *run))
+        return [done[run] for run in runs]
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if args.threads is None:
+        args.threads = max(1, (os.cpu_count() or 2) // args.jobs)
+    spawn = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=spawn, initializer=_quiet_logging) as pool:
+        futures = {pool.submit(run_one, args, *run): run for run in runs}
+        for fut in as_completed(futures):
+            report(futures[fut], fut.result())
+    return [done[run] for run in runs]
 
 
 def fmt(values: list[float]) -> str:
@@ -296,7 +361,12 @@ def main() -> None:
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds at the two smallest budgets"
     )
     p.add_argument("--seeds-large", type=int, nargs="+", default=[0], help="seeds at the larger budgets")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch threads per run (default: all, or cores / --jobs)"
+    )
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs side by side, each in its own process (e.g. 2 on 2 cores)"
+    )
     p.add_argument("--png", type=Path, default=None, help="the plot (default: OUT/label_budget.png)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
@@ -313,29 +383,16 @@ def main() -> None:
         "--report-only", action="store_true", help="table and plot from the cached runs; train none"
     )
     args = p.parse_args()
-    setup_logging(0, False)
-    logging.getLogger("lsa_edge.training.trainer").setLevel(logging.WARNING)
+    if args.jobs < 1:
+        p.error(f"--jobs must be 1 or more, got {args.jobs}")
+    _quiet_logging()
     rows = []
     import_rows(args)
     if args.report_only:
         rows = [json.loads(f.read_text()) for f in sorted(args.out.glob("*/*/*/seed*/result.json"))]
         rows = [r for r in rows if r["budget"] in args.budgets and r["variant"] in args.variants]
     else:
-        from lsa_edge.training.text import TextEncoder
-
-        args.encoder = TextEncoder()
-        for budget in args.budgets:
-            for seed in args.seeds if budget in SMALL else args.seeds_large:
-                for unlabelled in args.unlabelled if budget < TRAIN_SIZE else ["off"]:
-                    for variant in args.variants:
-                        r = run_one(args, budget, variant, unlabelled, seed)
-                        print(
-                            f"{budget:5d} {variant:14s} unlabelled {unlabelled:3s} seed {seed}: test "
-                            f"{100 * r['test_mean_accuracy']:.2f}% (bal {100 * r['test_balanced_accuracy']:.2f}%),"
-                            f" {r['wall_s'] / 60:.1f} min",
-                            flush=True,
-                        )
-                        rows.append(r)
+        rows = run_all(args)
     if not rows:
         sys.exit(f"no finished runs under {args.out}; run without --report-only first")
     machine = f"{platform.machine()}, {platform.processor() or 'cpu'}"

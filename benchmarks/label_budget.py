@@ -14,7 +14,7 @@ table (mean ± std over seeds, balanced accuracy, wall time) and writes OUT/summ
 
     python benchmarks/label_budget.py --data ../shared/data/celeba-10k --out runs/label_budget
     python benchmarks/label_budget.py ... --budgets 322 --variants lsa linear --unlabelled on   # one row
-    python benchmarks/label_budget.py ... --import benchmarks/results/label_budget_seed0.json --report-only
+    python benchmarks/label_budget.py ... --import benchmarks/results/label_budget.json --report-only
 """
 
 from __future__ import annotations
@@ -376,7 +376,7 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="SUMMARY",
-        help="rows of earlier summary.json files (e.g. benchmarks/results/label_budget_seed0.json) taken as "
+        help="rows of earlier summary.json files (e.g. benchmarks/results/label_budget.json) taken as "
         "finished runs where the cache has none; the other options choose which rows",
     )
     p.add_argument(

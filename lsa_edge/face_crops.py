@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, get_args
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from .preprocess import align_keypoints
 __all__ = ["AlignedChunk", "FaceChoice", "choose_face", "detect_and_align"]
 
 FaceChoice = Literal["central", "largest", "score"]
-FACE_CHOICES = ("central", "largest", "score")
+FACE_CHOICES = get_args(FaceChoice)
 
 
 def choose_face(faces: list, image_shape: tuple[int, int], how: FaceChoice = "central"):
@@ -84,46 +84,37 @@ def detect_and_align(
         raise ConfigError(
             f"detect_and_align needs count ≥ 0, chunk ≥ 1, workers ≥ 1; got {count}, {chunk}, {workers}"
         )
-    return _chunks(read, count, detector, pre, face, workers, transform, on_image, chunk)
 
-
-def _chunks(
-    read: Callable[[int], np.ndarray | None],
-    count: int,
-    detector: Any,
-    pre: Preprocessing,
-    face: FaceChoice,
-    workers: int,
-    transform: Callable[[np.ndarray, int], np.ndarray] | None,
-    on_image: Callable[[], object] | None,
-    chunk: int,
-) -> Iterator[AlignedChunk]:
-    ahead = 2 * workers
-    crops: list[np.ndarray] = []
-    kept: list[int] = []
-    unreadable: list[int] = []
-    faceless: list[int] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # decoding overlaps detection
-        pending: deque[Future] = deque()
-        for i in range(count):
-            while len(pending) < ahead and i + len(pending) < count:
-                pending.append(pool.submit(read, i + len(pending)))
-            img = pending.popleft().result()
-            if on_image is not None:
-                on_image()
-            if img is None:
-                unreadable.append(i)
-            else:
-                if transform is not None:
-                    img = np.ascontiguousarray(transform(img, i))
-                faces = detector.detect(img, "RGB")
-                if faces:
-                    f = choose_face(faces, img.shape[:2], face)
-                    crops.append(align_keypoints(img, f.keypoints_array(), pre))
-                    kept.append(i)
+    # a nested generator, so that the checks above run at the call, not at the first next()
+    def chunks() -> Iterator[AlignedChunk]:
+        ahead = 2 * workers
+        crops: list[np.ndarray] = []
+        kept: list[int] = []
+        unreadable: list[int] = []
+        faceless: list[int] = []
+        with ThreadPoolExecutor(max_workers=workers) as pool:  # decoding overlaps detection
+            pending: deque[Future] = deque()
+            for i in range(count):
+                while len(pending) < ahead and i + len(pending) < count:
+                    pending.append(pool.submit(read, i + len(pending)))
+                img = pending.popleft().result()
+                if on_image is not None:
+                    on_image()
+                if img is None:
+                    unreadable.append(i)
                 else:
-                    faceless.append(i)
-            if (i + 1) % chunk == 0 or i + 1 == count:
-                stacked = np.stack(crops) if crops else np.zeros((0, *pre.input_size, 3), np.uint8)
-                yield AlignedChunk(stacked, kept, unreadable, faceless)
-                crops, kept, unreadable, faceless = [], [], [], []
+                    if transform is not None:
+                        img = np.ascontiguousarray(transform(img, i))
+                    faces = detector.detect(img, "RGB")
+                    if faces:
+                        f = choose_face(faces, img.shape[:2], face)
+                        crops.append(align_keypoints(img, f.keypoints_array(), pre))
+                        kept.append(i)
+                    else:
+                        faceless.append(i)
+                if (i + 1) % chunk == 0 or i + 1 == count:
+                    stacked = np.stack(crops) if crops else np.zeros((0, *pre.input_size, 3), np.uint8)
+                    yield AlignedChunk(stacked, kept, unreadable, faceless)
+                    crops, kept, unreadable, faceless = [], [], [], []
+
+    return chunks()

@@ -49,6 +49,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "linear": {"head": "linear"},
     # the few-label head: no value/output projections, no feed-forward block, half the width
     "lsa-compact": {"d_model": 128, "ffn": 0, "value_proj": False},
+    # the attention path's classifier starts at zero: the model starts as the plain head, attention added
+    "lsa-zero-init": {"zero_init_attention": True},
+    # the learned attention off (α = 0): each attribute pools where the language prior points, nothing learned
+    "lsa-prior-only": {"balance": "prior_only"},
 }
 TRAIN_SIZE = 8041  # CelebA-10k's training split
 SMALL = (322, 804)  # the budgets run with --seeds (3 by default); the others with --seeds-large

@@ -119,6 +119,28 @@ def test_compact_head_keeps_lsa_with_fewer_weights(dictionary):
     assert "lsa_compact_mobilenet_v2" in list_models()
 
 
+def test_zero_init_attention_starts_as_the_global_pool_head(dictionary):
+    """With the attention path's classifier at zero, the model's first logits are the global branch's alone
+    (the plain head's), and the attention path still learns: its classifier gets gradients at once."""
+    torch.manual_seed(0)
+    model = LSAModel(LSAConfig(**{**TINY, "zero_init_attention": True}), dictionary).eval()
+    x = _x()
+    _, c32 = model.backbone(x)
+    with torch.no_grad():
+        plain = model.global_fc(c32.mean(dim=(2, 3))) + model.cls_bias
+        assert torch.allclose(model(x), plain, atol=1e-6)
+    model.train()
+    model(x).sum().backward()
+    assert model.cls_weight.grad is not None and model.cls_weight.grad.abs().sum() > 0
+    torch.manual_seed(0)  # random init: the attention path adds to the logits from the start
+    random = LSAModel(LSAConfig(**TINY), dictionary).eval()
+    with torch.no_grad():
+        _, r32 = random.backbone(x)
+        assert not torch.allclose(random(x), random.global_fc(r32.mean(dim=(2, 3))) + random.cls_bias)
+    old = {k: v for k, v in LSAConfig(**TINY).to_dict().items() if k != "zero_init_attention"}
+    assert LSAConfig.from_dict(old).zero_init_attention is False  # earlier checkpoints load unchanged
+
+
 def test_head_options_round_trip_and_checks():
     c = LSAConfig(**{**TINY, "ffn": 0, "value_proj": False, "attn_dropout": 0.2})
     assert LSAConfig.from_dict(c.to_dict()) == c

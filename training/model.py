@@ -60,6 +60,10 @@ class LSAConfig:
     tau: float = 0.05  # softmax temperature of the correlation dictionary
     normalization: Literal["none", "center", "zscore"] = "center"  # per-region normalisation of similarities
     global_branch: bool = True  # add a global-average-pool linear term to the attribute logits
+    zero_init_attention: bool = (
+        False  # the attention path's classifier starts at zero: with the global branch
+    )
+    # the model starts as the plain global-pool head, and the attention adds only what training finds useful
     num_attributes: int = NUM_ATTRIBUTES
 
     def __post_init__(self) -> None:
@@ -285,7 +289,9 @@ class LSAModel(nn.Module):
             )
             for _ in range(config.layers)
         )
-        self.cls_weight = nn.Parameter(torch.randn(a, d) * d**-0.5)
+        # Random, each attention logit starts at about unit scale: noise the few labels must first unlearn.
+        scale = 0.0 if config.zero_init_attention else d**-0.5
+        self.cls_weight = nn.Parameter(torch.randn(a, d) * scale)
         self.cls_bias = nn.Parameter(torch.zeros(a))
         # The global term gives every attribute the pooled features at once; the attention adds where to look.
         self.global_fc = nn.Linear(c32, a) if config.global_branch else None

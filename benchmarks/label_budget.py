@@ -275,6 +275,41 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
+# The issue's per-seed goals: LSA ahead of the plain head, and never behind prior-off (same seed, same budget).
+PAIRS = (("lsa", "linear"), ("lsa", "lsa-prior-off"))
+
+
+def paired(rows: list[dict], pairs: tuple[tuple[str, str], ...] = PAIRS) -> list[dict]:
+    """Per budget and unlabelled setting, ``a − b`` in test mean accuracy (points) for every seed both ran;
+    a pair's seeds share the labelled subset and the order of the batches, so the difference is the model's."""
+    acc = {(r["budget"], r["variant"], r["unlabelled"], r["seed"]): r["test_mean_accuracy"] for r in rows}
+    out = []
+    for a, b in pairs:
+        for budget, unlabelled in sorted({(k[0], k[2]) for k in acc}):
+            seeds = sorted(
+                k[3] for k in acc if k[:3] == (budget, a, unlabelled) and (budget, b, unlabelled, k[3]) in acc
+            )
+            if seeds:
+                diffs = [100 * (acc[budget, a, unlabelled, s] - acc[budget, b, unlabelled, s]) for s in seeds]
+                out.append(
+                    {
+                        "budget": budget,
+                        "unlabelled": unlabelled,
+                        "a": a,
+                        "b": b,
+                        "seeds": seeds,
+                        "diff": diffs,
+                    }
+                )
+    return out
+
+
+def print_paired(pairs: list[dict]) -> None:
+    for p in pairs:
+        seeds = ", ".join(f"{d:+.2f} (seed {s})" for s, d in zip(p["seeds"], p["diff"]))
+        print(f"{p['budget']:5d} unlabelled {p['unlabelled']:3s} {p['a']} − {p['b']}: {seeds} points")
+
+
 def print_table(summary: list[dict], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -403,10 +438,13 @@ def main() -> None:
     title = f"CelebA-10k test, MobileNetV2 128×112 ({machine})"
     summary = summarise(rows)
     print_table(summary, title)
+    pairs = paired(rows)
+    print_paired(pairs)
     png = args.png or args.out / "label_budget.png"
     plot(summary, png, title)
     write_json_atomic(
-        args.out / "summary.json", {"rows": rows, "summary": summary, "machine": platform.platform()}
+        args.out / "summary.json",
+        {"rows": rows, "summary": summary, "paired": pairs, "machine": platform.platform()},
     )
     print(
         f"majority-class test accuracy: {100 * rows[0]['majority']:.2f}%; rows in {args.out}/summary.json, plot {png}"

@@ -328,3 +328,24 @@ def test_label_budget_runs_without_unlabelled_faces_match_the_steps_and_warm_up(
     linear = lb.recipe(322, "linear", "on", 1, args)
     assert linear.model.head == "linear" and linear.seed == 1
     assert lb.recipe(8041, "lsa", "off", 0, args).select_rate is None
+
+
+def test_label_budget_pairs_the_models_seed_by_seed():
+    """The per-seed goals: a − b for each seed both models ran, per budget and unlabelled setting; a seed one
+    model lacks is left out, not compared with another seed."""
+    lb = _label_budget()
+
+    def row(b, v, u, k, acc):
+        return {"budget": b, "variant": v, "unlabelled": u, "seed": k, "test_mean_accuracy": acc}
+
+    rows = [row(322, "lsa", "on", 0, 0.860), row(322, "linear", "on", 0, 0.862), row(322, "lsa", "on", 1, 0.865),
+            row(322, "linear", "on", 1, 0.860), row(322, "lsa", "on", 2, 0.9), row(322, "lsa-prior-off", "on", 0, 0.85),
+            row(322, "lsa", "off", 0, 0.80), row(322, "linear", "off", 0, 0.70)]  # fmt: skip
+    pairs = lb.paired(rows)
+    assert [(p["budget"], p["unlabelled"], p["a"], p["b"], p["seeds"]) for p in pairs] == [
+        (322, "off", "lsa", "linear", [0]),
+        (322, "on", "lsa", "linear", [0, 1]),
+        (322, "on", "lsa", "lsa-prior-off", [0]),
+    ]
+    assert pairs[1]["diff"] == pytest.approx([-0.2, 0.5])
+    assert pairs[0]["diff"] == pytest.approx([10.0]) and pairs[2]["diff"] == pytest.approx([1.0])

@@ -60,10 +60,9 @@ class LSAConfig:
     tau: float = 0.05  # softmax temperature of the correlation dictionary
     normalization: Literal["none", "center", "zscore"] = "center"  # per-region normalisation of similarities
     global_branch: bool = True  # add a global-average-pool linear term to the attribute logits
-    zero_init_attention: bool = (
-        False  # the attention path's classifier starts at zero: with the global branch
-    )
-    # the model starts as the plain global-pool head, and the attention adds only what training finds useful
+    # The attention path's classifier starts at zero: with the global branch the model starts as the plain
+    # global-pool head, and the attention adds only what training finds useful.
+    zero_init_attention: bool = False
     num_attributes: int = NUM_ATTRIBUTES
 
     def __post_init__(self) -> None:

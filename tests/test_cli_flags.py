@@ -600,11 +600,18 @@ def test_train_flags_reach_the_config():
         "64x48",
     ]
     argv += ["--teacher", "a.pt", "--teacher", "b.pt", "--no-pretrained", "--workers", "2", "--device", "cpu"]
-    d = config_from_args(build_parser().parse_args(argv))
+    d = config_from_args(build_parser().parse_args([*argv, "--zero-init-attention"]))
     assert (
         d["epochs"] == 3 and d["workers"] == 2 and d["device"] == "cpu" and d["teachers"] == ["a.pt", "b.pt"]
     )
-    assert d["model"] == {"region_set": "coarse", "input_size": [64, 48], "pretrained": False}
+    assert d["model"] == {
+        "region_set": "coarse",
+        "input_size": [64, 48],
+        "pretrained": False,
+        "zero_init_attention": True,
+    }
+    # a switch left out leaves the field to the config file or the default
+    assert "zero_init_attention" not in config_from_args(build_parser().parse_args(argv))["model"]
 
 
 def test_workers_default_is_read_from_the_dataclasses(monkeypatch, capsys):

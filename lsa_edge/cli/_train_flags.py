@@ -153,6 +153,16 @@ FLAGS: tuple[Flag, ...] = (
         "model",
         type=float,
     ),
+    _flag(
+        "--zero-init-attention",
+        "zero_init_attention",
+        "the attention path's classifier starts at zero: the model starts as the plain head, and the "
+        "attention adds what training finds useful (default: random)",
+        "model",
+        "model",
+        action="store_true",
+        default=None,
+    ),
     # optimisation
     _flag("--epochs", "epochs", "epochs (default: {default})", type=int),
     _flag("--batch-size", "batch_size", "images per step per process (default: {default})", type=int),

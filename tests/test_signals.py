@@ -81,6 +81,38 @@ def test_ctrl_c_while_main_imports_the_commands(monkeypatch, capsys):
     assert capsys.readouterr().err.strip() == "interrupted"
 
 
+@pytest.mark.parametrize(("sig", "code", "message"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "stopped by SIGTERM")])  # fmt: skip
+def test_a_signal_that_an_import_turns_into_importerror_is_still_the_interruption(monkeypatch, capsys, sig, code, message):  # fmt: skip
+    """numpy's C extension turns a KeyboardInterrupt inside its import into an ImportError ("PyCapsule_Import
+    could not import module 'datetime'", seen on Python 3.8 under load with SIGINT 0.34 s after start):
+    main() reports the signal and its exit code, not a traceback of a broken install. An ImportError
+    without a signal still propagates."""
+    import lsa_edge.cli
+
+    def numpy_like_import():
+        try:
+            os.kill(os.getpid(), sig)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+        except BaseException as err:  # what the C extension does with whatever the handler raised
+            raise ImportError('PyCapsule_Import could not import module "datetime"') from err
+        raise AssertionError("the signal did not arrive")
+
+    monkeypatch.setattr(lsa_edge.cli, "commands", numpy_like_import)
+    old = signal.getsignal(sig)
+    assert lsa_edge.cli.main(["run"]) == code
+    err = capsys.readouterr().err
+    assert err.strip() == message and "Traceback" not in err
+    assert signal.getsignal(sig) == old  # the handlers of the start-up are gone again
+
+    def broken():
+        raise ImportError("a broken install")
+
+    monkeypatch.setattr(lsa_edge.cli, "commands", broken)
+    with pytest.raises(ImportError, match="broken install"):
+        lsa_edge.cli.main(["run"])
+
+
 def test_an_interrupted_opencv_import_is_the_interruption_not_a_missing_opencv():
     """Ctrl-C while numpy's C API initialises inside cv2 surfaces as cv2's ImportError; it must not become
     "install OpenCV" (seen on Python 3.8 with SIGINT 0.2 s after start)."""

@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from .. import __version__
-from .._signals import GracefulStop, Terminated
+from .._signals import GracefulStop, Terminated, interruption, received
 from ..errors import ConfigError, LsaEdgeError
 
 # The public names: main (the command itself) and setup_logging (scripts and benchmarks log as the CLI does).
@@ -111,13 +111,30 @@ def os_error_message(command: str, err: OSError) -> str:
     return f"{command}:{where} {reason}. Nothing is wrong with lsa-edge here: {step}"
 
 
+def _parser() -> argparse.ArgumentParser:
+    """:func:`build_parser`, which imports the command modules (numpy among them). A signal in the middle of
+    an extension module's import can surface as that module's ImportError (numpy turns a KeyboardInterrupt
+    into one); reported as the interruption it was, not as a broken installation."""
+    signals_before = received()
+    with GracefulStop():
+        try:
+            return build_parser()
+        except Exception as err:
+            if received() == signals_before:
+                raise
+            raise interruption() from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        parser = build_parser()
+        parser = _parser()
         args = parser.parse_args(argv)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated as err:
+        print(str(err), file=sys.stderr)
+        return err.exit_code
     if not args.command:
         parser.print_help()
         return 2

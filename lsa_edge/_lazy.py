@@ -77,14 +77,10 @@ def require(module: str, feature: str = "") -> ModuleType:
     if top in _MIN_PYTHON:
         minimum, why = _MIN_PYTHON[top]
         require_python(minimum, feature or top, why)
-    signals_before = _signals.received()
     try:
-        return importlib.import_module(module)
+        with _signals.reraise_as_interruption(ImportError, OSError):
+            return importlib.import_module(module)
     except (ImportError, OSError) as err:  # OSError: a stub wheel or a missing shared library (libnvinfer)
-        if _signals.received() != signals_before:
-            # Ctrl-C or SIGTERM while an extension module initialised can surface as an ImportError; the
-            # package is fine: report the interruption, not a missing dependency.
-            raise _signals.interruption() from err
         if _interrupted(err):
             raise KeyboardInterrupt from err
         extra, hint = _EXTRAS.get(top, ("", ""))

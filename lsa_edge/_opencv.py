@@ -81,13 +81,11 @@ class _MissingOpenCV:
         return f"<cv2 stand-in: {self._err}>"
 
 
-_signals_before = _signals.received()
 try:
-    import cv2
+    # Ctrl-C / SIGTERM while numpy's C API initialised inside cv2 is the interruption, not a missing OpenCV
+    with _signals.reraise_as_interruption(ImportError):
+        import cv2
 except ImportError as _err:  # not installed, or built against another numpy
-    if _signals.received() != _signals_before:
-        # Ctrl-C / SIGTERM while numpy's C API initialised inside cv2: the interruption, not a missing OpenCV
-        raise _signals.interruption() from _err
     cv2 = _MissingOpenCV(_err)  # type: ignore[assignment]  # a stand-in naming the fix
 
 

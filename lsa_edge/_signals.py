@@ -29,6 +29,7 @@ __all__ = [
     "exit_code",
     "interruption",
     "received",
+    "reraise_as_interruption",
     "signal_name",
 ]
 
@@ -53,6 +54,22 @@ def interruption(signum: int | None = None) -> BaseException:
     if signum is None or signum == getattr(signal, "SIGINT", None):
         return KeyboardInterrupt()
     return Terminated(signum)
+
+
+@contextlib.contextmanager
+def reraise_as_interruption(*errors: type[BaseException]) -> Iterator[None]:
+    """Inside the block, an exception of a type in ``errors`` raised after a stop signal arrived is the
+    interruption (:func:`interruption`), raised from it; with no signal it propagates unchanged.
+
+    For imports: a signal in the middle of an extension module's import can surface as that module's
+    ImportError (numpy's C API turns a KeyboardInterrupt into one), which is no broken installation."""
+    before = _received
+    try:
+        yield
+    except errors as err:
+        if _received == before:
+            raise
+        raise interruption() from err
 
 
 def signal_name(signum: int) -> str:

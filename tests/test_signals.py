@@ -132,3 +132,40 @@ def test_an_interrupted_opencv_import_is_the_interruption_not_a_missing_opencv()
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "interruption", out.stdout + out.stderr
+
+
+def test_reraise_as_interruption_converts_only_the_named_errors_after_a_signal(monkeypatch):
+    """The one rule behind the three imports above (cli, _lazy.require, _opencv): an error of the named
+    types is the interruption only when a stop signal arrived inside the block."""
+    with pytest.raises(ImportError, match="no signal"), _signals.reraise_as_interruption(ImportError):
+        raise ImportError("no signal")
+
+    def after(signum, exc):
+        monkeypatch.setattr(_signals, "_last", signum)
+        with _signals.reraise_as_interruption(ImportError, OSError):
+            _signals._received += 1  # what the handler counts when the signal lands
+            raise exc
+
+    monkeypatch.setattr(_signals, "_received", _signals._received)
+    with pytest.raises(KeyboardInterrupt) as info:
+        after(signal.SIGINT, ImportError("numpy"))
+    assert isinstance(info.value.__cause__, ImportError)
+    with pytest.raises(Terminated) as term:
+        after(signal.SIGTERM, OSError("libnvinfer"))
+    assert term.value.exit_code == 143
+    with pytest.raises(ValueError, match="not named"):  # other errors pass through, signal or not
+        after(signal.SIGINT, ValueError("not named"))
+
+
+def test_require_reports_an_interrupted_import_as_the_interruption(monkeypatch):
+    from lsa_edge import _lazy
+
+    def interrupted(name):
+        _signals._received += 1
+        raise ImportError(f"{name}: PyCapsule_Import could not import module 'datetime'")
+
+    monkeypatch.setattr(_signals, "_received", _signals._received)
+    monkeypatch.setattr(_signals, "_last", signal.SIGINT)
+    monkeypatch.setattr(_lazy.importlib, "import_module", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _lazy.require("onnx")

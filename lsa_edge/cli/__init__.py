@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from .. import __version__
-from .._signals import GracefulStop, Terminated, interruption, received
+from .._signals import GracefulStop, Terminated, reraise_as_interruption
 from ..errors import ConfigError, LsaEdgeError
 
 # The public names: main (the command itself) and setup_logging (scripts and benchmarks log as the CLI does).
@@ -115,14 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     """:func:`build_parser`, which imports the command modules (numpy among them). A signal in the middle of
     an extension module's import can surface as that module's ImportError (numpy turns a KeyboardInterrupt
     into one); reported as the interruption it was, not as a broken installation."""
-    signals_before = received()
-    with GracefulStop():
-        try:
-            return build_parser()
-        except Exception as err:
-            if received() == signals_before:
-                raise
-            raise interruption() from err
+    with GracefulStop(), reraise_as_interruption(Exception):
+        return build_parser()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

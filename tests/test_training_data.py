@@ -91,9 +91,13 @@ def test_degradations_are_off_by_default_and_checked():
     cfg = AugmentConfig()
     assert cfg.resolution == cfg.blur == cfg.noise == cfg.jpeg == cfg.grayscale == 0.0
     assert cfg.padding == "reflection"  # the recipes before these options, unchanged
-    for bad in (dict(blur=1.5), dict(jpeg_quality=(90, 20)), dict(padding="wrap"), dict(resolution_min=0.0)):
+    for bad in (dict(blur=1.5), dict(jpeg_quality=(90, 20)), dict(padding="wrap"), dict(resolution_min=0.0),
+                dict(scale=0.9), dict(blur_sigma=[0.4, 1.0, 2.0])):  # fmt: skip
         with pytest.raises(ConfigError, match="augment"):
             AugmentConfig(**bad)
+    # a recipe file's lists are the same pairs as the defaults' tuples
+    from_yaml = AugmentConfig(scale=[0.92, 1.08], blur_sigma=[0.4, 1.6], jpeg_quality=[20, 90])
+    assert from_yaml == AugmentConfig() and isinstance(from_yaml.scale, tuple)
 
 
 def test_border_padding_repeats_the_edge_like_the_runtime_warp():

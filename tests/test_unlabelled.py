@@ -330,6 +330,24 @@ def test_label_budget_runs_without_unlabelled_faces_match_the_steps_and_warm_up(
     assert lb.recipe(8041, "lsa", "off", 0, args).select_rate is None
 
 
+def test_label_budget_training_variants_change_the_recipe_not_the_model():
+    """lsa-strong-labelled / linear-strong-labelled: the labelled faces' augmentation, nothing else, and the
+    same change for both heads (so their pair compares the heads)."""
+    import argparse
+    import dataclasses
+
+    lb = _label_budget()
+    args = argparse.Namespace(data="d", no_progress=True, threads=None)
+    base, linear = (lb.recipe(322, v, "on", 0, args) for v in ("lsa", "linear"))
+    strong, strong_linear = (lb.recipe(322, v, "on", 0, args) for v in ("lsa-strong-labelled", "linear-strong-labelled"))  # fmt: skip
+    assert strong.model == base.model and strong_linear.model == linear.model
+    assert strong.augment == strong_linear.augment
+    assert strong.augment.erase == 0.5 > base.augment.erase and strong.augment.scale == (0.85, 1.15)
+    assert strong.augment.jpeg == base.augment.jpeg == 0.0  # no camera degradations on the labelled faces
+    assert dataclasses.replace(strong, augment=base.augment) == base
+    assert ("lsa-strong-labelled", "linear-strong-labelled") in lb.PAIRS
+
+
 def test_label_budget_pairs_the_models_seed_by_seed():
     """The per-seed goals: a − b for each seed both models ran, per budget and unlabelled setting; a seed one
     model lacks is left out, not compared with another seed."""

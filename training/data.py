@@ -59,6 +59,11 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         from lsa_edge._checks import check_number
 
+        for name in ("scale", "blur_sigma", "jpeg_quality"):  # a YAML or JSON list: the (low, high) pair
+            pair = getattr(self, name)
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ConfigError(f"augment.{name} must be a pair [low, high], got {pair!r}")
+            setattr(self, name, tuple(pair))
         for name in ("hflip", "erase", "resolution", "blur", "noise", "jpeg", "grayscale"):
             check_number(getattr(self, name), f"augment.{name}", lo=0.0, hi=1.0)
         check_number(self.resolution_min, "augment.resolution_min", lo=0.05, hi=1.0)

@@ -296,8 +296,15 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-# The per-seed goals: LSA ahead of the plain head, and never behind prior-off (same seed, same budget).
-PAIRS = (("lsa", "linear"), ("lsa", "lsa-prior-off"), ("lsa-strong-labelled", "linear-strong-labelled"))
+# The per-seed goals: LSA ahead of the plain head, and never behind prior-off (same seed, same budget);
+# then the candidate LSA heads and training changes against the plain head trained the same way.
+PAIRS = (
+    ("lsa", "linear"),
+    ("lsa", "lsa-prior-off"),
+    ("lsa-prior-only", "linear"),
+    ("lsa-zero-init", "linear"),
+    ("lsa-strong-labelled", "linear-strong-labelled"),
+)
 
 
 def paired(rows: list[dict], pairs: tuple[tuple[str, str], ...] = PAIRS) -> list[dict]:

@@ -57,6 +57,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # erasing (not its camera degradations): regularising the 322 labels, which are cycled ~120 times
     "lsa-strong-labelled": {},
     "linear-strong-labelled": {"head": "linear"},
+    # both changes that helped LSA and not the plain head (pair it with linear-strong-labelled)
+    "lsa-prior-only-strong-labelled": {"balance": "prior_only"},
 }
 # Variants that change training, not the model: recipe keys, merged over the recipe file's.
 STRONG_LABELLED = {
@@ -72,6 +74,7 @@ STRONG_LABELLED = {
 RECIPE_CHANGES: dict[str, dict[str, Any]] = {
     "lsa-strong-labelled": {"augment": STRONG_LABELLED},
     "linear-strong-labelled": {"augment": STRONG_LABELLED},
+    "lsa-prior-only-strong-labelled": {"augment": STRONG_LABELLED},
 }
 TRAIN_SIZE = 8041  # CelebA-10k's training split
 SMALL = (322, 804)  # the budgets run with --seeds (3 by default); the others with --seeds-large
@@ -304,6 +307,7 @@ PAIRS = (
     ("lsa-prior-only", "linear"),
     ("lsa-zero-init", "linear"),
     ("lsa-strong-labelled", "linear-strong-labelled"),
+    ("lsa-prior-only-strong-labelled", "linear-strong-labelled"),
 )
 
 

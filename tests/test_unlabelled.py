@@ -346,6 +346,11 @@ def test_label_budget_training_variants_change_the_recipe_not_the_model():
     assert strong.augment.jpeg == base.augment.jpeg == 0.0  # no camera degradations on the labelled faces
     assert dataclasses.replace(strong, augment=base.augment) == base
     assert ("lsa-strong-labelled", "linear-strong-labelled") in lb.PAIRS
+    both = lb.recipe(322, "lsa-prior-only-strong-labelled", "on", 0, args)
+    assert (
+        both.augment == strong.augment and both.model == lb.recipe(322, "lsa-prior-only", "on", 0, args).model
+    )
+    assert both.model.balance == "prior_only"
 
 
 def test_label_budget_pairs_the_models_seed_by_seed():

@@ -81,8 +81,6 @@ def require(module: str, feature: str = "") -> ModuleType:
         with _signals.reraise_as_interruption(ImportError, OSError):
             return importlib.import_module(module)
     except (ImportError, OSError) as err:  # OSError: a stub wheel or a missing shared library (libnvinfer)
-        if _interrupted(err):
-            raise KeyboardInterrupt from err
         extra, hint = _EXTRAS.get(top, ("", ""))
         what = f" for {feature}" if feature else ""
         install = f"pip install 'lsa-edge[{extra}]'" if extra else f"pip install {top}"
@@ -90,18 +88,6 @@ def require(module: str, feature: str = "") -> ModuleType:
         if hint:
             msg += f" {hint}"
         raise MissingDependencyError(msg) from err
-
-
-def _interrupted(err: BaseException) -> bool:
-    """True when a KeyboardInterrupt is among the causes or contexts of ``err``."""
-    seen: set[int] = set()
-    e: BaseException | None = err
-    while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return True
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return False
 
 
 def available(module: str) -> bool:

@@ -58,8 +58,9 @@ def interruption(signum: int | None = None) -> BaseException:
 
 @contextlib.contextmanager
 def reraise_as_interruption(*errors: type[BaseException]) -> Iterator[None]:
-    """Inside the block, an exception of a type in ``errors`` raised after a stop signal arrived is the
-    interruption (:func:`interruption`), raised from it; with no signal it propagates unchanged.
+    """Inside the block, an exception of a type in ``errors`` is the interruption, raised from it, when a
+    stop signal arrived meanwhile (:func:`interruption`) or when a KeyboardInterrupt is among its causes
+    (Ctrl-C under Python's own handler); otherwise it propagates unchanged.
 
     For imports: a signal in the middle of an extension module's import can surface as that module's
     ImportError (numpy's C API turns a KeyboardInterrupt into one), which is no broken installation."""
@@ -67,9 +68,23 @@ def reraise_as_interruption(*errors: type[BaseException]) -> Iterator[None]:
     try:
         yield
     except errors as err:
-        if _received == before:
-            raise
-        raise interruption() from err
+        if _received != before:
+            raise interruption() from err
+        if _caused_by_ctrl_c(err):
+            raise KeyboardInterrupt from err
+        raise
+
+
+def _caused_by_ctrl_c(err: BaseException) -> bool:
+    """True when a KeyboardInterrupt is among the causes or contexts of ``err``."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def signal_name(signum: int) -> str:

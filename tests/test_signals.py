@@ -155,6 +155,12 @@ def test_reraise_as_interruption_converts_only_the_named_errors_after_a_signal(m
     assert term.value.exit_code == 143
     with pytest.raises(ValueError, match="not named"):  # other errors pass through, signal or not
         after(signal.SIGINT, ValueError("not named"))
+    # Ctrl-C under Python's own handler (no GracefulStop counted it), turned into an ImportError by numpy
+    with pytest.raises(KeyboardInterrupt), _signals.reraise_as_interruption(ImportError):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ctrl_c:
+            raise ImportError("numpy._core.multiarray failed to import") from ctrl_c
 
 
 def test_require_reports_an_interrupted_import_as_the_interruption(monkeypatch):

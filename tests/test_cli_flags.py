@@ -600,7 +600,7 @@ def test_train_flags_reach_the_config():
         "64x48",
     ]
     argv += ["--teacher", "a.pt", "--teacher", "b.pt", "--no-pretrained", "--workers", "2", "--device", "cpu"]
-    d = config_from_args(build_parser().parse_args([*argv, "--zero-init-attention"]))
+    d = config_from_args(build_parser().parse_args([*argv, "--zero-init-attention", "--balance-init", "0.2"]))
     assert (
         d["epochs"] == 3 and d["workers"] == 2 and d["device"] == "cpu" and d["teachers"] == ["a.pt", "b.pt"]
     )
@@ -609,6 +609,7 @@ def test_train_flags_reach_the_config():
         "input_size": [64, 48],
         "pretrained": False,
         "zero_init_attention": True,
+        "balance_init": 0.2,
     }
     # a switch left out leaves the field to the config file or the default
     assert "zero_init_attention" not in config_from_args(build_parser().parse_args(argv))["model"]

@@ -141,6 +141,24 @@ def test_zero_init_attention_starts_as_the_global_pool_head(dictionary):
     assert LSAConfig.from_dict(old).zero_init_attention is False  # earlier checkpoints load unchanged
 
 
+def test_balance_init_sets_where_a_learned_balance_starts(dictionary):
+    """--balance-init a: a learned balance starts at α = a, β = 1 − a (rows of Â sum to 1), both still learned;
+    the default ½ is the earlier start; a fixed balance refuses the option instead of ignoring it."""
+    for a in (0.5, 0.1, 0.9):
+        model = LSAModel(LSAConfig(**{**TINY, "balance_init": a}), dictionary)
+        coef = model.balance_coefficients()
+        assert coef["alpha"] == pytest.approx([a]) and coef["beta"] == pytest.approx([1 - a])
+        raw = [p for n, p in model.named_parameters() if n.endswith(("alpha_raw", "beta_raw"))]
+        assert len(raw) == 2 and all(p.requires_grad for p in raw)  # one layer: α and β, both learned
+    old = {k: v for k, v in LSAConfig(**TINY).to_dict().items() if k != "balance_init"}
+    assert LSAConfig.from_dict(old).balance_init == 0.5  # earlier checkpoints load unchanged
+    for bad in (0.0, 1.0, -0.2):
+        with pytest.raises(ConfigError, match="balance_init"):
+            LSAConfig(**{**TINY, "balance_init": bad})
+    with pytest.raises(ConfigError, match=r"prior_only.*--balance learned"):
+        LSAConfig(**{**TINY, "balance": "prior_only", "balance_init": 0.1})
+
+
 def test_head_options_round_trip_and_checks():
     c = LSAConfig(**{**TINY, "ffn": 0, "value_proj": False, "attn_dropout": 0.2})
     assert LSAConfig.from_dict(c.to_dict()) == c

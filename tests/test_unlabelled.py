@@ -327,6 +327,8 @@ def test_label_budget_runs_without_unlabelled_faces_match_the_steps_and_warm_up(
         assert off.epochs // off.eval_every == on.epochs // on.eval_every
     linear = lb.recipe(322, "linear", "on", 1, args)
     assert linear.model.head == "linear" and linear.seed == 1
+    first = lb.recipe(322, "lsa-prior-first", "on", 0, args).model
+    assert (first.balance, first.balance_init) == ("learned", 0.1)
     assert lb.recipe(8041, "lsa", "off", 0, args).select_rate is None
 
 

@@ -55,6 +55,9 @@ class LSAConfig:
     balance: Balance = (
         "learned"  # how α, β are set: learned | equal (α=β=½, fixed) | no_prior (β=0) | prior_only (α=0)
     )
+    # Learned balance only: α at the start (β = 1 − α, so the rows of Â still sum to 1). Below ½ the head
+    # starts nearer the language prior; α and β stay learned. Acts only at initialisation.
+    balance_init: float = 0.5
     prior_source: Literal["text", "shuffled", "random"] = "text"  # control: shuffled/random text embeddings
     region_set: str = "fine"  # "fine" (15 regions) or "coarse" (4 groups)
     tau: float = 0.05  # softmax temperature of the correlation dictionary
@@ -92,6 +95,14 @@ class LSAConfig:
         check_number(self.num_attributes, "num_attributes", lo=1, integer=True)
         check_number(self.dropout, "dropout", lo=0, hi=1, hi_open=True)
         check_number(self.attn_dropout, "attn_dropout", lo=0, hi=1, hi_open=True)
+        check_number(
+            self.balance_init, "balance_init", flag="--balance-init", lo=0, lo_open=True, hi=1, hi_open=True
+        )
+        if self.balance != "learned" and self.balance_init != 0.5:
+            raise ConfigError(
+                f"balance_init (--balance-init {self.balance_init}) sets where a learned balance starts; with "
+                f"balance {self.balance!r} α and β are fixed. Use --balance learned, or leave balance_init out"
+            )
         check_number(self.tau, "tau", flag="--tau", lo=0, lo_open=True, hint="e.g. 0.05")
         if self.d_model % self.heads:
             raise ConfigError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
@@ -159,6 +170,7 @@ class BalancedCrossAttention(nn.Module):
         dropout: float,
         value_proj: bool = True,
         attn_dropout: float = 0.0,
+        alpha_init: float = 0.5,
     ) -> None:
         super().__init__()
         self.heads, self.dh = heads, d // heads
@@ -171,10 +183,9 @@ class BalancedCrossAttention(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.attn_drop = nn.Dropout(attn_dropout)
         self.balance = balance
-        init = math.log(math.expm1(0.5))  # softplus⁻¹(½): α = β = ½ at the start, rows of Â sum to 1
-        if balance == "learned":
-            self.alpha_raw = nn.Parameter(torch.full((heads,), init))
-            self.beta_raw = nn.Parameter(torch.full((heads,), init))
+        if balance == "learned":  # softplus⁻¹: α = alpha_init, β = 1 − α at the start, rows of Â sum to 1
+            self.alpha_raw = nn.Parameter(torch.full((heads,), math.log(math.expm1(alpha_init))))
+            self.beta_raw = nn.Parameter(torch.full((heads,), math.log(math.expm1(1.0 - alpha_init))))
         a, b = {"learned": (0.5, 0.5), "equal": (0.5, 0.5), "no_prior": (1.0, 0.0), "prior_only": (0.0, 1.0)}[
             balance
         ]
@@ -214,9 +225,10 @@ class DecoderLayer(nn.Module):
         dropout: float,
         value_proj: bool = True,
         attn_dropout: float = 0.0,
+        alpha_init: float = 0.5,
     ) -> None:
         super().__init__()
-        self.attn = BalancedCrossAttention(d, heads, balance, dropout, value_proj, attn_dropout)
+        self.attn = BalancedCrossAttention(d, heads, balance, dropout, value_proj, attn_dropout, alpha_init)
         self.norm1 = nn.LayerNorm(d)
         self.norm2: nn.Module = nn.LayerNorm(d) if ffn else nn.Identity()
         self.mlp: nn.Module | None = (
@@ -285,6 +297,7 @@ class LSAModel(nn.Module):
                 config.dropout,
                 config.value_proj,
                 config.attn_dropout,
+                config.balance_init,
             )
             for _ in range(config.layers)
         )

@@ -527,8 +527,9 @@ class Teachers(torch.nn.Module):
         return torch.stack([torch.sigmoid(m(x).float()) for m in self.models]).mean(0)
 
 
-# Model options that only act while training: a checkpoint trained with others still fits (--init).
-_TRAINING_ONLY = ("pretrained", "dropout", "attn_dropout")
+# Model options that only act while training or at initialisation: a checkpoint trained with others still
+# fits (--init).
+_TRAINING_ONLY = ("pretrained", "dropout", "attn_dropout", "balance_init", "zero_init_attention")
 
 
 def read_init(path: str, config: LSAConfig) -> dict[str, Any]:

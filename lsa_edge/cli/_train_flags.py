@@ -106,6 +106,14 @@ FLAGS: tuple[Flag, ...] = (
         choices=["learned", "equal", "no_prior", "prior_only"],
     ),
     _flag(
+        "--balance-init",
+        "balance_init",
+        "learned balance: α at the start, β = 1 − α; below ½ starts nearer the prior (default: {default})",
+        "model",
+        "model",
+        type=float,
+    ),
+    _flag(
         "--prior-source",
         "prior_source",
         "control priors: shuffled or random text embeddings (default: {default})",

@@ -384,39 +384,47 @@ def print_table(summary: list[dict], title: str) -> None:
 
 
 def plot(summary: list[dict], path: Path, title: str) -> None:
-    """Test accuracy against labels (log axis), one line per model and unlabelled setting, ±std bars."""
+    """Test accuracy against labels (log axis), one line per model and unlabelled setting, ±std bars. Each
+    model has its own colour (plain heads: squares, LSA: circles), and the lines are dodged sideways by a
+    few percent of the label count so that the many models at one budget stay readable."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
     lines: dict[tuple[str, str], list[dict]] = {}
     for s in summary:
         lines.setdefault((s["variant"], s["unlabelled"]), []).append(s)
     full = [s for s in summary if s["budget"] >= TRAIN_SIZE]
-    for (variant, unlabelled), ss in sorted(lines.items()):
-        if all(s["budget"] >= TRAIN_SIZE for s in ss):
-            continue
+    drawn = [(k, ss) for k, ss in sorted(lines.items()) if not all(s["budget"] >= TRAIN_SIZE for s in ss)]
+    colours = plt.get_cmap("tab20").colors
+    for i, ((variant, unlabelled), ss) in enumerate(drawn):
         # both settings end at the same all-labels run (nothing is unlabelled there)
         ss = sorted(
             [*ss, *[f for f in full if f["variant"] == variant and f not in ss]], key=lambda s: s["labelled"]
         )
+        dodge = 1.0 + 0.012 * (i - (len(drawn) - 1) / 2)
         ax.errorbar(
-            [s["labelled"] for s in ss],
+            [s["labelled"] * dodge for s in ss],
             [s["mean"] for s in ss],
             yerr=[s["std"] for s in ss],
-            marker="o",
+            marker="s" if VARIANTS.get(variant, {}).get("head") == "linear" else "o",
+            color=colours[i % len(colours)],
             capsize=3,
             linestyle="-" if unlabelled == "on" else "--",
             label=f"{variant}{' + unlabelled' if unlabelled == 'on' else ''}",
         )
     ax.set_xscale("log")
+    ticks = sorted({s["labelled"] for s in summary})  # the budgets themselves, written out (not 3×10²)
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("labelled training images (CelebA-10k)")
     ax.set_ylabel("test mean accuracy, % (threshold 0.5)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)

@@ -374,3 +374,38 @@ def test_label_budget_pairs_the_models_seed_by_seed():
     ]
     assert pairs[1]["diff"] == pytest.approx([-0.2, 0.5])
     assert pairs[0]["diff"] == pytest.approx([10.0]) and pairs[2]["diff"] == pytest.approx([1.0])
+
+
+def test_label_budget_plot_draws_every_model(tmp_path):
+    """The PNG: one line per model and unlabelled setting (the all-labels run closes each), budgets written out
+    on the x axis, each model its own colour."""
+    pytest.importorskip("matplotlib")
+    lb = _label_budget()
+    rows = [
+        {"budget": b, "labelled": b, "variant": v, "unlabelled": u, "mean": m, "std": 0.1}
+        for b, v, u, m in [
+            (322, "lsa", "on", 86.0),
+            (322, "linear", "on", 86.1),
+            (322, "lsa", "off", 85.7),
+            (8041, "lsa", "-", 90.1),
+            (8041, "linear", "-", 90.0),
+        ]
+    ]
+    seen = {}
+
+    def savefig(fig, path, **kw):
+        ax = fig.axes[0]
+        seen["labels"] = [t.get_text() for t in ax.get_xticklabels()]
+        seen["lines"] = {c.get_label(): len(c.lines[0].get_xdata()) for c in ax.containers}
+        seen["colours"] = {tuple(c.lines[0].get_color()) for c in ax.containers}
+        Path(path).write_bytes(b"png")
+
+    import matplotlib.figure
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(matplotlib.figure.Figure, "savefig", savefig)
+        lb.plot(rows, tmp_path / "curve.png", "t")
+    assert (tmp_path / "curve.png").read_bytes() == b"png"
+    assert seen["labels"] == ["322", "8,041"]
+    assert seen["lines"] == {"lsa + unlabelled": 2, "lsa": 2, "linear + unlabelled": 2}
+    assert len(seen["colours"]) == 3

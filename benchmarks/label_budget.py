@@ -385,8 +385,8 @@ def print_table(summary: list[dict], title: str) -> None:
 
 def plot(summary: list[dict], path: Path, title: str) -> None:
     """Test accuracy against labels (log axis), one line per model and unlabelled setting, ±std bars. Each
-    model has its own colour (plain heads: squares, LSA: circles), and the lines are dodged sideways by a
-    few percent of the label count so that the many models at one budget stay readable."""
+    model has its own colour (plain heads: squares, LSA: circles), and the lines are dodged sideways, about
+    1% of the label count apart, so that the many models at one budget stay readable."""
     import matplotlib
 
     matplotlib.use("Agg")

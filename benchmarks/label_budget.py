@@ -114,11 +114,43 @@ def recipe(budget: int, variant: str, unlabelled: str, seed: int, args: argparse
     return TrainConfig.from_dict(d, where=BUDGETS[budget])
 
 
+def run_dir(args: argparse.Namespace, budget: int, variant: str, unlabelled: str, seed: int) -> Path:
+    return Path(args.out) / str(budget) / variant / unlabelled / f"seed{seed}"
+
+
+def stale_runs(args: argparse.Namespace, runs: list[tuple[int, str, str, int]]) -> dict[Path, list[str]]:
+    """The cached runs (a result or a run under way) trained with other settings than today's recipe and
+    variant, each with what differs (its config.json against the recipe): a recipe file edited after they ran
+    would otherwise mix two recipes under one name. Imported rows have no config.json; their recipe name,
+    epochs and batch size were checked when imported."""
+    from lsa_edge.training.trainer import config_differences
+
+    stale = {}
+    for run in runs:
+        folder = run_dir(args, *run)
+        saved = folder / "config.json"
+        # config.json alone is a run killed before its first epoch: the trainer starts it afresh
+        if saved.exists() and ((folder / "result.json").exists() or (folder / "last.pt").exists()):
+            diff = config_differences(json.loads(saved.read_text(encoding="utf-8")), recipe(*run, args))
+            if diff:
+                stale[saved.parent] = diff
+    return stale
+
+
+def stale_message(stale: dict[Path, list[str]]) -> str:
+    listed = "\n".join(f"  {folder}: {'; '.join(diff)}" for folder, diff in stale.items())
+    return (
+        f"{len(stale)} cached run(s) were trained with other settings than today's recipe and variant:\n"
+        f"{listed}\nTheir results no longer describe the recipe. Move those folders away (they are trained "
+        "again) or choose another --out."
+    )
+
+
 def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str, seed: int) -> dict:
     from lsa_edge.training.checkpoint import read_checkpoint
     from lsa_edge.training.trainer import train
 
-    out = Path(args.out) / str(budget) / variant / unlabelled / f"seed{seed}"
+    out = run_dir(args, budget, variant, unlabelled, seed)
     cached = out / "result.json"
     if cached.exists():
         return json.loads(cached.read_text())
@@ -239,6 +271,9 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     each on cores / N threads (small convolutions use few threads well, so side by side can finish sooner:
     ``benchmarks/train_throughput.py`` measures it on a machine)."""
     runs = planned_runs(args)
+    stale = stale_runs(args, runs)
+    if stale:
+        sys.exit(stale_message(stale))
     done: dict[tuple[int, str, str, int], dict] = {}
 
     def report(run: tuple[int, str, str, int], r: dict) -> None:
@@ -474,6 +509,14 @@ def main() -> None:
     if args.report_only:
         rows = [json.loads(f.read_text()) for f in sorted(args.out.glob("*/*/*/seed*/result.json"))]
         rows = [r for r in rows if r["budget"] in args.budgets and r["variant"] in args.variants]
+        stale = stale_runs(args, [(r["budget"], r["variant"], r["unlabelled"], r["seed"]) for r in rows])
+        if stale:
+            print(stale_message(stale).replace("Their results", "Left out of the table: their results"))
+            rows = [
+                r
+                for r in rows
+                if run_dir(args, r["budget"], r["variant"], r["unlabelled"], r["seed"]) not in stale
+            ]
     else:
         rows = run_all(args)
     if not rows:

@@ -211,5 +211,5 @@ def test_prior_flag_conflicts_and_resume_comparison():
     older = {k: v for k, v in saved.items() if k != "unlabelled_align"}
     older["model"] = {k: v for k, v in saved["model"].items() if k not in ("value_proj", "attn_dropout")}
     check_resumable(older, cfg)
-    with pytest.raises(ConfigError, match="model: saved"):
+    with pytest.raises(ConfigError, match=r"\(model\.value_proj: saved True, now False\)"):
         check_resumable(older, TrainConfig(data="d", out="o", model=LSAConfig(value_proj=False)))

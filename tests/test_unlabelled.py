@@ -355,6 +355,40 @@ def test_label_budget_training_variants_change_the_recipe_not_the_model():
     assert both.model.balance == "prior_only"
 
 
+def test_label_budget_refuses_cached_runs_of_another_recipe(tmp_path, monkeypatch):
+    """A recipe file edited after a run was cached: the run's result no longer describes the recipe, so the
+    benchmark names the run and what differs instead of mixing both under one name."""
+    import argparse
+    import json
+
+    lb = _label_budget()
+    args = argparse.Namespace(out=tmp_path, budgets=[322], variants=["lsa", "linear"], unlabelled=["on"],
+                              seeds=[0, 1], seeds_large=[0], data="d", no_progress=True, threads=None)  # fmt: skip
+    runs = lb.planned_runs(args)
+    for run in runs:
+        folder = lb.run_dir(args, *run)
+        folder.mkdir(parents=True)
+        config = lb.recipe(*run, args).to_dict()
+        (folder / "config.json").write_text(json.dumps({**config, "threads": 7, "out": "elsewhere"}))
+        (folder / "result.json").write_text("{}")
+    assert lb.stale_runs(args, runs) == {}  # folders and threads may differ
+    edited = lb.run_dir(args, 322, "lsa", "on", 1)
+    config = json.loads((edited / "config.json").read_text())
+    config["model"]["balance"], config["lr"] = "prior_only", 0.01
+    (edited / "config.json").write_text(json.dumps(config))
+    killed = lb.run_dir(args, 322, "linear", "on", 1)  # killed before its first epoch: trained afresh
+    (killed / "result.json").unlink()
+    (killed / "config.json").write_text(json.dumps({**config, "epochs": 99}))
+    stale = lb.stale_runs(args, runs)
+    assert stale == {
+        edited: ["lr: saved 0.01, now 0.001", "model.balance: saved 'prior_only', now 'learned'"]
+    }
+    with pytest.raises(
+        SystemExit, match=r"(?s)1 cached run.*seed1: lr: saved 0\.01.*Move those folders away"
+    ):
+        lb.run_all(args)
+
+
 def test_label_budget_pairs_the_models_seed_by_seed():
     """The per-seed goals: a − b for each seed both models ran, per budget and unlabelled setting; a seed one
     model lacks is left out, not compared with another seed."""

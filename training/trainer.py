@@ -457,7 +457,9 @@ def short_path(path: str) -> str:
     return "/".join(p.parts[-2:])
 
 
-def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
+def config_differences(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """``key: saved …, now …`` for every setting of a saved run (its ``train_config`` or config.json) that
+    differs from ``cfg``, leaving out those a resumed run may change (folders, threads, progress)."""
     # Through JSON on both sides, so a tuple from the run and a list from a config file compare equal.
     # Options added after a run was saved take their defaults, so older runs still resume.
     defaults = portable_config(TrainConfig())
@@ -467,13 +469,24 @@ def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
             merged[key] = {**defaults[key], **saved[key]}
     saved = json.loads(json.dumps(merged))
     now = json.loads(json.dumps(portable_config(cfg)))
-    diff = sorted(
-        k for k in set(saved) | set(now) if k not in _RESUME_MAY_CHANGE and saved.get(k) != now.get(k)
-    )
+    diff = []
+    for k in sorted(set(saved) | set(now)):
+        a, b = saved.get(k), now.get(k)
+        if k in _RESUME_MAY_CHANGE or a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):  # name the nested option: model.balance
+            names = sorted({**a, **b})
+            diff += [f"{k}.{n}: saved {a.get(n)!r}, now {b.get(n)!r}" for n in names if a.get(n) != b.get(n)]
+        else:
+            diff.append(f"{k}: saved {a!r}, now {b!r}")
+    return diff
+
+
+def check_resumable(saved: dict[str, Any], cfg: TrainConfig) -> None:
+    diff = config_differences(saved, cfg)
     if diff:
-        pairs = "; ".join(f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in diff)
         raise ConfigError(
-            f"--resume with different settings than the saved run ({pairs}); use the original flags"
+            f"--resume with different settings than the saved run ({'; '.join(diff)}); use the original flags"
         )
 
 

@@ -213,3 +213,8 @@ def test_prior_flag_conflicts_and_resume_comparison():
     check_resumable(older, cfg)
     with pytest.raises(ConfigError, match=r"\(model\.value_proj: saved True, now False\)"):
         check_resumable(older, TrainConfig(data="d", out="o", model=LSAConfig(value_proj=False)))
+    # a config.json holds paths as typed; a checkpoint, and the comparison, their portable names
+    typed = TrainConfig(data="d", out="o", init="/far/away/runs/full/best.pt", unlabelled_data="/x/faces")
+    check_resumable({**saved, "init": typed.init, "unlabelled_data": typed.unlabelled_data}, typed)
+    with pytest.raises(ConfigError, match=r"init: saved 'other/best\.pt', now 'full/best\.pt'"):
+        check_resumable({**saved, "init": "runs/other/best.pt", "unlabelled_data": "faces"}, typed)

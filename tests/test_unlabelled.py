@@ -355,7 +355,7 @@ def test_label_budget_training_variants_change_the_recipe_not_the_model():
     assert both.model.balance == "prior_only"
 
 
-def test_label_budget_refuses_cached_runs_of_another_recipe(tmp_path, monkeypatch):
+def test_label_budget_refuses_cached_runs_of_another_recipe(tmp_path):
     """A recipe file edited after a run was cached: the run's result no longer describes the recipe, so the
     benchmark names the run and what differs instead of mixing both under one name."""
     import argparse

@@ -467,6 +467,12 @@ def config_differences(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
     for key in ("model", "augment"):  # nested options too: a new model option must not block a resume
         if isinstance(saved.get(key), dict) and isinstance(defaults.get(key), dict):
             merged[key] = {**defaults[key], **saved[key]}
+    # config.json holds the paths as typed, a checkpoint the portable names: compare the names
+    if merged.get("init"):
+        merged["init"] = short_path(merged["init"])
+    merged["teachers"] = [short_path(t) for t in merged.get("teachers") or []]
+    if merged.get("unlabelled_data"):
+        merged["unlabelled_data"] = Path(merged["unlabelled_data"]).name
     saved = json.loads(json.dumps(merged))
     now = json.loads(json.dumps(portable_config(cfg)))
     diff = []

@@ -137,12 +137,12 @@ def stale_runs(args: argparse.Namespace, runs: list[tuple[int, str, str, int]]) 
     return stale
 
 
-def stale_message(stale: dict[Path, list[str]]) -> str:
+def stale_message(stale: dict[Path, list[str]], outcome: str) -> str:
     listed = "\n".join(f"  {folder}: {'; '.join(diff)}" for folder, diff in stale.items())
     return (
         f"{len(stale)} cached run(s) were trained with other settings than today's recipe and variant:\n"
-        f"{listed}\nTheir results no longer describe the recipe. Move those folders away (they are trained "
-        "again) or choose another --out."
+        f"{listed}\n{outcome}: their results no longer describe the recipe. Move those folders away (they "
+        "are trained again) or choose another --out."
     )
 
 
@@ -273,7 +273,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     runs = planned_runs(args)
     stale = stale_runs(args, runs)
     if stale:
-        sys.exit(stale_message(stale))
+        sys.exit(stale_message(stale, "Nothing was trained"))
     done: dict[tuple[int, str, str, int], dict] = {}
 
     def report(run: tuple[int, str, str, int], r: dict) -> None:
@@ -511,7 +511,7 @@ def main() -> None:
         rows = [r for r in rows if r["budget"] in args.budgets and r["variant"] in args.variants]
         stale = stale_runs(args, [(r["budget"], r["variant"], r["unlabelled"], r["seed"]) for r in rows])
         if stale:
-            print(stale_message(stale).replace("Their results", "Left out of the table: their results"))
+            print(stale_message(stale, "Left out of the table"))
             rows = [
                 r
                 for r in rows

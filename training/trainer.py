@@ -440,14 +440,19 @@ _RESUME_MAY_CHANGE = {
 
 def portable_config(cfg: TrainConfig) -> dict[str, Any]:
     """The config as a checkpoint records it: folder names, never this machine's absolute paths."""
+    return portable_paths(cfg.to_dict())
 
+
+def portable_paths(d: dict[str, Any]) -> dict[str, Any]:
+    """A config dict's paths as names (data, out, unlabelled folder) and ``run/file`` (init, teachers):
+    the same however they were typed. Idempotent, so it also reads a checkpoint's already portable config."""
     return {
-        **cfg.to_dict(),
-        "data": Path(cfg.data).name,
-        "out": Path(cfg.out).name,
-        "teachers": [short_path(t) for t in cfg.teachers],
-        "init": short_path(cfg.init) if cfg.init else None,
-        "unlabelled_data": Path(cfg.unlabelled_data).name if cfg.unlabelled_data else None,
+        **d,
+        "data": Path(d.get("data") or "").name,
+        "out": Path(d.get("out") or "").name,
+        "teachers": [short_path(t) for t in d.get("teachers") or []],
+        "init": short_path(d["init"]) if d.get("init") else None,
+        "unlabelled_data": Path(d["unlabelled_data"]).name if d.get("unlabelled_data") else None,
     }
 
 
@@ -468,12 +473,7 @@ def config_differences(saved: dict[str, Any], cfg: TrainConfig) -> list[str]:
         if isinstance(saved.get(key), dict) and isinstance(defaults.get(key), dict):
             merged[key] = {**defaults[key], **saved[key]}
     # config.json holds the paths as typed, a checkpoint the portable names: compare the names
-    if merged.get("init"):
-        merged["init"] = short_path(merged["init"])
-    merged["teachers"] = [short_path(t) for t in merged.get("teachers") or []]
-    if merged.get("unlabelled_data"):
-        merged["unlabelled_data"] = Path(merged["unlabelled_data"]).name
-    saved = json.loads(json.dumps(merged))
+    saved = json.loads(json.dumps(portable_paths(merged)))
     now = json.loads(json.dumps(portable_config(cfg)))
     diff = []
     for k in sorted(set(saved) | set(now)):

@@ -146,6 +146,37 @@ def stale_message(stale: dict[Path, list[str]], outcome: str) -> str:
     )
 
 
+def plan_state(
+    args: argparse.Namespace, runs: list[tuple[int, str, str, int]]
+) -> tuple[int, int, dict[tuple[int, str, str], list[int]]]:
+    """Where the planned runs stand: how many are finished (cached) and under way (a last.pt to resume
+    from), and the seeds still to finish per budget, variant and unlabelled setting."""
+    todo: dict[tuple[int, str, str], list[int]] = {}
+    finished = under_way = 0
+    for budget, variant, unlabelled, seed in runs:
+        folder = run_dir(args, budget, variant, unlabelled, seed)
+        if (folder / "result.json").exists():
+            finished += 1
+            continue
+        under_way += (folder / "last.pt").exists()
+        todo.setdefault((budget, variant, unlabelled), []).append(seed)
+    return finished, under_way, todo
+
+
+def plan_message(args: argparse.Namespace, runs: list[tuple[int, str, str, int]], most: int = 12) -> str:
+    finished, under_way, todo = plan_state(args, runs)
+    head = f"{len(runs)} planned run(s): {finished} finished"
+    if not todo:
+        return head + "."
+    lines = [f"{head}, {under_way} under way (resumed from their last epoch), "
+             f"{len(runs) - finished - under_way} not started. Still to run:"]  # fmt: skip
+    for (budget, variant, unlabelled), seeds in list(todo.items())[:most]:
+        lines.append(f"  {budget:5d} {variant} unlabelled {unlabelled}: seed {', '.join(map(str, seeds))}")
+    if len(todo) > most:
+        lines.append(f"  … and {len(todo) - most} more")
+    return "\n".join(lines)
+
+
 def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str, seed: int) -> dict:
     from lsa_edge.training.checkpoint import read_checkpoint
     from lsa_edge.training.trainer import train
@@ -274,6 +305,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     stale = stale_runs(args, runs)
     if stale:
         sys.exit(stale_message(stale, "Nothing was trained"))
+    print(plan_message(args, runs), flush=True)
     done: dict[tuple[int, str, str, int], dict] = {}
 
     def report(run: tuple[int, str, str, int], r: dict) -> None:
@@ -517,6 +549,10 @@ def main() -> None:
                 for r in rows
                 if run_dir(args, r["budget"], r["variant"], r["unlabelled"], r["seed"]) not in stale
             ]
+        planned = planned_runs(args)
+        if plan_state(args, planned)[2]:
+            print(plan_message(args, planned))
+            print("The same command without --report-only trains them (each run resumes from its cache).")
     else:
         rows = run_all(args)
     if not rows:

@@ -389,6 +389,33 @@ def test_label_budget_refuses_cached_runs_of_another_recipe(tmp_path):
         lb.run_all(args)
 
 
+def test_label_budget_says_which_runs_are_finished_under_way_and_still_to_run(tmp_path):
+    import argparse
+
+    lb = _label_budget()
+    args = argparse.Namespace(out=tmp_path, budgets=[322, 1608], variants=["lsa", "linear"], unlabelled=["on"],
+                              seeds=[0, 1], seeds_large=[0], data="d", no_progress=True, threads=None)  # fmt: skip
+    runs = lb.planned_runs(args)
+    assert len(runs) == 6  # two seeds at 322, one at 1608, two variants
+    for run, leave in [((322, "lsa", "on", 0), "result.json"), ((322, "linear", "on", 0), "result.json"),
+                       ((322, "lsa", "on", 1), "last.pt"), ((1608, "lsa", "on", 0), "config.json")]:  # fmt: skip
+        lb.run_dir(args, *run).mkdir(parents=True)
+        (lb.run_dir(args, *run) / leave).write_text("{}")
+    finished, under_way, todo = lb.plan_state(args, runs)
+    assert (finished, under_way) == (2, 1)  # config.json alone is a run not started
+    assert todo == {(322, "lsa", "on"): [1], (322, "linear", "on"): [1], (1608, "lsa", "on"): [0],
+                    (1608, "linear", "on"): [0]}  # fmt: skip
+    message = lb.plan_message(args, runs, most=3)
+    assert message.startswith(
+        "6 planned run(s): 2 finished, 1 under way (resumed from their last epoch), 3 not"
+    )
+    assert "  1608 lsa unlabelled on: seed 0" in message and message.endswith("… and 1 more")
+    for run in runs:
+        lb.run_dir(args, *run).mkdir(parents=True, exist_ok=True)
+        (lb.run_dir(args, *run) / "result.json").write_text("{}")
+    assert lb.plan_message(args, runs) == "6 planned run(s): 6 finished."
+
+
 def test_label_budget_pairs_the_models_seed_by_seed():
     """The per-seed goals: a − b for each seed both models ran, per budget and unlabelled setting; a seed one
     model lacks is left out, not compared with another seed."""

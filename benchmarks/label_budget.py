@@ -168,8 +168,10 @@ def plan_message(args: argparse.Namespace, runs: list[tuple[int, str, str, int]]
     head = f"{len(runs)} planned run(s): {finished} finished"
     if not todo:
         return head + "."
-    lines = [f"{head}, {under_way} under way (resumed from their last epoch), "
-             f"{len(runs) - finished - under_way} not started. Still to run:"]  # fmt: skip
+    lines = [
+        f"{head}, {under_way} under way (resumed from their last epoch), "
+        f"{len(runs) - finished - under_way} not started. Still to run:"
+    ]
     for (budget, variant, unlabelled), seeds in list(todo.items())[:most]:
         lines.append(f"  {budget:5d} {variant} unlabelled {unlabelled}: seed {', '.join(map(str, seeds))}")
     if len(todo) > most:
@@ -450,23 +452,24 @@ def print_table(summary: list[dict], title: str) -> None:
     Console(width=None if sys.stdout.isatty() else 160).print(tab)
 
 
-def plot(summary: list[dict], path: Path, title: str) -> None:
-    """Test accuracy against labels (log axis), one line per model and unlabelled setting, ±std bars. Each
-    model has its own colour (plain heads: squares, LSA: circles), and the lines are dodged sideways, about
-    1% of the label count apart, so that the many models at one budget stay readable."""
-    import matplotlib
+CURVE = ("lsa", "lsa-prior-off", "linear")  # the issue's three models: the lines of the curve
+CURVE_COLOURS = {"lsa": "tab:green", "lsa-prior-off": "tab:red", "linear": "tab:blue"}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _marker(variant: str) -> str:
+    return "s" if VARIANTS.get(variant, {}).get("head") == "linear" else "o"  # plain heads: squares
+
+
+def _plot_curve(ax: Any, summary: list[dict], colours: dict[str, Any]) -> None:
+    """Test accuracy against labels (log axis), one line per model and unlabelled setting (solid: with
+    unlabelled faces, dashed: without), ±std bars, dodged sideways ~1% of the label count apart."""
     from matplotlib.ticker import NullFormatter
 
-    fig, ax = plt.subplots(figsize=(9.5, 4.8))
     lines: dict[tuple[str, str], list[dict]] = {}
     for s in summary:
         lines.setdefault((s["variant"], s["unlabelled"]), []).append(s)
     full = [s for s in summary if s["budget"] >= TRAIN_SIZE]
     drawn = [(k, ss) for k, ss in sorted(lines.items()) if not all(s["budget"] >= TRAIN_SIZE for s in ss)]
-    colours = plt.get_cmap("tab20").colors
     for i, ((variant, unlabelled), ss) in enumerate(drawn):
         # both settings end at the same all-labels run (nothing is unlabelled there)
         ss = sorted(
@@ -477,8 +480,8 @@ def plot(summary: list[dict], path: Path, title: str) -> None:
             [s["labelled"] * dodge for s in ss],
             [s["mean"] for s in ss],
             yerr=[s["std"] for s in ss],
-            marker="s" if VARIANTS.get(variant, {}).get("head") == "linear" else "o",
-            color=colours[i % len(colours)],
+            marker=_marker(variant),
+            color=colours[variant],
             capsize=3,
             linestyle="-" if unlabelled == "on" else "--",
             label=f"{variant}{' + unlabelled' if unlabelled == 'on' else ''}",
@@ -489,9 +492,69 @@ def plot(summary: list[dict], path: Path, title: str) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("labelled training images (CelebA-10k)")
     ax.set_ylabel("test mean accuracy, % (threshold 0.5)")
-    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def _plot_variants(ax: Any, entries: list[dict], colours: dict[str, Any]) -> None:
+    """The head and training variants at one budget, one row each (best at the top): mean ± std over seeds,
+    the plain head's mean (with unlabelled faces) as a dotted reference, balanced accuracy and seeds written
+    beside each row."""
+    entries = sorted(entries, key=lambda s: s["mean"])
+    for y, s in enumerate(entries):
+        ax.errorbar(
+            s["mean"], y, xerr=s["std"], marker=_marker(s["variant"]), color=colours[s["variant"]], capsize=3
+        )
+        n = len(s.get("seeds", [])) or 1
+        ax.annotate(
+            f"bal. {s['test_balanced_accuracy']} ({n} seed{'s' if n > 1 else ''})",
+            (s["mean"] + s["std"], y),
+            xytext=(6, 0),
+            textcoords="offset points",
+            fontsize=6.5,
+            va="center",
+        )
+    for s in entries:
+        if s["variant"] == "linear" and s["unlabelled"] == "on":
+            ax.axvline(
+                s["mean"],
+                color=colours["linear"],
+                linestyle=":",
+                linewidth=1,
+                label="plain head + unlabelled",
+            )
+            ax.legend(fontsize=7, loc="lower right")
+    labels = [f"{s['variant']}{'' if s['unlabelled'] == 'on' else ' (no unlabelled)'}" for s in entries]
+    ax.set_yticks(range(len(entries)), labels, fontsize=7)
+    lo = min(s["mean"] - s["std"] for s in entries)
+    hi = max(s["mean"] + s["std"] for s in entries)
+    ax.set_xlim(lo - 0.1, hi + 0.45 * (hi - lo) + 0.3)  # room for the text on the right
+    ax.set_xlabel("test mean accuracy, % (threshold 0.5)")
+    ax.set_title(f"every variant at {entries[0]['labelled']:,} labels", fontsize=9)
+    ax.grid(alpha=0.3, axis="x")
+
+
+def plot(summary: list[dict], path: Path, title: str) -> None:
+    """Left: the label-budget curve of the issue's three models (LSA, prior-off, plain head; any models
+    chosen if none of them ran). Right, where other variants ran: every variant at the smallest budget that
+    has them, as rows of mean ± std, so that variants within a few tenths of a point stay readable."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    others = [s for s in summary if s["variant"] not in CURVE and s["budget"] < TRAIN_SIZE]
+    curve = [s for s in summary if s["variant"] in CURVE] or summary
+    palette = iter(plt.get_cmap("tab10").colors[4:] + plt.get_cmap("Dark2").colors)
+    colours: dict[str, Any] = dict(CURVE_COLOURS)
+    for variant in sorted({s["variant"] for s in summary} - set(colours)):
+        colours[variant] = next(palette, "grey")
+    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(12.5 if others else 8, 5.2), squeeze=False)
+    _plot_curve(axes[0][0], curve, colours)
+    if others:
+        budget = min(s["budget"] for s in others)
+        _plot_variants(axes[0][1], [s for s in summary if s["budget"] == budget], colours)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)

@@ -437,13 +437,23 @@ def test_label_budget_pairs_the_models_seed_by_seed():
     assert pairs[0]["diff"] == pytest.approx([10.0]) and pairs[2]["diff"] == pytest.approx([1.0])
 
 
-def test_label_budget_plot_draws_every_model(tmp_path):
-    """The PNG: one line per model and unlabelled setting (the all-labels run closes each), budgets written out
-    on the x axis, each model its own colour."""
+def test_label_budget_plot_draws_the_curve_and_every_variant(tmp_path):
+    """The PNG: left, one line per model of the curve and unlabelled setting (the all-labels run closes each;
+    a model keeps its colour, dashed without unlabelled faces), budgets written out on the x axis; right,
+    where other variants ran, every variant at the smallest budget as a row, best at the top."""
     pytest.importorskip("matplotlib")
     lb = _label_budget()
     rows = [
-        {"budget": b, "labelled": b, "variant": v, "unlabelled": u, "mean": m, "std": 0.1}
+        {
+            "budget": b,
+            "labelled": b,
+            "variant": v,
+            "unlabelled": u,
+            "mean": m,
+            "std": 0.1,
+            "seeds": [0, 1],
+            "test_balanced_accuracy": "70.00 ± 0.10",
+        }
         for b, v, u, m in [
             (322, "lsa", "on", 86.0),
             (322, "linear", "on", 86.1),
@@ -456,9 +466,12 @@ def test_label_budget_plot_draws_every_model(tmp_path):
 
     def savefig(fig, path, **kw):
         ax = fig.axes[0]
+        seen["axes"] = len(fig.axes)
         seen["labels"] = [t.get_text() for t in ax.get_xticklabels()]
         seen["lines"] = {c.get_label(): len(c.lines[0].get_xdata()) for c in ax.containers}
-        seen["colours"] = {tuple(c.lines[0].get_color()) for c in ax.containers}
+        seen["colours"] = {c.get_label(): c.lines[0].get_color() for c in ax.containers}
+        if len(fig.axes) > 1:
+            seen["rows"] = [t.get_text() for t in fig.axes[1].get_yticklabels()]
         Path(path).write_bytes(b"png")
 
     import matplotlib.figure
@@ -466,7 +479,16 @@ def test_label_budget_plot_draws_every_model(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(matplotlib.figure.Figure, "savefig", savefig)
         lb.plot(rows, tmp_path / "curve.png", "t")
-    assert (tmp_path / "curve.png").read_bytes() == b"png"
-    assert seen["labels"] == ["322", "8,041"]
-    assert seen["lines"] == {"lsa + unlabelled": 2, "lsa": 2, "linear + unlabelled": 2}
-    assert len(seen["colours"]) == 3
+        assert (tmp_path / "curve.png").read_bytes() == b"png"
+        assert seen["axes"] == 1  # the curve's own models only: no second panel
+        assert seen["labels"] == ["322", "8,041"]
+        assert seen["lines"] == {"lsa + unlabelled": 2, "lsa": 2, "linear + unlabelled": 2}
+        assert (
+            seen["colours"]["lsa"]
+            == seen["colours"]["lsa + unlabelled"]
+            != seen["colours"]["linear + unlabelled"]
+        )
+        variant = {**rows[0], "variant": "lsa-prior-only", "mean": 86.3}
+        lb.plot([*rows, variant], tmp_path / "curve.png", "t")
+    assert seen["axes"] == 2 and "lsa-prior-only" not in seen["lines"]  # variants are rows, not lines
+    assert seen["rows"] == ["lsa (no unlabelled)", "lsa", "linear", "lsa-prior-only"]  # best at the top

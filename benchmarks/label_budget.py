@@ -514,16 +514,12 @@ def _plot_variants(ax: Any, entries: list[dict], colours: dict[str, Any]) -> Non
             fontsize=6.5,
             va="center",
         )
-    for s in entries:
-        if s["variant"] == "linear" and s["unlabelled"] == "on":
-            ax.axvline(
-                s["mean"],
-                color=colours["linear"],
-                linestyle=":",
-                linewidth=1,
-                label="plain head + unlabelled",
-            )
-            ax.legend(fontsize=7, loc="lower right")
+    plain = [s["mean"] for s in entries if s["variant"] == "linear" and s["unlabelled"] == "on"]
+    if plain:
+        ax.axvline(
+            plain[0], color=colours["linear"], linestyle=":", linewidth=1, label="plain head + unlabelled"
+        )
+        ax.legend(fontsize=7, loc="lower right")
     labels = [f"{s['variant']}{'' if s['unlabelled'] == 'on' else ' (no unlabelled)'}" for s in entries]
     ax.set_yticks(range(len(entries)), labels, fontsize=7)
     lo = min(s["mean"] - s["std"] for s in entries)

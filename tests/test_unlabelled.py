@@ -472,6 +472,11 @@ def test_label_budget_plot_draws_the_curve_and_every_variant(tmp_path):
         seen["colours"] = {c.get_label(): c.lines[0].get_color() for c in ax.containers}
         if len(fig.axes) > 1:
             seen["rows"] = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+            seen["reference"] = [
+                line.get_xdata()[0]
+                for line in fig.axes[1].lines
+                if line.get_label() == "plain head + unlabelled"
+            ]
         Path(path).write_bytes(b"png")
 
     import matplotlib.figure
@@ -492,3 +497,4 @@ def test_label_budget_plot_draws_the_curve_and_every_variant(tmp_path):
         lb.plot([*rows, variant], tmp_path / "curve.png", "t")
     assert seen["axes"] == 2 and "lsa-prior-only" not in seen["lines"]  # variants are rows, not lines
     assert seen["rows"] == ["lsa (no unlabelled)", "lsa", "linear", "lsa-prior-only"]  # best at the top
+    assert seen["reference"] == [86.1]  # the plain head with unlabelled faces, dotted

@@ -179,6 +179,13 @@ def plan_message(args: argparse.Namespace, runs: list[tuple[int, str, str, int]]
     return "\n".join(lines)
 
 
+def resumed_wall(history: list[dict]) -> float:
+    """The wall time of a run that resumed (no one process saw all of it), from its log: each validated
+    epoch's own time × the epochs since the previous validation (log.csv has a row per validation only)."""
+    epochs = [0] + [h["epoch"] for h in history]
+    return sum(h["epoch_s"] * (e - before) for h, e, before in zip(history, epochs[1:], epochs))
+
+
 def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str, seed: int) -> dict:
     from lsa_edge.training.checkpoint import read_checkpoint
     from lsa_edge.training.trainer import train
@@ -193,8 +200,8 @@ def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str
     summary = train(cfg, encoder=_encoder())
     wall = time.perf_counter() - t0
     hist = summary["history"]
-    if cfg.resume:  # this process saw part of the run: the wall time is the sum of the epochs' own
-        wall = sum(h["epoch_s"] for h in hist)
+    if cfg.resume:  # this process saw part of the run: the wall time from the epochs' own
+        wall = resumed_wall(hist)
     test = evaluate_model(out / "best.pt", args.data, split="test", progress=False)
     meta = read_checkpoint(out / "best.pt")["meta"]
     result = {

@@ -31,8 +31,9 @@ from lsa_edge.evaluation import evaluate_model
 from lsa_edge.io import write_json_atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# a sibling script (benchmarks/ is not a package): its text encoder per process, quiet log and mean ± std
-from label_budget import _encoder, _quiet_logging, fmt
+# a sibling script (benchmarks/ is not a package): its text encoder per process, quiet log, mean ± std and
+# the wall time of a resumed run
+from label_budget import _encoder, _quiet_logging, fmt, resumed_wall
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 RECIPES = {"lfwa": "lfwa.yaml", "lfwa_imagenet": "lfwa_imagenet.yaml"}
@@ -84,8 +85,8 @@ def run_one(args: argparse.Namespace, recipe: str, seed: int) -> dict:
     t0 = time.perf_counter()
     summary = train(cfg, encoder=_encoder())
     wall = time.perf_counter() - t0
-    if cfg.resume:  # this process saw part of the run: the wall time is the sum of the epochs' own
-        wall = sum(h["epoch_s"] for h in summary["history"])
+    if cfg.resume:  # this process saw part of the run: the wall time from the epochs' own
+        wall = resumed_wall(summary["history"])
     test = evaluate_model(out / "best.pt", cfg.data, split="test", fmt=cfg.format, progress=False)
     result = {
         "recipe": recipe,

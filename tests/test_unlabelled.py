@@ -437,6 +437,14 @@ def test_label_budget_pairs_the_models_seed_by_seed():
     assert pairs[0]["diff"] == pytest.approx([10.0]) and pairs[2]["diff"] == pytest.approx([1.0])
 
 
+def test_label_budget_times_a_resumed_run_over_every_epoch_not_only_the_validated_ones():
+    """log.csv has a row per validation: a resumed run validated every 4th epoch took 4 × each row's epoch."""
+    lb = _label_budget()
+    history = [{"epoch": 4, "epoch_s": 100.0}, {"epoch": 8, "epoch_s": 110.0}, {"epoch": 9, "epoch_s": 120.0}]
+    assert lb.resumed_wall(history) == pytest.approx(4 * 100 + 4 * 110 + 120)
+    assert lb.resumed_wall([{"epoch": e, "epoch_s": 60.0} for e in (1, 2, 3)]) == pytest.approx(180)
+
+
 def test_label_budget_plot_draws_the_curve_and_every_variant(tmp_path):
     """The PNG: left, one line per model of the curve and unlabelled setting (the all-labels run closes each;
     a model keeps its colour, dashed without unlabelled faces), budgets written out on the x axis; right,

@@ -180,8 +180,9 @@ def plan_message(args: argparse.Namespace, runs: list[tuple[int, str, str, int]]
 
 
 def resumed_wall(history: list[dict]) -> float:
-    """The wall time of a run that resumed (no one process saw all of it), from its log: each validated
-    epoch's own time × the epochs since the previous validation (log.csv has a row per validation only)."""
+    """The wall time of a run that resumed (no one process saw all of it), estimated from its log: each
+    validated epoch's own time × the epochs since the previous validation (log.csv has a row per validation
+    only; that epoch's time includes the validation, so with validations far apart it errs a little high)."""
     epochs = [0] + [h["epoch"] for h in history]
     return sum(h["epoch_s"] * (e - before) for h, e, before in zip(history, epochs[1:], epochs))
 

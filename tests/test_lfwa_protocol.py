@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def _lfwa_protocol():
 def _args(tmp_path: Path, **change) -> argparse.Namespace:
     return argparse.Namespace(**{"out": tmp_path / "cache", "lfwa": "lfwa-dir", "celeba": "celeba-dir",
                                  "recipes": ["lfwa", "lfwa_imagenet"], "seeds": [0, 1], "init": None,
-                                 "threads": None, "no_progress": True, **change})  # fmt: skip
+                                 "threads": None, "no_progress": True, "jobs": 1, **change})  # fmt: skip
 
 
 def test_lfwa_protocol_recipes_start_from_the_celeba_model_it_trains_or_from_imagenet(tmp_path):
@@ -44,47 +45,59 @@ def test_lfwa_protocol_recipes_start_from_the_celeba_model_it_trains_or_from_ima
 
 
 class _Pool:
-    """Two workers: ``submit`` queues a run, ``wait`` finishes the oldest one under way."""
+    """Runs side by side: ``submit`` queues a run, ``wait`` finishes the newest one under way (so the CelebA
+    model, submitted first, finishes last); ``fail`` names runs that raise."""
 
-    def __init__(self, log: list) -> None:
-        self.log = log
+    def __init__(self, fail=()) -> None:
+        self.log: list = []
+        self.fail = set(fail)
 
     def submit(self, recipe: str, seed: int):
+        from concurrent.futures import Future
+
         self.log.append(("submit", recipe, seed))
-        pool = self
-
-        class Handle:
-            run = (recipe, seed)
-
-            def result(self):
-                pool.log.append(("done", recipe, seed))
-                return {"recipe": recipe, "seed": seed, "data": "d", "test_mean_accuracy": 0.86,
-                        "test_balanced_accuracy": 0.8, "wall_s": 60.0}  # fmt: skip
-
-        return Handle()
+        fut: Future = Future()
+        fut.run = (recipe, seed)
+        return fut
 
     def wait(self, handles: list) -> list:
-        return handles[:1]
+        fut = handles[-1]
+        recipe, seed = fut.run
+        self.log.append(("done", recipe, seed))
+        if (recipe, seed) in self.fail:
+            fut.set_exception(RuntimeError("no such data"))
+        else:
+            fut.set_result(_row(recipe, seed))
+        return [fut]
+
+
+def _row(recipe, seed, acc=0.86, init="celeba_init/best.pt"):
+    return {"recipe": recipe, "recipe_file": f"{recipe}.yaml", "seed": seed, "data": "lfwa", "init": init,
+            "test_mean_accuracy": acc, "test_balanced_accuracy": 0.79, "test_mean_accuracy_tuned": acc,
+            "majority": 0.7175, "wall_s": 600.0}  # fmt: skip
 
 
 def test_lfwa_protocol_fine_tunes_only_once_the_celeba_model_is_there(tmp_path):
     lp = _lfwa_protocol()
-    args = _args(tmp_path)
+    args = _args(tmp_path, seeds=[0, 1, 0])  # a seed named twice runs once
     assert lp.planned_runs(args)[0] == (lp.INIT, 0) and len(lp.planned_runs(args)) == 5
-    log: list = []
-    pool = _Pool(log)
-    rows = lp.schedule(args, pool.submit, pool.wait)
-    assert [(r["recipe"], r["seed"]) for r in rows] == lp.planned_runs(args)  # in the planned order
-    celeba_done = log.index(("done", lp.INIT, 0))
+    pool = _Pool()
+    rows, failed = lp.schedule(args, pool.submit, pool.wait)
+    assert [(r["recipe"], r["seed"]) for r in rows] == lp.planned_runs(
+        args
+    ) and not failed  # the planned order
+    submitted = [e[1:] for e in pool.log if e[0] == "submit"]
+    assert sorted(submitted) == sorted(lp.planned_runs(args))  # each run once
+    celeba_done = pool.log.index(("done", lp.INIT, 0))
     for seed in (0, 1):
-        assert log.index(("submit", "lfwa", seed)) > celeba_done  # fine-tuning waits for its start
-        assert log.index(("submit", "lfwa_imagenet", seed)) < celeba_done  # ImageNet-only runs beside it
+        assert pool.log.index(("submit", "lfwa", seed)) > celeba_done  # fine-tuning waits for its start
+        assert pool.log.index(("submit", "lfwa_imagenet", seed)) < celeba_done  # ImageNet-only runs beside it
     # --init names a CelebA model: no CelebA run, everything starts at once
-    log.clear()
+    pool = _Pool()
     args = _args(tmp_path, init="given/best.pt")
     assert lp.planned_runs(args) == [("lfwa", 0), ("lfwa", 1), ("lfwa_imagenet", 0), ("lfwa_imagenet", 1)]
     lp.schedule(args, pool.submit, pool.wait)
-    assert [e[0] for e in log[:4]] == ["submit"] * 4
+    assert [e[0] for e in pool.log[:4]] == ["submit"] * 4
     # only the ImageNet recipe: no CelebA model needed
     assert lp.planned_runs(_args(tmp_path, recipes=["lfwa_imagenet"])) == [
         ("lfwa_imagenet", 0),
@@ -92,22 +105,71 @@ def test_lfwa_protocol_fine_tunes_only_once_the_celeba_model_is_there(tmp_path):
     ]
 
 
-def test_lfwa_protocol_summarises_each_recipe_over_its_seeds_against_the_goal():
+def test_lfwa_protocol_goes_on_past_a_failed_run_and_names_every_run_it_lost(tmp_path):
     lp = _lfwa_protocol()
+    pool = _Pool(fail=[(lp.INIT, 0), ("lfwa_imagenet", 1)])
+    rows, failed = lp.schedule(_args(tmp_path), pool.submit, pool.wait)
+    assert [(r["recipe"], r["seed"]) for r in rows] == [("lfwa_imagenet", 0)]
+    assert failed == {(lp.INIT, 0): "RuntimeError: no such data", ("lfwa_imagenet", 1): "RuntimeError: no such data",
+                      ("lfwa", 0): "not started: the CelebA model it starts from failed",
+                      ("lfwa", 1): "not started: the CelebA model it starts from failed"}  # fmt: skip
+    assert not [e for e in pool.log if e[1] == "lfwa"]
 
-    def row(recipe, seed, acc, init):
-        return {"recipe": recipe, "recipe_file": lp.RECIPES[recipe], "seed": seed, "data": "lfwa", "init": init,
-                "test_mean_accuracy": acc, "test_balanced_accuracy": 0.79, "test_mean_accuracy_tuned": acc,
-                "wall_s": 600.0}  # fmt: skip
 
-    rows = [row("lfwa", 1, 0.860, "celeba_init/best.pt"), row("lfwa", 0, 0.864, "celeba_init/best.pt"),
-            row("lfwa_imagenet", 0, 0.857, None)]  # fmt: skip
+def test_lfwa_protocol_one_job_runs_in_the_planned_order_and_reports_failures(tmp_path, monkeypatch):
+    lp = _lfwa_protocol()
+    order: list = []
+
+    def fake_run_one(args, recipe, seed):
+        order.append((recipe, seed))
+        if (recipe, seed) == ("lfwa", 1):
+            raise ValueError("bad image")
+        return _row(recipe, seed)
+
+    monkeypatch.setattr(lp, "run_one", fake_run_one)
+    args = _args(tmp_path, jobs=1)
+    rows, failed = lp.run_all(args)
+    # the CelebA model, the ImageNet runs (no need to wait), then the fine-tuning that starts from the former
+    assert order == [(lp.INIT, 0), ("lfwa_imagenet", 0), ("lfwa_imagenet", 1), ("lfwa", 0), ("lfwa", 1)]
+    assert failed == {("lfwa", 1): "ValueError: bad image"} and len(rows) == 4
+    with pytest.raises(SystemExit, match="no such checkpoint"):
+        lp.run_all(_args(tmp_path, jobs=1, init=str(tmp_path / "missing.pt")))
+
+
+def test_lfwa_protocol_refuses_cached_runs_of_another_recipe_or_init(tmp_path):
+    import json
+
+    lp = _lfwa_protocol()
+    args = _args(tmp_path, jobs=1)
+    folder = lp.run_dir(args, "lfwa", 0)
+    folder.mkdir(parents=True)
+    saved = {**json.loads(json.dumps(lp.config(args, "lfwa", 0).to_dict())), "init": "full_8041/best.pt"}
+    (folder / "config.json").write_text(json.dumps(saved))
+    (folder / "result.json").write_text(json.dumps(_row("lfwa", 0)))
+    stale = lp.stale_runs(args, lp.planned_runs(args))
+    assert list(stale) == [folder] and "init" in stale[folder][0]
+    with pytest.raises(SystemExit, match="other settings"):
+        lp.run_all(args)
+    rows, missing = lp.cached_results(_args(tmp_path))  # --report-only leaves it out of the table
+    assert rows == [] and len(missing) == 4
+
+
+def test_lfwa_protocol_summarises_each_recipe_over_its_seeds_against_the_goal(tmp_path):
+    lp = _lfwa_protocol()
+    rows = [_row("lfwa", 1, 0.860), _row("lfwa", 0, 0.864), _row("lfwa_imagenet", 0, 0.857, None)]
     summary = lp.summarise(rows)
     assert [s["recipe"] for s in summary] == ["lfwa", "lfwa_imagenet"]
     tuned = summary[0]
     assert tuned["seeds"] == [0, 1] and tuned["per_seed"] == [86.4, 86.0]
     assert tuned["test_mean_accuracy"] == "86.20 ± 0.28" and tuned["starts_from"] == "a CelebA-10k model"
     assert summary[1]["starts_from"] == "ImageNet" and summary[1]["std"] == 0.0
-    assert lp.goal_line(summary).endswith("86.20% (met)")
-    assert lp.goal_line(lp.summarise([row("lfwa", 0, 0.855, "x/best.pt")])).endswith("85.50% (not met)")
-    assert lp.goal_line(summary[1:]) is None
+    assert lp.goal_line(summary, [0, 1]).endswith("86.20% (met)")
+    assert lp.goal_line(summary, [0, 1, 2]).endswith("86.20% (met; provisional: seed 2 still to run)")
+    assert lp.goal_line(lp.summarise([_row("lfwa", 0, 0.855)]), [0]).endswith("85.50% (not met)")
+    assert lp.goal_line(lp.summarise([_row("lfwa", 0, 0.859996)]), [0]).endswith("86.00% (met)")  # as printed
+    assert lp.goal_line(summary[1:], [0]) is None
+    args = _args(tmp_path)
+    lp.print_report(args, [_row(lp.INIT, 0, 0.90), *rows], missing=["x/lfwa/seed2"])
+    written = json.loads((tmp_path / "cache" / "summary.json").read_text())
+    assert written["celeba_init"]["test_mean_accuracy"] == 0.90 and written["missing"] == ["x/lfwa/seed2"]
+    assert [r["recipe"] for r in written["rows"]] == ["lfwa", "lfwa", "lfwa_imagenet"]

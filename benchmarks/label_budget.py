@@ -79,6 +79,7 @@ RECIPE_CHANGES: dict[str, dict[str, Any]] = {
     "linear-strong-labelled": {"augment": STRONG_LABELLED},
     "lsa-prior-only-strong-labelled": {"augment": STRONG_LABELLED},
 }
+ORDER = list(BUDGETS)  # the budgets from the fewest labels up
 TRAIN_SIZE = 8041  # CelebA-10k's training split
 SMALL = (322, 804)  # the budgets run with --seeds (3 by default); the others with --seeds-large
 
@@ -470,7 +471,8 @@ def _marker(variant: str) -> str:
 
 def _plot_curve(ax: Any, summary: list[dict], colours: dict[str, Any]) -> None:
     """Test accuracy against labels (log axis), one line per model and unlabelled setting (solid: with
-    unlabelled faces, dashed: without), ±std bars, dodged sideways ~1% of the label count apart."""
+    unlabelled faces, dashed: without), ±std bars, dodged sideways ~1% of the label count apart; a line
+    breaks where a budget between two of its points has not run."""
     from matplotlib.ticker import NullFormatter
 
     lines: dict[tuple[str, str], list[dict]] = {}
@@ -484,10 +486,20 @@ def _plot_curve(ax: Any, summary: list[dict], colours: dict[str, Any]) -> None:
             [*ss, *[f for f in full if f["variant"] == variant and f not in ss]], key=lambda s: s["labelled"]
         )
         dodge = 1.0 + 0.012 * (i - (len(drawn) - 1) / 2)
+        xs, ys, errs = [], [], []
+        for before, s in zip([None, *ss], ss):
+            if before is not None and ORDER.index(s["budget"]) > ORDER.index(before["budget"]) + 1:
+                # a budget between them has not run: the line breaks there instead of inventing a trend
+                xs.append(math.sqrt(before["labelled"] * s["labelled"]))
+                ys.append(math.nan)
+                errs.append(0.0)
+            xs.append(s["labelled"] * dodge)
+            ys.append(s["mean"])
+            errs.append(s["std"])
         ax.errorbar(
-            [s["labelled"] * dodge for s in ss],
-            [s["mean"] for s in ss],
-            yerr=[s["std"] for s in ss],
+            xs,
+            ys,
+            yerr=errs,
             marker=_marker(variant),
             color=colours[variant],
             capsize=3,

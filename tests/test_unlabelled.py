@@ -466,6 +466,7 @@ def test_label_budget_plot_draws_the_curve_and_every_variant(tmp_path):
             (322, "lsa", "on", 86.0),
             (322, "linear", "on", 86.1),
             (322, "lsa", "off", 85.7),
+            (804, "lsa", "off", 87.0),
             (8041, "lsa", "-", 90.1),
             (8041, "linear", "-", 90.0),
         ]
@@ -476,7 +477,14 @@ def test_label_budget_plot_draws_the_curve_and_every_variant(tmp_path):
         ax = fig.axes[0]
         seen["axes"] = len(fig.axes)
         seen["labels"] = [t.get_text() for t in ax.get_xticklabels()]
-        seen["lines"] = {c.get_label(): len(c.lines[0].get_xdata()) for c in ax.containers}
+        seen["lines"] = {
+            c.get_label(): int(np.isfinite(np.asarray(c.lines[0].get_ydata(), float)).sum())
+            for c in ax.containers
+        }
+        seen["gaps"] = {
+            c.get_label(): int(np.isnan(np.asarray(c.lines[0].get_ydata(), float)).sum())
+            for c in ax.containers
+        }
         seen["colours"] = {c.get_label(): c.lines[0].get_color() for c in ax.containers}
         if len(fig.axes) > 1:
             seen["rows"] = [t.get_text() for t in fig.axes[1].get_yticklabels()]
@@ -494,8 +502,10 @@ def test_label_budget_plot_draws_the_curve_and_every_variant(tmp_path):
         lb.plot(rows, tmp_path / "curve.png", "t")
         assert (tmp_path / "curve.png").read_bytes() == b"png"
         assert seen["axes"] == 1  # the curve's own models only: no second panel
-        assert seen["labels"] == ["322", "8,041"]
-        assert seen["lines"] == {"lsa + unlabelled": 2, "lsa": 2, "linear + unlabelled": 2}
+        assert seen["labels"] == ["322", "804", "8,041"]
+        assert seen["lines"] == {"lsa + unlabelled": 2, "lsa": 3, "linear + unlabelled": 2}
+        # 322 → 804 are neighbours; from either to 8,041 the budgets between have not run: the line breaks
+        assert seen["gaps"] == {"lsa + unlabelled": 1, "lsa": 1, "linear + unlabelled": 1}
         assert (
             seen["colours"]["lsa"]
             == seen["colours"]["lsa + unlabelled"]

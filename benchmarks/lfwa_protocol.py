@@ -137,16 +137,22 @@ def stale_runs(args: argparse.Namespace, runs: list[tuple[str, int]]) -> dict[Pa
 def schedule(
     args: argparse.Namespace, submit: Callable[[str, int], Any], wait: Callable[[list[Any]], list[Any]]
 ) -> tuple[list[dict], dict[tuple[str, int], str]]:
-    """Run every planned run, those that start from the CelebA model only once it is there. ``submit`` starts
-    one run and returns a future; ``wait`` takes the futures under way and returns finished ones. Returns the
-    results in the order of :func:`planned_runs` and the runs that failed (or could not start), with why;
-    a failure does not stop the other runs."""
+    """Run every planned run, ``--jobs`` at a time, those that start from the CelebA model only once it is
+    there and then before any run still waiting for a slot: the LFWA recipe is the goal's, and its chain
+    (CelebA model, then the fine-tunings) is the longest. ``submit`` starts one run and returns a future;
+    ``wait`` takes the futures under way and returns finished ones. Returns the results in the order of
+    :func:`planned_runs` and the runs that failed (or could not start), with why; a failure does not stop the
+    other runs."""
     runs = planned_runs(args)
     waiting = [run for run in runs if (INIT, 0) in runs and run[0] != INIT and needs_init(run[0])]
-    under_way = {submit(*run): run for run in runs if run not in waiting}
+    pending = [run for run in runs if run not in waiting]  # planned_runs puts the CelebA model first
+    under_way: dict[Any, tuple[str, int]] = {}
     done: dict[tuple[str, int], dict] = {}
     failed: dict[tuple[str, int], str] = {}
-    while under_way:
+    while pending or under_way:
+        while pending and len(under_way) < max(1, args.jobs):
+            run = pending.pop(0)
+            under_way[submit(*run)] = run
         for handle in wait(list(under_way)):
             run = under_way.pop(handle)
             try:
@@ -159,7 +165,7 @@ def schedule(
                 continue
             report(run, done[run])
             if run[0] == INIT:
-                under_way.update({submit(*r): r for r in waiting})
+                pending[:0] = waiting
     return [done[run] for run in runs if run in done], failed
 
 

@@ -46,11 +46,14 @@ def test_lfwa_protocol_recipes_start_from_the_celeba_model_it_trains_or_from_ima
 
 class _Pool:
     """Runs side by side: ``submit`` queues a run, ``wait`` finishes the newest one under way (so the CelebA
-    model, submitted first, finishes last); ``fail`` names runs that raise."""
+    model, submitted first, finishes last), or the oldest with ``oldest=True``; ``fail`` names runs that
+    raise."""
 
-    def __init__(self, fail=()) -> None:
+    def __init__(self, fail=(), oldest=False) -> None:
         self.log: list = []
         self.fail = set(fail)
+        self.oldest = oldest
+        self.most_under_way = 0
 
     def submit(self, recipe: str, seed: int):
         from concurrent.futures import Future
@@ -61,7 +64,8 @@ class _Pool:
         return fut
 
     def wait(self, handles: list) -> list:
-        fut = handles[-1]
+        self.most_under_way = max(self.most_under_way, len(handles))
+        fut = handles[0] if self.oldest else handles[-1]
         recipe, seed = fut.run
         self.log.append(("done", recipe, seed))
         if (recipe, seed) in self.fail:
@@ -79,7 +83,7 @@ def _row(recipe, seed, acc=0.86, init="celeba_init/best.pt"):
 
 def test_lfwa_protocol_fine_tunes_only_once_the_celeba_model_is_there(tmp_path):
     lp = _lfwa_protocol()
-    args = _args(tmp_path, seeds=[0, 1, 0])  # a seed named twice runs once
+    args = _args(tmp_path, seeds=[0, 1, 0], jobs=2)  # a seed named twice runs once
     assert lp.planned_runs(args)[0] == (lp.INIT, 0) and len(lp.planned_runs(args)) == 5
     pool = _Pool()
     rows, failed = lp.schedule(args, pool.submit, pool.wait)
@@ -88,13 +92,20 @@ def test_lfwa_protocol_fine_tunes_only_once_the_celeba_model_is_there(tmp_path):
     ) and not failed  # the planned order
     submitted = [e[1:] for e in pool.log if e[0] == "submit"]
     assert sorted(submitted) == sorted(lp.planned_runs(args))  # each run once
+    assert pool.most_under_way == 2  # --jobs runs at a time, never more
     celeba_done = pool.log.index(("done", lp.INIT, 0))
     for seed in (0, 1):
         assert pool.log.index(("submit", "lfwa", seed)) > celeba_done  # fine-tuning waits for its start
         assert pool.log.index(("submit", "lfwa_imagenet", seed)) < celeba_done  # ImageNet-only runs beside it
-    # --init names a CelebA model: no CelebA run, everything starts at once
+    # the CelebA model done first: its fine-tunings go before the ImageNet run still waiting for a slot
+    pool = _Pool(oldest=True)
+    lp.schedule(args, pool.submit, pool.wait)
+    assert [e[1:] for e in pool.log if e[0] == "submit"] == [
+        (lp.INIT, 0), ("lfwa_imagenet", 0), ("lfwa", 0), ("lfwa", 1), ("lfwa_imagenet", 1)
+    ]  # fmt: skip
+    # --init names a CelebA model: no CelebA run, --jobs of them at once
     pool = _Pool()
-    args = _args(tmp_path, init="given/best.pt")
+    args = _args(tmp_path, init="given/best.pt", jobs=4)
     assert lp.planned_runs(args) == [("lfwa", 0), ("lfwa", 1), ("lfwa_imagenet", 0), ("lfwa_imagenet", 1)]
     lp.schedule(args, pool.submit, pool.wait)
     assert [e[0] for e in pool.log[:4]] == ["submit"] * 4
@@ -129,8 +140,8 @@ def test_lfwa_protocol_one_job_runs_in_the_planned_order_and_reports_failures(tm
     monkeypatch.setattr(lp, "run_one", fake_run_one)
     args = _args(tmp_path, jobs=1)
     rows, failed = lp.run_all(args)
-    # the CelebA model, the ImageNet runs (no need to wait), then the fine-tuning that starts from the former
-    assert order == [(lp.INIT, 0), ("lfwa_imagenet", 0), ("lfwa_imagenet", 1), ("lfwa", 0), ("lfwa", 1)]
+    # the CelebA model, then the fine-tuning that starts from it, then the ImageNet runs
+    assert order == [(lp.INIT, 0), ("lfwa", 0), ("lfwa", 1), ("lfwa_imagenet", 0), ("lfwa_imagenet", 1)]
     assert failed == {("lfwa", 1): "ValueError: bad image"} and len(rows) == 4
     with pytest.raises(SystemExit, match="no such checkpoint"):
         lp.run_all(_args(tmp_path, jobs=1, init=str(tmp_path / "missing.pt")))

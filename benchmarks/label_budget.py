@@ -561,7 +561,8 @@ def plot(summary: list[dict], path: Path, title: str) -> None:
 
     others = [s for s in summary if s["variant"] not in CURVE and s["budget"] < TRAIN_SIZE]
     curve = [s for s in summary if s["variant"] in CURVE] or summary
-    palette = iter(plt.get_cmap("tab10").colors[4:] + plt.get_cmap("Dark2").colors)
+    tab10, dark2 = plt.get_cmap("tab10"), plt.get_cmap("Dark2")  # listed colour maps: an index is a colour
+    palette = iter([tab10(i) for i in range(4, 10)] + [dark2(i) for i in range(8)])
     colours: dict[str, Any] = dict(CURVE_COLOURS)
     for variant in sorted({s["variant"] for s in summary} - set(colours)):
         colours[variant] = next(palette, "grey")

@@ -14,6 +14,12 @@ balanced accuracy, wall time) and writes OUT/summary.json.
     python benchmarks/lfwa_protocol.py --jobs 2
     python benchmarks/lfwa_protocol.py --recipes lfwa --seeds 0 1 2 --init runs/full_8041/best.pt
     python benchmarks/lfwa_protocol.py --report-only
+    python benchmarks/lfwa_protocol.py --import benchmarks/results/lfwa_protocol.json --report-only
+
+--import takes the rows of a committed summary as finished runs, so a new machine (its runs/ empty) reprints
+the table, or trains only the seeds missing from it. The CelebA model is not imported (a summary holds its
+figures, not its checkpoint): a fine-tuning still to run trains it again here, and the report says when the
+seeds of configs/lfwa.yaml started from different CelebA models.
 """
 
 from __future__ import annotations
@@ -94,6 +100,7 @@ def run_one(args: argparse.Namespace, recipe: str, seed: int) -> dict:
         "seed": seed,
         "data": test["data"],
         "init": short_path(cfg.init) if cfg.init else None,  # run_folder/best.pt: no machine paths
+        "init_test_mean_accuracy": init_figure(cfg.init),
         "test_mean_accuracy": test["mean_accuracy"],
         "test_balanced_accuracy": test["balanced_accuracy"],
         "test_mean_accuracy_tuned": test["mean_accuracy_tuned"],
@@ -107,6 +114,58 @@ def run_one(args: argparse.Namespace, recipe: str, seed: int) -> dict:
     }
     write_json_atomic(out / "result.json", result)
     return result
+
+
+def init_figure(init: str | None) -> float | None:
+    """The CelebA-10k test accuracy of the model a fine-tuning starts from, where the checkpoint is a run of
+    this benchmark (its result.json beside it): it tells the CelebA models of a recipe's seeds apart when some
+    were imported from another machine and the CelebA model was trained again here."""
+    cached = Path(init).parent / "result.json" if init else None
+    if cached is None or not cached.exists():
+        return None
+    return json.loads(cached.read_text(encoding="utf-8")).get("test_mean_accuracy")
+
+
+IMPORT_KEYS = ("recipe", "recipe_file", "seed", "epochs", "test_mean_accuracy", "test_balanced_accuracy")
+
+
+def import_rows(args: argparse.Namespace) -> dict | None:
+    """``--import``: the rows of earlier summary.json files that this invocation chooses (recipes, seeds)
+    become finished runs in the cache where that run has none (no result, no run under way). A row whose
+    recipe file or epochs differ from today's recipe is skipped with a message, so one mean ± std never mixes
+    recipes. Each keeps where it came from (``imported_from``) and, for a fine-tuning, its CelebA model's
+    test figure (``init_test_mean_accuracy``). The CelebA model itself is not imported: a fine-tuning needs
+    its checkpoint, which a summary does not hold. Returns the imported CelebA model's row, for the report
+    when this cache has none."""
+    imported_init = None
+    for path in args.imports:
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            rows, init = summary["rows"], summary.get("celeba_init")
+            missing = {k for r in rows for k in IMPORT_KEYS if k not in r}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            sys.exit(f"--import {path}: not a summary.json of this benchmark ({err!r})")
+        if missing:
+            sys.exit(f"--import {path}: rows without {sorted(missing)}; not a summary.json of this benchmark")
+        source = {"file": str(path), "machine": summary.get("machine")}
+        imported_init = imported_init or init
+        for r in rows:
+            if r["recipe"] not in args.recipes or r["seed"] not in args.seeds:
+                continue
+            out = run_dir(args, r["recipe"], r["seed"])
+            if (out / "result.json").exists() or (out / "last.pt").exists():
+                continue  # a run of this machine (finished or under way) is not replaced
+            now = config(args, r["recipe"], r["seed"])
+            if (r["recipe_file"], r["epochs"]) != (RECIPES[r["recipe"]], now.epochs):
+                print(f"not imported {out}: {r['recipe_file']}, {r['epochs']} epochs; today's {now.epochs}")
+                continue
+            row = {**r, "imported_from": r.get("imported_from") or source}
+            if r.get("init") and "init_test_mean_accuracy" not in r:  # rows from before the field
+                row["init_test_mean_accuracy"] = (init or {}).get("test_mean_accuracy")
+            out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(out / "result.json", row)
+            print(f"imported {out} from {path}", flush=True)
+    return imported_init
 
 
 def planned_runs(args: argparse.Namespace) -> list[tuple[str, int]]:
@@ -236,9 +295,26 @@ def summarise(rows: list[dict]) -> list[dict]:
                 "test_balanced_accuracy": fmt([r["test_balanced_accuracy"] for r in rs]),
                 "test_mean_accuracy_tuned": fmt([r["test_mean_accuracy_tuned"] for r in rs]),
                 "wall_min": statistics.mean(r["wall_s"] for r in rs) / 60,
+                "init_per_seed": [r.get("init_test_mean_accuracy") for r in rs] if rs[0]["init"] else None,
             }
         )
     return out
+
+
+def init_line(s: dict) -> str | None:
+    """Which CelebA model each seed of a fine-tuned recipe started from, where they were not all one (its
+    CelebA-10k test accuracy tells them apart); None where one model (or no CelebA model) served them all."""
+    groups: dict[Any, list[str]] = {}
+    for seed, figure in zip(s["seeds"], s.get("init_per_seed") or []):
+        groups.setdefault(figure, []).append(str(seed))
+    if len(groups) < 2:
+        return None
+    parts = [
+        f"seed{'s' * (len(seeds) > 1)} {', '.join(seeds)} from one at "
+        + (f"{100 * fig:.2f}%" if fig is not None else "an unknown figure")
+        for fig, seeds in groups.items()
+    ]
+    return f"{s['recipe_file']}: the seeds start from different CelebA models (CelebA-10k test): {'; '.join(parts)}"
 
 
 def print_table(summary: list[dict], title: str) -> None:
@@ -297,9 +373,12 @@ def cached_results(args: argparse.Namespace) -> tuple[list[dict], list[str]]:
     return rows, missing
 
 
-def print_report(args: argparse.Namespace, rows: list[dict], missing: list[str]) -> None:
-    """The table, the goal, the CelebA model's own figure, and OUT/summary.json."""
-    init = next((r for r in rows if r["recipe"] == INIT), None)
+def print_report(
+    args: argparse.Namespace, rows: list[dict], missing: list[str], imported_init: dict | None = None
+) -> None:
+    """The table, the goal, the CelebA model's own figure (this cache's, else an imported summary's), which
+    CelebA model each seed started from where they differ, and OUT/summary.json."""
+    init = next((r for r in rows if r["recipe"] == INIT), None) or imported_init
     rows = [r for r in rows if r["recipe"] != INIT]
     if not rows:
         sys.exit(f"no finished LFWA runs under {args.out}; run without --report-only first")
@@ -308,9 +387,9 @@ def print_report(args: argparse.Namespace, rows: list[dict], missing: list[str])
     print_table(
         summary, f"LFWA protocol (6,263 train incl. validation / 6,880 test), MobileNetV2 128×112 ({machine})"
     )
-    line = goal_line(summary, args.seeds)
-    if line:
-        print(line)
+    for line in [goal_line(summary, args.seeds), *map(init_line, summary)]:
+        if line:
+            print(line)
     if init:
         print(
             f"the CelebA-10k model the LFWA runs start from: {100 * init['test_mean_accuracy']:.2f}% on "
@@ -353,18 +432,29 @@ def main() -> None:
     )
     p.add_argument("--jobs", type=int, default=1, help="runs side by side, each in its own process")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--import",
+        dest="imports",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="SUMMARY",
+        help="rows of earlier summary.json files (e.g. benchmarks/results/lfwa_protocol.json) taken as "
+        "finished runs where the cache has none; --recipes and --seeds choose which rows",
+    )
     p.add_argument("--report-only", action="store_true", help="the table from the cached runs; train none")
     args = p.parse_args()
     if args.jobs < 1:
         p.error(f"--jobs must be 1 or more, got {args.jobs}")
     _quiet_logging()
+    imported_init = import_rows(args)
     if args.report_only:
         rows, missing = cached_results(args)
         failed: dict[tuple[str, int], str] = {}
     else:
         rows, failed = run_all(args)
         missing = [str(run_dir(args, *run)) for run in failed]
-    print_report(args, rows, missing)
+    print_report(args, rows, missing, imported_init)
     if failed:
         listed = "\n".join(f"  {recipe} seed {seed}: {why}" for (recipe, seed), why in failed.items())
         sys.exit(

@@ -23,7 +23,8 @@ def _lfwa_protocol():
 def _args(tmp_path: Path, **change) -> argparse.Namespace:
     return argparse.Namespace(**{"out": tmp_path / "cache", "lfwa": "lfwa-dir", "celeba": "celeba-dir",
                                  "recipes": ["lfwa", "lfwa_imagenet"], "seeds": [0, 1], "init": None,
-                                 "threads": None, "no_progress": True, "jobs": 1, **change})  # fmt: skip
+                                 "threads": None, "no_progress": True, "jobs": 1, "imports": [],
+                                 **change})  # fmt: skip
 
 
 def test_lfwa_protocol_recipes_start_from_the_celeba_model_it_trains_or_from_imagenet(tmp_path):
@@ -184,3 +185,46 @@ def test_lfwa_protocol_summarises_each_recipe_over_its_seeds_against_the_goal(tm
     written = json.loads((tmp_path / "cache" / "summary.json").read_text())
     assert written["celeba_init"]["test_mean_accuracy"] == 0.90 and written["missing"] == ["x/lfwa/seed2"]
     assert [r["recipe"] for r in written["rows"]] == ["lfwa", "lfwa", "lfwa_imagenet"]
+
+
+def test_lfwa_protocol_imports_a_committed_summary_and_trains_only_what_it_lacks(tmp_path, capsys):
+    lp = _lfwa_protocol()
+    celeba = {**_row(lp.INIT, 0, 0.9006, None), "recipe_file": "full_8041.yaml", "data": "celeba-10k"}
+    summary = {"rows": [{**_row("lfwa", 0, 0.861), "epochs": 10}, {**_row("lfwa", 1, 0.862), "epochs": 10},
+                        {**_row("lfwa_imagenet", 0, 0.857, None), "epochs": 3}],  # another recipe's epochs
+               "celeba_init": celeba, "machine": "elsewhere"}  # fmt: skip
+    committed = tmp_path / "committed.json"
+    committed.write_text(json.dumps(summary))
+    args = _args(tmp_path, seeds=[0, 1, 2], imports=[committed])
+    lp.run_dir(args, "lfwa", 1).mkdir(parents=True)
+    (lp.run_dir(args, "lfwa", 1) / "last.pt").write_bytes(b"")  # a run under way here is not replaced
+    assert lp.import_rows(args) == celeba
+    assert "not imported" in capsys.readouterr().out
+    imported = json.loads((lp.run_dir(args, "lfwa", 0) / "result.json").read_text())
+    assert imported["imported_from"] == {"file": str(committed), "machine": "elsewhere"}
+    assert imported["init_test_mean_accuracy"] == 0.9006  # the CelebA model it started from
+    assert not (lp.run_dir(args, "lfwa", 1) / "result.json").exists()
+    assert not (lp.run_dir(args, "lfwa_imagenet", 0) / "result.json").exists()
+    assert not (lp.run_dir(args, lp.INIT, 0) / "result.json").exists()  # no checkpoint: trained again here
+    rows, missing = lp.cached_results(args)
+    assert [(r["recipe"], r["seed"]) for r in rows] == [("lfwa", 0)] and len(missing) == 6
+    lp.print_report(args, rows, missing, imported_init=celeba)  # the CelebA figure of the imported summary
+    assert json.loads((tmp_path / "cache" / "summary.json").read_text())["celeba_init"] == celeba
+    committed.write_text(json.dumps({"rows": [{"recipe": "lfwa"}]}))
+    with pytest.raises(SystemExit, match=r"not a summary\.json"):
+        lp.import_rows(args)
+
+
+def test_lfwa_protocol_says_when_seeds_start_from_different_celeba_models(tmp_path):
+    lp = _lfwa_protocol()
+    assert lp.init_figure(None) is None and lp.init_figure(str(tmp_path / "celeba_init" / "best.pt")) is None
+    (tmp_path / "celeba_init").mkdir()
+    (tmp_path / "celeba_init" / "result.json").write_text(json.dumps(_row(lp.INIT, 0, 0.9012, None)))
+    assert lp.init_figure(str(tmp_path / "celeba_init" / "best.pt")) == 0.9012
+    rows = [
+        {**_row("lfwa", k), "init_test_mean_accuracy": fig} for k, fig in enumerate([0.9006, 0.9006, 0.9012])
+    ]
+    line = lp.init_line(lp.summarise(rows)[0])
+    assert line.endswith("seeds 0, 1 from one at 90.06%; seed 2 from one at 90.12%")
+    assert lp.init_line(lp.summarise(rows[:2])[0]) is None  # one CelebA model: nothing to say
+    assert lp.init_line(lp.summarise([_row("lfwa_imagenet", 0, init=None)])[0]) is None

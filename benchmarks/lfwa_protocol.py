@@ -378,7 +378,10 @@ def print_report(
 ) -> None:
     """The table, the goal, the CelebA model's own figure (this cache's, else an imported summary's), which
     CelebA model each seed started from where they differ, and OUT/summary.json."""
-    init = next((r for r in rows if r["recipe"] == INIT), None) or imported_init
+    own = next((r for r in rows if r["recipe"] == INIT), None)
+    init = own or imported_init
+    # an imported summary's CelebA model, where this cache trained its own: the imported seeds started there
+    earlier = imported_init if own and imported_init and imported_init != own else None
     rows = [r for r in rows if r["recipe"] != INIT]
     if not rows:
         sys.exit(f"no finished LFWA runs under {args.out}; run without --report-only first")
@@ -390,11 +393,12 @@ def print_report(
     for line in [goal_line(summary, args.seeds), *map(init_line, summary)]:
         if line:
             print(line)
-    if init:
-        print(
-            f"the CelebA-10k model the LFWA runs start from: {100 * init['test_mean_accuracy']:.2f}% on "
-            f"CelebA-10k test, {init['wall_s'] / 60:.1f} min"
-        )
+    for model, which in ((init, "the LFWA runs start from"), (earlier, "of the imported runs")):
+        if model:
+            print(
+                f"the CelebA-10k model {which}: {100 * model['test_mean_accuracy']:.2f}% on CelebA-10k test, "
+                f"{model['wall_s'] / 60:.1f} min"
+            )
     Path(args.out).mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         args.out / "summary.json",
@@ -402,6 +406,7 @@ def print_report(
             "rows": rows,
             "summary": summary,
             "celeba_init": init,
+            "celeba_init_imported": earlier,
             "missing": missing,
             "machine": platform.platform(),
         },

@@ -210,6 +210,10 @@ def test_lfwa_protocol_imports_a_committed_summary_and_trains_only_what_it_lacks
     assert [(r["recipe"], r["seed"]) for r in rows] == [("lfwa", 0)] and len(missing) == 6
     lp.print_report(args, rows, missing, imported_init=celeba)  # the CelebA figure of the imported summary
     assert json.loads((tmp_path / "cache" / "summary.json").read_text())["celeba_init"] == celeba
+    retrained = {**celeba, "test_mean_accuracy": 0.9012}  # the CelebA model trained again here
+    lp.print_report(args, [retrained, *rows], missing, imported_init=celeba)
+    written = json.loads((tmp_path / "cache" / "summary.json").read_text())
+    assert (written["celeba_init"], written["celeba_init_imported"]) == (retrained, celeba)
     committed.write_text(json.dumps({"rows": [{"recipe": "lfwa"}]}))
     with pytest.raises(SystemExit, match=r"not a summary\.json"):
         lp.import_rows(args)

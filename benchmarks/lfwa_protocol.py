@@ -129,26 +129,27 @@ def init_figure(init: str | None) -> float | None:
 IMPORT_KEYS = ("recipe", "recipe_file", "seed", "epochs", "test_mean_accuracy", "test_balanced_accuracy")
 
 
-def import_rows(args: argparse.Namespace) -> dict | None:
+def import_rows(args: argparse.Namespace) -> list[dict]:
     """``--import``: the rows of earlier summary.json files that this invocation chooses (recipes, seeds)
     become finished runs in the cache where that run has none (no result, no run under way). A row whose
     recipe file or epochs differ from today's recipe is skipped with a message, so one mean ± std never mixes
     recipes. Each keeps where it came from (``imported_from``) and, for a fine-tuning, its CelebA model's
     test figure (``init_test_mean_accuracy``). The CelebA model itself is not imported: a fine-tuning needs
-    its checkpoint, which a summary does not hold. Returns the imported CelebA model's row, for the report
-    when this cache has none."""
-    imported_init = None
+    its checkpoint, which a summary does not hold. Returns the CelebA models the summaries name (theirs and
+    those they imported), for the report."""
+    models: list[dict] = []
     for path in args.imports:
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
             rows, init = summary["rows"], summary.get("celeba_init")
+            named = [m for m in (init, summary.get("celeba_init_imported")) if isinstance(m, dict)]
             missing = {k for r in rows for k in IMPORT_KEYS if k not in r}
         except (OSError, ValueError, KeyError, TypeError) as err:
             sys.exit(f"--import {path}: not a summary.json of this benchmark ({err!r})")
         if missing:
             sys.exit(f"--import {path}: rows without {sorted(missing)}; not a summary.json of this benchmark")
         source = {"file": str(path), "machine": summary.get("machine")}
-        imported_init = imported_init or init
+        models += [m for m in named if m not in models]
         for r in rows:
             if r["recipe"] not in args.recipes or r["seed"] not in args.seeds:
                 continue
@@ -165,7 +166,7 @@ def import_rows(args: argparse.Namespace) -> dict | None:
             out.mkdir(parents=True, exist_ok=True)
             write_json_atomic(out / "result.json", row)
             print(f"imported {out} from {path}", flush=True)
-    return imported_init
+    return models
 
 
 def planned_runs(args: argparse.Namespace) -> list[tuple[str, int]]:
@@ -295,6 +296,7 @@ def summarise(rows: list[dict]) -> list[dict]:
                 "test_balanced_accuracy": fmt([r["test_balanced_accuracy"] for r in rs]),
                 "test_mean_accuracy_tuned": fmt([r["test_mean_accuracy_tuned"] for r in rs]),
                 "wall_min": statistics.mean(r["wall_s"] for r in rs) / 60,
+                "imported": [r["seed"] for r in rs if "imported_from" in r],  # wall times of another machine
                 "init_per_seed": [r.get("init_test_mean_accuracy") for r in rs] if rs[0]["init"] else None,
             }
         )
@@ -335,7 +337,12 @@ def print_table(summary: list[dict], title: str) -> None:
             ", ".join(f"{a:.2f}" for a in s["per_seed"]),
             s["test_balanced_accuracy"],
             s["test_mean_accuracy_tuned"],
-            f"{s['wall_min']:.1f}",
+            f"{s['wall_min']:.1f}{'*' if s.get('imported') else ''}",
+        )
+    if any(s.get("imported") for s in summary):
+        tab.caption = (
+            "* with runs imported from an earlier summary (--import): their wall time was measured on that "
+            "machine; wall times compare only within one machine"
         )
     Console(width=None if sys.stdout.isatty() else 160).print(tab)
 
@@ -374,14 +381,15 @@ def cached_results(args: argparse.Namespace) -> tuple[list[dict], list[str]]:
 
 
 def print_report(
-    args: argparse.Namespace, rows: list[dict], missing: list[str], imported_init: dict | None = None
+    args: argparse.Namespace, rows: list[dict], missing: list[str], imported: list[dict] | None = None
 ) -> None:
     """The table, the goal, the CelebA model's own figure (this cache's, else an imported summary's), which
     CelebA model each seed started from where they differ, and OUT/summary.json."""
     own = next((r for r in rows if r["recipe"] == INIT), None)
-    init = own or imported_init
+    others = [m for m in imported or [] if m != own]
+    init = own or next(iter(others), None)
     # an imported summary's CelebA model, where this cache trained its own: the imported seeds started there
-    earlier = imported_init if own and imported_init and imported_init != own else None
+    earlier = others[0] if own and others else None
     rows = [r for r in rows if r["recipe"] != INIT]
     if not rows:
         sys.exit(f"no finished LFWA runs under {args.out}; run without --report-only first")
@@ -452,14 +460,14 @@ def main() -> None:
     if args.jobs < 1:
         p.error(f"--jobs must be 1 or more, got {args.jobs}")
     _quiet_logging()
-    imported_init = import_rows(args)
+    imported = import_rows(args)
     if args.report_only:
         rows, missing = cached_results(args)
         failed: dict[tuple[str, int], str] = {}
     else:
         rows, failed = run_all(args)
         missing = [str(run_dir(args, *run)) for run in failed]
-    print_report(args, rows, missing, imported_init)
+    print_report(args, rows, missing, imported)
     if failed:
         listed = "\n".join(f"  {recipe} seed {seed}: {why}" for (recipe, seed), why in failed.items())
         sys.exit(

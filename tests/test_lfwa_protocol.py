@@ -198,7 +198,7 @@ def test_lfwa_protocol_imports_a_committed_summary_and_trains_only_what_it_lacks
     args = _args(tmp_path, seeds=[0, 1, 2], imports=[committed])
     lp.run_dir(args, "lfwa", 1).mkdir(parents=True)
     (lp.run_dir(args, "lfwa", 1) / "last.pt").write_bytes(b"")  # a run under way here is not replaced
-    assert lp.import_rows(args) == celeba
+    assert lp.import_rows(args) == [celeba]
     assert "not imported" in capsys.readouterr().out
     imported = json.loads((lp.run_dir(args, "lfwa", 0) / "result.json").read_text())
     assert imported["imported_from"] == {"file": str(committed), "machine": "elsewhere"}
@@ -208,12 +208,17 @@ def test_lfwa_protocol_imports_a_committed_summary_and_trains_only_what_it_lacks
     assert not (lp.run_dir(args, lp.INIT, 0) / "result.json").exists()  # no checkpoint: trained again here
     rows, missing = lp.cached_results(args)
     assert [(r["recipe"], r["seed"]) for r in rows] == [("lfwa", 0)] and len(missing) == 6
-    lp.print_report(args, rows, missing, imported_init=celeba)  # the CelebA figure of the imported summary
+    assert lp.summarise(rows)[0]["imported"] == [0]  # its wall time is another machine's
+    lp.print_report(args, rows, missing, imported=[celeba])  # the CelebA figure of the imported summary
     assert json.loads((tmp_path / "cache" / "summary.json").read_text())["celeba_init"] == celeba
     retrained = {**celeba, "test_mean_accuracy": 0.9012}  # the CelebA model trained again here
-    lp.print_report(args, [retrained, *rows], missing, imported_init=celeba)
+    lp.print_report(args, [retrained, *rows], missing, imported=[celeba])
     written = json.loads((tmp_path / "cache" / "summary.json").read_text())
     assert (written["celeba_init"], written["celeba_init_imported"]) == (retrained, celeba)
+    committed.write_text(json.dumps(written))  # that summary imported again: both models still named
+    assert lp.import_rows(args) == [retrained, celeba]
+    lp.print_report(args, [retrained, *rows], missing, imported=[retrained, celeba])
+    assert json.loads((tmp_path / "cache" / "summary.json").read_text())["celeba_init_imported"] == celeba
     committed.write_text(json.dumps({"rows": [{"recipe": "lfwa"}]}))
     with pytest.raises(SystemExit, match=r"not a summary\.json"):
         lp.import_rows(args)

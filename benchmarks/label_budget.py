@@ -242,21 +242,41 @@ IMPORT_KEYS = (
 )
 
 
+def read_summary(path: Path, keys: tuple[str, ...]) -> dict:
+    """An earlier summary.json for ``--import``, each row holding ``keys``; exits with what is wrong
+    otherwise. Shared with benchmarks/lfwa_protocol.py."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        missing = {k for r in summary["rows"] for k in keys if k not in r}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        sys.exit(f"--import {path}: not a summary.json of this benchmark ({err!r})")
+    if missing:
+        sys.exit(f"--import {path}: rows without {sorted(missing)}; not a summary.json of this benchmark")
+    return summary
+
+
+def add_import_option(p: argparse.ArgumentParser, example: str, chosen_by: str) -> None:
+    """``--import SUMMARY ...`` (``args.imports``), as both benchmarks take it."""
+    p.add_argument(
+        "--import",
+        dest="imports",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="SUMMARY",
+        help=f"rows of earlier summary.json files (e.g. {example}) taken as finished runs where the cache "
+        f"has none; {chosen_by} choose which rows",
+    )
+
+
 def import_rows(args: argparse.Namespace) -> None:
     """``--import``: the rows of earlier summaries that this invocation selects (budgets, variants,
     unlabelled settings, seeds) become finished runs in the cache, where that run has no result yet. A row
     whose recipe, epochs or batch size differ from today's recipe is skipped, with a message, so one mean ± std
     never mixes recipes. Each keeps where it came from (``imported_from``: the file and its machine)."""
     for path in args.imports:
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-            rows = summary["rows"]
-            missing = {k for r in rows for k in IMPORT_KEYS if k not in r}
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            sys.exit(f"--import {path}: not a summary.json of this benchmark ({err!r})")
-        if missing:
-            sys.exit(f"--import {path}: rows without {sorted(missing)}; not a summary.json of this benchmark")
-        for r in rows:
+        summary = read_summary(path, IMPORT_KEYS)
+        for r in summary["rows"]:
             seeds = args.seeds if r["budget"] in SMALL else args.seeds_large
             chosen = r["budget"] in args.budgets and r["variant"] in args.variants and r["seed"] in seeds
             if not chosen or (r["budget"] < TRAIN_SIZE and r["unlabelled"] not in args.unlabelled):
@@ -599,16 +619,7 @@ def main() -> None:
     )
     p.add_argument("--png", type=Path, default=None, help="the plot (default: OUT/label_budget.png)")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument(
-        "--import",
-        dest="imports",
-        type=Path,
-        nargs="+",
-        default=[],
-        metavar="SUMMARY",
-        help="rows of earlier summary.json files (e.g. benchmarks/results/label_budget.json) taken as "
-        "finished runs where the cache has none; the other options choose which rows",
-    )
+    add_import_option(p, "benchmarks/results/label_budget.json", "the other options")
     p.add_argument(
         "--report-only", action="store_true", help="table and plot from the cached runs; train none"
     )

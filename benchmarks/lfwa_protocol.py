@@ -39,7 +39,15 @@ from lsa_edge.io import write_json_atomic
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # a sibling script (benchmarks/ is not a package): its text encoder per process, quiet log, mean ± std and
 # the wall time of a resumed run
-from label_budget import _encoder, _quiet_logging, fmt, resumed_wall, stale_message
+from label_budget import (
+    _encoder,
+    _quiet_logging,
+    add_import_option,
+    fmt,
+    read_summary,
+    resumed_wall,
+    stale_message,
+)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 RECIPES = {"lfwa": "lfwa.yaml", "lfwa_imagenet": "lfwa_imagenet.yaml"}
@@ -139,15 +147,9 @@ def import_rows(args: argparse.Namespace) -> list[dict]:
     those they imported), for the report."""
     models: list[dict] = []
     for path in args.imports:
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-            rows, init = summary["rows"], summary.get("celeba_init")
-            named = [m for m in (init, summary.get("celeba_init_imported")) if isinstance(m, dict)]
-            missing = {k for r in rows for k in IMPORT_KEYS if k not in r}
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            sys.exit(f"--import {path}: not a summary.json of this benchmark ({err!r})")
-        if missing:
-            sys.exit(f"--import {path}: rows without {sorted(missing)}; not a summary.json of this benchmark")
+        summary = read_summary(path, IMPORT_KEYS)
+        rows, init = summary["rows"], summary.get("celeba_init")
+        named = [m for m in (init, summary.get("celeba_init_imported")) if isinstance(m, dict)]
         source = {"file": str(path), "machine": summary.get("machine")}
         models += [m for m in named if m not in models]
         for r in rows:
@@ -445,16 +447,7 @@ def main() -> None:
     )
     p.add_argument("--jobs", type=int, default=1, help="runs side by side, each in its own process")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument(
-        "--import",
-        dest="imports",
-        type=Path,
-        nargs="+",
-        default=[],
-        metavar="SUMMARY",
-        help="rows of earlier summary.json files (e.g. benchmarks/results/lfwa_protocol.json) taken as "
-        "finished runs where the cache has none; --recipes and --seeds choose which rows",
-    )
+    add_import_option(p, "benchmarks/results/lfwa_protocol.json", "--recipes and --seeds")
     p.add_argument("--report-only", action="store_true", help="the table from the cached runs; train none")
     args = p.parse_args()
     if args.jobs < 1:

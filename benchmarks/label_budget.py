@@ -62,7 +62,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "linear-strong-labelled": {"head": "linear"},
     # both changes that helped LSA and not the plain head (pair it with linear-strong-labelled)
     "lsa-prior-only-strong-labelled": {"balance": "prior_only"},
+    # the recipe's schedule made longer (LONG_EPOCHS instead of 5): most 5-epoch runs validate best at
+    # their last epoch, and semi-supervised training usually gains from many more steps than 5 passes
+    "lsa-long": {},
+    "linear-long": {"head": "linear"},
+    # LFW's 13,143 images (../shared/data/lfwa/images, beside --data) as more unlabelled faces, detected and
+    # aligned as camera frames are: ~20.8k unlabelled faces, so the recipe's 5 epochs take ~2.7× the steps
+    "lsa-lfw": {},
+    "linear-lfw": {"head": "linear"},
+    # a Noisy-Student round: a fresh student (5 epochs) whose unlabelled faces are judged, and whose labels
+    # are softened, by the frozen 12-epoch model of the same seed and head (the -long variant; run it first)
+    "lsa-student": {},
+    "linear-student": {"head": "linear"},
 }
+LONG_EPOCHS = 12
 # Variants that change training, not the model: recipe keys, merged over the recipe file's.
 STRONG_LABELLED = {
     "hflip": 0.5,
@@ -78,6 +91,12 @@ RECIPE_CHANGES: dict[str, dict[str, Any]] = {
     "lsa-strong-labelled": {"augment": STRONG_LABELLED},
     "linear-strong-labelled": {"augment": STRONG_LABELLED},
     "lsa-prior-only-strong-labelled": {"augment": STRONG_LABELLED},
+    "lsa-long": {"epochs": LONG_EPOCHS},
+    "linear-long": {"epochs": LONG_EPOCHS},
+    "lsa-lfw": {"unlabelled_data": "lfwa/images"},  # a folder beside --data's
+    "linear-lfw": {"unlabelled_data": "lfwa/images"},
+    "lsa-student": {"teachers": "lsa-long"},  # the variant whose run of the same budget and seed teaches
+    "linear-student": {"teachers": "linear-long"},
 }
 ORDER = list(BUDGETS)  # the budgets from the fewest labels up
 TRAIN_SIZE = 8041  # CelebA-10k's training split
@@ -97,6 +116,10 @@ def recipe(budget: int, variant: str, unlabelled: str, seed: int, args: argparse
     for key, change in RECIPE_CHANGES.get(variant, {}).items():
         d[key] = {**d.get(key, {}), **change} if isinstance(change, dict) else change
     d.update(data=str(args.data), seed=seed, progress=not args.no_progress, threads=args.threads)
+    if "unlabelled_data" in RECIPE_CHANGES.get(variant, {}):
+        d["unlabelled_data"] = str(Path(args.data).parent / d["unlabelled_data"])
+    if "teachers" in RECIPE_CHANGES.get(variant, {}):
+        d["teachers"] = [str(run_dir(args, budget, d["teachers"], "on", seed) / "best.pt")]
     if budget < TRAIN_SIZE and unlabelled == "off":
         # the same number of steps and validations as the run with unlabelled faces
         labels = TRAIN_SIZE // d["select_rate"] + (TRAIN_SIZE % d["select_rate"] > 0)
@@ -197,6 +220,14 @@ def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str
     if cached.exists():
         return json.loads(cached.read_text())
     cfg = recipe(budget, variant, unlabelled, seed, args)
+    missing = [t for t in cfg.teachers if not (Path(t).parent / "result.json").exists()]
+    if missing:
+        teacher = RECIPE_CHANGES[variant]["teachers"]
+        raise SystemExit(
+            f"{variant} (seed {seed}) learns from a finished {teacher} run, and {missing[0]} has none; run "
+            f"it first: python benchmarks/label_budget.py --budgets {budget} --variants {teacher} "
+            f"--unlabelled on --seeds {seed}"
+        )
     cfg = dataclasses.replace(cfg, out=str(out), resume=(out / "last.pt").exists())
     t0 = time.perf_counter()
     summary = train(cfg, encoder=_encoder())
@@ -410,6 +441,9 @@ PAIRS = (
     ("lsa-zero-init", "linear"),
     ("lsa-strong-labelled", "linear-strong-labelled"),
     ("lsa-prior-only-strong-labelled", "linear-strong-labelled"),
+    ("lsa-long", "linear-long"),
+    ("lsa-lfw", "linear-lfw"),
+    ("lsa-student", "linear-student"),
 )
 
 

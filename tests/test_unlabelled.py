@@ -355,6 +355,41 @@ def test_label_budget_training_variants_change_the_recipe_not_the_model():
     assert both.model.balance == "prior_only"
 
 
+def test_label_budget_long_lfw_and_student_variants_change_one_thing_each(tmp_path):
+    """-long: more epochs; -lfw: LFW's images beside --data as more unlabelled faces; -student: the -long run
+    of the same budget, head and seed as a frozen teacher, refused with the command to run until it has
+    finished. Each pair of heads is trained alike."""
+    import argparse
+    import dataclasses
+
+    lb = _label_budget()
+    args = argparse.Namespace(
+        data=str(tmp_path / "data" / "celeba-10k"), out=tmp_path / "cache", no_progress=True, threads=None
+    )
+    for head, base in (
+        ("lsa", lb.recipe(322, "lsa", "on", 0, args)),
+        ("linear", lb.recipe(322, "linear", "on", 0, args)),
+    ):
+        long, lfw, student = (
+            lb.recipe(322, f"{head}-{v}", "on", 2, args) for v in ("long", "lfw", "student")
+        )
+        assert long.epochs == lb.LONG_EPOCHS > base.epochs
+        assert dataclasses.replace(long, epochs=base.epochs, seed=0) == base
+        assert Path(lfw.unlabelled_data) == tmp_path / "data" / "lfwa" / "images"
+        assert dataclasses.replace(lfw, unlabelled_data=None, seed=0) == base
+        assert student.teachers == [
+            str(tmp_path / "cache" / "322" / f"{head}-long" / "on" / "seed2" / "best.pt")
+        ]
+        assert student.epochs == base.epochs and dataclasses.replace(student, teachers=[], seed=0) == base
+    with pytest.raises(
+        SystemExit, match=r"finished lsa-long run.*--variants lsa-long --unlabelled on --seeds 2"
+    ):
+        lb.run_one(args, 322, "lsa-student", "on", 2)
+    assert {("lsa-long", "linear-long"), ("lsa-lfw", "linear-lfw"), ("lsa-student", "linear-student")} <= set(
+        lb.PAIRS
+    )
+
+
 def test_label_budget_refuses_cached_runs_of_another_recipe(tmp_path):
     """A recipe file edited after a run was cached: the run's result no longer describes the recipe, so the
     benchmark names the run and what differs instead of mixing both under one name."""

@@ -220,13 +220,17 @@ def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str
     if cached.exists():
         return json.loads(cached.read_text())
     cfg = recipe(budget, variant, unlabelled, seed, args)
-    missing = [t for t in cfg.teachers if not (Path(t).parent / "result.json").exists()]
+    # a teacher is a finished run of this machine: an imported row has its figures, not its checkpoint
+    missing = [
+        t for t in cfg.teachers if not (Path(t).exists() and (Path(t).parent / "result.json").exists())
+    ]
     if missing:
         teacher = RECIPE_CHANGES[variant]["teachers"]
         raise SystemExit(
-            f"{variant} (seed {seed}) learns from a finished {teacher} run, and {missing[0]} has none; run "
-            f"it first: python benchmarks/label_budget.py --budgets {budget} --variants {teacher} "
-            f"--unlabelled on --seeds {seed}"
+            f"{variant} (seed {seed}) learns from the model of a finished {teacher} run, and "
+            f"{Path(missing[0]).parent} holds none (an imported row has no checkpoint); run it first: "
+            f"python benchmarks/label_budget.py --budgets {budget} --variants {teacher} --unlabelled on "
+            f"--seeds {seed}"
         )
     cfg = dataclasses.replace(cfg, out=str(out), resume=(out / "last.pt").exists())
     t0 = time.perf_counter()

@@ -2,8 +2,9 @@
 CelebA-10k at ≈322, ≈804, ≈1,608, ≈4,020 and all 8,041 labels, with and without the rest of the training
 split as unlabelled faces; each evaluated once on test.
 
-Each budget's recipe is a file (configs/limited_<labels>.yaml, configs/full_8041.yaml); a model variant
-changes only the head or the prior. "Without unlabelled" runs the same recipe with --unlabelled off for as
+Each budget's recipe is a file (configs/limited_<labels>.yaml, configs/full_8041.yaml); a variant changes
+one thing: the head or the prior (VARIANTS), or one training choice (RECIPE_CHANGES: augmentation, schedule,
+more unlabelled faces, a teacher), and is paired with the plain head changed the same way (PAIRS). "Without unlabelled" runs the same recipe with --unlabelled off for as
 many steps as the run with them (an epoch of a run with unlabelled faces is a pass over those, so the
 epochs are rounded up: ≤ 1 epoch more), with the same warm-up in steps, and validates about as often (every
 ⌊epochs / recipe epochs⌋, and after the last), so the two differ in the unlabelled faces alone.
@@ -95,9 +96,9 @@ RECIPE_CHANGES: dict[str, dict[str, Any]] = {
     "linear-long": {"epochs": LONG_EPOCHS},
     "lsa-lfw": {"unlabelled_data": "lfwa/images"},  # a folder beside --data's
     "linear-lfw": {"unlabelled_data": "lfwa/images"},
-    "lsa-student": {"teachers": "lsa-long"},  # the variant whose run of the same budget and seed teaches
-    "linear-student": {"teachers": "linear-long"},
 }
+# Noisy-Student variants: the variant whose finished run of the same budget, seed and head teaches
+TEACHER_OF = {"lsa-student": "lsa-long", "linear-student": "linear-long"}
 ORDER = list(BUDGETS)  # the budgets from the fewest labels up
 TRAIN_SIZE = 8041  # CelebA-10k's training split
 SMALL = (322, 804)  # the budgets run with --seeds (3 by default); the others with --seeds-large
@@ -118,8 +119,8 @@ def recipe(budget: int, variant: str, unlabelled: str, seed: int, args: argparse
     d.update(data=str(args.data), seed=seed, progress=not args.no_progress, threads=args.threads)
     if "unlabelled_data" in RECIPE_CHANGES.get(variant, {}):
         d["unlabelled_data"] = str(Path(args.data).parent / d["unlabelled_data"])
-    if "teachers" in RECIPE_CHANGES.get(variant, {}):
-        d["teachers"] = [str(run_dir(args, budget, d["teachers"], "on", seed) / "best.pt")]
+    if variant in TEACHER_OF:
+        d["teachers"] = [str(run_dir(args, budget, TEACHER_OF[variant], "on", seed) / "best.pt")]
     if budget < TRAIN_SIZE and unlabelled == "off":
         # the same number of steps and validations as the run with unlabelled faces
         labels = TRAIN_SIZE // d["select_rate"] + (TRAIN_SIZE % d["select_rate"] > 0)
@@ -225,12 +226,17 @@ def run_one(args: argparse.Namespace, budget: int, variant: str, unlabelled: str
         t for t in cfg.teachers if not (Path(t).exists() and (Path(t).parent / "result.json").exists())
     ]
     if missing:
-        teacher = RECIPE_CHANGES[variant]["teachers"]
+        teacher, folder = TEACHER_OF[variant], Path(missing[0]).parent
+        imported = (folder / "result.json").exists()  # its figures without its checkpoint
         raise SystemExit(
-            f"{variant} (seed {seed}) learns from the model of a finished {teacher} run, and "
-            f"{Path(missing[0]).parent} holds none (an imported row has no checkpoint); run it first: "
-            f"python benchmarks/label_budget.py --budgets {budget} --variants {teacher} --unlabelled on "
-            f"--seeds {seed}"
+            f"{variant} (seed {seed}) learns from the model of a finished {teacher} run, and {folder} holds "
+            + (
+                "only an imported result, no checkpoint; remove its result.json and "
+                if imported
+                else "none; "
+            )
+            + f"run it first: python benchmarks/label_budget.py --budgets {budget} --variants {teacher} "
+            f"--unlabelled on --seeds {seed}"
         )
     cfg = dataclasses.replace(cfg, out=str(out), resume=(out / "last.pt").exists())
     t0 = time.perf_counter()

@@ -385,6 +385,12 @@ def test_label_budget_long_lfw_and_student_variants_change_one_thing_each(tmp_pa
         SystemExit, match=r"finished lsa-long run.*--variants lsa-long --unlabelled on --seeds 2"
     ):
         lb.run_one(args, 322, "lsa-student", "on", 2)
+    # an imported teacher row (its figures, no checkpoint) would be "finished" to the command above: say so
+    imported = tmp_path / "cache" / "322" / "lsa-long" / "on" / "seed2"
+    imported.mkdir(parents=True)
+    (imported / "result.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"only an imported result.*remove its result.json and run it first"):
+        lb.run_one(args, 322, "lsa-student", "on", 2)
     assert {("lsa-long", "linear-long"), ("lsa-lfw", "linear-lfw"), ("lsa-student", "linear-student")} <= set(
         lb.PAIRS
     )

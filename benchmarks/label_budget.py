@@ -4,10 +4,11 @@ split as unlabelled faces; each evaluated once on test.
 
 Each budget's recipe is a file (configs/limited_<labels>.yaml, configs/full_8041.yaml); a variant changes
 one thing: the head or the prior (VARIANTS), or one training choice (RECIPE_CHANGES: augmentation, schedule,
-more unlabelled faces, a teacher), and is paired with the plain head changed the same way (PAIRS). "Without unlabelled" runs the same recipe with --unlabelled off for as
-many steps as the run with them (an epoch of a run with unlabelled faces is a pass over those, so the
-epochs are rounded up: ≤ 1 epoch more), with the same warm-up in steps, and validates about as often (every
-⌊epochs / recipe epochs⌋, and after the last), so the two differ in the unlabelled faces alone.
+more unlabelled faces, a teacher), and is paired with the plain head changed the same way (PAIRS).
+"Without unlabelled" runs the same recipe with --unlabelled off for as many steps as the run with them (an
+epoch of a run with unlabelled faces is a pass over those, so the epochs are rounded up: ≤ 1 epoch more),
+with the same warm-up in steps, and validates about as often (every ⌊epochs / recipe epochs⌋, and after the
+last), so the two differ in the unlabelled faces alone.
 
 Results are cached per run in OUT/<budget>/<variant>/<unlabelled on|off>/seed<k>/result.json and a run
 interrupted mid-training resumes from its last epoch, so the benchmark continues where it stopped. Prints a
